@@ -1,0 +1,66 @@
+package partyline
+
+import (
+	"context"
+	"sync"
+)
+
+// MemoryBroker is the single-node broker: it hands each published event
+// straight back to this node's handler when the topic is subscribed.
+type MemoryBroker struct {
+	mu      sync.RWMutex // guards the following
+	handler BrokerHandler
+	topics  map[string]bool
+	closed  bool
+}
+
+var _ Broker = (*MemoryBroker)(nil)
+
+// NewMemoryBroker returns a broker for a server that runs alone.
+func NewMemoryBroker() *MemoryBroker {
+	return &MemoryBroker{topics: make(map[string]bool)}
+}
+
+// Start implements Broker.
+func (b *MemoryBroker) Start(h BrokerHandler) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.handler = h
+	return nil
+}
+
+// Publish implements Broker. It delivers synchronously, on the caller's
+// goroutine, which the hub's non-blocking fan-out makes safe.
+func (b *MemoryBroker) Publish(ctx context.Context, topic string, payload []byte) error {
+	b.mu.RLock()
+	h, ok := b.handler, b.topics[topic] && !b.closed
+	b.mu.RUnlock()
+	if ok && h != nil {
+		h.HandleEvent(topic, payload)
+	}
+	return nil
+}
+
+// Subscribe implements Broker.
+func (b *MemoryBroker) Subscribe(ctx context.Context, topic string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.topics[topic] = true
+	return nil
+}
+
+// Unsubscribe implements Broker.
+func (b *MemoryBroker) Unsubscribe(ctx context.Context, topic string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.topics, topic)
+	return nil
+}
+
+// Close implements Broker.
+func (b *MemoryBroker) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	return nil
+}

@@ -1,0 +1,170 @@
+// Package wire encodes and decodes partyline's JSON frames (docs/protocol.md §4).
+//
+// It is pure: no I/O, no state, and it imports nothing of partyline's, so it
+// can be fuzzed and benchmarked alone. Decoding turns one client text frame
+// into an Inbound; encoding appends server frames to a byte slice so that a
+// frame is built once and shared by every subscriber.
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// MaxIDLength is the longest message id a client may send, in characters.
+const MaxIDLength = 64
+
+// Inbound is one decoded client message.
+type Inbound struct {
+	// Type is the message type: chat, join, leave, direct, typing, presence,
+	// history, refresh or ping. A plain-text frame decodes as chat with
+	// PlainText set.
+	Type string
+	// ID is the client's id exactly as sent (a JSON string or number), or
+	// nil. It is echoed verbatim in ack and error frames.
+	ID json.RawMessage
+	// Room, To and Token are the string fields of the message.
+	Room, To, Token string
+	// Content is the message text.
+	Content string
+	// Data is arbitrary JSON attached to chat and direct messages, or nil.
+	Data json.RawMessage
+	// Since is set when a join asks for recovery.
+	Since *uint64
+	// Before bounds a history request; 0 means "the newest".
+	Before uint64
+	// Limit is the history page size; 0 means the default.
+	Limit int
+	// PlainText reports that the frame was not a JSON object and Content
+	// holds the whole frame.
+	PlainText bool
+}
+
+// ErrBadRequest is wrapped by every decoding error of a frame that is a JSON
+// object but not a valid client message.
+var ErrBadRequest = errors.New("bad request")
+
+// ErrInvalidUTF8 is returned for a frame that is not valid UTF-8.
+var ErrInvalidUTF8 = errors.New("invalid UTF-8")
+
+// inbound mirrors Inbound with the raw field types needed to tell a missing
+// field from a mistyped one.
+type inbound struct {
+	Type    *string         `json:"type"`
+	ID      json.RawMessage `json:"id"`
+	Room    *string         `json:"room"`
+	To      *string         `json:"to"`
+	Token   *string         `json:"token"`
+	Content json.RawMessage `json:"content"`
+	Data    json.RawMessage `json:"data"`
+	Since   json.RawMessage `json:"since"`
+	Before  json.RawMessage `json:"before"`
+	Limit   json.RawMessage `json:"limit"`
+}
+
+// Decode parses one client text frame. A frame that is not a JSON object is
+// returned as plain-text chat. Errors wrap ErrBadRequest or ErrInvalidUTF8;
+// when the id could be read it is returned in in.ID even on error, so the
+// error frame can echo it.
+func Decode(frame []byte) (in Inbound, err error) {
+	if !utf8.Valid(frame) {
+		return in, ErrInvalidUTF8
+	}
+	trimmed := bytes.TrimSpace(frame)
+	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
+		return Inbound{Type: "chat", Content: string(frame), PlainText: true}, nil
+	}
+	var raw inbound
+	if err := json.Unmarshal(trimmed, &raw); err != nil {
+		return in, badRequest("%s", jsonProblem(err))
+	}
+	if raw.ID != nil && !isNull(raw.ID) {
+		if err := checkID(raw.ID); err != nil {
+			return in, err
+		}
+		in.ID = raw.ID
+	}
+	if raw.Type == nil {
+		return in, badRequest("missing type")
+	}
+	in.Type = *raw.Type
+	in.Room = deref(raw.Room)
+	in.To = deref(raw.To)
+	in.Token = deref(raw.Token)
+	if raw.Content != nil && !isNull(raw.Content) {
+		if raw.Content[0] != '"' {
+			return in, badRequest("content must be a string")
+		}
+		if err := json.Unmarshal(raw.Content, &in.Content); err != nil {
+			return in, badRequest("content must be a string")
+		}
+	}
+	if raw.Data != nil && !isNull(raw.Data) {
+		in.Data = raw.Data
+	}
+	if raw.Since != nil && !isNull(raw.Since) {
+		var since uint64
+		if err := json.Unmarshal(raw.Since, &since); err != nil {
+			return in, badRequest("since must be a non-negative integer")
+		}
+		in.Since = &since
+	}
+	if raw.Before != nil && !isNull(raw.Before) {
+		if err := json.Unmarshal(raw.Before, &in.Before); err != nil {
+			return in, badRequest("before must be a non-negative integer")
+		}
+	}
+	if raw.Limit != nil && !isNull(raw.Limit) {
+		if err := json.Unmarshal(raw.Limit, &in.Limit); err != nil || in.Limit < 1 {
+			return in, badRequest("limit must be a positive integer")
+		}
+	}
+	return in, nil
+}
+
+// checkID accepts a JSON string of at most MaxIDLength characters or a JSON
+// number of at most MaxIDLength bytes.
+func checkID(id json.RawMessage) error {
+	switch {
+	case id[0] == '"':
+		var s string
+		if err := json.Unmarshal(id, &s); err != nil {
+			return badRequest("id must be a string or a number")
+		}
+		if utf8.RuneCountInString(s) > MaxIDLength {
+			return badRequest("id is longer than %d characters", MaxIDLength)
+		}
+	case id[0] == '-' || (id[0] >= '0' && id[0] <= '9'):
+		if len(id) > MaxIDLength {
+			return badRequest("id is longer than %d characters", MaxIDLength)
+		}
+	default:
+		return badRequest("id must be a string or a number")
+	}
+	return nil
+}
+
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrBadRequest}, args...)...)
+}
+
+// jsonProblem names the field whose type was wrong, without Go type names.
+func jsonProblem(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		return typeErr.Field + " has the wrong type"
+	}
+	return "malformed JSON"
+}
+
+func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

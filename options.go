@@ -1,0 +1,137 @@
+package partyline
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults of docs/protocol.md §2. A zero Options field means its default.
+const (
+	DefaultPingInterval   = 54 * time.Second
+	DefaultPongWait       = 60 * time.Second
+	DefaultWriteWait      = 10 * time.Second
+	DefaultMaxMessageSize = 16384
+	DefaultSendQueue      = 256
+	DefaultRateLimit      = 20
+	DefaultRateBurst      = 40
+	DefaultMaxRooms       = 100
+	DefaultHistorySize    = 1000
+	DefaultShutdownGrace  = 10 * time.Second
+)
+
+// Options configures a Server. The zero value serves anonymous clients from
+// memory with every limit at its documented default.
+type Options struct {
+	// Store keeps history and assigns seqs. Default: a memory store keeping
+	// DefaultHistorySize messages per room.
+	Store Store
+	// Broker carries events between nodes. Default: a memory broker.
+	Broker Broker
+	// Presence tracks who is online. Default: a memory presence.
+	Presence Presence
+	// Authenticator checks tokens; nil means anonymous mode, where the
+	// username comes from the URL.
+	Authenticator Authenticator
+
+	// AllowedOrigins lists the browser origins allowed to connect
+	// ("https://example.com"), or "*" for any. Empty means the request's own
+	// host only. Requests without an Origin header are always allowed.
+	AllowedOrigins []string
+	// DefaultRoom is joined by every connection whose URL names no room.
+	DefaultRoom string
+
+	// PingInterval, PongWait and WriteWait drive heartbeats (§5.6).
+	PingInterval, PongWait, WriteWait time.Duration
+	// IdleTimeout closes a connection that sends no message for this long;
+	// zero means never.
+	IdleTimeout time.Duration
+	// MaxMessageSize is the largest inbound message in bytes (close 1009).
+	MaxMessageSize int64
+	// SendQueue is the outbound queue length per connection; a connection
+	// whose queue overflows is closed with 4009.
+	SendQueue int
+	// RateLimit is the sustained inbound messages per second per
+	// connection, RateBurst the bucket size. A negative RateLimit disables
+	// rate limiting.
+	RateLimit float64
+	RateBurst int
+	// MaxRooms is the most rooms one connection may be in.
+	MaxRooms int
+	// MaxConnections and MaxConnectionsPerIP refuse connections beyond them
+	// with 429; zero means no limit.
+	MaxConnections, MaxConnectionsPerIP int
+
+	// ServerName is sent in the welcome frame, e.g. "partyline/1.0.0".
+	ServerName string
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now. Tests inject their own.
+	Now func() time.Time
+	// Metrics observes the server's traffic; nil observes nothing.
+	Metrics Metrics
+}
+
+// withDefaults returns a copy of o with every zero field set to its default,
+// or an error naming the first invalid field.
+func (o Options) withDefaults() (Options, error) {
+	setDuration(&o.PingInterval, DefaultPingInterval)
+	setDuration(&o.PongWait, DefaultPongWait)
+	setDuration(&o.WriteWait, DefaultWriteWait)
+	if o.MaxMessageSize == 0 {
+		o.MaxMessageSize = DefaultMaxMessageSize
+	}
+	setInt(&o.SendQueue, DefaultSendQueue)
+	if o.RateLimit == 0 {
+		o.RateLimit = DefaultRateLimit
+	}
+	setInt(&o.RateBurst, DefaultRateBurst)
+	setInt(&o.MaxRooms, DefaultMaxRooms)
+	if o.ServerName == "" {
+		o.ServerName = "partyline"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = noMetrics{}
+	}
+	switch {
+	case o.PingInterval < 0:
+		return o, fmt.Errorf("ping-interval must be positive, got %s", o.PingInterval)
+	case o.PongWait <= o.PingInterval:
+		return o, fmt.Errorf("pong-wait (%s) must be longer than ping-interval (%s)", o.PongWait, o.PingInterval)
+	case o.WriteWait < 0:
+		return o, fmt.Errorf("write-wait must be positive, got %s", o.WriteWait)
+	case o.IdleTimeout < 0:
+		return o, fmt.Errorf("idle-timeout must not be negative, got %s", o.IdleTimeout)
+	case o.MaxMessageSize < 0:
+		return o, fmt.Errorf("max-message-size must be positive, got %d", o.MaxMessageSize)
+	case o.SendQueue < 0:
+		return o, fmt.Errorf("send-queue must be positive, got %d", o.SendQueue)
+	case o.RateBurst < 0:
+		return o, fmt.Errorf("rate-burst must be positive, got %d", o.RateBurst)
+	case o.MaxRooms < 0:
+		return o, fmt.Errorf("max-rooms must be positive, got %d", o.MaxRooms)
+	case o.MaxConnections < 0 || o.MaxConnectionsPerIP < 0:
+		return o, fmt.Errorf("max-connections must not be negative")
+	case o.DefaultRoom != "" && !ValidRoom(o.DefaultRoom):
+		return o, fmt.Errorf("default-room %q is not a valid room name", o.DefaultRoom)
+	}
+	return o, nil
+}
+
+func setDuration(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
+func setInt(n *int, def int) {
+	if *n == 0 {
+		*n = def
+	}
+}

@@ -1,0 +1,35 @@
+package partyline
+
+import "context"
+
+// Presence tracks which users are online in which rooms across the cluster.
+// The hub counts a user's connections on its own node and calls Add when the
+// first of them enters a room and Remove when the last leaves, so a Presence
+// sees each (node, room, user) at most once.
+//
+// The room name "" stands for the whole server: every connected user is in
+// it, which is how direct messages learn whether their recipient is online.
+//
+// Implementations must be safe for concurrent use, and return errors wrapping
+// ErrUnavailable when their backing service cannot answer.
+type Presence interface {
+	// Add records user in room for this node. first reports that no node had
+	// the user in the room before.
+	Add(ctx context.Context, room, user string) (first bool, err error)
+	// Remove forgets user in room for this node. last reports that no node
+	// has the user in the room any more.
+	Remove(ctx context.Context, room, user string) (last bool, err error)
+	// Users returns the room's online users, sorted and unique, never nil.
+	Users(ctx context.Context, room string) ([]string, error)
+	// Contains reports whether user is online in room on any node.
+	Contains(ctx context.Context, room, user string) (bool, error)
+}
+
+// PresenceExpirer is implemented by a Presence shared between nodes, which
+// must forget the users of a node that died without a word. Start is called
+// once by the hub; the Presence then calls expired for every (room, user)
+// that it dropped because its node stopped refreshing it, so the hub can
+// announce user_left.
+type PresenceExpirer interface {
+	StartExpiry(expired func(room, user string))
+}

@@ -1,0 +1,64 @@
+package partyline
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Message is one chat message of a room, as stored and as delivered.
+type Message struct {
+	// Room is the room the message was sent to.
+	Room string `json:"room"`
+	// Seq is the message's place in its room: 1, 2, 3, … with no gap.
+	// The Store assigns it.
+	Seq uint64 `json:"seq"`
+	// ID is the server-assigned message id, unique across the cluster.
+	ID string `json:"id"`
+	// Username is the sender; "system" for API messages by default.
+	Username string `json:"username"`
+	// Content is the message text.
+	Content string `json:"content"`
+	// Data is optional application JSON, nil when absent.
+	Data json.RawMessage `json:"data,omitempty"`
+	// Timestamp is the server's Unix time in milliseconds.
+	Timestamp int64 `json:"timestamp"`
+}
+
+// HistoryQuery selects a page of a room's history.
+//
+// With After set, the page is the first Limit messages with seq > After.
+// Otherwise it is the newest Limit messages with seq < Before, or the newest
+// Limit overall when Before is 0. Either way messages come in ascending seq.
+type HistoryQuery struct {
+	Before uint64
+	After  uint64
+	Limit  int
+}
+
+// Store makes messages durable and assigns each room's seq. It is the single
+// source of truth for order: brokers may drop or reorder, the Store may not.
+//
+// Implementations must be safe for concurrent use. Every method returns an
+// error wrapping ErrUnavailable when the backing storage cannot answer.
+type Store interface {
+	// Append commits msg to msg.Room and returns it with Seq set to one more
+	// than the room's previous message. It returns only after the commit is
+	// durable: a message it returned survives a crash. Concurrent appends to
+	// one room, from this process or others sharing the storage, receive
+	// distinct consecutive seqs, and a returned seq implies every lower seq of
+	// the room is committed too.
+	Append(ctx context.Context, msg Message) (Message, error)
+	// History returns one page of a room's retained messages (see
+	// HistoryQuery), ascending by seq; an empty slice for an unknown room.
+	History(ctx context.Context, room string, q HistoryQuery) ([]Message, error)
+	// LastSeq returns the room's highest seq, or 0 for a room with none.
+	LastSeq(ctx context.Context, room string) (uint64, error)
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Pinger is implemented by a Store, Broker or Presence that can tell whether
+// its backing service answers. /ready calls it.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}

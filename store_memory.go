@@ -1,0 +1,108 @@
+package partyline
+
+import (
+	"context"
+	"sync"
+)
+
+// MemoryStore keeps history in memory: for tests, demos and `--store memory`.
+// Its seqs restart from 1 when the process does.
+type MemoryStore struct {
+	keep int
+
+	mu    sync.Mutex // guards the following
+	rooms map[string]*memoryRoom
+}
+
+type memoryRoom struct {
+	last     uint64
+	messages []Message // ascending seq, at most keep (when keep > 0)
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+// NewMemoryStore returns a store keeping the newest keep messages per room;
+// keep 0 keeps all.
+func NewMemoryStore(keep int) *MemoryStore {
+	return &MemoryStore{keep: keep, rooms: make(map[string]*memoryRoom)}
+}
+
+// Append implements Store.
+func (s *MemoryStore) Append(ctx context.Context, msg Message) (Message, error) {
+	if err := ctx.Err(); err != nil {
+		return Message{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[msg.Room]
+	if r == nil {
+		r = &memoryRoom{}
+		s.rooms[msg.Room] = r
+	}
+	r.last++
+	msg.Seq = r.last
+	r.messages = append(r.messages, msg)
+	if s.keep > 0 && len(r.messages) > 2*s.keep {
+		// Trim in halves so the copy is amortised over keep appends.
+		r.messages = append(r.messages[:0], r.messages[len(r.messages)-s.keep:]...)
+	}
+	return msg, nil
+}
+
+// History implements Store.
+func (s *MemoryStore) History(ctx context.Context, room string, q HistoryQuery) ([]Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[room]
+	if r == nil {
+		return []Message{}, nil
+	}
+	all := r.messages
+	if s.keep > 0 && len(all) > s.keep {
+		all = all[len(all)-s.keep:]
+	}
+	return append([]Message{}, pageOf(all, q)...), nil
+}
+
+// pageOf selects q's page from messages, which are ascending and contiguous
+// in seq.
+func pageOf(messages []Message, q HistoryQuery) []Message {
+	if len(messages) == 0 || q.Limit <= 0 {
+		return nil
+	}
+	first := messages[0].Seq
+	index := func(seq uint64) int { // position of seq, clamped to [0, len]
+		if seq < first {
+			return 0
+		}
+		return min(int(seq-first), len(messages))
+	}
+	if q.After > 0 {
+		from := index(q.After + 1)
+		return messages[from:min(from+q.Limit, len(messages))]
+	}
+	to := len(messages)
+	if q.Before > 0 {
+		to = index(q.Before)
+	}
+	return messages[max(0, to-q.Limit):to]
+}
+
+// LastSeq implements Store.
+func (s *MemoryStore) LastSeq(ctx context.Context, room string) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.rooms[room]; r != nil {
+		return r.last, nil
+	}
+	return 0, nil
+}
+
+// Close implements Store.
+func (s *MemoryStore) Close() error { return nil }
