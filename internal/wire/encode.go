@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/json"
 	"strconv"
 	"unicode/utf8"
 )
@@ -12,8 +13,8 @@ type Chat struct {
 	ID        string
 	Username  string
 	Content   string
-	Data      []byte // raw JSON, or nil
-	Timestamp int64  // Unix milliseconds
+	Data      json.RawMessage // or nil
+	Timestamp int64           // Unix milliseconds
 }
 
 // AppendChat appends a chat frame.

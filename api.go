@@ -1,0 +1,179 @@
+package partyline
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/partyline/partyline/internal/wire"
+)
+
+// Publication is a message published from Go or the HTTP API.
+type Publication struct {
+	// Username is the sender shown to clients; "system" when empty.
+	Username string
+	Content  string
+	Data     json.RawMessage
+}
+
+// Publish stores a message in room and delivers it exactly like a client's
+// chat. It returns the stored message with its seq, id and timestamp.
+func (s *Server) Publish(ctx context.Context, room string, p Publication) (Message, error) {
+	if p.Username == "" {
+		p.Username = "system"
+	}
+	if err := checkNames(room, p.Username); err != nil {
+		return Message{}, err
+	}
+	if err := checkContent(p.Content, p.Data); err != nil {
+		return Message{}, err
+	}
+	return s.publish(ctx, Message{Room: room, Username: p.Username, Content: p.Content, Data: p.Data})
+}
+
+// publish commits msg, then hands it to the broker for delivery: durability
+// before delivery (docs/protocol.md §5.2).
+func (s *Server) publish(ctx context.Context, msg Message) (Message, error) {
+	msg.ID = randomID() + randomID()[:8]
+	msg.Timestamp = s.opts.Now().UnixMilli()
+	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	defer cancel()
+	start := time.Now()
+	stored, err := s.opts.Store.Append(ctx, msg)
+	s.opts.Metrics.StoreLatency("append", time.Since(start), err)
+	if err != nil {
+		return Message{}, unavailable("store", err)
+	}
+	e := chatEvent(stored)
+	s.hub.publish(ctx, roomTopicPrefix+stored.Room, e) // committed: a broker failure is not the sender's
+	return stored, nil
+}
+
+// DirectMessage is a private message to every connection of a user.
+type DirectMessage struct {
+	// From is the sender; "system" when empty.
+	From, To string
+	Content  string
+	Data     json.RawMessage
+}
+
+// SendDirect delivers a direct message to every connection of d.To on any
+// node. It returns an error with code user_offline when d.To has none.
+func (s *Server) SendDirect(ctx context.Context, d DirectMessage) error {
+	if d.From == "" {
+		d.From = "system"
+	}
+	if err := checkContent(d.Content, d.Data); err != nil {
+		return err
+	}
+	return s.sendDirect(ctx, d, "")
+}
+
+// sendDirect delivers d to the recipient's connections and to the sender's
+// other connections (all but session).
+func (s *Server) sendDirect(ctx context.Context, d DirectMessage, session string) error {
+	if !ValidUsername(d.To) {
+		return newError(CodeBadRequest, "to must be a valid username")
+	}
+	online, err := s.hub.presence(ctx, "contains", func(ctx context.Context, p Presence) (bool, error) {
+		return p.Contains(ctx, "", d.To)
+	})
+	if err != nil {
+		return err
+	}
+	if !online {
+		return newError(CodeUserOffline, d.To+" is not online")
+	}
+	frame := wire.AppendDirect(nil, wire.Direct{
+		From: d.From, To: d.To, Content: d.Content, Data: d.Data,
+		Timestamp: s.opts.Now().UnixMilli(), ID: randomID() + randomID()[:8],
+	})
+	if err := s.hub.publish(ctx, userTopicPrefix+d.To, event{kind: eventDirect, except: session, frame: frame}); err != nil {
+		return err
+	}
+	if d.From != d.To && session != "" {
+		return s.hub.publish(ctx, userTopicPrefix+d.From, event{kind: eventDirect, except: session, frame: frame})
+	}
+	return nil
+}
+
+// Disconnect closes every connection of user with close code 4003 and
+// returns how many this node held; other nodes close theirs too.
+func (s *Server) Disconnect(ctx context.Context, user string) (int, error) {
+	if !ValidUsername(user) {
+		return 0, newError(CodeBadRequest, "not a valid username")
+	}
+	n := len(s.hub.userConns(user))
+	err := s.hub.publish(ctx, userTopicPrefix+user, event{kind: eventKick})
+	return n, err
+}
+
+// RoomInfo describes a room with connections on this node.
+type RoomInfo struct {
+	Room        string `json:"room"`
+	Users       int    `json:"users"`
+	Connections int    `json:"connections"`
+	LastSeq     uint64 `json:"last_seq"`
+}
+
+// Rooms lists the rooms with connections on this node, sorted by name.
+func (s *Server) Rooms(ctx context.Context) ([]RoomInfo, error) {
+	s.hub.mu.RLock()
+	rooms := make([]*room, 0, len(s.hub.rooms))
+	for _, r := range s.hub.rooms {
+		rooms = append(rooms, r)
+	}
+	s.hub.mu.RUnlock()
+	infos := make([]RoomInfo, 0, len(rooms))
+	for _, r := range rooms {
+		r.presenceMu.Lock()
+		users := len(r.users)
+		r.presenceMu.Unlock()
+		r.mu.Lock()
+		infos = append(infos, RoomInfo{Room: r.name, Users: users, Connections: len(r.subs), LastSeq: r.last})
+		r.mu.Unlock()
+	}
+	slices.SortFunc(infos, func(a, b RoomInfo) int { return strings.Compare(a.Room, b.Room) })
+	return infos, nil
+}
+
+// RoomUsers returns the users online in room, sorted.
+func (s *Server) RoomUsers(ctx context.Context, room string) ([]string, error) {
+	if !ValidRoom(room) {
+		return nil, newError(CodeInvalidRoom, "not a valid room name")
+	}
+	users, err := s.opts.Presence.Users(ctx, room)
+	if err != nil {
+		return nil, unavailable("presence", err)
+	}
+	slices.Sort(users)
+	return users, nil
+}
+
+// History returns a page of room's stored messages (see HistoryQuery).
+func (s *Server) History(ctx context.Context, room string, q HistoryQuery) ([]Message, error) {
+	if !ValidRoom(room) {
+		return nil, newError(CodeInvalidRoom, "not a valid room name")
+	}
+	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	defer cancel()
+	start := time.Now()
+	messages, err := s.opts.Store.History(ctx, room, q)
+	s.opts.Metrics.StoreLatency("history", time.Since(start), err)
+	if err != nil {
+		return nil, unavailable("store", err)
+	}
+	return messages, nil
+}
+
+func checkNames(room, user string) error {
+	if !ValidRoom(room) {
+		return newError(CodeInvalidRoom, "not a valid room name")
+	}
+	if !ValidUsername(user) {
+		return newError(CodeInvalidUsername, "not a valid username")
+	}
+	return nil
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/partyline/partyline"
+)
+
+// config holds every setting of docs/protocol.md §2.
+type config struct {
+	Addr                string
+	Store               string
+	Broker              string
+	JWTSecret           string
+	JWTPublicKeys       listFlag
+	JWTIssuer           string
+	JWTAudience         string
+	APIKey              string
+	AllowedOrigins      string
+	PingInterval        time.Duration
+	PongWait            time.Duration
+	WriteWait           time.Duration
+	MaxMessageSize      int64
+	SendQueue           int
+	RateLimit           float64
+	RateBurst           int
+	MaxRooms            int
+	DefaultRoom         string
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	HistorySize         int
+	PresenceTTL         time.Duration
+	IdleTimeout         time.Duration
+	ShutdownGrace       time.Duration
+	TLSCert             string
+	TLSKey              string
+	LogLevel            string
+	LogFormat           string
+	ConfigFile          string
+}
+
+// flagSet declares the settings with their defaults on a new FlagSet.
+func (c *config) flagSet(output io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("partyline", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(&c.Addr, "addr", ":8080", "listen address")
+	fs.StringVar(&c.Store, "store", "sqlite:./partyline.db", "message store: sqlite:PATH, memory or postgres://…")
+	fs.StringVar(&c.Broker, "broker", "memory", "event broker: memory or redis://host:port/db")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret; enables JWT mode")
+	fs.Var(&c.JWTPublicKeys, "jwt-public-key", "PEM public key file (RS256, ES256, EdDSA); may repeat; enables JWT mode")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "required iss claim")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "required aud claim")
+	fs.StringVar(&c.APIKey, "api-key", "", "bearer key for /api/; without one /api/ answers loopback callers only")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated browser origins, or *; default: the request's own host")
+	fs.DurationVar(&c.PingInterval, "ping-interval", partyline.DefaultPingInterval, "how often the server pings")
+	fs.DurationVar(&c.PongWait, "pong-wait", partyline.DefaultPongWait, "how long a pong may take")
+	fs.DurationVar(&c.WriteWait, "write-wait", partyline.DefaultWriteWait, "how long a write may take")
+	fs.Int64Var(&c.MaxMessageSize, "max-message-size", partyline.DefaultMaxMessageSize, "largest inbound message in bytes (close 1009)")
+	fs.IntVar(&c.SendQueue, "send-queue", partyline.DefaultSendQueue, "outbound queue per connection, in messages")
+	fs.Float64Var(&c.RateLimit, "rate-limit", partyline.DefaultRateLimit, "messages per second per connection (negative: off)")
+	fs.IntVar(&c.RateBurst, "rate-burst", partyline.DefaultRateBurst, "rate limit burst")
+	fs.IntVar(&c.MaxRooms, "max-rooms", partyline.DefaultMaxRooms, "rooms per connection")
+	fs.StringVar(&c.DefaultRoom, "default-room", "", "room joined by connections whose URL names none")
+	fs.IntVar(&c.MaxConnections, "max-connections", 0, "connections in total (0: no limit)")
+	fs.IntVar(&c.MaxConnectionsPerIP, "max-connections-per-ip", 0, "connections per client IP (0: no limit)")
+	fs.IntVar(&c.HistorySize, "history-size", partyline.DefaultHistorySize, "newest messages kept per room (0: unlimited)")
+	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 60*time.Second, "how long a dead node's users linger in a cluster")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 0, "close connections that send nothing for this long (0: off)")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", partyline.DefaultShutdownGrace, "how long shutdown may take")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file: serve HTTPS and WSS")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS key file")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.StringVar(&c.ConfigFile, "config", "", "JSON config file whose keys are these flag names")
+	return fs
+}
+
+// loadConfig reads the settings: flags win over PARTYLINE_* environment
+// variables, which win over the config file, which wins over the defaults.
+func loadConfig(args []string, getenv func(string) string, output io.Writer) (*config, error) {
+	c := &config{}
+	fs := c.flagSet(output)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	file := c.ConfigFile
+	if file == "" {
+		file = getenv("PARTYLINE_CONFIG")
+	}
+	// Apply the lower layers to a fresh set, then the flags again on top.
+	c = &config{}
+	fs = c.flagSet(output)
+	if file != "" {
+		if err := applyFile(fs, file); err != nil {
+			return nil, err
+		}
+	}
+	if err := applyEnv(fs, getenv, explicit); err != nil {
+		return nil, err
+	}
+	c.JWTPublicKeys.fresh = true
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return c, c.check()
+}
+
+// applyFile sets flags from a JSON object whose keys are flag names.
+func applyFile(fs *flag.FlagSet, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var values map[string]any
+	if err := json.Unmarshal(data, &values); err != nil {
+		return fmt.Errorf("config: %s: not a JSON object: %w", path, err)
+	}
+	for name, value := range values {
+		f := fs.Lookup(name)
+		if f == nil || name == "config" {
+			return fmt.Errorf("config: %s: unknown setting %q", path, name)
+		}
+		for _, text := range fileValues(value) {
+			if err := fs.Set(name, text); err != nil {
+				return fmt.Errorf("config: %s: %s: %w", path, name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// fileValues renders a JSON value as flag text; arrays set a flag repeatedly.
+func fileValues(value any) []string {
+	switch v := value.(type) {
+	case []any:
+		var texts []string
+		for _, item := range v {
+			texts = append(texts, fileValues(item)...)
+		}
+		return texts
+	case string:
+		return []string{v}
+	case float64:
+		return []string{fmt.Sprint(v)}
+	default:
+		return []string{fmt.Sprint(v)}
+	}
+}
+
+// applyEnv sets every flag not given on the command line from its
+// PARTYLINE_* variable, if set.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string, explicit map[string]bool) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "PARTYLINE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		value := getenv(name)
+		if value == "" || explicit[f.Name] || err != nil || f.Name == "config" {
+			return
+		}
+		if lf, ok := f.Value.(*listFlag); ok {
+			lf.fresh = true
+			for _, item := range strings.Split(value, ",") {
+				if e := lf.Set(strings.TrimSpace(item)); e != nil {
+					err = e
+				}
+			}
+			return
+		}
+		if e := fs.Set(f.Name, value); e != nil {
+			err = fmt.Errorf("%s: %w", name, e)
+		}
+	})
+	return err
+}
+
+// check validates what the flag types cannot.
+func (c *config) check() error {
+	switch {
+	case c.LogLevel != "debug" && c.LogLevel != "info" && c.LogLevel != "warn" && c.LogLevel != "error":
+		return fmt.Errorf("log-level must be debug, info, warn or error, got %q", c.LogLevel)
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("log-format must be text or json, got %q", c.LogFormat)
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return errors.New("tls-cert and tls-key must be given together")
+	case c.HistorySize < 0:
+		return fmt.Errorf("history-size must not be negative, got %d", c.HistorySize)
+	case c.PresenceTTL <= 0:
+		return fmt.Errorf("presence-ttl must be positive, got %s", c.PresenceTTL)
+	case c.ShutdownGrace <= 0:
+		return fmt.Errorf("shutdown-grace must be positive, got %s", c.ShutdownGrace)
+	}
+	return nil
+}
+
+// origins splits --allowed-origins.
+func (c *config) origins() []string {
+	var list []string
+	for _, o := range strings.Split(c.AllowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			list = append(list, o)
+		}
+	}
+	return list
+}
+
+// listFlag is a repeatable string flag. A new configuration layer replaces
+// the list rather than adding to it.
+type listFlag struct {
+	values []string
+	fresh  bool
+}
+
+func (l *listFlag) String() string { return strings.Join(l.values, ",") }
+
+func (l *listFlag) Set(v string) error {
+	if l.fresh {
+		l.values, l.fresh = nil, false
+	}
+	l.values = append(l.values, v)
+	return nil
+}

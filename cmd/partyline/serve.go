@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/partyline/partyline"
+)
+
+// serve runs the server until ctx is cancelled, then shuts it down within
+// the shutdown grace.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(args, os.Getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	b, err := openBackends(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	srv, err := partyline.New(cfg.options(b, log))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("addr: %w", err)
+	}
+	httpServer := newHTTPServer(cfg, srv, log)
+	log.Info("partyline listening", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "",
+		"store", b.storeName, "broker", b.brokerName, "auth", authMode(cfg), "version", currentVersion())
+	return runUntilDone(ctx, cfg, httpServer, srv, ln, log)
+}
+
+// runUntilDone serves on ln until ctx is cancelled or serving fails, then
+// drains: no new connections, close 1001 to every client, wait for them.
+func runUntilDone(ctx context.Context, cfg *config, httpServer *http.Server, srv *partyline.Server, ln net.Listener, log *slog.Logger) error {
+	serveErr := make(chan error, 1)
+	go func() {
+		if cfg.TLSCert != "" {
+			serveErr <- httpServer.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			serveErr <- httpServer.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", cfg.ShutdownGrace)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	httpErr := httpServer.Shutdown(shutdownCtx) // stops accepting; hijacked connections are srv's
+	hubErr := srv.Shutdown(shutdownCtx)
+	<-serveErr
+	if err := errors.Join(httpErr, hubErr); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// newHTTPServer routes the WebSocket endpoints and the HTTP surface, with
+// timeouts that keep slow or idle HTTP clients from piling up.
+func newHTTPServer(cfg *config, srv *partyline.Server, log *slog.Logger) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", srv)
+	mux.Handle("GET /ws/{room}", srv)
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`+"\n")
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := srv.Ready(ctx); err != nil {
+			partyline.WriteHTTPError(w, &partyline.Error{Code: partyline.CodeUnavailable, Message: err.Error()})
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ready"}`+"\n")
+	})
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+// options turns the configuration into the Server's options.
+func (c *config) options(b *backends, log *slog.Logger) partyline.Options {
+	return partyline.Options{
+		Store:               b.store,
+		Broker:              b.broker,
+		Presence:            b.presence,
+		Authenticator:       b.auth,
+		AllowedOrigins:      c.origins(),
+		DefaultRoom:         c.DefaultRoom,
+		PingInterval:        c.PingInterval,
+		PongWait:            c.PongWait,
+		WriteWait:           c.WriteWait,
+		IdleTimeout:         c.IdleTimeout,
+		MaxMessageSize:      c.MaxMessageSize,
+		SendQueue:           c.SendQueue,
+		RateLimit:           c.RateLimit,
+		RateBurst:           c.RateBurst,
+		MaxRooms:            c.MaxRooms,
+		MaxConnections:      c.MaxConnections,
+		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
+		ServerName:          "partyline/" + currentVersion(),
+		Logger:              log,
+	}
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func authMode(cfg *config) string {
+	if cfg.JWTSecret != "" || len(cfg.JWTPublicKeys.values) > 0 {
+		return "jwt"
+	}
+	return "anonymous"
+}

@@ -1,0 +1,317 @@
+package partyline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/partyline/partyline/internal/wire"
+)
+
+// typingInterval is the least time between two relayed typing indicators of
+// one connection in one room.
+const typingInterval = 2 * time.Second
+
+// Default and largest page of a history frame.
+const (
+	defaultHistoryLimit = 50
+	maxHistoryLimit     = 100
+)
+
+// ctx is the context of a client's request. It is not cancelled when the
+// connection closes: a message being committed is finished and acked.
+func (c *Conn) ctx() context.Context { return context.Background() }
+
+// handle decodes and answers one client message. It returns false when the
+// connection must stop reading.
+func (c *Conn) handle(frame []byte) bool {
+	in, err := wire.Decode(frame)
+	if errors.Is(err, wire.ErrInvalidUTF8) {
+		c.close(CloseInvalidData, "invalid UTF-8")
+		return false
+	}
+	if ok, abusive := c.limiter.allow(c.srv.opts.Now()); !ok {
+		if abusive {
+			c.close(CloseRateLimit, "rate limit exceeded")
+			return false
+		}
+		c.sendError(newError(CodeRateLimited, "too many messages; slow down"), in.ID)
+		return true
+	}
+	if err != nil {
+		c.sendError(newError(CodeBadRequest, err.Error()), in.ID)
+		return true
+	}
+	c.srv.opts.Metrics.MessageIn(in.Type)
+	if err := c.dispatch(in); err != nil {
+		c.sendError(err, in.ID)
+	}
+	return true
+}
+
+// dispatch runs the handler of the message's type.
+func (c *Conn) dispatch(in wire.Inbound) error {
+	switch in.Type {
+	case "chat":
+		return c.chat(in)
+	case "join":
+		return c.joinCommand(in)
+	case "leave":
+		return c.leave(in)
+	case "direct":
+		return c.direct(in)
+	case "typing":
+		return c.typing(in)
+	case "presence":
+		return c.presence(in)
+	case "history":
+		return c.history(in)
+	case "refresh":
+		return c.refresh(in)
+	case "ping":
+		c.send(wire.AppendPong(nil))
+		c.ack(in.ID)
+		return nil
+	default:
+		return newError(CodeUnknownType, fmt.Sprintf("unknown message type %q", in.Type))
+	}
+}
+
+// chat stores a message and delivers it to the room.
+func (c *Conn) chat(in wire.Inbound) error {
+	name := in.Room
+	if name == "" {
+		name = c.defaultRoom()
+	}
+	if _, err := c.member(name); err != nil {
+		return err
+	}
+	if err := checkContent(in.Content, in.Data); err != nil {
+		return err
+	}
+	m, err := c.srv.publish(c.ctx(), Message{Room: name, Username: c.username, Content: in.Content, Data: in.Data})
+	if err != nil {
+		return err
+	}
+	if in.ID != nil {
+		c.send(wire.AppendAck(nil, in.ID, m.Seq, m.Timestamp))
+	}
+	return nil
+}
+
+// defaultRoom is where plain-text frames and room-less chat go: the only
+// room, or else the first room of the URL still joined.
+func (c *Conn) defaultRoom() string {
+	if len(c.rooms) == 1 {
+		for name := range c.rooms {
+			return name
+		}
+	}
+	for _, name := range c.urlRooms {
+		if _, ok := c.rooms[name]; ok {
+			return name
+		}
+	}
+	return ""
+}
+
+// member returns the connection's membership of a room it has joined.
+func (c *Conn) member(name string) (membership, error) {
+	if name == "" {
+		return membership{}, newError(CodeNotJoined, "no room given and no default room joined")
+	}
+	m, ok := c.rooms[name]
+	if !ok {
+		return membership{}, newError(CodeNotJoined, "not joined to "+name)
+	}
+	return m, nil
+}
+
+func checkContent(content string, data json.RawMessage) error {
+	if content == "" && data == nil {
+		return newError(CodeBadRequest, "content or data is required")
+	}
+	return nil
+}
+
+func (c *Conn) joinCommand(in wire.Inbound) error {
+	if err := c.join(in.Room, in.Since); err != nil {
+		return err
+	}
+	c.ack(in.ID)
+	return nil
+}
+
+// join subscribes the connection to a room: joined and online_users first,
+// then, with since, the replay of what it missed, then live messages.
+func (c *Conn) join(name string, since *uint64) error {
+	switch {
+	case !ValidRoom(name):
+		return newError(CodeInvalidRoom, "room names must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+	case !c.identity.CanJoin(name):
+		return newError(CodeForbidden, "not allowed to join "+name)
+	}
+	if m, ok := c.rooms[name]; ok {
+		return c.rejoin(m)
+	}
+	if len(c.rooms) >= c.srv.opts.MaxRooms {
+		return newError(CodeTooManyRooms, fmt.Sprintf("at most %d rooms per connection", c.srv.opts.MaxRooms))
+	}
+	r, err := c.srv.hub.acquireRoom(c.ctx(), name)
+	if err != nil {
+		return err
+	}
+	sub, err := r.enter(c.ctx(), c, since)
+	if err != nil {
+		c.srv.hub.releaseRoom(r)
+		return err
+	}
+	c.rooms[name] = membership{room: r, sub: sub}
+	if sub.recovering {
+		c.tasks.Add(1)
+		go func() {
+			defer c.tasks.Done()
+			r.replay(c, sub)
+		}()
+	}
+	return nil
+}
+
+// rejoin answers a join of a room the connection is already in with a fresh
+// joined and online_users.
+func (c *Conn) rejoin(m membership) error {
+	users, err := m.room.onlineUsers(c.ctx())
+	if err != nil {
+		return err
+	}
+	m.room.mu.Lock()
+	defer m.room.mu.Unlock()
+	c.send(wire.AppendJoined(nil, m.room.name, m.room.last, false, false))
+	c.send(wire.AppendOnlineUsers(nil, m.room.name, users))
+	return nil
+}
+
+func (c *Conn) leave(in wire.Inbound) error {
+	m, err := c.member(in.Room)
+	if err != nil {
+		return err
+	}
+	delete(c.rooms, in.Room)
+	m.room.exit(c)
+	c.srv.hub.releaseRoom(m.room)
+	c.send(wire.AppendLeft(nil, in.Room))
+	c.ack(in.ID)
+	return nil
+}
+
+func (c *Conn) direct(in wire.Inbound) error {
+	if err := checkContent(in.Content, in.Data); err != nil {
+		return err
+	}
+	err := c.srv.sendDirect(c.ctx(), DirectMessage{From: c.username, To: in.To, Content: in.Content, Data: in.Data}, c.session)
+	if err != nil {
+		return err
+	}
+	c.ack(in.ID)
+	return nil
+}
+
+// typing relays a typing indicator, at most one per typingInterval per room.
+func (c *Conn) typing(in wire.Inbound) error {
+	m, err := c.member(in.Room)
+	if err != nil {
+		return err
+	}
+	now := c.srv.opts.Now()
+	m.room.mu.Lock()
+	relay := now.Sub(m.sub.lastTyping) >= typingInterval
+	if relay {
+		m.sub.lastTyping = now
+	}
+	m.room.mu.Unlock()
+	if relay {
+		e := event{kind: eventTyping, except: c.session, frame: wire.AppendTyping(nil, in.Room, c.username)}
+		c.srv.hub.publish(c.ctx(), m.room.topic, e)
+	}
+	c.ack(in.ID)
+	return nil
+}
+
+func (c *Conn) presence(in wire.Inbound) error {
+	m, err := c.member(in.Room)
+	if err != nil {
+		return err
+	}
+	users, err := m.room.onlineUsers(c.ctx())
+	if err != nil {
+		return err
+	}
+	c.send(wire.AppendOnlineUsers(nil, in.Room, users))
+	c.ack(in.ID)
+	return nil
+}
+
+func (c *Conn) history(in wire.Inbound) error {
+	if _, err := c.member(in.Room); err != nil {
+		return err
+	}
+	limit := in.Limit
+	if limit == 0 {
+		limit = defaultHistoryLimit
+	}
+	if limit > maxHistoryLimit {
+		return newError(CodeBadRequest, fmt.Sprintf("limit must be between 1 and %d", maxHistoryLimit))
+	}
+	messages, err := c.srv.History(c.ctx(), in.Room, HistoryQuery{Before: in.Before, Limit: limit})
+	if err != nil {
+		return err
+	}
+	c.send(wire.AppendHistory(nil, in.Room, toWire(messages)))
+	c.ack(in.ID)
+	return nil
+}
+
+// refresh replaces the connection's token before it expires.
+func (c *Conn) refresh(in wire.Inbound) error {
+	auth := c.srv.opts.Authenticator
+	if auth == nil {
+		return newError(CodeBadRequest, "refresh needs JWT authentication, which is not enabled")
+	}
+	id, err := auth.Authenticate(c.ctx(), in.Token)
+	if err != nil {
+		return &Error{Code: CodeForbidden, Message: "refresh refused: " + ErrorMessage(err), Err: err}
+	}
+	if id.Username != c.username {
+		return newError(CodeForbidden, "refresh token is for another user")
+	}
+	c.identity = id
+	c.setExpiry(id.Expires)
+	c.ack(in.ID)
+	return nil
+}
+
+func (c *Conn) ack(id json.RawMessage) {
+	if id != nil {
+		c.send(wire.AppendAck(nil, id, 0, 0))
+	}
+}
+
+// sendError sends an error frame, echoing id when the message had one.
+func (c *Conn) sendError(err error, id json.RawMessage) {
+	code := ErrorCode(err)
+	c.srv.opts.Metrics.Refused(code)
+	if code == CodeUnavailable {
+		c.log.Warn("request failed", "err", err)
+	}
+	c.send(wire.AppendError(nil, code, ErrorMessage(err), id))
+}
+
+func toWire(messages []Message) []wire.Chat {
+	chats := make([]wire.Chat, len(messages))
+	for i, m := range messages {
+		chats[i] = wire.Chat(m)
+	}
+	return chats
+}

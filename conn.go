@@ -1,0 +1,291 @@
+package partyline
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/partyline/partyline/internal/wire"
+)
+
+// maxBatchBytes caps one outbound WebSocket message; a writer with more
+// queued splits it over several messages.
+const maxBatchBytes = 32 << 10
+
+// Conn is one client's WebSocket connection. Its reader runs on the HTTP
+// handler's goroutine and handles the client's messages in order; its writer
+// goroutine is the only one that writes data, pings and the close frame. All
+// other goroutines reach the client by pushing encoded frames onto its
+// bounded queue, which never blocks: a full queue evicts the connection.
+type Conn struct {
+	srv      *Server
+	ws       *websocket.Conn
+	session  string
+	username string
+	urlRooms []string
+	queue    *sendQueue
+	log      *slog.Logger
+
+	// Owned by the reader goroutine.
+	identity Identity
+	limiter  *rateLimiter
+	rooms    map[string]membership
+	expiry   *time.Timer // closes the connection when its token expires
+	idle     *time.Timer // closes the connection when it sends nothing
+
+	tasks      sync.WaitGroup // replays running for this connection
+	readerDone chan struct{}
+	writerDone chan struct{}
+
+	closeOnce   sync.Once
+	closing     chan struct{} // closed by close; then the fields below are set
+	closeCode   int           // 0: the peer or the network closed first
+	closeReason string
+}
+
+// membership is a connection's place in a room.
+type membership struct {
+	room *room
+	sub  *subscription
+}
+
+func newConn(s *Server, ws *websocket.Conn, a admission) *Conn {
+	session := randomID()
+	return &Conn{
+		srv:        s,
+		ws:         ws,
+		session:    session,
+		username:   a.identity.Username,
+		urlRooms:   a.rooms,
+		identity:   a.identity,
+		queue:      newSendQueue(s.opts.SendQueue),
+		log:        s.log.With("session", session, "user", a.identity.Username),
+		limiter:    newRateLimiter(s.opts.RateLimit, s.opts.RateBurst, s.opts.Now()),
+		rooms:      make(map[string]membership),
+		readerDone: make(chan struct{}),
+		writerDone: make(chan struct{}),
+		closing:    make(chan struct{}),
+	}
+}
+
+// randomID returns 16 random hex characters.
+func randomID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// serve runs the connection until it closes, then cleans up after it: it
+// returns only when the writer and every replay have stopped.
+func (c *Conn) serve() {
+	c.log.Debug("connection opened", "rooms", c.urlRooms)
+	go c.writeLoop()
+	c.startTimers()
+	c.send(wire.AppendWelcome(nil, c.username, c.session, orEmpty(c.urlRooms), c.srv.opts.ServerName))
+	if err := c.srv.hub.addUserConn(c.ctx(), c); err != nil {
+		c.sendError(err, nil)
+		c.close(closeInternalError, "service unavailable")
+	} else {
+		for _, name := range c.urlRooms {
+			if err := c.join(name, nil); err != nil {
+				c.sendError(err, nil)
+			}
+		}
+		c.readLoop()
+	}
+	close(c.readerDone)
+	c.close(0, "")
+	c.tasks.Wait()
+	<-c.writerDone
+	c.cleanup()
+}
+
+// cleanup leaves every room and unregisters the user's connection.
+func (c *Conn) cleanup() {
+	c.stopTimers()
+	for name, m := range c.rooms {
+		m.room.exit(c)
+		c.srv.hub.releaseRoom(m.room)
+		delete(c.rooms, name)
+	}
+	c.srv.hub.removeUserConn(c)
+	c.log.Debug("connection closed", "code", c.closeCode, "reason", c.closeReason)
+}
+
+// readLoop reads and handles client messages until the connection fails or
+// a handler decides to close it.
+func (c *Conn) readLoop() {
+	c.ws.SetReadLimit(c.srv.opts.MaxMessageSize)
+	c.ws.SetReadDeadline(time.Now().Add(c.srv.opts.PongWait))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(c.srv.opts.PongWait))
+	})
+	for {
+		kind, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.srv.opts.Metrics.Refused(CodeTooLarge) // gorilla has sent close 1009
+			}
+			return
+		}
+		if c.idle != nil {
+			c.idle.Reset(c.srv.opts.IdleTimeout)
+		}
+		if kind == websocket.BinaryMessage {
+			c.close(CloseUnsupported, "binary frames are not supported")
+			return
+		}
+		if !c.handle(data) {
+			return
+		}
+	}
+}
+
+// startTimers arms the idle timeout and the token expiry.
+func (c *Conn) startTimers() {
+	if d := c.srv.opts.IdleTimeout; d > 0 {
+		c.idle = time.AfterFunc(d, func() { c.close(CloseNormal, "idle timeout") })
+	}
+	c.expiry = time.AfterFunc(time.Hour, func() { c.close(CloseTokenExpired, "token expired") })
+	c.setExpiry(c.identity.Expires)
+}
+
+// setExpiry schedules the token-expired close for expires; zero means never.
+func (c *Conn) setExpiry(expires time.Time) {
+	if expires.IsZero() {
+		c.expiry.Stop()
+		return
+	}
+	c.expiry.Reset(expires.Sub(c.srv.opts.Now()))
+}
+
+func (c *Conn) stopTimers() {
+	if c.idle != nil {
+		c.idle.Stop()
+	}
+	c.expiry.Stop()
+}
+
+// send queues a frame for the client without blocking. A full queue means
+// the client cannot keep up: it is evicted with 4009.
+func (c *Conn) send(frame []byte) {
+	if c.queue.push(frame) {
+		c.evict()
+	}
+}
+
+// evict closes a slow consumer. What is queued is dropped: the client
+// resumes from the store with since.
+func (c *Conn) evict() {
+	c.closeOnce.Do(func() {
+		c.srv.opts.Metrics.Evicted()
+		c.log.Info("evicting slow consumer")
+		c.closeCode, c.closeReason = CloseSlowConsumer, "slow consumer"
+		c.queue.close()
+		close(c.closing)
+	})
+}
+
+// close asks the writer to send a close frame with code and reason after
+// what is already queued, and to end the connection. Code 0 ends it without
+// a close frame. Only the first call counts.
+func (c *Conn) close(code int, reason string) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeReason = code, reason
+		close(c.closing)
+	})
+}
+
+// writeLoop is the connection's only writer of data, pings and the close
+// frame. It drains the queue in batches and flushes each batch once.
+func (c *Conn) writeLoop() {
+	defer close(c.writerDone)
+	ping := time.NewTicker(c.srv.opts.PingInterval)
+	defer ping.Stop()
+	var batch [][]byte
+	for {
+		var err error
+		select {
+		case <-c.queue.ready:
+			batch = c.queue.drain(batch[:0])
+			err = c.writeFrames(batch)
+			clear(batch)
+		case <-ping.C:
+			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.srv.opts.WriteWait))
+		case <-c.closing:
+			c.writeClose(batch[:0])
+			return
+		}
+		if err != nil {
+			c.close(0, "")
+			c.queue.close()
+			c.ws.Close()
+			return
+		}
+	}
+}
+
+// writeFrames writes frames as newline-separated batches, one WebSocket
+// message per maxBatchBytes.
+func (c *Conn) writeFrames(frames [][]byte) error {
+	if len(frames) == 0 {
+		return nil
+	}
+	c.ws.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
+	for len(frames) > 0 {
+		w, err := c.ws.NextWriter(websocket.TextMessage)
+		if err != nil {
+			return err
+		}
+		size := 0
+		for len(frames) > 0 && (size == 0 || size+len(frames[0]) <= maxBatchBytes) {
+			if size > 0 {
+				w.Write(newline)
+			}
+			w.Write(frames[0])
+			size += len(frames[0]) + 1
+			frames = frames[1:]
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var newline = []byte{'\n'}
+
+// closeHandshakeWait is how long the writer waits for the client to answer
+// its close frame before it drops the TCP connection.
+const closeHandshakeWait = time.Second
+
+// writeClose flushes what is queued (unless the client is being evicted),
+// sends the close frame, waits briefly for the reader to see the client's
+// answer, and closes the socket.
+func (c *Conn) writeClose(batch [][]byte) {
+	if c.closeCode != 0 && c.closeCode != CloseSlowConsumer {
+		c.writeFrames(c.queue.drain(batch))
+	}
+	c.queue.close()
+	if c.closeCode != 0 {
+		msg := websocket.FormatCloseMessage(c.closeCode, c.closeReason)
+		if c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.srv.opts.WriteWait)) == nil {
+			select {
+			case <-c.readerDone:
+			case <-time.After(closeHandshakeWait):
+			}
+		}
+	}
+	c.ws.Close()
+}
+
+func orEmpty(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
+}

@@ -1,0 +1,286 @@
+package partyline
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Broker topic prefixes.
+const (
+	roomTopicPrefix = "room:"
+	userTopicPrefix = "user:"
+)
+
+// backendTimeout bounds every call to the Store, Broker and Presence made on
+// a client's behalf, so a backend outage answers unavailable, never hangs.
+const backendTimeout = 5 * time.Second
+
+// hub is the registry: which rooms and users have connections on this node,
+// and the broker subscriptions they need. It receives the broker's events
+// and routes them to rooms and users.
+type hub struct {
+	srv *Server
+
+	tasks sync.WaitGroup // background room work (gap fills, resyncs)
+
+	subMu sync.Mutex // serializes broker (un)subscriptions; guards subs
+	subs  map[string]int
+
+	userPresenceMu sync.Mutex // serializes presence changes of the "" room
+
+	mu    sync.RWMutex // guards the following
+	rooms map[string]*room
+	users map[string]map[*Conn]struct{}
+}
+
+func newHub(srv *Server) *hub {
+	return &hub{
+		srv:   srv,
+		subs:  make(map[string]int),
+		rooms: make(map[string]*room),
+		users: make(map[string]map[*Conn]struct{}),
+	}
+}
+
+// subscribe takes a reference on topic, subscribing the broker on the first.
+func (h *hub) subscribe(ctx context.Context, topic string) error {
+	h.subMu.Lock()
+	defer h.subMu.Unlock()
+	if h.subs[topic] == 0 {
+		start := time.Now()
+		err := h.srv.opts.Broker.Subscribe(ctx, topic)
+		h.srv.opts.Metrics.BrokerLatency("subscribe", time.Since(start), err)
+		if err != nil {
+			return unavailable("broker", err)
+		}
+	}
+	h.subs[topic]++
+	return nil
+}
+
+// unsubscribe drops a reference on topic, unsubscribing on the last.
+func (h *hub) unsubscribe(topic string) {
+	h.subMu.Lock()
+	defer h.subMu.Unlock()
+	if h.subs[topic]--; h.subs[topic] > 0 {
+		return
+	}
+	delete(h.subs, topic)
+	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+	defer cancel()
+	if err := h.srv.opts.Broker.Unsubscribe(ctx, topic); err != nil {
+		h.srv.log.Warn("broker unsubscribe failed", "topic", topic, "err", err)
+	}
+}
+
+// acquireRoom returns the named room, created and ready, holding a
+// reference that the caller gives back with releaseRoom.
+func (h *hub) acquireRoom(ctx context.Context, name string) (*room, error) {
+	h.mu.Lock()
+	r := h.rooms[name]
+	if r == nil {
+		r = newRoom(h, name)
+		h.rooms[name] = r
+	}
+	r.refs++
+	h.mu.Unlock()
+	if err := r.init(ctx); err != nil {
+		h.releaseRoom(r)
+		return nil, err
+	}
+	return r, nil
+}
+
+// releaseRoom gives back a reference; the last one removes the room.
+func (h *hub) releaseRoom(r *room) {
+	h.mu.Lock()
+	r.refs--
+	gone := r.refs == 0
+	if gone {
+		delete(h.rooms, r.name)
+	}
+	h.mu.Unlock()
+	if gone {
+		r.dispose()
+	}
+}
+
+func (h *hub) room(name string) *room {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.rooms[name]
+}
+
+// addUserConn registers c under its user. The user's first connection on
+// this node subscribes to the user's topic and enters the "" presence room.
+func (h *hub) addUserConn(ctx context.Context, c *Conn) error {
+	h.userPresenceMu.Lock()
+	defer h.userPresenceMu.Unlock()
+	h.mu.Lock()
+	conns := h.users[c.username]
+	first := conns == nil
+	if first {
+		conns = make(map[*Conn]struct{})
+		h.users[c.username] = conns
+	}
+	conns[c] = struct{}{}
+	h.mu.Unlock()
+	if !first {
+		return nil
+	}
+	err := h.subscribe(ctx, userTopicPrefix+c.username)
+	if err == nil {
+		_, err = h.presence(ctx, "add", func(ctx context.Context, p Presence) (bool, error) {
+			return p.Add(ctx, "", c.username)
+		})
+		if err != nil {
+			h.unsubscribe(userTopicPrefix + c.username)
+		}
+	}
+	if err != nil {
+		h.mu.Lock()
+		delete(h.users, c.username)
+		h.mu.Unlock()
+	}
+	return err
+}
+
+// removeUserConn undoes addUserConn.
+func (h *hub) removeUserConn(c *Conn) {
+	h.userPresenceMu.Lock()
+	defer h.userPresenceMu.Unlock()
+	h.mu.Lock()
+	conns := h.users[c.username]
+	if _, ok := conns[c]; !ok {
+		h.mu.Unlock()
+		return
+	}
+	delete(conns, c)
+	last := len(conns) == 0
+	if last {
+		delete(h.users, c.username)
+	}
+	h.mu.Unlock()
+	if !last {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+	defer cancel()
+	if _, err := h.srv.opts.Presence.Remove(ctx, "", c.username); err != nil {
+		h.srv.log.Warn("presence remove failed", "user", c.username, "err", err)
+	}
+	h.unsubscribe(userTopicPrefix + c.username)
+}
+
+// userConns returns the user's connections on this node.
+func (h *hub) userConns(user string) []*Conn {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	conns := make([]*Conn, 0, len(h.users[user]))
+	for c := range h.users[user] {
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// presence runs one Presence call with a timeout and timing.
+func (h *hub) presence(ctx context.Context, op string, call func(context.Context, Presence) (bool, error)) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	defer cancel()
+	ok, err := call(ctx, h.srv.opts.Presence)
+	if err != nil {
+		return false, unavailable("presence", err)
+	}
+	return ok, nil
+}
+
+// publish hands an event to the broker. If the broker cannot take it, the
+// event is delivered on this node only, so local clients still get it; other
+// nodes catch up on chat from the store.
+func (h *hub) publish(ctx context.Context, topic string, e event) error {
+	e.at = time.Now().UnixNano()
+	payload := e.marshal()
+	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	defer cancel()
+	start := time.Now()
+	err := h.srv.opts.Broker.Publish(ctx, topic, payload)
+	h.srv.opts.Metrics.BrokerLatency("publish", time.Since(start), err)
+	if err != nil {
+		h.srv.log.Warn("broker publish failed; delivering locally", "topic", topic, "err", err)
+		h.HandleEvent(topic, payload)
+		return unavailable("broker", err)
+	}
+	return nil
+}
+
+// HandleEvent implements BrokerHandler: it routes an event to the room or
+// the user it is for.
+func (h *hub) HandleEvent(topic string, payload []byte) {
+	e, err := parseEvent(payload)
+	if err != nil {
+		h.srv.log.Warn("dropping malformed broker event", "topic", topic, "err", err)
+		return
+	}
+	if name, ok := strings.CutPrefix(topic, roomTopicPrefix); ok {
+		if r := h.room(name); r != nil {
+			r.handle(e)
+		}
+		return
+	}
+	if user, ok := strings.CutPrefix(topic, userTopicPrefix); ok {
+		for _, c := range h.userConns(user) {
+			if c.session == e.except {
+				continue
+			}
+			if e.kind == eventKick {
+				c.close(CloseKicked, "disconnected by the server")
+			} else {
+				c.send(e.frame)
+			}
+		}
+	}
+}
+
+// HandleReconnect implements BrokerHandler: every room checks the store for
+// messages the broker may have lost.
+func (h *hub) HandleReconnect() {
+	h.mu.RLock()
+	rooms := make([]*room, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		rooms = append(rooms, r)
+	}
+	h.mu.RUnlock()
+	for _, r := range rooms {
+		r.resync()
+	}
+}
+
+// presenceExpired announces that a dead node's user left room.
+func (h *hub) presenceExpired(room, user string) {
+	if room == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+	defer cancel()
+	h.publish(ctx, roomTopicPrefix+room, presenceEvent(false, room, user, "", h.srv.opts.Now()))
+}
+
+// counts returns the number of rooms and users with connections here.
+func (h *hub) counts() (rooms, users int) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.rooms), len(h.users)
+}
+
+// stop waits for background room work after the connections are gone.
+func (h *hub) stop() { h.tasks.Wait() }
+
+// unavailable wraps a backend failure as the unavailable protocol error.
+func unavailable(backend string, err error) error {
+	if e, ok := err.(*Error); ok && e.Code != CodeUnavailable {
+		return err
+	}
+	return &Error{Code: CodeUnavailable, Message: backend + " unavailable", Err: err}
+}

@@ -1,0 +1,450 @@
+package partyline
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/partyline/partyline/internal/wire"
+)
+
+const (
+	// gapWait is how long a room waits for a missing seq to arrive from the
+	// broker before fetching it from the store.
+	gapWait = 50 * time.Millisecond
+	// maxPending bounds the out-of-order events a room buffers; beyond it
+	// the room fills the gap from the store at once.
+	maxPending = 4096
+	// pageSize is how many messages one store read fetches when a room
+	// fills a gap or a connection replays.
+	pageSize = 100
+)
+
+// room is one room's state on this node: its subscribers, the last seq
+// delivered to them, and the events waiting for a gap to close.
+type room struct {
+	name  string
+	topic string
+	hub   *hub
+
+	refs int // guarded by hub.mu: connections in or joining the room
+
+	initMu     sync.Mutex // serializes init and dispose; guards subscribed
+	subscribed bool
+
+	presenceMu sync.Mutex     // serializes presence changes; guards users
+	users      map[string]int // local connections per user
+
+	mu       sync.Mutex // guards the following
+	ready    bool
+	last     uint64 // the highest seq delivered to subscribers
+	pending  map[uint64]event
+	gapTimer *time.Timer
+	subs     map[*Conn]*subscription
+}
+
+// subscription is one connection's membership of a room.
+type subscription struct {
+	// after is the highest seq the connection has been sent; live chat at or
+	// below it is skipped (the seam after a replay).
+	after uint64
+	// recovering holds back live chat while a replay runs.
+	recovering bool
+	// lastTyping throttles the connection's typing indicators.
+	lastTyping time.Time
+}
+
+func newRoom(h *hub, name string) *room {
+	return &room{
+		name:    name,
+		topic:   roomTopicPrefix + name,
+		hub:     h,
+		users:   make(map[string]int),
+		pending: make(map[uint64]event),
+		subs:    make(map[*Conn]*subscription),
+	}
+}
+
+// init subscribes the node to the room and learns its last seq, once.
+// Events that arrive in between wait in pending.
+func (r *room) init(ctx context.Context) error {
+	r.initMu.Lock()
+	defer r.initMu.Unlock()
+	if r.subscribed {
+		return nil
+	}
+	if err := r.hub.subscribe(ctx, r.topic); err != nil {
+		return err
+	}
+	last, err := r.lastSeq(ctx)
+	if err != nil {
+		r.hub.unsubscribe(r.topic)
+		return err
+	}
+	r.subscribed = true
+	r.mu.Lock()
+	r.ready, r.last = true, last
+	r.drainPendingLocked()
+	r.mu.Unlock()
+	return nil
+}
+
+// dispose unsubscribes a room that has lost its last reference.
+func (r *room) dispose() {
+	r.initMu.Lock()
+	defer r.initMu.Unlock()
+	r.mu.Lock()
+	if r.gapTimer != nil {
+		r.gapTimer.Stop()
+	}
+	r.mu.Unlock()
+	if r.subscribed {
+		r.subscribed = false
+		r.hub.unsubscribe(r.topic)
+	}
+}
+
+func (r *room) lastSeq(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	defer cancel()
+	start := time.Now()
+	last, err := r.hub.srv.opts.Store.LastSeq(ctx, r.name)
+	r.hub.srv.opts.Metrics.StoreLatency("last_seq", time.Since(start), err)
+	if err != nil {
+		return 0, unavailable("store", err)
+	}
+	return last, nil
+}
+
+// handle takes one event of the room from the broker.
+func (r *room) handle(e event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e.kind != eventChat {
+		r.broadcastLocked(e)
+		return
+	}
+	switch {
+	case !r.ready:
+		r.pending[e.seq] = e
+	case e.seq <= r.last:
+		// Already delivered: a broker duplicate or a gap fill got it first.
+	case e.seq == r.last+1:
+		r.deliverLocked(e)
+		r.drainPendingLocked()
+	default:
+		r.pending[e.seq] = e
+		r.scheduleGapFillLocked()
+	}
+}
+
+// broadcastLocked sends a non-chat event to every subscriber but the sender.
+func (r *room) broadcastLocked(e event) {
+	for c := range r.subs {
+		if c.session != e.except {
+			c.send(e.frame)
+		}
+	}
+}
+
+// deliverLocked sends the next chat message to every live subscriber.
+func (r *room) deliverLocked(e event) {
+	n := 0
+	for c, sub := range r.subs {
+		if sub.recovering || e.seq <= sub.after {
+			continue
+		}
+		c.send(e.frame)
+		n++
+	}
+	r.last = e.seq
+	latency := time.Duration(0)
+	if e.at != 0 {
+		latency = time.Duration(time.Now().UnixNano() - e.at)
+	}
+	r.hub.srv.opts.Metrics.MessageOut(n, latency)
+}
+
+// drainPendingLocked delivers buffered events that have become next in line.
+func (r *room) drainPendingLocked() {
+	for {
+		e, ok := r.pending[r.last+1]
+		if !ok {
+			break
+		}
+		delete(r.pending, e.seq)
+		r.deliverLocked(e)
+	}
+	for seq := range r.pending {
+		if seq <= r.last {
+			delete(r.pending, seq)
+		}
+	}
+	if len(r.pending) > 0 {
+		r.scheduleGapFillLocked()
+	}
+}
+
+func (r *room) scheduleGapFillLocked() {
+	if r.gapTimer != nil {
+		return
+	}
+	wait := gapWait
+	if len(r.pending) >= maxPending {
+		wait = 0
+	}
+	r.hub.tasks.Add(1)
+	r.gapTimer = time.AfterFunc(wait, func() {
+		defer r.hub.tasks.Done()
+		r.fillGap()
+	})
+}
+
+// fillGap reads from the store the messages between the last delivered seq
+// and the oldest pending one, which the broker lost or has yet to bring.
+// A seq the store no longer has (trimmed by retention) is skipped.
+func (r *room) fillGap() {
+	r.mu.Lock()
+	r.gapTimer = nil
+	from, to := r.last, r.oldestPendingLocked()
+	r.mu.Unlock()
+	if to == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+	defer cancel()
+	messages, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{After: from, Limit: int(min(to-from-1, pageSize))})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.hub.srv.log.Warn("gap fill failed; retrying", "room", r.name, "err", err)
+		r.scheduleGapFillLocked()
+		return
+	}
+	r.catchUpLocked(messages, to)
+}
+
+// catchUpLocked delivers messages read from the store in order. When the
+// store skips seqs (retention trimmed them), so does the room, up to limit.
+func (r *room) catchUpLocked(messages []Message, limit uint64) {
+	for _, m := range messages {
+		if m.Seq <= r.last {
+			continue
+		}
+		if _, ok := r.pending[m.Seq]; ok {
+			continue // the broker's copy is waiting; drain delivers it
+		}
+		if m.Seq > r.last+1 {
+			r.last = m.Seq - 1
+		}
+		r.deliverLocked(chatEvent(m))
+	}
+	if len(messages) == 0 && limit > r.last+1 {
+		r.last = limit - 1
+	}
+	r.drainPendingLocked()
+}
+
+func (r *room) oldestPendingLocked() uint64 {
+	var oldest uint64
+	for seq := range r.pending {
+		if oldest == 0 || seq < oldest {
+			oldest = seq
+		}
+	}
+	return oldest
+}
+
+// resync delivers whatever the store has beyond the last delivered seq,
+// after the broker may have lost events.
+func (r *room) resync() {
+	r.hub.tasks.Add(1)
+	go func() {
+		defer r.hub.tasks.Done()
+		for range 1000 { // bounded: at most 100,000 messages per resync
+			r.mu.Lock()
+			from := r.last
+			r.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+			messages, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{After: from, Limit: pageSize})
+			cancel()
+			if err != nil || len(messages) == 0 {
+				return
+			}
+			r.mu.Lock()
+			r.catchUpLocked(messages, 0)
+			r.mu.Unlock()
+		}
+	}()
+}
+
+// chatEvent turns a stored message into the event that delivers it.
+func chatEvent(m Message) event {
+	return event{kind: eventChat, seq: m.Seq, frame: wire.AppendChat(nil, wire.Chat(m))}
+}
+
+// presenceEvent is a user_joined or user_left event of room.
+func presenceEvent(joined bool, room, user, except string, now time.Time) event {
+	return event{
+		kind:   eventPresence,
+		except: except,
+		frame:  wire.AppendPresenceChange(nil, joined, room, user, now.UnixMilli()),
+	}
+}
+
+// enter makes c a member of the room: it counts the user's connections,
+// announces the user's arrival when it is their first anywhere, and
+// subscribes c, queueing joined and online_users before any live frame.
+// With since set, c first replays what it missed (recover).
+func (r *room) enter(ctx context.Context, c *Conn, since *uint64) (*subscription, error) {
+	r.presenceMu.Lock()
+	defer r.presenceMu.Unlock()
+	h := r.hub
+	if r.users[c.username]++; r.users[c.username] == 1 {
+		first, err := h.presence(ctx, "add", func(ctx context.Context, p Presence) (bool, error) {
+			return p.Add(ctx, r.name, c.username)
+		})
+		if err != nil {
+			r.forgetUserLocked(c.username)
+			return nil, err
+		}
+		if first {
+			h.publish(ctx, r.topic, presenceEvent(true, r.name, c.username, c.session, h.srv.opts.Now()))
+		}
+	}
+	users, err := r.onlineUsers(ctx)
+	if err != nil {
+		r.decrementLocked(ctx, c)
+		return nil, err
+	}
+	sub, recovered, err := r.recoveryPoint(ctx, since)
+	if err != nil {
+		r.decrementLocked(ctx, c)
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !sub.recovering {
+		sub.after = r.last
+	}
+	c.send(wire.AppendJoined(nil, r.name, r.last, since != nil, recovered))
+	c.send(wire.AppendOnlineUsers(nil, r.name, users))
+	r.subs[c] = sub
+	return sub, nil
+}
+
+// recoveryPoint decides whether a join with since can resume: the store
+// must still hold since+1, or since must be the room's last seq.
+func (r *room) recoveryPoint(ctx context.Context, since *uint64) (sub *subscription, recovered bool, err error) {
+	sub = &subscription{}
+	if since == nil {
+		return sub, false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	defer cancel()
+	next, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{After: *since, Limit: 1})
+	if err != nil {
+		return nil, false, unavailable("store", err)
+	}
+	if len(next) == 0 {
+		last, err := r.lastSeq(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		recovered = *since == last
+	} else {
+		recovered = next[0].Seq == *since+1
+	}
+	if recovered {
+		sub.after, sub.recovering = *since, true
+	}
+	return sub, recovered, nil
+}
+
+// exit removes c from the room and announces the user's departure when it
+// was their last connection anywhere.
+func (r *room) exit(c *Conn) {
+	r.mu.Lock()
+	delete(r.subs, c)
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+	defer cancel()
+	r.presenceMu.Lock()
+	defer r.presenceMu.Unlock()
+	r.decrementLocked(ctx, c)
+}
+
+// decrementLocked drops one of the user's connections; the last one leaves
+// presence. r.presenceMu must be held.
+func (r *room) decrementLocked(ctx context.Context, c *Conn) {
+	if r.users[c.username]--; r.users[c.username] > 0 {
+		return
+	}
+	r.forgetUserLocked(c.username)
+	last, err := r.hub.presence(ctx, "remove", func(ctx context.Context, p Presence) (bool, error) {
+		return p.Remove(ctx, r.name, c.username)
+	})
+	if err != nil {
+		r.hub.srv.log.Warn("presence remove failed", "room", r.name, "user", c.username, "err", err)
+		return
+	}
+	if last {
+		r.hub.publish(ctx, r.topic, presenceEvent(false, r.name, c.username, c.session, r.hub.srv.opts.Now()))
+	}
+}
+
+func (r *room) forgetUserLocked(user string) { delete(r.users, user) }
+
+// onlineUsers returns the room's users, sorted and unique.
+func (r *room) onlineUsers(ctx context.Context) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	defer cancel()
+	users, err := r.hub.srv.opts.Presence.Users(ctx, r.name)
+	if err != nil {
+		return nil, unavailable("presence", err)
+	}
+	if !sort.StringsAreSorted(users) {
+		sort.Strings(users)
+	}
+	return users, nil
+}
+
+// replay sends c the stored messages after sub.after, paced to the client,
+// then switches it to live delivery at the seam: under the room's lock, once
+// the replay has reached the last seq delivered live.
+func (r *room) replay(c *Conn, sub *subscription) {
+	r.mu.Lock()
+	cursor := sub.after
+	r.mu.Unlock()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+		messages, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{After: cursor, Limit: pageSize})
+		cancel()
+		if err != nil {
+			c.sendError(newError(CodeUnavailable, "recovery of "+r.name+" failed: store unavailable"), nil)
+			c.close(closeInternalError, "recovery failed")
+			return
+		}
+		for _, m := range messages {
+			if !c.queue.pushPaced(wire.AppendChat(nil, wire.Chat(m)), c.closing) {
+				return
+			}
+			cursor = m.Seq
+		}
+		if len(messages) < pageSize && r.goLive(sub, cursor) {
+			return
+		}
+	}
+}
+
+// goLive ends a replay that has reached the live stream.
+func (r *room) goLive(sub *subscription, cursor uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cursor < r.last {
+		return false
+	}
+	sub.after, sub.recovering = cursor, false
+	return true
+}

@@ -1,0 +1,352 @@
+package partyline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/gorilla/websocket"
+)
+
+// Server is the hub: an http.Handler that upgrades /ws and /ws/{room} to
+// WebSocket connections and routes their messages, plus the Go API that the
+// HTTP API and embedding programs use. Create it with New.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	hub      *hub
+	upgrader websocket.Upgrader
+
+	wg sync.WaitGroup // one per connection being served
+
+	mu           sync.Mutex // guards the following
+	conns        map[*Conn]struct{}
+	perIP        map[string]int
+	shuttingDown bool
+}
+
+// New validates opts and returns a running Server. The Server starts the
+// Broker; the caller keeps ownership of the Store, Broker and Presence and
+// closes them after Shutdown.
+func New(opts Options) (*Server, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("partyline: %w", err)
+	}
+	if opts.Store == nil {
+		opts.Store = NewMemoryStore(DefaultHistorySize)
+	}
+	if opts.Broker == nil {
+		opts.Broker = NewMemoryBroker()
+	}
+	if opts.Presence == nil {
+		opts.Presence = NewMemoryPresence()
+	}
+	s := &Server{
+		opts:  opts,
+		log:   opts.Logger,
+		conns: make(map[*Conn]struct{}),
+		perIP: make(map[string]int),
+		upgrader: websocket.Upgrader{
+			ReadBufferSize:    1024,
+			WriteBufferPool:   &sync.Pool{},
+			CheckOrigin:       func(*http.Request) bool { return true }, // checked in admit
+			EnableCompression: false,
+		},
+	}
+	s.hub = newHub(s)
+	if err := opts.Broker.Start(s.hub); err != nil {
+		return nil, fmt.Errorf("partyline: start broker: %w", err)
+	}
+	if e, ok := opts.Presence.(PresenceExpirer); ok {
+		e.StartExpiry(s.hub.presenceExpired)
+	}
+	return s, nil
+}
+
+// ServeHTTP upgrades a request for /ws or /ws/{room} to a WebSocket
+// connection and serves it until it closes. Refusals are answered before the
+// upgrade with an HTTP status and a JSON error body.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	admission, err := s.admit(r)
+	if err != nil {
+		s.opts.Metrics.Refused(ErrorCode(err))
+		WriteHTTPError(w, err)
+		return
+	}
+	defer s.release(admission)
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered the request
+	}
+	c := newConn(s, ws, admission)
+	if !s.track(c) {
+		ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(CloseGoingAway, "server shutting down"), s.opts.Now().Add(s.opts.WriteWait))
+		ws.Close()
+		return
+	}
+	defer s.untrack(c)
+	c.serve()
+}
+
+// admission is what a request was admitted with.
+type admission struct {
+	identity Identity
+	rooms    []string
+	ip       string
+}
+
+// admit checks everything that can refuse a connection before the upgrade,
+// in the order of docs/protocol.md §3, and reserves its connection slot.
+func (s *Server) admit(r *http.Request) (admission, error) {
+	if !s.accepting() {
+		return admission{}, newError(CodeShuttingDown, "server is shutting down")
+	}
+	if !s.originAllowed(r) {
+		return admission{}, newError(CodeForbiddenOrigin, "origin not allowed")
+	}
+	identity, err := s.identify(r)
+	if err != nil {
+		return admission{}, err
+	}
+	rooms, err := s.requestedRooms(r, identity)
+	if err != nil {
+		return admission{}, err
+	}
+	a := admission{identity: identity, rooms: rooms, ip: clientIP(r)}
+	if !s.reserve(a.ip) {
+		return admission{}, newError(CodeTooManyConnections, "too many connections")
+	}
+	return a, nil
+}
+
+// identify returns who the client is: from its token in JWT mode, from the
+// URL in anonymous mode.
+func (s *Server) identify(r *http.Request) (Identity, error) {
+	q := r.URL.Query()
+	if s.opts.Authenticator != nil {
+		token := q.Get("token")
+		if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && token == "" {
+			token = strings.TrimSpace(bearer)
+		}
+		if token == "" {
+			return Identity{}, newError(CodeUnauthorized, "a token is required")
+		}
+		id, err := s.opts.Authenticator.Authenticate(r.Context(), token)
+		if err != nil {
+			return Identity{}, &Error{Code: CodeUnauthorized, Message: ErrorMessage(err), Err: err}
+		}
+		return id, nil
+	}
+	name := q.Get("username")
+	if name == "" {
+		name = q.Get("user")
+	}
+	switch {
+	case name == "":
+		return Identity{}, newError(CodeMissingUsername, "username is required")
+	case !ValidUsername(name):
+		return Identity{}, newError(CodeInvalidUsername, "username must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+	}
+	return Identity{Username: name}, nil
+}
+
+// requestedRooms returns the rooms named by the URL, path room first, in
+// order and without repeats; or the default room when none is named.
+func (s *Server) requestedRooms(r *http.Request, id Identity) ([]string, error) {
+	var rooms []string
+	if name := pathRoom(r); name != "" {
+		rooms = append(rooms, name)
+	}
+	for _, name := range r.URL.Query()["room"] {
+		if !slices.Contains(rooms, name) {
+			rooms = append(rooms, name)
+		}
+	}
+	if len(rooms) == 0 && s.opts.DefaultRoom != "" {
+		rooms = append(rooms, s.opts.DefaultRoom)
+	}
+	if len(rooms) > s.opts.MaxRooms {
+		return nil, newError(CodeTooManyRooms, fmt.Sprintf("at most %d rooms per connection", s.opts.MaxRooms))
+	}
+	for _, name := range rooms {
+		if !ValidRoom(name) {
+			return nil, newError(CodeInvalidRoom, "room names must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+		}
+		if !id.CanJoin(name) {
+			return nil, newError(CodeForbiddenRoom, "not allowed to join "+name)
+		}
+	}
+	return rooms, nil
+}
+
+// pathRoom returns the {room} of /ws/{room}: the mux's path value when the
+// Server is mounted on such a pattern, else what follows "/ws/".
+func pathRoom(r *http.Request) string {
+	if name := r.PathValue("room"); name != "" {
+		return name
+	}
+	if i := strings.LastIndex(r.URL.Path, "/ws/"); i >= 0 {
+		name, _ := url.PathUnescape(r.URL.Path[i+len("/ws/"):])
+		return name
+	}
+	return ""
+}
+
+// originAllowed applies the origin rule: the configured list, "*", or by
+// default the request's own host. Non-browser clients send no Origin.
+func (s *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if len(s.opts.AllowedOrigins) == 0 {
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
+	for _, allowed := range s.opts.AllowedOrigins {
+		if allowed == "*" || strings.EqualFold(strings.TrimSuffix(allowed, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// reserve takes a connection slot for ip, within the configured limits.
+func (s *Server) reserve(ip string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	total := 0
+	for _, n := range s.perIP {
+		total += n
+	}
+	if s.opts.MaxConnections > 0 && total >= s.opts.MaxConnections ||
+		s.opts.MaxConnectionsPerIP > 0 && s.perIP[ip] >= s.opts.MaxConnectionsPerIP {
+		return false
+	}
+	s.perIP[ip]++
+	return true
+}
+
+func (s *Server) release(a admission) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[a.ip]--; s.perIP[a.ip] <= 0 {
+		delete(s.perIP, a.ip)
+	}
+}
+
+func (s *Server) accepting() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.shuttingDown
+}
+
+// track registers a live connection; it fails once shutdown has begun.
+func (s *Server) track(c *Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c *Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// Shutdown stops accepting connections, closes every connection with 1001
+// and waits until each has finished, or until ctx is done; then it closes
+// what remains at once and returns ctx's error. Acked messages are already
+// committed, so nothing acked is lost.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shuttingDown = true
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close(CloseGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		for _, c := range conns {
+			c.ws.Close()
+		}
+		<-done
+	}
+	s.hub.stop()
+	return err
+}
+
+// Stats is a snapshot of the node's gauges.
+type Stats struct {
+	Connections int // open WebSocket connections on this node
+	Rooms       int // rooms with at least one subscriber on this node
+	Users       int // distinct users connected to this node
+}
+
+// Stats returns the node's current gauges.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	conns := len(s.conns)
+	s.mu.Unlock()
+	rooms, users := s.hub.counts()
+	return Stats{Connections: conns, Rooms: rooms, Users: users}
+}
+
+// Ready reports whether the store, the broker and the presence answer; the
+// error names the first that does not.
+func (s *Server) Ready(ctx context.Context) error {
+	for _, part := range []struct {
+		name    string
+		backend any
+	}{{"store", s.opts.Store}, {"broker", s.opts.Broker}, {"presence", s.opts.Presence}} {
+		if p, ok := part.backend.(Pinger); ok {
+			if err := p.Ping(ctx); err != nil {
+				return fmt.Errorf("%s: %w", part.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// WriteHTTPError writes err as {"error":{"code":…,"message":…}} with the
+// status its code maps to.
+func WriteHTTPError(w http.ResponseWriter, err error) {
+	code := ErrorCode(err)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(HTTPStatus(code))
+	json.NewEncoder(w).Encode(map[string]any{
+		"error": map[string]string{"code": code, "message": ErrorMessage(err)},
+	})
+}
