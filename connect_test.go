@@ -1,0 +1,126 @@
+package partyline_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/partyline/partyline"
+)
+
+func TestRefusalsBeforeUpgrade(t *testing.T) {
+	ts := startServer(t, partyline.Options{MaxRooms: 2})
+	long := strings.Repeat("a", 33)
+	for _, tc := range []struct {
+		path   string
+		status int
+		code   string
+	}{
+		{"/ws", 400, "missing_username"},
+		{"/ws?room=lobby", 400, "missing_username"},
+		{"/ws?username=-alice", 400, "invalid_username"},
+		{"/ws?username=" + long, 400, "invalid_username"},
+		{"/ws?username=al%20ice", 400, "invalid_username"},
+		{"/ws?username=alice&room=bad%20room", 400, "invalid_room"},
+		{"/ws/..bad?username=alice", 400, "invalid_room"},
+		{"/ws?username=alice&room=a&room=b&room=c", 400, "too_many_rooms"},
+	} {
+		status, code := ts.refusal(t, tc.path, nil)
+		if status != tc.status || code != tc.code {
+			t.Errorf("dial %s: got %d %s, want %d %s", tc.path, status, code, tc.status, tc.code)
+		}
+	}
+}
+
+func TestOriginCheck(t *testing.T) {
+	t.Run("default is the request's own host", func(t *testing.T) {
+		ts := startServer(t, partyline.Options{})
+		status, code := ts.refusal(t, "/ws?username=alice", http.Header{"Origin": {"http://evil.example"}})
+		if status != 403 || code != "forbidden_origin" {
+			t.Fatalf("foreign origin: got %d %s, want 403 forbidden_origin", status, code)
+		}
+		own := "http://" + strings.TrimPrefix(ts.http.URL, "http://")
+		c := ts.dialRaw(t, "/ws?username=alice", http.Header{"Origin": {own}})
+		c.expect("welcome")
+	})
+	t.Run("configured list", func(t *testing.T) {
+		ts := startServer(t, partyline.Options{AllowedOrigins: []string{"https://app.example"}})
+		ts.dialRaw(t, "/ws?username=alice", http.Header{"Origin": {"https://app.example"}}).expect("welcome")
+		if status, _ := ts.refusal(t, "/ws?username=bob", http.Header{"Origin": {"https://other.example"}}); status != 403 {
+			t.Fatalf("unlisted origin: got %d, want 403", status)
+		}
+	})
+	t.Run("star allows any", func(t *testing.T) {
+		ts := startServer(t, partyline.Options{AllowedOrigins: []string{"*"}})
+		ts.dialRaw(t, "/ws?username=alice", http.Header{"Origin": {"https://anything.example"}}).expect("welcome")
+	})
+}
+
+func TestConnectionLimits(t *testing.T) {
+	ts := startServer(t, partyline.Options{MaxConnectionsPerIP: 2, MaxConnections: 3})
+	a := ts.dial(t, "/ws?username=a")
+	ts.dial(t, "/ws?username=b")
+	if status, code := ts.refusal(t, "/ws?username=c", nil); status != 429 || code != "too_many_connections" {
+		t.Fatalf("third connection from one IP: got %d %s, want 429 too_many_connections", status, code)
+	}
+	a.ws.Close()
+	waitUntil(t, "the closed connection to free its slot", func() bool { return ts.Stats().Connections == 1 })
+	ts.dial(t, "/ws?username=c")
+}
+
+func TestShutdownRefusesAndClosesWithGoingAway(t *testing.T) {
+	ts := startServer(t, partyline.Options{})
+	c := ts.dial(t, "/ws?username=alice&room=lobby")
+	ctx, cancel := context.WithTimeout(context.Background(), waitTime)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ts.Shutdown(ctx) }()
+	if code := c.closeCode(); code != partyline.CloseGoingAway {
+		t.Fatalf("close code = %d, want 1001", code)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if status, code := ts.refusal(t, "/ws?username=bob", nil); status != 503 || code != "shutting_down" {
+		t.Fatalf("dial during shutdown: got %d %s, want 503 shutting_down", status, code)
+	}
+}
+
+func TestWelcomeAndURLRooms(t *testing.T) {
+	ts := startServer(t, partyline.Options{})
+	c := ts.dialRaw(t, "/ws/first?user=alice&room=second&room=first", nil)
+	w := c.expect("welcome")
+	if w.str("username") != "alice" || w.str("session") == "" || w.str("server") == "" {
+		t.Fatalf("welcome = %v, want username alice, a session and a server", w)
+	}
+	if got := strings.Join(w.strings("rooms"), ","); got != "first,second" {
+		t.Fatalf("welcome rooms = %q, want first,second (path room first, no repeat)", got)
+	}
+	for _, room := range []string{"first", "second"} {
+		if f := c.expect("joined"); f.str("room") != room {
+			t.Fatalf("joined %v, want room %s", f, room)
+		}
+		if f := c.expect("online_users"); f.str("room") != room || f.str("content") != "alice" {
+			t.Fatalf("online_users %v, want room %s with alice", f, room)
+		}
+	}
+}
+
+func TestDefaultRoom(t *testing.T) {
+	ts := startServer(t, partyline.Options{DefaultRoom: "everyone"})
+	c := ts.dialRaw(t, "/ws?username=alice", nil)
+	if w := c.expect("welcome"); strings.Join(w.strings("rooms"), ",") != "everyone" {
+		t.Fatalf("welcome = %v, want rooms [everyone]", w)
+	}
+	c.expect("joined")
+	c.expect("online_users")
+	c.sendText("hello, plain text")
+	if f := c.expect("chat"); f.str("room") != "everyone" || f.str("content") != "hello, plain text" {
+		t.Fatalf("plain-text chat = %v, want it in everyone", f)
+	}
+	named := ts.dialRaw(t, "/ws?username=bob&room=elsewhere", nil)
+	if w := named.expect("welcome"); strings.Join(w.strings("rooms"), ",") != "elsewhere" {
+		t.Fatalf("a URL naming a room got %v, want only that room", w)
+	}
+}
