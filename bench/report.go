@@ -1,0 +1,239 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+)
+
+// Result is what a run measured; Main prints it as one JSON line. Counts
+// and rates cover the measuring window: messages stamped inside it and
+// their deliveries.
+type Result struct {
+	Scenario    string  `json:"scenario"`
+	URL         string  `json:"url"`
+	Connections int     `json:"connections"` // planned
+	Connected   int     `json:"connected"`
+	NotReady    int     `json:"not_ready"` // connected but never joined
+	Rooms       int     `json:"rooms"`
+	Publishers  int     `json:"publishers"`
+	Rate        float64 `json:"rate"` // as configured: fanout total, rooms per connection
+	Payload     int     `json:"payload_bytes"`
+	Window      float64 `json:"window_s"`
+
+	Sent           uint64  `json:"sent"`
+	SentPerSecond  float64 `json:"sent_per_s"`
+	Expected       uint64  `json:"expected"`
+	Delivered      uint64  `json:"delivered"`
+	DeliveryRatio  float64 `json:"delivery_ratio"`
+	DeliveriesPerS float64 `json:"deliveries_per_s"`
+	Latency        Latency `json:"latency"`
+
+	Heartbeats         uint64  `json:"heartbeats"` // server pings answered in the window
+	HeartbeatsExpected float64 `json:"heartbeats_expected,omitempty"`
+
+	Server *ProcStats `json:"server,omitempty"` // with --pid
+	Bench  ProcStats  `json:"bench"`
+
+	DialFailures   int            `json:"dial_failures"`
+	FirstDialError string         `json:"first_dial_error,omitempty"`
+	Closed         map[string]int `json:"closed"` // unexpected closes by close code, "eof" or "error"
+	FirstClose     string         `json:"first_close,omitempty"`
+	ErrorFrames    uint64         `json:"error_frames"`
+	FirstError     string         `json:"first_error,omitempty"`
+	SendErrors     int            `json:"send_errors"`
+	FirstSendError string         `json:"first_send_error,omitempty"`
+
+	DialSeconds float64 `json:"dial_s"`
+	Sources     int     `json:"sources"` // loopback source addresses used; 0: kernel's choice
+	FileLimit   uint64  `json:"file_limit"`
+}
+
+// ProcStats is one process's cost over the window.
+type ProcStats struct {
+	PID               int     `json:"pid,omitempty"`
+	CPUSeconds        float64 `json:"cpu_s"`
+	CPUPercent        float64 `json:"cpu_pct"` // of one core
+	CPUPerMillion     float64 `json:"cpu_s_per_m_deliveries,omitempty"`
+	CPUPerHeartbeatUS float64 `json:"cpu_us_per_heartbeat,omitempty"`
+	RSSBefore         int64   `json:"rss_before_bytes"`
+	RSSAfter          int64   `json:"rss_after_bytes"`
+	MemPerConn        float64 `json:"mem_per_conn_bytes"`
+}
+
+// fill computes res from the counters and samples.
+func (r *run) fill(res *Result, clients []*client, before procSample, w window, selfBefore, selfAfter int64) {
+	c := r.cfg
+	res.Connections, res.Connected = c.connections(), len(clients)
+	res.NotReady = len(clients) - int(r.ready.Load())
+	res.Rooms, res.Rate, res.Payload = len(r.rooms), c.Rate, c.Payload
+	for _, cl := range clients {
+		if cl.publisher {
+			res.Publishers++
+		}
+	}
+	secs := w.wall.Seconds()
+	res.Window = secs
+	lat := r.lat.merged()
+	res.Sent, res.Expected, res.Delivered = r.sent.Load(), r.expected.Load(), lat.Count()
+	res.SentPerSecond = float64(res.Sent) / secs
+	res.DeliveriesPerS = float64(res.Delivered) / secs
+	if res.Expected > 0 {
+		res.DeliveryRatio = float64(res.Delivered) / float64(res.Expected)
+	}
+	res.Latency = lat.Summary()
+	res.Heartbeats = r.pings.Load()
+	if c.PingInterval > 0 {
+		res.HeartbeatsExpected = float64(len(clients)) * secs / c.PingInterval.Seconds()
+	}
+	res.Bench = r.procStats(res, w.self[1]-w.self[0], secs, selfBefore, selfAfter)
+	if c.PID != 0 {
+		s := r.procStats(res, w.server[1].CPU-w.server[0].CPU, secs, before.RSS, w.server[1].RSS)
+		s.PID = c.PID
+		res.Server = &s
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res.DialFailures, res.FirstDialError = r.dialFailures, r.firstDialError
+	res.Closed, res.FirstClose = r.closed, r.firstClose
+	res.ErrorFrames, res.FirstError = r.errorFrames.Load(), r.firstError
+	res.SendErrors, res.FirstSendError = r.sendErrors, r.firstSendError
+}
+
+// procStats derives a process's figures from its CPU time in the window
+// and its RSS before connecting and at the end of the window.
+func (r *run) procStats(res *Result, cpu time.Duration, secs float64, rssBefore, rssAfter int64) ProcStats {
+	s := ProcStats{CPUSeconds: cpu.Seconds(), RSSBefore: rssBefore, RSSAfter: rssAfter}
+	s.CPUPercent = 100 * s.CPUSeconds / secs
+	if res.Delivered > 0 {
+		s.CPUPerMillion = s.CPUSeconds / (float64(res.Delivered) / 1e6)
+	}
+	if res.Heartbeats > 0 {
+		s.CPUPerHeartbeatUS = s.CPUSeconds / float64(res.Heartbeats) * 1e6
+	}
+	if res.Connected > 0 {
+		s.MemPerConn = float64(rssAfter-rssBefore) / float64(res.Connected)
+	}
+	return s
+}
+
+// writeTable prints res for people.
+func writeTable(w io.Writer, res *Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
+	row("scenario", "%s  %s", res.Scenario, res.URL)
+	row("connections", "%d of %d (%d not ready, %d dial failures) in %.1fs", res.Connected, res.Connections, res.NotReady, res.DialFailures, res.DialSeconds)
+	row("rooms / publishers", "%d / %d, rate %g, payload %d B", res.Rooms, res.Publishers, res.Rate, res.Payload)
+	row("window", "%.1fs", res.Window)
+	if res.Scenario != Idle {
+		row("sent", "%d (%.0f/s)", res.Sent, res.SentPerSecond)
+		row("delivered", "%d of %d: ratio %.4f, %.0f/s", res.Delivered, res.Expected, res.DeliveryRatio, res.DeliveriesPerS)
+		l := res.Latency
+		row("latency ms", "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f", l.P50, l.P90, l.P99, l.P999, l.Max)
+	} else {
+		row("heartbeats", "%d (expected %.0f)", res.Heartbeats, res.HeartbeatsExpected)
+	}
+	if res.Server != nil {
+		writeProcRow(row, "server", res.Server)
+	}
+	writeProcRow(row, "bench", &res.Bench)
+	row("problems", "closed %s, error frames %d, send errors %d", formatCounts(res.Closed), res.ErrorFrames, res.SendErrors)
+	for _, p := range [][2]string{{"first dial error", res.FirstDialError}, {"first close", res.FirstClose}, {"first error frame", res.FirstError}, {"first send error", res.FirstSendError}} {
+		if p[1] != "" {
+			row(p[0], "%s", p[1])
+		}
+	}
+	tw.Flush()
+}
+
+func writeProcRow(row func(string, string, ...any), name string, s *ProcStats) {
+	line := fmt.Sprintf("cpu %.2fs (%.1f%%)", s.CPUSeconds, s.CPUPercent)
+	if s.CPUPerMillion > 0 {
+		line += fmt.Sprintf(", %.2f s/M deliveries", s.CPUPerMillion)
+	}
+	if s.CPUPerHeartbeatUS > 0 {
+		line += fmt.Sprintf(", %.1f µs/heartbeat", s.CPUPerHeartbeatUS)
+	}
+	line += fmt.Sprintf("; rss %.1f → %.1f MB, %.2f KB/conn", mb(s.RSSBefore), mb(s.RSSAfter), s.MemPerConn/1024)
+	row(name, "%s", line)
+}
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+func formatCounts(m map[string]int) string {
+	if len(m) == 0 {
+		return "0"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s×%d", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// startProgress prints a status line to w once a second until the
+// returned stop is called; stop waits for the printer to finish.
+func (r *run) startProgress(w io.Writer) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		var last progressMark
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				last = r.printProgress(w, last)
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// progressMark is what the previous progress line saw.
+type progressMark struct {
+	deliveries uint64
+	server     procSample
+}
+
+// printProgress prints one status line, rates against last.
+func (r *run) printProgress(w io.Writer, last progressMark) progressMark {
+	inWindow := r.lat.count()
+	next := progressMark{deliveries: inWindow + r.outsideCount()}
+	line := fmt.Sprintf("bench: %4.0fs %-7s conns %d ready %d | sent %d delivered %d (%d/s) | errors %d closed %d",
+		time.Since(r.epoch).Seconds(), *r.phase.Load(), r.connected.Load(), r.ready.Load(),
+		r.sent.Load(), inWindow, next.deliveries-last.deliveries, r.errorFrames.Load(), r.closedCount())
+	if r.cfg.PID != 0 {
+		if s, err := readProc(r.cfg.PID); err == nil {
+			next.server = s
+			if !last.server.At.IsZero() {
+				pct := 100 * (s.CPU - last.server.CPU).Seconds() / s.At.Sub(last.server.At).Seconds()
+				line += fmt.Sprintf(" | server cpu %.0f%%", pct)
+			}
+			line += fmt.Sprintf(" rss %.0f MB", mb(s.RSS))
+		}
+	}
+	fmt.Fprintln(w, line)
+	return next
+}
+
+func (r *run) closedCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, v := range r.closed {
+		n += v
+	}
+	return n
+}

@@ -1,0 +1,362 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// latencyShards is how many histograms the reader goroutines share.
+const latencyShards = 64
+
+// joinWait bounds the wait for every connection's "joined" frame.
+const joinWait = 30 * time.Second
+
+// run is one bench run. Stamps and the window bounds are nanoseconds since
+// epoch on the monotonic clock.
+type run struct {
+	cfg    Config
+	epoch  time.Time
+	dialer *dialer
+	rooms  []string // room names; a client's room indexes this
+	lat    shardedHistogram
+	// outside counts, per latency shard, deliveries of messages stamped
+	// outside the window (warm-up traffic).
+	outside [latencyShards]paddedCounter
+
+	// winStart and winEnd bound the measuring window: messages stamped
+	// inside it are counted, deliveries of others only tallied.
+	winStart, winEnd atomic.Int64
+	phase            atomic.Pointer[string]
+
+	connected, ready atomic.Int64
+	sent, expected   atomic.Uint64
+	errorFrames      atomic.Uint64
+	pings            atomic.Uint64 // server pings received in the window
+	closing          atomic.Bool   // the bench is closing the connections itself
+	readers          sync.WaitGroup
+	publishers       sync.WaitGroup
+
+	mu             sync.Mutex // guards the following
+	closed         map[string]int
+	firstClose     string
+	firstError     string
+	sendErrors     int
+	firstSendError string
+	dialFailures   int
+	firstDialError string
+}
+
+// paddedCounter is a counter alone on its cache line.
+type paddedCounter struct {
+	atomic.Uint64
+	_ [56]byte
+}
+
+// outsideCount returns the deliveries of messages stamped outside the window.
+func (r *run) outsideCount() uint64 {
+	var n uint64
+	for i := range r.outside {
+		n += r.outside[i].Load()
+	}
+	return n
+}
+
+func (r *run) now() int64 { return int64(time.Since(r.epoch)) }
+
+func (r *run) setPhase(p string) { r.phase.Store(&p) }
+
+// Run runs the scenario cfg describes against cfg.URL, writing progress to
+// progress once a second, and returns the measurements. It validates cfg
+// first, filling scenario defaults. It closes every connection it opened
+// before it returns, and returns within cfg.Timeout.
+func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	d, err := newDialer(cfg.URL, cfg.Sources)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	r := &run{cfg: cfg, epoch: time.Now(), dialer: d, lat: newShardedHistogram(latencyShards), closed: map[string]int{}}
+	r.winStart.Store(math.MaxInt64)
+	r.winEnd.Store(math.MaxInt64)
+	r.setPhase("start")
+	stop := r.startProgress(progress)
+	res, err := r.execute(ctx)
+	stop()
+	return res, err
+}
+
+// execute runs the phases: connect, wait for joins, publish and warm up,
+// measure, drain, close.
+func (r *run) execute(ctx context.Context) (*Result, error) {
+	res := &Result{Scenario: r.cfg.Scenario, URL: r.cfg.URL, Sources: len(r.dialer.sources)}
+	var err error
+	if res.FileLimit, err = raiseFileLimit(); err != nil {
+		return nil, err
+	}
+	before, err := r.sampleServer()
+	if err != nil {
+		return nil, err
+	}
+	selfBefore, _ := readProc(os.Getpid())
+
+	r.setPhase("dial")
+	dialStart := time.Now()
+	clients := r.dialAll(ctx, r.plan())
+	defer r.closeAll(clients)
+	res.DialSeconds = time.Since(dialStart).Seconds()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bench: connecting: %w", err)
+	}
+	if len(clients) == 0 {
+		return nil, fmt.Errorf("bench: no connection succeeded: %s", r.firstDialError)
+	}
+	r.setPhase("join")
+	r.waitReady(ctx, len(clients))
+
+	pubCtx, stopPublishers := context.WithCancel(ctx)
+	defer stopPublishers()
+	r.startPublishers(pubCtx, clients)
+	r.setPhase("warmup")
+	if err := sleep(ctx, r.cfg.Warmup); err != nil {
+		return nil, fmt.Errorf("bench: warming up: %w", err)
+	}
+
+	w, err := r.measure(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stopPublishers()
+	r.publishers.Wait()
+	r.setPhase("drain")
+	r.drain(ctx)
+	selfAfter, _ := readProc(os.Getpid())
+	r.fill(res, clients, before, w, selfBefore.RSS, selfAfter.RSS)
+	return res, nil
+}
+
+// window holds the samples taken at the start and end of the window.
+type window struct {
+	server [2]procSample // zero without --pid
+	self   [2]time.Duration
+	wall   time.Duration
+}
+
+// measure opens the window, waits it out and closes it.
+func (r *run) measure(ctx context.Context) (window, error) {
+	var w window
+	var err error
+	if w.server[0], err = r.sampleServer(); err != nil {
+		return w, err
+	}
+	w.self[0] = selfCPU()
+	start := time.Now()
+	ns := r.now()
+	r.winEnd.Store(ns + int64(r.cfg.Duration))
+	r.winStart.Store(ns)
+	r.setPhase("measure")
+	if err := sleep(ctx, r.cfg.Duration); err != nil {
+		return w, fmt.Errorf("bench: measuring: %w", err)
+	}
+	w.self[1] = selfCPU()
+	w.wall = time.Since(start)
+	if w.server[1], err = r.sampleServer(); err != nil {
+		return w, err
+	}
+	return w, nil
+}
+
+// sampleServer reads the server process, or returns zero without --pid.
+func (r *run) sampleServer() (procSample, error) {
+	if r.cfg.PID == 0 {
+		return procSample{}, nil
+	}
+	s, err := readProc(r.cfg.PID)
+	if err != nil {
+		return s, fmt.Errorf("bench: --pid %d: %w", r.cfg.PID, err)
+	}
+	return s, nil
+}
+
+// connSpec says what connection i of the plan is.
+type connSpec struct {
+	room      int // index into run.rooms, or -1
+	publisher bool
+}
+
+// plan names the scenario's rooms and returns its connections.
+func (r *run) plan() []connSpec {
+	c := r.cfg
+	specs := make([]connSpec, c.connections())
+	switch c.Scenario {
+	case Fanout:
+		r.rooms = []string{"bench-fanout"}
+		for i := range specs {
+			specs[i] = connSpec{room: 0, publisher: i < c.Publishers}
+		}
+	default:
+		r.rooms = make([]string, c.Rooms)
+		for i := range r.rooms {
+			r.rooms[i] = "bench-" + strconv.Itoa(i)
+		}
+		for i := range specs {
+			specs[i] = connSpec{room: -1, publisher: c.Scenario == Rooms}
+			if c.Rooms > 0 {
+				specs[i].room = i % c.Rooms
+			}
+		}
+	}
+	return specs
+}
+
+// dialAll opens the planned connections, DialConcurrency at a time, and
+// starts each one's reader. It returns the connections that opened.
+func (r *run) dialAll(ctx context.Context, specs []connSpec) []*client {
+	all := make([]*client, len(specs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(r.cfg.DialConcurrency, len(specs)) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= len(specs) {
+					return
+				}
+				all[i] = r.dialOne(ctx, i, specs[i])
+			}
+		})
+	}
+	wg.Wait()
+	clients := all[:0]
+	for _, c := range all {
+		if c != nil {
+			clients = append(clients, c)
+		}
+	}
+	return clients
+}
+
+// dialOne opens connection i and starts its reader, or returns nil.
+func (r *run) dialOne(ctx context.Context, i int, s connSpec) *client {
+	room := ""
+	if s.room >= 0 {
+		room = r.rooms[s.room]
+	}
+	ws, err := r.dialer.dial(ctx, i, r.dialer.url(username(i, r.cfg.Users), room), s.publisher)
+	if err != nil {
+		r.noteDialError(err)
+		return nil
+	}
+	c := &client{id: i, room: s.room, publisher: s.publisher, ws: ws, outside: &r.outside[i%latencyShards].Uint64}
+	ws.SetPingHandler(r.handlePing(ws))
+	r.connected.Add(1)
+	r.readers.Add(1)
+	go r.read(c, r.lat.shard(i))
+	return c
+}
+
+func (r *run) noteDialError(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dialFailures++
+	if r.firstDialError == "" {
+		r.firstDialError = err.Error()
+	}
+}
+
+// waitReady waits until n connections are ready (joined their room), at
+// most joinWait.
+func (r *run) waitReady(ctx context.Context, n int) {
+	deadline := time.Now().Add(joinWait)
+	for r.ready.Load() < int64(n) && time.Now().Before(deadline) {
+		if sleep(ctx, 10*time.Millisecond) != nil {
+			return
+		}
+	}
+}
+
+// startPublishers starts one goroutine per publishing connection, their
+// first sends spread evenly over one send interval.
+func (r *run) startPublishers(ctx context.Context, clients []*client) {
+	members := make([]uint64, len(r.rooms))
+	var pubs []*client
+	for _, c := range clients {
+		if c.room >= 0 {
+			members[c.room]++
+		}
+		if c.publisher {
+			pubs = append(pubs, c)
+		}
+	}
+	if len(pubs) == 0 {
+		return
+	}
+	// Fanout: Rate is the total, shared by the publishers; rooms: per connection.
+	perPublisher := r.cfg.Rate
+	if r.cfg.Scenario == Fanout {
+		perPublisher = r.cfg.Rate / float64(len(pubs))
+	}
+	interval := time.Duration(float64(time.Second) / perPublisher)
+	for j, c := range pubs {
+		phase := interval * time.Duration(j) / time.Duration(len(pubs))
+		r.publishers.Add(1)
+		go r.publish(ctx, c, r.rooms[c.room], members[c.room], interval, phase)
+	}
+}
+
+// drain waits, at most cfg.Drain, until every delivery expected from the
+// window has arrived.
+func (r *run) drain(ctx context.Context) {
+	deadline := time.Now().Add(r.cfg.Drain)
+	for r.lat.count() < r.expected.Load() && time.Now().Before(deadline) {
+		if sleep(ctx, 10*time.Millisecond) != nil {
+			return
+		}
+	}
+}
+
+// closeAll sends every connection a close frame, closes it and waits for
+// the readers to finish.
+func (r *run) closeAll(clients []*client) {
+	r.setPhase("close")
+	r.closing.Store(true)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+	for range min(r.cfg.DialConcurrency, len(clients)) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(clients); i = int(next.Add(1)) - 1 {
+				c := clients[i]
+				_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(100*time.Millisecond))
+				c.ws.Close()
+			}
+		})
+	}
+	wg.Wait()
+	r.publishers.Wait()
+	r.readers.Wait()
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
