@@ -78,14 +78,17 @@ func Decode(frame []byte) (in Inbound, err error) {
 		return Inbound{Type: "chat", Content: string(frame), PlainText: true}, nil
 	}
 	var raw inbound
-	if err := json.Unmarshal(trimmed, &raw); err != nil {
-		return in, badRequest("%s", jsonProblem(err))
-	}
+	// Unmarshal goes on past a mistyped field, so the id is read even when
+	// another field is wrong and the error frame can echo it.
+	decodeErr := json.Unmarshal(trimmed, &raw)
 	if raw.ID != nil && !isNull(raw.ID) {
 		if err := checkID(raw.ID); err != nil {
 			return in, err
 		}
 		in.ID = raw.ID
+	}
+	if decodeErr != nil {
+		return in, badRequest("%s", jsonProblem(decodeErr))
 	}
 	if raw.Type == nil {
 		return in, badRequest("missing type")

@@ -27,7 +27,7 @@ func AppendChat(b []byte, m Chat) []byte {
 	b = AppendString(b, m.Content)
 	if len(m.Data) > 0 {
 		b = append(b, `,"data":`...)
-		b = append(b, m.Data...)
+		b = appendCompact(b, m.Data)
 	}
 	b = append(b, `,"timestamp":`...)
 	b = strconv.AppendInt(b, m.Timestamp, 10)
@@ -141,7 +141,7 @@ func AppendDirect(b []byte, d Direct) []byte {
 	b = AppendString(b, d.Content)
 	if len(d.Data) > 0 {
 		b = append(b, `,"data":`...)
-		b = append(b, d.Data...)
+		b = appendCompact(b, d.Data)
 	}
 	b = append(b, `,"timestamp":`...)
 	b = strconv.AppendInt(b, d.Timestamp, 10)
@@ -198,6 +198,34 @@ func appendStrings(b []byte, list []string) []byte {
 		b = AppendString(b, s)
 	}
 	return append(b, ']')
+}
+
+// appendCompact appends the JSON value v without its insignificant
+// whitespace. Server frames are batched one per line (docs/protocol.md §4),
+// so a newline that a client or the HTTP API legally put between the tokens
+// of data would otherwise split the frame for every receiver.
+func appendCompact(b []byte, v []byte) []byte {
+	inString, escaped := false, false
+	start := 0
+	for i, c := range v {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			b = append(b, v[start:i]...)
+			start = i + 1
+		}
+	}
+	return append(b, v[start:]...)
 }
 
 // AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD.
