@@ -1,0 +1,114 @@
+package partyline
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"testing"
+)
+
+func TestEventRoundTrip(t *testing.T) {
+	for _, e := range []event{
+		{kind: eventChat, seq: 1, at: 1700000000000000000, except: "", frame: []byte(`{"type":"chat"}`)},
+		{kind: eventPresence, except: "0123456789abcdef", frame: []byte(`{"type":"user_joined"}`)},
+		{kind: eventTyping, seq: 0, at: -1, except: "s", frame: []byte(`{}`)},
+		{kind: eventDirect, seq: math.MaxUint64, at: math.MaxInt64, except: string(make([]byte, 300)), frame: bytes.Repeat([]byte("x"), 1<<16)},
+		{kind: eventKick, at: math.MinInt64},
+		{kind: eventKick, except: "\xff\x00 not utf-8"},
+	} {
+		b := e.marshal()
+		got, err := parseEvent(b)
+		if err != nil {
+			t.Errorf("parseEvent(marshal(%v)): %v", describeEvent(e), err)
+			continue
+		}
+		if !eventsEqual(got, e) {
+			t.Errorf("parseEvent(marshal(e))\n got %v\nwant %v", describeEvent(got), describeEvent(e))
+		}
+	}
+}
+
+func TestParseEventMalformed(t *testing.T) {
+	valid := event{kind: eventChat, seq: 300, at: 5, except: "abc", frame: []byte("frame")}.marshal()
+	tests := []struct {
+		name string
+		b    []byte
+	}{
+		{"nil", nil},
+		{"empty", []byte{}},
+		{"kind 0", []byte{0, 1, 1, 0}},
+		{"kind past kick", []byte{byte(eventKick) + 1, 1, 1, 0}},
+		{"kind 255", []byte{255, 1, 1, 0}},
+		{"kind only", []byte{byte(eventChat)}},
+		{"truncated seq", []byte{byte(eventChat), 0x80}},
+		{"seq overflows", append([]byte{byte(eventChat)}, bytes.Repeat([]byte{0xff}, 11)...)},
+		{"no at", []byte{byte(eventChat), 1}},
+		{"truncated at", []byte{byte(eventChat), 1, 0x80}},
+		{"no except length", []byte{byte(eventChat), 1, 1}},
+		{"except longer than the rest", []byte{byte(eventChat), 1, 1, 5, 'a', 'b'}},
+		{"except length huge", append([]byte{byte(eventChat), 1, 1}, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01)},
+		{"valid cut after the except length", valid[:4]},
+	}
+	for _, tt := range tests {
+		if _, err := parseEvent(tt.b); !errors.Is(err, errBadEvent) {
+			t.Errorf("parseEvent(%s %x): error %v, want errBadEvent", tt.name, tt.b, err)
+		}
+	}
+	// A frame may be empty: the event ends right after except.
+	if e, err := parseEvent(valid[:len(valid)-len("frame")]); err != nil || e.except != "abc" || len(e.frame) != 0 {
+		t.Errorf("parseEvent(without frame) = %v, %v; want except \"abc\" and an empty frame", describeEvent(e), err)
+	}
+}
+
+func TestParseEventFrameAliasesInput(t *testing.T) {
+	b := event{kind: eventChat, seq: 1, frame: []byte("abc")}.marshal()
+	e, err := parseEvent(b)
+	if err != nil {
+		t.Fatalf("parseEvent: %v", err)
+	}
+	b[len(b)-1] = 'Z'
+	if string(e.frame) != "abZ" {
+		t.Errorf("frame = %q after changing the input, want %q (the documented aliasing)", e.frame, "abZ")
+	}
+}
+
+func FuzzParseEvent(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(event{kind: eventChat, seq: 42, at: 1, except: "s1", frame: []byte(`{"type":"chat"}`)}.marshal())
+	f.Add(event{kind: eventKick}.marshal())
+	f.Add(event{kind: eventDirect, seq: math.MaxUint64, at: math.MinInt64}.marshal())
+	f.Add([]byte{byte(eventChat), 0x80, 0x80, 0x80})
+	f.Add([]byte{byte(eventTyping), 1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, 'x'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := parseEvent(b)
+		if err != nil {
+			return
+		}
+		if e.kind < eventChat || e.kind > eventKick {
+			t.Fatalf("parseEvent(%x) accepted kind %d", b, e.kind)
+		}
+		if len(e.except)+len(e.frame) >= len(b) {
+			t.Fatalf("parseEvent(%x): except %d + frame %d bytes from a %d-byte input", b, len(e.except), len(e.frame), len(b))
+		}
+		again, err := parseEvent(e.marshal())
+		if err != nil {
+			t.Fatalf("parseEvent(marshal(parseEvent(%x))): %v", b, err)
+		}
+		if !eventsEqual(again, e) {
+			t.Fatalf("re-marshalled event of %x\n got %v\nwant %v", b, describeEvent(again), describeEvent(e))
+		}
+	})
+}
+
+func eventsEqual(a, b event) bool {
+	return a.kind == b.kind && a.seq == b.seq && a.at == b.at && a.except == b.except && bytes.Equal(a.frame, b.frame)
+}
+
+func describeEvent(e event) string {
+	frame := e.frame
+	if len(frame) > 40 {
+		frame = frame[:40]
+	}
+	return fmt.Sprintf("{kind:%d seq:%d at:%d except:%q frame(%d bytes):%q}", e.kind, e.seq, e.at, e.except, len(e.frame), frame)
+}
