@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,11 +42,14 @@ type Broker struct {
 	sentinel string // the private channel
 	timeout  time.Duration
 
-	mu      sync.Mutex // guards the following
+	// mu guards the following. handler and pubsub are set once, by Start,
+	// before the goroutines that read them without mu.
+	mu      sync.Mutex
 	handler partyline.BrokerHandler
 	pubsub  *goredis.PubSub
-	topics  map[string]struct{} // delivered topics; filters late events
-	cancel  context.CancelFunc  // stops the goroutines; nil before Start
+	topics  map[string]struct{}        // delivered topics; filters late events
+	waiters map[string][]chan struct{} // by channel: Subscribes awaiting Redis's confirmation
+	cancel  context.CancelFunc         // stops the goroutines; nil before Start
 	closed  bool
 
 	wg sync.WaitGroup // the receive and ping goroutines
@@ -68,6 +72,7 @@ func newBroker(rdb *goredis.Client, opts Options) *Broker {
 		sentinel: opts.Prefix + "\x00broker:" + randomID(),
 		timeout:  opts.Timeout,
 		topics:   make(map[string]struct{}),
+		waiters:  make(map[string][]chan struct{}),
 	}
 }
 
@@ -104,9 +109,10 @@ func (b *Broker) Publish(ctx context.Context, topic string, payload []byte) erro
 	return nil
 }
 
-// Subscribe implements partyline.Broker. It returns an error wrapping
-// partyline.ErrUnavailable, and leaves topic unsubscribed, when Redis cannot
-// be reached within Options.Timeout.
+// Subscribe implements partyline.Broker. It returns once Redis has
+// confirmed the subscription, so every event published after it returns is
+// delivered. It returns an error wrapping partyline.ErrUnavailable, and
+// leaves topic unsubscribed, when that takes longer than Options.Timeout.
 func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 	pubsub, err := b.started()
 	if err != nil {
@@ -114,20 +120,57 @@ func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
-	b.setTopic(topic, true)
 	channel := b.prefix + topic
+	confirmed := b.await(channel)
+	b.setTopic(topic, true)
 	err = pubsub.Subscribe(ctx, channel)
 	if err != nil {
 		// A write that failed on a broken connection made go-redis dial a
 		// new one, resubscribed without channel: try once more there.
 		err = pubsub.Subscribe(ctx, channel)
 	}
-	if err != nil {
-		b.setTopic(topic, false)
-		pubsub.Unsubscribe(ctx, channel) // forget it: never resubscribed
-		return unavailable("subscribe", err)
+	if err == nil {
+		select {
+		case <-confirmed:
+			return nil
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	}
-	return nil
+	b.setTopic(topic, false)
+	b.stopAwaiting(channel, confirmed)
+	pubsub.Unsubscribe(ctx, channel) // forget it: never resubscribed
+	return unavailable("subscribe", err)
+}
+
+// await returns a channel closed when Redis next confirms a subscription
+// to channel.
+func (b *Broker) await(channel string) chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := make(chan struct{})
+	b.waiters[channel] = append(b.waiters[channel], c)
+	return c
+}
+
+// stopAwaiting forgets c, returned by await(channel).
+func (b *Broker) stopAwaiting(channel string, c chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.waiters[channel] = slices.DeleteFunc(b.waiters[channel], func(w chan struct{}) bool { return w == c })
+	if len(b.waiters[channel]) == 0 {
+		delete(b.waiters, channel)
+	}
+}
+
+// confirm wakes the Subscribes awaiting channel.
+func (b *Broker) confirm(channel string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.waiters[channel] {
+		close(c)
+	}
+	delete(b.waiters, channel)
 }
 
 // Unsubscribe implements partyline.Broker. Delivery stops at once. It
@@ -238,6 +281,9 @@ func (b *Broker) dispatch(msg any) {
 			b.handler.HandleEvent(topic, []byte(msg.Payload))
 		}
 	case *goredis.Subscription:
+		if msg.Kind == "subscribe" {
+			b.confirm(msg.Channel)
+		}
 		if msg.Kind == "subscribe" && msg.Channel == b.sentinel {
 			reconnected := b.confirmations > 0 || b.lost
 			b.confirmations++

@@ -35,9 +35,12 @@ import (
 
 // Defaults for the zero values of Options.
 const (
-	DefaultPrefix      = "partyline:"
+	// DefaultPrefix starts every key and channel name.
+	DefaultPrefix = "partyline:"
+	// DefaultPresenceTTL is the SPEC's --presence-ttl default.
 	DefaultPresenceTTL = 60 * time.Second
-	DefaultTimeout     = 2 * time.Second
+	// DefaultTimeout bounds each Redis command.
+	DefaultTimeout = 2 * time.Second
 )
 
 // Options configures a Client. The zero value is the default for every field.

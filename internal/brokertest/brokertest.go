@@ -51,6 +51,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("CloseStopsDelivery", func(t *testing.T) { testCloseStopsDelivery(t, b) })
 	if b.Cluster {
 		t.Run("TwoNodes", func(t *testing.T) { testTwoNodes(t, b) })
+		t.Run("SubscribeIsImmediate", func(t *testing.T) { testSubscribeIsImmediate(t, b) })
 		t.Run("OnlyWhereNeeded", func(t *testing.T) { testOnlyWhereNeeded(t, b) })
 		t.Run("ConcurrentPublishersTwoNodes", func(t *testing.T) { testConcurrentPublishersTwoNodes(t, b) })
 		t.Run("CloseStopsDeliveryTwoNodes", func(t *testing.T) { testCloseStopsDeliveryTwoNodes(t, b) })

@@ -141,6 +141,20 @@ func testTwoNodes(t *testing.T, b Backend) {
 	c.rec.Expect(t, "room:lobby", []byte("from c"))
 }
 
+// testSubscribeIsImmediate checks that an event published on another node
+// right after Subscribe returns is delivered: the hub reads the room's last
+// seq after subscribing and counts on every later event.
+func testSubscribeIsImmediate(t *testing.T, b Backend) {
+	ns := nodes(t, b, 2)
+	a, c := ns[0], ns[1]
+	for i := range 20 {
+		topic := fmt.Sprintf("room:r%d", i)
+		a.subscribe(t, topic)
+		c.publish(t, topic, []byte("right after"))
+		a.rec.Expect(t, topic, []byte("right after"))
+	}
+}
+
 func testOnlyWhereNeeded(t *testing.T, b Backend) {
 	ns := nodes(t, b, 2)
 	a, c := ns[0], ns[1]
