@@ -24,6 +24,7 @@ type client struct {
 	ws        *websocket.Conn
 	ready     atomic.Bool    // its "joined" (or, without a room, "welcome") arrived
 	outside   *atomic.Uint64 // counts deliveries of messages sent outside the window
+	frames    *atomic.Uint64 // counts messages received
 }
 
 // read is the client's reader goroutine: it scans every server message for
@@ -47,6 +48,7 @@ func (r *run) read(c *client, h *Histogram) {
 			r.noteClosed(err)
 			return
 		}
+		c.frames.Add(1)
 		if typ != websocket.TextMessage {
 			continue
 		}

@@ -42,6 +42,8 @@ type Config struct {
 
 	Sources         int // loopback source addresses to dial from (127.0.0.1, .2, …)
 	DialConcurrency int // dials in flight at once
+
+	CPUProfile string // file to write the bench's own CPU profile to; "": none
 }
 
 // Main runs `partyline bench` with args (the words after "bench"): progress
@@ -111,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.PingInterval, "ping-interval", 0, "idle: the server's ping interval, for the expected heartbeat count")
 	fs.IntVar(&c.Sources, "sources", 4, "loopback source addresses to dial from (127.0.0.1 …), each good for ~28k ports")
 	fs.IntVar(&c.DialConcurrency, "dial-concurrency", 64, "dials in flight at once")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the bench's own CPU profile to `file`")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

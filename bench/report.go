@@ -203,17 +203,18 @@ func (r *run) startProgress(w io.Writer) (stop func()) {
 
 // progressMark is what the previous progress line saw.
 type progressMark struct {
-	deliveries uint64
-	server     procSample
+	deliveries, frames uint64
+	server             procSample
 }
 
 // printProgress prints one status line, rates against last.
 func (r *run) printProgress(w io.Writer, last progressMark) progressMark {
 	inWindow := r.lat.count()
-	next := progressMark{deliveries: inWindow + r.outsideCount()}
-	line := fmt.Sprintf("bench: %4.0fs %-7s conns %d ready %d | sent %d delivered %d (%d/s) | errors %d closed %d",
+	next := progressMark{deliveries: inWindow + sum(&r.outside), frames: sum(&r.frames)}
+	line := fmt.Sprintf("bench: %4.0fs %-7s conns %d ready %d | sent %d delivered %d (%d/s) frames %d/s | errors %d closed %d",
 		time.Since(r.epoch).Seconds(), *r.phase.Load(), r.connected.Load(), r.ready.Load(),
-		r.sent.Load(), inWindow, next.deliveries-last.deliveries, r.errorFrames.Load(), r.closedCount())
+		r.sent.Load(), inWindow, next.deliveries-last.deliveries, next.frames-last.frames,
+		r.errorFrames.Load(), r.closedCount())
 	if r.cfg.PID != 0 {
 		if s, err := readProc(r.cfg.PID); err == nil {
 			next.server = s

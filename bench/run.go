@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,8 +18,8 @@ import (
 // latencyShards is how many histograms the reader goroutines share.
 const latencyShards = 64
 
-// joinWait bounds the wait for every connection's "joined" frame.
-const joinWait = 30 * time.Second
+// phaseSlack is time kept in hand after the drain, for closing.
+const phaseSlack = 2 * time.Second
 
 // run is one bench run. Stamps and the window bounds are nanoseconds since
 // epoch on the monotonic clock.
@@ -29,8 +30,8 @@ type run struct {
 	rooms  []string // room names; a client's room indexes this
 	lat    shardedHistogram
 	// outside counts, per latency shard, deliveries of messages stamped
-	// outside the window (warm-up traffic).
-	outside [latencyShards]paddedCounter
+	// outside the window (warm-up traffic); frames all messages received.
+	outside, frames [latencyShards]paddedCounter
 
 	// winStart and winEnd bound the measuring window: messages stamped
 	// inside it are counted, deliveries of others only tallied.
@@ -61,11 +62,11 @@ type paddedCounter struct {
 	_ [56]byte
 }
 
-// outsideCount returns the deliveries of messages stamped outside the window.
-func (r *run) outsideCount() uint64 {
+// sum adds up sharded counters.
+func sum(cs *[latencyShards]paddedCounter) uint64 {
 	var n uint64
-	for i := range r.outside {
-		n += r.outside[i].Load()
+	for i := range cs {
+		n += cs[i].Load()
 	}
 	return n
 }
@@ -92,10 +93,30 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	r.winStart.Store(math.MaxInt64)
 	r.winEnd.Store(math.MaxInt64)
 	r.setPhase("start")
+	if cfg.CPUProfile != "" {
+		stop, err := startCPUProfile(cfg.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
 	stop := r.startProgress(progress)
 	res, err := r.execute(ctx)
 	stop()
 	return res, err
+}
+
+// startCPUProfile profiles the bench into file until stop is called.
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("bench: --cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("bench: --cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // execute runs the phases: connect, wait for joins, publish and warm up,
@@ -259,7 +280,8 @@ func (r *run) dialOne(ctx context.Context, i int, s connSpec) *client {
 		r.noteDialError(err)
 		return nil
 	}
-	c := &client{id: i, room: s.room, publisher: s.publisher, ws: ws, outside: &r.outside[i%latencyShards].Uint64}
+	c := &client{id: i, room: s.room, publisher: s.publisher, ws: ws,
+		outside: &r.outside[i%latencyShards].Uint64, frames: &r.frames[i%latencyShards].Uint64}
 	ws.SetPingHandler(r.handlePing(ws))
 	r.connected.Add(1)
 	r.readers.Add(1)
@@ -276,10 +298,13 @@ func (r *run) noteDialError(err error) {
 	}
 }
 
-// waitReady waits until n connections are ready (joined their room), at
-// most joinWait.
+// waitReady waits until n connections are ready (joined their room), or
+// until only the time the later phases need is left before ctx's deadline.
 func (r *run) waitReady(ctx context.Context, n int) {
-	deadline := time.Now().Add(joinWait)
+	deadline := time.Now().Add(r.cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok {
+		deadline = d.Add(-(r.cfg.Warmup + r.cfg.Duration + r.cfg.Drain + phaseSlack))
+	}
 	for r.ready.Load() < int64(n) && time.Now().Before(deadline) {
 		if sleep(ctx, 10*time.Millisecond) != nil {
 			return
