@@ -1,0 +1,891 @@
+// partyline.js — the browser (and Node ≥ 22) client of the partyline server.
+//
+// An ES module with no dependencies. It speaks docs/protocol.md §4: one JSON
+// object per client frame, server frames split on "\n". See docs/client.md.
+//
+//   import { connect } from "/partyline.js";
+//   const pl = connect({ url: "/ws", username: "alice", rooms: ["lobby"] });
+//   pl.on("message", (m) => console.log(m.room, m.username, m.content));
+//   await pl.send("lobby", "hello");
+//
+// What it guarantees, and how:
+//
+//  - Resume. It remembers, per room, the last seq it delivered. After a
+//    reconnect it re-joins every room with `since` = that seq, so the server
+//    replays what was missed. Chat messages with a seq it has already
+//    delivered are dropped: each message is emitted once, in seq order.
+//  - Sends while offline are queued, not rejected. They go out, in order,
+//    once the connection is back and every room has caught up. A chat
+//    message that was on the wire when the connection dropped is checked
+//    against the replay: if the server stored it (same room, our username,
+//    same content and data, a seq after the one we had seen when sending),
+//    its promise resolves with that seq; otherwise it is sent again. So a
+//    queued message is neither lost nor sent twice.
+//  - Reconnect uses exponential backoff with jitter. Close 4003 (kicked)
+//    stops; 4001 (token expired) stops unless `token` is a function that can
+//    fetch a new one; everything else (1001 shutdown, 4009 slow consumer,
+//    network loss) reconnects and resumes.
+
+const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
+const ROOM = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+
+/** Reports whether name is a valid partyline username. */
+export const validUsername = (name) => typeof name === "string" && USERNAME.test(name);
+
+/** Reports whether name is a valid partyline room name. */
+export const validRoom = (name) => typeof name === "string" && ROOM.test(name);
+
+/** The connection states, in the order a client usually goes through them. */
+export const State = Object.freeze({
+  IDLE: "idle",
+  CONNECTING: "connecting",
+  CONNECTED: "connected",
+  RECONNECTING: "reconnecting",
+  CLOSED: "closed",
+});
+
+/**
+ * The error a request's promise rejects with, and the detail of "error"
+ * events. `code` is a protocol error code (bad_request, not_joined,
+ * rate_limited, …) or one of the library's own: disconnected, timeout,
+ * closed, kicked, token_expired, queue_full, too_large, invalid_room.
+ */
+export class PartylineError extends Error {
+  constructor(code, message, frame) {
+    super(message || code);
+    this.name = "PartylineError";
+    this.code = code;
+    this.frame = frame;
+  }
+}
+
+const DEFAULTS = {
+  url: "/ws",
+  rooms: [],
+  autoConnect: true,
+  reconnect: true,
+  minDelay: 500, // ms, first reconnect delay (before jitter)
+  maxDelay: 30000, // ms, cap of the exponential backoff
+  requestTimeout: 15000, // ms to wait for an ack once a request is on the wire
+  heartbeat: 25000, // ms of silence before a ping; 0 turns the heartbeat off
+  queue: true, // queue sends while offline (false: reject them)
+  queueLimit: 1000,
+  maxMessageSize: 16384, // bytes; larger frames are refused locally
+  typingInterval: 2000, // ms between typing notices per room
+  // Outgoing frames are paced by a token bucket a little under the server's
+  // default limit (20/s, burst 40), so a flushed queue is not rate limited.
+  rateLimit: 16, // frames per second
+  rateBurst: 30,
+};
+
+// Close codes of docs/protocol.md §4.
+const CLOSE_KICKED = 4003;
+const CLOSE_TOKEN = 4001;
+const STABLE_MS = 5000; // a connection that lived this long resets the backoff
+const AUTH_RETRIES = 3; // consecutive 4001s tolerated when the token is a function
+
+// Refusals before the upgrade that retrying cannot fix (§3).
+const PERMANENT = new Set([
+  "missing_username", "invalid_username", "invalid_room", "too_many_rooms",
+  "unauthorized", "forbidden_origin", "forbidden_room",
+]);
+
+const encoder = new TextEncoder();
+
+/**
+ * A connection to a partyline server that survives disconnects.
+ *
+ * Events (listen with on(type, fn) — fn gets the detail — or with
+ * addEventListener, where it is event.detail):
+ *   state        {state, previous, attempt, delay, code, reason, error}
+ *   welcome      the welcome frame
+ *   joined       {room, seq, resumed, recovered, reset}
+ *   left         {room}
+ *   message      a chat frame (room, username, content, data, timestamp, seq, id)
+ *   presence     {room, users, change}: change is null for a full list, else
+ *                {type: "user_joined" | "user_left", username}
+ *   user_joined, user_left   the frames, for "bob joined the room" lines
+ *   typing       {room, username}
+ *   direct       a direct frame
+ *   error        a PartylineError not tied to a request
+ *   frame        every server frame, before it is handled
+ */
+export class Partyline extends EventTarget {
+  #opts;
+  #token; // the last token given (string or undefined)
+  #ws = null;
+  #welcomed = false; // the current socket has received welcome
+  #resync = null; // Set of rooms still catching up after welcome, or null
+  #resyncTimer = 0;
+  #state = State.IDLE;
+  #username;
+  #session = null;
+  #rooms = new Map(); // name → {lastSeq, target, joined, users, waiters, typingAt}
+  #pending = new Map(); // request id → request, on the wire of the current socket
+  #queue = []; // requests waiting for a connection, in id order
+  #uncertain = []; // chats on the wire when a socket died, oldest first
+  #nextId = 1;
+  #attempt = 0;
+  #authFailures = 0;
+  #retryTimer = 0;
+  #heartbeatTimer = 0;
+  #refreshTimer = 0;
+  #lastReceived = 0;
+  #pingSentAt = 0;
+  #openedAt = 0;
+  #connectWaiters = [];
+  #stopped = false;
+  #welcome = null; // the current connection's welcome frame
+  #wire = []; // frames waiting for rate budget: {frame, req}
+  #wireTimer = 0;
+  #tokens = 0;
+  #tokensAt = 0;
+
+  /**
+   * @param {object} options
+   * @param {string} [options.url="/ws"] ws://, wss://, http(s):// or a path
+   *   resolved against the page.
+   * @param {string} [options.username] required in anonymous mode.
+   * @param {string|function(): (string|Promise<string>)} [options.token] a
+   *   JWT, or a function returning a fresh one; a function is called before
+   *   every connection and shortly before the token expires.
+   * @param {string[]} [options.rooms] rooms to join on connect.
+   * The other options and their defaults are in DEFAULTS above.
+   */
+  constructor(options = {}) {
+    super();
+    this.#opts = { ...DEFAULTS, ...options };
+    this.#username = this.#opts.username;
+    if (typeof this.#opts.token === "string") this.#token = this.#opts.token;
+    for (const room of this.#opts.rooms) this.#addRoom(room);
+    if (this.#opts.autoConnect) queueMicrotask(() => this.connect().catch(() => {}));
+  }
+
+  /** The connection state: one of State's values. */
+  get state() { return this.#state; }
+  /** The username: the server's (from welcome) once connected. */
+  get username() { return this.#username; }
+  /** The server's id of the current connection, or null. */
+  get session() { return this.#session; }
+  /** The rooms this client is in or joining, in join order. */
+  get rooms() { return [...this.#rooms.keys()]; }
+  /** The online users of a room, as last reported, sorted. */
+  users(room) { return [...(this.#rooms.get(room)?.users ?? [])]; }
+  /** The last seq delivered in room, or null before the first join. */
+  lastSeq(room) { return this.#rooms.get(room)?.lastSeq ?? null; }
+
+  /**
+   * Subscribes fn(detail, event) to an event; returns a function that
+   * unsubscribes it.
+   */
+  on(type, fn) {
+    const listener = (event) => fn(event.detail, event);
+    this.addEventListener(type, listener);
+    return () => this.removeEventListener(type, listener);
+  }
+
+  /**
+   * Opens the connection if it is not open or opening. Resolves with the
+   * welcome frame; rejects if the client closes for good first.
+   */
+  connect() {
+    if (this.#stopped) return Promise.reject(new PartylineError("closed", "client is closed"));
+    const welcomed = new Promise((resolve, reject) => this.#connectWaiters.push({ resolve, reject }));
+    if (this.#state === State.IDLE) this.#open();
+    else if (this.#state === State.CONNECTED) this.#settleConnect();
+    return welcomed;
+  }
+
+  /**
+   * Closes the connection for good: no reconnect. Queued and unanswered
+   * requests reject with code "closed".
+   */
+  close() {
+    this.#stop(new PartylineError("closed", "client closed"), 1000, "client closed");
+  }
+
+  /**
+   * Joins room. Resolves with {room, seq, resumed, recovered} once the server
+   * confirms; while offline the join is sent on reconnect.
+   */
+  join(room) {
+    if (!validRoom(room)) return Promise.reject(new PartylineError("invalid_room", `invalid room name ${JSON.stringify(room)}`));
+    if (this.#stopped) return Promise.reject(new PartylineError("closed", "client is closed"));
+    let rec = this.#rooms.get(room);
+    if (rec?.joined) return Promise.resolve({ room, seq: rec.lastSeq, resumed: false, recovered: null });
+    const isNew = !rec;
+    if (isNew) rec = this.#addRoom(room);
+    const done = new Promise((resolve, reject) => rec.waiters.push({ resolve, reject }));
+    if (isNew && this.#welcomed) this.#sendJoin(room);
+    return done;
+  }
+
+  /** Leaves room. Resolves once the server confirms, or at once offline. */
+  leave(room) {
+    const rec = this.#rooms.get(room);
+    if (!rec) return Promise.resolve();
+    this.#rooms.delete(room);
+    this.#resync?.delete(room);
+    this.#stopTyping(rec);
+    const err = new PartylineError("not_joined", `left room ${room}`);
+    for (const w of rec.waiters) w.reject(err);
+    this.#queue = this.#queue.filter((req) => (req.frame.room === room ? (req.reject(err), false) : true));
+    this.#uncertain = this.#uncertain.filter((req) => (req.frame.room === room ? (req.reject(err), false) : true));
+    this.#emit("left", { room });
+    this.#maybeFinishResync();
+    if (!this.#welcomed) return Promise.resolve();
+    return this.#request({ type: "leave", room }, { immediate: true }).then(() => {}, () => {});
+  }
+
+  /**
+   * Sends a chat message. Resolves with the ack {id, seq, timestamp}; the
+   * message itself also arrives as a "message" event, like everyone's.
+   */
+  send(room, content, data) {
+    if (typeof content !== "string") return Promise.reject(new PartylineError("bad_request", "content must be a string"));
+    if (!this.#rooms.has(room)) return Promise.reject(new PartylineError("not_joined", `not in room ${room}`));
+    const frame = { type: "chat", room, content };
+    if (data !== undefined) frame.data = data;
+    this.#stopTyping(this.#rooms.get(room)); // the message ends the typing
+    return this.#request(frame);
+  }
+
+  /** Sends a direct message to a user. Resolves with the ack. */
+  direct(to, content, data) {
+    if (typeof content !== "string") return Promise.reject(new PartylineError("bad_request", "content must be a string"));
+    const frame = { type: "direct", to, content };
+    if (data !== undefined) frame.data = data;
+    return this.#request(frame);
+  }
+
+  /**
+   * Tells the room we are typing. Cheap to call on every keystroke: at most
+   * one notice per typingInterval per room goes out (the server relays no
+   * more), and none while offline. Keystrokes inside the interval earn one
+   * notice at its end, unless a message to the room goes out first.
+   */
+  typing(room) {
+    const rec = this.#rooms.get(room);
+    if (!rec?.joined || this.#resync || !this.#welcomed) return;
+    const wait = rec.typingAt + this.#opts.typingInterval - Date.now();
+    if (wait > 0) {
+      // A little late rather than early: the server measures the interval
+      // by arrival and would drop an early notice.
+      rec.typingTimer ||= setTimeout(() => {
+        rec.typingTimer = 0;
+        if (this.#rooms.get(room) === rec) this.typing(room);
+      }, wait + 100);
+      return;
+    }
+    // A notice that would wait for rate budget is stale: drop it instead.
+    if (this.#wire.length || !this.#take()) return;
+    rec.typingAt = Date.now();
+    this.#send({ type: "typing", room });
+  }
+
+  /**
+   * Fetches a page of a room's history: the newest `limit` (1–100, default
+   * 50) messages below `before` (a seq), ascending. Resolves with the list.
+   * History does not go through the "message" event: merge it by seq.
+   */
+  history(room, { before, limit } = {}) {
+    const frame = { type: "history", room };
+    if (before !== undefined) frame.before = before;
+    if (limit !== undefined) frame.limit = limit;
+    return this.#request(frame);
+  }
+
+  /** Asks for a room's online users. Resolves with the sorted list. */
+  presence(room) {
+    return this.#request({ type: "presence", room });
+  }
+
+  /** Replaces an expiring JWT on the live connection (and for reconnects). */
+  refresh(token) {
+    this.#token = token;
+    this.#scheduleRefresh(token);
+    if (!this.#welcomed) return Promise.resolve();
+    return this.#request({ type: "refresh", token }, { immediate: true });
+  }
+
+  // ---- connection lifecycle ----
+
+  async #open() {
+    clearTimeout(this.#retryTimer);
+    this.#setState(this.#attempt === 0 && !this.#session ? State.CONNECTING : State.RECONNECTING, {
+      attempt: this.#attempt,
+    });
+    let url;
+    try {
+      if (typeof this.#opts.token === "function") {
+        this.#token = await this.#opts.token();
+        if (this.#stopped) return;
+      }
+      url = this.#url();
+    } catch (err) {
+      this.#stop(new PartylineError("bad_request", `cannot connect: ${err.message}`));
+      return;
+    }
+    if (typeof this.#opts.token === "function") this.#scheduleRefresh(this.#token);
+    const WS = this.#opts.WebSocket ?? globalThis.WebSocket;
+    let ws;
+    try {
+      ws = new WS(url);
+    } catch (err) {
+      this.#stop(new PartylineError("bad_request", `cannot connect: ${err.message}`));
+      return;
+    }
+    this.#ws = ws;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      this.#openedAt = Date.now();
+      this.#lastReceived = Date.now();
+      this.#startHeartbeat();
+    };
+    ws.onmessage = (ev) => {
+      if (ws !== this.#ws) return;
+      this.#lastReceived = Date.now();
+      this.#pingSentAt = 0;
+      if (typeof ev.data !== "string") return;
+      for (const line of ev.data.split("\n")) {
+        if (line.trim() === "") continue;
+        let frame;
+        try {
+          frame = JSON.parse(line);
+        } catch {
+          this.#emit("error", new PartylineError("bad_frame", "server sent a frame that is not JSON"));
+          continue;
+        }
+        this.#handle(frame);
+      }
+    };
+    ws.onclose = (ev) => {
+      if (ws !== this.#ws) return;
+      this.#lost(ev.code, ev.reason, opened);
+    };
+    ws.onerror = () => {}; // onclose follows and carries the code
+  }
+
+  #url() {
+    const base = globalThis.location?.href;
+    const u = new URL(this.#opts.url, base);
+    if (u.protocol === "http:") u.protocol = "ws:";
+    if (u.protocol === "https:") u.protocol = "wss:";
+    if (this.#opts.username && !u.searchParams.has("username")) u.searchParams.set("username", this.#opts.username);
+    if (this.#token) u.searchParams.set("token", this.#token);
+    return u.toString();
+  }
+
+  // #lost handles the end of the current socket, whatever ended it.
+  #lost(code, reason, opened) {
+    const ws = this.#ws;
+    this.#ws = null;
+    if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    this.#welcomed = false;
+    this.#welcome = null;
+    this.#stopHeartbeat();
+    this.#endResync();
+    this.#wire = []; // their requests are in #pending, handled below
+    clearTimeout(this.#wireTimer);
+    this.#wireTimer = 0;
+    const lived = opened ? Date.now() - this.#openedAt : 0;
+    if (lived >= STABLE_MS) this.#attempt = 0;
+
+    // Requests that were on the wire: reads are asked again, chats are
+    // checked against the replay, the rest cannot be confirmed.
+    for (const req of this.#pending.values()) {
+      clearTimeout(req.timer);
+      switch (req.frame.type) {
+        case "history":
+        case "presence":
+          this.#queue.push(req);
+          break;
+        case "chat":
+          this.#uncertain.push(req);
+          break;
+        case "leave":
+        case "refresh":
+          req.resolve();
+          break;
+        default: // direct, ping: nothing replays them
+          req.reject(new PartylineError("disconnected", "connection lost before the server answered; the message may or may not have been delivered"));
+      }
+    }
+    this.#pending.clear();
+    this.#queue.sort((a, b) => a.n - b.n);
+    for (const rec of this.#rooms.values()) {
+      rec.joined = false;
+      rec.target = null;
+      this.#stopTyping(rec);
+    }
+    if (this.#stopped) return;
+
+    if (code === CLOSE_KICKED) {
+      this.#stop(new PartylineError("kicked", "the server closed this connection (4003)"), 0, "", code, reason);
+      return;
+    }
+    if (code === CLOSE_TOKEN) {
+      this.#authFailures++;
+      if (typeof this.#opts.token !== "function" || this.#authFailures > AUTH_RETRIES) {
+        this.#stop(new PartylineError("token_expired", "the token expired or was refused (4001)"), 0, "", code, reason);
+        return;
+      }
+    }
+    if (!this.#opts.reconnect) {
+      this.#stop(new PartylineError("disconnected", `connection closed (${code})`), 0, "", code, reason);
+      return;
+    }
+    if (!opened) {
+      // The handshake failed; a browser cannot see why. Ask over plain HTTP:
+      // the server refuses with a JSON error before any upgrade (§3).
+      this.#probe().then((refusal) => {
+        if (this.#stopped) return;
+        if (refusal && PERMANENT.has(refusal.code) && !(refusal.code === "unauthorized" && typeof this.#opts.token === "function" && ++this.#authFailures <= AUTH_RETRIES)) {
+          this.#stop(new PartylineError(refusal.code, refusal.message || refusal.code), 0, "", code, reason);
+        } else {
+          this.#scheduleReconnect(code, reason);
+        }
+      });
+      return;
+    }
+    this.#scheduleReconnect(code, reason);
+  }
+
+  async #probe() {
+    if (typeof fetch !== "function") return null;
+    try {
+      const u = new URL(this.#url());
+      u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+      const res = await fetch(u, { cache: "no-store", credentials: "same-origin" });
+      if (res.ok) return null;
+      const body = await res.json();
+      return body?.error ?? null;
+    } catch {
+      return null; // unreachable, cross-origin or not JSON: just retry
+    }
+  }
+
+  #scheduleReconnect(code, reason) {
+    const n = this.#attempt++;
+    const ceiling = Math.min(this.#opts.maxDelay, this.#opts.minDelay * 2 ** Math.min(n, 30));
+    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2); // "equal jitter"
+    this.#setState(State.RECONNECTING, { attempt: this.#attempt, delay, retryAt: Date.now() + delay, code, reason }, true);
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => this.#open(), delay);
+    if (!this.#onlineHooked && typeof globalThis.addEventListener === "function") {
+      this.#onlineHooked = true;
+      globalThis.addEventListener("online", this.#onOnline);
+    }
+  }
+
+  #onlineHooked = false;
+  // The network came back: skip the rest of the backoff.
+  #onOnline = () => {
+    if (this.#state === State.RECONNECTING && !this.#ws && !this.#stopped) this.#open();
+  };
+
+  #stop(error, closeCode = 1000, closeReason = "", code, reason) {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearTimeout(this.#retryTimer);
+    clearTimeout(this.#refreshTimer);
+    if (this.#onlineHooked) globalThis.removeEventListener("online", this.#onOnline);
+    const ws = this.#ws;
+    if (ws) {
+      this.#lost(closeCode, closeReason, true);
+      try { ws.close(closeCode || 1000, closeReason); } catch { /* already closing */ }
+    }
+    for (const req of [...this.#queue, ...this.#uncertain]) req.reject(error);
+    this.#queue = [];
+    this.#uncertain = [];
+    for (const rec of this.#rooms.values()) for (const w of rec.waiters.splice(0)) w.reject(error);
+    for (const w of this.#connectWaiters.splice(0)) w.reject(error);
+    this.#setState(State.CLOSED, { code, reason, error: error.code === "closed" ? null : error });
+    if (error.code !== "closed") this.#emit("error", error);
+  }
+
+  #setState(state, detail = {}, always = false) {
+    const previous = this.#state;
+    if (previous === state && !always) return;
+    this.#state = state;
+    this.#emit("state", { state, previous, ...detail });
+  }
+
+  #startHeartbeat() {
+    const every = this.#opts.heartbeat;
+    if (!every) return;
+    this.#heartbeatTimer = setInterval(() => {
+      const now = Date.now();
+      if (this.#pingSentAt && now - this.#pingSentAt > Math.min(every, 10000)) {
+        // No answer to our ping: the connection is dead even if the
+        // browser has not noticed. Abandon it and reconnect.
+        const ws = this.#ws;
+        this.#lost(4000, "heartbeat timeout", true);
+        try { ws?.close(); } catch { /* ignore */ }
+        return;
+      }
+      if (!this.#pingSentAt && now - this.#lastReceived >= every) {
+        this.#pingSentAt = now;
+        this.#send({ type: "ping" }); // not paced: it must not wait behind a backlog
+      }
+    }, Math.max(250, Math.min(every / 2, 5000)));
+  }
+
+  #stopHeartbeat() {
+    clearInterval(this.#heartbeatTimer);
+    this.#pingSentAt = 0;
+  }
+
+  #scheduleRefresh(token) {
+    clearTimeout(this.#refreshTimer);
+    if (typeof this.#opts.token !== "function") return;
+    const exp = jwtExpiry(token);
+    if (!exp) return;
+    const wait = Math.max(1000, exp * 1000 - Date.now() - 30000);
+    this.#refreshTimer = setTimeout(async () => {
+      try {
+        const fresh = await this.#opts.token();
+        if (!this.#stopped) await this.refresh(fresh);
+      } catch (err) {
+        this.#emit("error", new PartylineError("token_expired", `token refresh failed: ${err.message}`));
+      }
+    }, wait);
+  }
+
+  // ---- requests ----
+
+  #request(frame, { immediate = false } = {}) {
+    if (this.#stopped) return Promise.reject(new PartylineError("closed", "client is closed"));
+    const n = this.#nextId++;
+    frame.id = `r${n}`;
+    if (encoder.encode(JSON.stringify(frame)).length > this.#opts.maxMessageSize) {
+      return Promise.reject(new PartylineError("too_large", `message larger than ${this.#opts.maxMessageSize} bytes`));
+    }
+    return new Promise((resolve, reject) => {
+      const req = { n, frame, resolve, reject, timer: 0, afterSeq: null };
+      if (this.#welcomed && (immediate || !this.#resync)) {
+        this.#transmit(req);
+      } else if (!this.#opts.queue && !this.#welcomed) {
+        reject(new PartylineError("disconnected", "not connected"));
+      } else if (this.#queue.length >= this.#opts.queueLimit) {
+        reject(new PartylineError("queue_full", "too many messages waiting for a connection"));
+      } else {
+        this.#queue.push(req);
+      }
+    });
+  }
+
+  // #transmit puts a request on the wire of the current socket.
+  #transmit(req) {
+    const { frame } = req;
+    if (frame.type === "chat") req.afterSeq = this.#rooms.get(frame.room)?.lastSeq ?? 0;
+    this.#pending.set(frame.id, req);
+    this.#write(frame, req);
+  }
+
+  // #write sends frame when the rate budget allows, else after what waits.
+  // A request's timeout starts when its frame actually leaves.
+  #write(frame, req = null) {
+    if (this.#wire.length === 0 && this.#take()) {
+      this.#send(frame, req);
+      return;
+    }
+    this.#wire.push({ frame, req });
+    this.#drainLater();
+  }
+
+  #drainLater() {
+    if (this.#wireTimer) return;
+    const wait = Math.max(5, Math.ceil(((1 - this.#tokens) / this.#opts.rateLimit) * 1000));
+    this.#wireTimer = setTimeout(() => {
+      this.#wireTimer = 0;
+      while (this.#wire.length && this.#take()) {
+        const { frame, req } = this.#wire.shift();
+        this.#send(frame, req);
+      }
+      if (this.#wire.length) this.#drainLater();
+    }, wait);
+  }
+
+  // #take spends one token of the bucket, if there is one.
+  #take() {
+    const now = Date.now();
+    const { rateLimit, rateBurst } = this.#opts;
+    if (!(rateLimit > 0)) return true;
+    this.#tokens = this.#tokensAt === 0 ? rateBurst : Math.min(rateBurst, this.#tokens + ((now - this.#tokensAt) / 1000) * rateLimit);
+    this.#tokensAt = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+
+  #send(frame, req = null) {
+    if (req) {
+      req.timer = setTimeout(() => {
+        if (this.#pending.get(frame.id) !== req) return;
+        this.#pending.delete(frame.id);
+        req.reject(new PartylineError("timeout", `no answer to ${frame.type} within ${this.#opts.requestTimeout} ms`));
+      }, this.#opts.requestTimeout);
+    }
+    try {
+      this.#ws.send(JSON.stringify(frame));
+    } catch {
+      // The socket is closing; #lost will requeue what is pending.
+    }
+  }
+
+  #sendJoin(room) {
+    const rec = this.#rooms.get(room);
+    const frame = { type: "join", room, id: `r${this.#nextId++}` };
+    if (rec.lastSeq !== null) frame.since = rec.lastSeq;
+    rec.joinId = frame.id;
+    this.#write(frame);
+  }
+
+  #stopTyping(rec) {
+    if (!rec) return;
+    clearTimeout(rec.typingTimer);
+    rec.typingTimer = 0;
+  }
+
+  #addRoom(room) {
+    const rec = { lastSeq: null, target: null, joined: false, users: [], waiters: [], typingAt: 0, typingTimer: 0, joinId: null };
+    this.#rooms.set(room, rec);
+    return rec;
+  }
+
+  // ---- incoming frames ----
+
+  #handle(f) {
+    this.#emit("frame", f);
+    switch (f.type) {
+      case "welcome": return this.#onWelcome(f);
+      case "joined": return this.#onJoined(f);
+      case "left": return this.#onLeft(f);
+      case "chat": return this.#onChat(f);
+      case "online_users": return this.#onUsers(f);
+      case "user_joined":
+      case "user_left": return this.#onUserChange(f);
+      case "typing": return this.#emit("typing", { room: f.room, username: f.username });
+      case "direct": return this.#emit("direct", f);
+      case "history": return this.#answer("history", f.room, f.messages ?? [], f.id);
+      case "ack": return this.#onAck(f);
+      case "error": return this.#onError(f);
+      case "pong": return;
+      default: return; // newer server, newer frame: ignore
+    }
+  }
+
+  #onWelcome(f) {
+    this.#welcomed = true;
+    this.#welcome = f;
+    this.#username = f.username;
+    this.#session = f.session;
+    this.#authFailures = 0;
+    this.#emit("welcome", f);
+    // Re-join every room, resuming where we left off; the replay and the
+    // joins must finish before queued sends go out (chat needs the join).
+    this.#resync = new Set(this.#rooms.keys());
+    for (const room of this.#rooms.keys()) this.#sendJoin(room);
+    this.#resyncTimer = setTimeout(() => this.#finishResync(), this.#opts.requestTimeout);
+    this.#maybeFinishResync();
+  }
+
+  #onJoined(f) {
+    let rec = this.#rooms.get(f.room);
+    if (!rec) rec = this.#addRoom(f.room); // joined by the server (URL or default room)
+    const asked = rec.lastSeq;
+    const resumed = asked !== null && typeof f.recovered === "boolean";
+    const recovered = resumed ? f.recovered : null;
+    let reset = false;
+    if (resumed && f.recovered) {
+      rec.target = f.seq > asked ? f.seq : null; // the replay ends at f.seq
+    } else {
+      reset = resumed && f.seq < asked; // the room's seqs started over
+      rec.lastSeq = f.seq;
+      rec.target = null;
+    }
+    rec.joined = true;
+    this.#emit("joined", { room: f.room, seq: f.seq, resumed, recovered, reset });
+    for (const w of rec.waiters.splice(0)) w.resolve({ room: f.room, seq: f.seq, resumed, recovered });
+    this.#caughtUp(f.room, rec);
+  }
+
+  #onLeft(f) {
+    const rec = this.#rooms.get(f.room);
+    this.#answerAck(f.id);
+    if (!rec) return; // we left it ourselves
+    this.#rooms.delete(f.room);
+    this.#resync?.delete(f.room);
+    this.#emit("left", { room: f.room });
+    this.#maybeFinishResync();
+  }
+
+  #onChat(f) {
+    const rec = this.#rooms.get(f.room);
+    if (!rec) return; // a room we just left
+    if (rec.lastSeq !== null && f.seq <= rec.lastSeq) return; // seen already
+    rec.lastSeq = f.seq;
+    if (this.#uncertain.length && f.username === this.#username) this.#settleUncertain(f);
+    this.#emit("message", f);
+    this.#caughtUp(f.room, rec);
+  }
+
+  #onUsers(f) {
+    const users = [...new Set(f.users ?? [])].sort();
+    const rec = this.#rooms.get(f.room);
+    if (rec) rec.users = users;
+    this.#answer("presence", f.room, [...users], f.id);
+    if (rec) this.#emit("presence", { room: f.room, users: [...users], change: null });
+  }
+
+  #onUserChange(f) {
+    const rec = this.#rooms.get(f.room);
+    if (!rec) return;
+    const users = new Set(rec.users);
+    if (f.type === "user_joined") users.add(f.username);
+    else users.delete(f.username);
+    rec.users = [...users].sort();
+    this.#emit(f.type, f);
+    this.#emit("presence", { room: f.room, users: [...rec.users], change: { type: f.type, username: f.username } });
+  }
+
+  #onAck(f) {
+    const id = String(f.id);
+    const req = this.#pending.get(id);
+    if (!req) return;
+    // history and presence resolve with their answer frame, which may come
+    // after the ack; the others are done.
+    if (req.frame.type === "history" || req.frame.type === "presence") return;
+    this.#pending.delete(id);
+    clearTimeout(req.timer);
+    req.resolve(f);
+  }
+
+  #answerAck(id) {
+    if (id === undefined) return;
+    const req = this.#pending.get(String(id));
+    if (!req) return;
+    this.#pending.delete(String(id));
+    clearTimeout(req.timer);
+    req.resolve();
+  }
+
+  #onError(f) {
+    const err = new PartylineError(f.code, f.message, f);
+    if (f.id === undefined || f.id === null) {
+      this.#emit("error", err);
+      return;
+    }
+    const id = String(f.id);
+    const req = this.#pending.get(id);
+    if (req) {
+      this.#pending.delete(id);
+      clearTimeout(req.timer);
+      req.reject(err);
+      return;
+    }
+    // A join we sent (they are not requests: their promise is the room's).
+    for (const [room, rec] of this.#rooms) {
+      if (rec.joinId !== id) continue;
+      this.#rooms.delete(room);
+      this.#resync?.delete(room);
+      for (const w of rec.waiters.splice(0)) w.reject(err);
+      this.#emit("error", err);
+      this.#emit("left", { room });
+      this.#maybeFinishResync();
+      return;
+    }
+    this.#emit("error", err);
+  }
+
+  // #answer resolves the oldest pending request of type for room: the server
+  // answers one connection's requests in order.
+  #answer(type, room, value, id) {
+    let req = id !== undefined ? this.#pending.get(String(id)) : undefined;
+    if (!req) {
+      for (const r of this.#pending.values()) {
+        if (r.frame.type === type && r.frame.room === room) { req = r; break; }
+      }
+    }
+    if (!req) return;
+    this.#pending.delete(req.frame.id);
+    clearTimeout(req.timer);
+    req.resolve(value);
+  }
+
+  // ---- resume ----
+
+  #caughtUp(room, rec) {
+    if (rec.target !== null && rec.lastSeq >= rec.target) rec.target = null;
+    if (rec.target === null && rec.joined && this.#resync?.delete(room)) this.#maybeFinishResync();
+  }
+
+  #maybeFinishResync() {
+    if (this.#resync && this.#resync.size === 0) this.#finishResync();
+  }
+
+  #endResync() {
+    clearTimeout(this.#resyncTimer);
+    this.#resync = null;
+  }
+
+  // #finishResync runs once every room has re-joined and replayed: chats
+  // whose fate was unknown and the queue go out, in their original order.
+  #finishResync() {
+    if (!this.#welcomed) return;
+    this.#endResync();
+    const unconfirmed = this.#uncertain.splice(0);
+    const out = [...unconfirmed, ...this.#queue.splice(0)].sort((a, b) => a.n - b.n);
+    this.#setState(State.CONNECTED, { attempt: 0 });
+    this.#settleConnect();
+    for (const req of out) {
+      if (req.frame.room !== undefined && req.frame.type === "chat" && !this.#rooms.has(req.frame.room)) {
+        req.reject(new PartylineError("not_joined", `not in room ${req.frame.room}`));
+        continue;
+      }
+      this.#transmit(req);
+    }
+  }
+
+  // #settleUncertain matches a replayed chat of ours with a chat that was on
+  // the wire when the connection died: the server did store it.
+  #settleUncertain(f) {
+    const same = (a, b) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+    const i = this.#uncertain.findIndex((req) =>
+      req.frame.room === f.room && req.frame.content === f.content && f.seq > req.afterSeq && same(req.frame.data, f.data));
+    if (i < 0) return;
+    const [req] = this.#uncertain.splice(i, 1);
+    req.resolve({ type: "ack", id: req.frame.id, seq: f.seq, timestamp: f.timestamp });
+  }
+
+  #settleConnect() {
+    for (const w of this.#connectWaiters.splice(0)) w.resolve(this.#welcome);
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+/**
+ * Creates a client and connects it. Listeners added right after the call see
+ * every event, because the connection opens asynchronously.
+ */
+export function connect(options) {
+  return new Partyline({ ...options, autoConnect: true });
+}
+
+// jwtExpiry returns a JWT's exp claim (seconds), or 0.
+function jwtExpiry(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const json = JSON.parse(atob(payload.padEnd(Math.ceil(payload.length / 4) * 4, "=")));
+    return typeof json.exp === "number" ? json.exp : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export default Partyline;
