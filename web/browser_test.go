@@ -800,3 +800,31 @@ func TestBrowserNarrowScreen(t *testing.T) {
 	p.click(`.room-tab[data-room="lobby"]`)
 	p.waitFor("the lobby to be selected", `document.getElementById("room-title").textContent === "# lobby"`)
 }
+
+// TestBrowserStopsWhenKicked: a connection closed with 4003 is not retried;
+// the page says why and offers to reconnect, which restores the room.
+func TestBrowserStopsWhenKicked(t *testing.T) {
+	browser := newBrowser(t)
+	srv := startServer(t, "127.0.0.1:0", partyline.NewMemoryStore(0))
+	p := openPage(t, browser, srv.url(), "mallory")
+	p.login("mallory", "lobby")
+	p.send("before the kick")
+	p.waitMessages("lobby", 1)
+
+	n, err := srv.hub.Disconnect(context.Background(), "mallory")
+	if err != nil || n != 1 {
+		t.Fatalf("Disconnect(mallory) = %d, %v; want 1 connection closed", n, err)
+	}
+	// "closed" is terminal in partyline.js: no retry is scheduled from it.
+	p.waitFor("the page to stop", `document.getElementById("conn").dataset.state === "closed"`)
+	if got := eval[string](p, `document.getElementById("notice").textContent`); !strings.Contains(got, "disconnected by the server") {
+		t.Errorf("the notice says %q, want it to say the server disconnected us", got)
+	}
+	if got := srv.hub.Stats().Connections; got != 0 {
+		t.Errorf("the server has %d connections after the kick, want 0", got)
+	}
+
+	p.click("#notice button")
+	p.waitFor("the page to reconnect", `document.getElementById("conn").dataset.state === "connected"`)
+	checkMessages(t, "mallory's page", p.waitMessages("lobby", 1), []shown{{Seq: 1, User: "mallory", Text: "before the kick", Own: true}})
+}
