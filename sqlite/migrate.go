@@ -1,0 +1,178 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// migrationFiles holds the schema, one file per step, named
+// NNNN_description.sql and applied in order.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// A migration is one embedded schema step.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded steps in order.
+func migrations() ([]migration, error) {
+	paths, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(paths)
+	var out []migration
+	for _, path := range paths {
+		name := strings.TrimSuffix(filepath.Base(path), ".sql")
+		number, _, _ := strings.Cut(name, "_")
+		version, err := strconv.Atoi(number)
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: name must start with its number", path)
+		}
+		text, err := migrationFiles.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: version, name: name, sql: string(text)})
+	}
+	return out, nil
+}
+
+// migrate brings db's schema up to date, recording each step applied in
+// partyline_migrations. It refuses a database that has tables but no
+// partyline_migrations, and one migrated by a newer partyline.
+func migrate(ctx context.Context, db *sql.DB) error {
+	steps, err := migrations()
+	if err != nil {
+		return err
+	}
+	if err := ensureMigrationsTable(ctx, db); err != nil {
+		return err
+	}
+	var applied int
+	if err := db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM partyline_migrations`).Scan(&applied); err != nil {
+		return err
+	}
+	if known := steps[len(steps)-1].version; applied > known {
+		return fmt.Errorf("schema version %d is newer than this partyline knows (%d): upgrade partyline", applied, known)
+	}
+	for _, step := range steps {
+		if step.version > applied {
+			if err := apply(ctx, db, step); err != nil {
+				return fmt.Errorf("migration %s: %w", step.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// ensureMigrationsTable creates partyline_migrations in an empty database
+// and accepts a database that has it.
+func ensureMigrationsTable(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name`)
+	if err != nil {
+		return err
+	}
+	tables, err := scanStrings(rows)
+	if err != nil {
+		return err
+	}
+	switch {
+	case slices.Contains(tables, "partyline_migrations"):
+		return nil
+	case len(tables) > 0:
+		return fmt.Errorf("not a partyline database: it has tables (%s) but no partyline_migrations",
+			strings.Join(tables[:min(len(tables), 5)], ", "))
+	}
+	_, err = db.ExecContext(ctx, `
+CREATE TABLE partyline_migrations (
+	version       INTEGER PRIMARY KEY,
+	name          TEXT    NOT NULL,
+	applied_at_ms INTEGER NOT NULL
+)`)
+	return err
+}
+
+// apply runs one step and records it, in one transaction.
+func apply(ctx context.Context, db *sql.DB, step migration) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, step.sql); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO partyline_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)`,
+		step.version, step.name, time.Now().UnixMilli())
+	if err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// scanStrings reads a one-column result and closes rows.
+func scanStrings(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// describe rewords the SQLite errors Open can meet into what they mean for
+// the user.
+func describe(err error) error {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	switch e.Code() & 0xff {
+	case sqlite3.SQLITE_NOTADB:
+		return errors.New("not a partyline database: not a SQLite file")
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return errLocked
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN:
+		return fmt.Errorf("not writable: %w", err)
+	}
+	return err
+}
+
+// The connection parameters of the two pools. The driver sets busy_timeout
+// first, so the other pragmas wait for locks rather than fail.
+var (
+	busyParam   = fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeout.Milliseconds())
+	writeParams = busyParam + "&_txlock=immediate&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
+	readParams  = busyParam + "&_pragma=query_only(1)"
+)
+
+// dsn returns the URI that opens path with params, escaping the path so any
+// file name works.
+func dsn(path, params string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + params
+}

@@ -1,0 +1,324 @@
+// Package sqlite is a partyline.Store in one SQLite file: the embedded,
+// durable default (--store sqlite:./partyline.db).
+//
+// One process owns the file at a time: Open takes an flock on path+".lock"
+// and refuses a file another Store holds. Inside the process a single writer
+// goroutine commits appends in batches (group commit): the appends that
+// arrive while one transaction commits go together into the next, so one
+// fsync serves many messages. Reads use their own pool of connections and
+// never wait for the writer (WAL mode).
+//
+// Durability: journal_mode=WAL with synchronous=FULL, so a message Append
+// returned survives a power cut as well as a killed process. NORMAL would
+// survive only a killed process; group commit makes FULL's fsync per batch
+// cheap enough to keep it.
+//
+// Retention: History shows exactly the newest keep seqs of a room. Older
+// rows are deleted inside the writer's transactions in steps of about keep/4,
+// so one DELETE serves many appends and trimming never blocks them.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/partyline/partyline"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+const (
+	// busyTimeout bounds how long a statement waits for a SQLite lock.
+	busyTimeout = 10 * time.Second
+	// writeTimeout bounds one batch transaction.
+	writeTimeout = 15 * time.Second
+	// maxBatch caps the appends one transaction commits.
+	maxBatch = 512
+	// queueSize is how many appends may wait for the writer.
+	queueSize = 4096
+	// readConns is the size of the pool History and LastSeq use.
+	readConns = 4
+)
+
+// Store is a partyline.Store in a SQLite file. It is safe for concurrent use.
+type Store struct {
+	path      string // as given to Open, for error messages
+	keep      int64  // newest messages kept per room; math.MaxInt64 keeps all
+	trimEvery int64  // a room is trimmed each time its seq crosses a multiple
+
+	lockFile *os.File // holds the flock on path+".lock" while open
+	read     *sql.DB  // History, LastSeq and Ping
+	write    *sql.DB  // one connection, used by the writer goroutine only
+
+	queue      chan *appendRequest
+	writerDone chan struct{} // closed when the writer goroutine returns
+	commits    atomic.Int64  // transactions the writer committed
+
+	mu     sync.RWMutex // guards closed; read-held while sending on queue
+	closed bool
+}
+
+var (
+	_ partyline.Store  = (*Store)(nil)
+	_ partyline.Pinger = (*Store)(nil)
+)
+
+var errLocked = errors.New("database is locked by another process")
+
+// Open opens the partyline database at path, creating it if it does not
+// exist and applying any migrations it lacks, and keeps the newest keep
+// messages per room (0 keeps all).
+//
+// Open fails with one error naming path when the file is locked by another
+// Store (in this process or another), cannot be written, or is not a
+// partyline database: a file that is not SQLite, or a SQLite database with
+// tables of its own and no partyline schema.
+func Open(ctx context.Context, path string, keep int) (*Store, error) {
+	if keep < 0 {
+		return nil, fmt.Errorf("sqlite: keep %d must not be negative", keep)
+	}
+	if err := checkWritable(path); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	lock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	s := &Store{
+		path:       path,
+		keep:       math.MaxInt64,
+		trimEvery:  1,
+		lockFile:   lock,
+		queue:      make(chan *appendRequest, queueSize),
+		writerDone: make(chan struct{}),
+	}
+	if keep > 0 {
+		s.keep, s.trimEvery = int64(keep), int64(max(1, keep/4))
+	}
+	if err := s.openDatabases(ctx); err != nil {
+		s.release()
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	go s.runWriter()
+	return s, nil
+}
+
+// checkWritable reports why path cannot hold a database we write, if it
+// cannot. A missing file is fine: SQLite creates it.
+func checkWritable(path string) error {
+	info, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if info.IsDir() {
+		return errors.New("is a directory, not a database file")
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("not writable: %w", err)
+	}
+	return f.Close()
+}
+
+// openDatabases opens the write and read pools and brings the schema up to
+// date.
+func (s *Store) openDatabases(ctx context.Context) error {
+	var err error
+	if s.write, err = sql.Open("sqlite", dsn(s.path, writeParams)); err != nil {
+		return err
+	}
+	s.write.SetMaxOpenConns(1)
+	s.write.SetMaxIdleConns(1)
+	s.write.SetConnMaxLifetime(0)
+	s.write.SetConnMaxIdleTime(0)
+	if err := s.write.PingContext(ctx); err != nil {
+		return describe(err)
+	}
+	if err := migrate(ctx, s.write); err != nil {
+		return describe(err)
+	}
+	if s.read, err = sql.Open("sqlite", dsn(s.path, readParams)); err != nil {
+		return err
+	}
+	s.read.SetMaxOpenConns(readConns)
+	s.read.SetMaxIdleConns(readConns)
+	return describe(s.read.PingContext(ctx))
+}
+
+// Append implements partyline.Store. It queues msg for the writer goroutine
+// and waits for the transaction that commits it. When ctx ends while msg
+// still waits in the queue, msg is dropped and Append returns ctx's error;
+// once its transaction has begun, Append waits for the outcome, so an error
+// means the message was not stored.
+func (s *Store) Append(ctx context.Context, msg partyline.Message) (partyline.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return partyline.Message{}, fmt.Errorf("sqlite: append: %w", err)
+	}
+	req := newAppendRequest(ctx, msg)
+	if err := s.enqueue(ctx, req); err != nil {
+		return partyline.Message{}, err
+	}
+	select {
+	case err := <-req.done:
+		return req.result(err)
+	case <-ctx.Done():
+		if req.abandon() {
+			return partyline.Message{}, fmt.Errorf("sqlite: append: %w", ctx.Err())
+		}
+		return req.result(<-req.done)
+	}
+}
+
+// enqueue hands req to the writer goroutine.
+func (s *Store) enqueue(ctx context.Context, req *appendRequest) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return errClosed("append")
+	}
+	select {
+	case s.queue <- req:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sqlite: append: %w", ctx.Err())
+	}
+}
+
+// History implements partyline.Store.
+func (s *Store) History(ctx context.Context, room string, q partyline.HistoryQuery) ([]partyline.Message, error) {
+	messages := []partyline.Message{}
+	if q.Limit <= 0 {
+		return messages, nil
+	}
+	query, seq := historyBefore, clampSeq(q.Before, math.MaxInt64)
+	if q.After > 0 {
+		query, seq = historyAfter, clampSeq(q.After, math.MaxInt64)
+	}
+	rows, err := s.read.QueryContext(ctx, query, room, seq, s.keep, q.Limit)
+	if err != nil {
+		return nil, unavailable("history", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		msg := partyline.Message{Room: room}
+		var data []byte
+		if err := rows.Scan(&msg.Seq, &msg.ID, &msg.Username, &msg.Content, &data, &msg.Timestamp); err != nil {
+			return nil, unavailable("history", err)
+		}
+		if data != nil {
+			msg.Data = data
+		}
+		messages = append(messages, msg)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable("history", err)
+	}
+	return messages, nil
+}
+
+// The history queries show only the newest keep seqs: those above the
+// room's last seq minus ?3. An unknown room has no last seq, so the
+// comparison is NULL and no row matches.
+const (
+	historyAfter = `
+SELECT seq, id, username, content, data, timestamp_ms FROM messages
+WHERE room = ?1 AND seq > max(?2, (SELECT last_seq - ?3 FROM rooms WHERE room = ?1))
+ORDER BY seq LIMIT ?4`
+	historyBefore = `
+SELECT * FROM (
+	SELECT seq, id, username, content, data, timestamp_ms FROM messages
+	WHERE room = ?1 AND seq < ?2 AND seq > (SELECT last_seq - ?3 FROM rooms WHERE room = ?1)
+	ORDER BY seq DESC LIMIT ?4
+) ORDER BY seq`
+)
+
+// clampSeq converts a seq bound to SQLite's int64, mapping 0 to zero and
+// anything past int64 to the largest.
+func clampSeq(seq uint64, zero int64) int64 {
+	switch {
+	case seq == 0:
+		return zero
+	case seq > math.MaxInt64:
+		return math.MaxInt64
+	}
+	return int64(seq)
+}
+
+// LastSeq implements partyline.Store.
+func (s *Store) LastSeq(ctx context.Context, room string) (uint64, error) {
+	var last uint64
+	err := s.read.QueryRowContext(ctx, `SELECT last_seq FROM rooms WHERE room = ?`, room).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, unavailable("last seq", err)
+	}
+	return last, nil
+}
+
+// Ping implements partyline.Pinger: it reads the schema table.
+func (s *Store) Ping(ctx context.Context) error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return errClosed("ping")
+	}
+	var version int
+	err := s.read.QueryRowContext(ctx, `SELECT max(version) FROM partyline_migrations`).Scan(&version)
+	if err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+// Close implements partyline.Store: it stops taking appends, commits those
+// already queued, and closes the database and the lock. Calling it again
+// does nothing.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.queue)
+	s.mu.Unlock()
+	<-s.writerDone
+	if err := s.release(); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// release closes the pools and the lock file, whichever are open.
+func (s *Store) release() error {
+	var errs []error
+	for _, db := range []*sql.DB{s.read, s.write} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
+	}
+	return errors.Join(append(errs, s.lockFile.Close())...)
+}
+
+// unavailable wraps a failure of the database in partyline.ErrUnavailable.
+func unavailable(op string, err error) error {
+	return fmt.Errorf("sqlite: %s: %w: %w", op, partyline.ErrUnavailable, err)
+}
+
+// errClosed is the error of an operation on a closed Store.
+func errClosed(op string) error {
+	return fmt.Errorf("sqlite: %s: %w: store is closed", op, partyline.ErrUnavailable)
+}
