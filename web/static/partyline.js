@@ -2,6 +2,8 @@
 //
 // An ES module with no dependencies. It speaks docs/protocol.md §4: one JSON
 // object per client frame, server frames split on "\n". See docs/client.md.
+// It is one file on purpose, longer than the project's usual ~800 lines:
+// users save /partyline.js and import it, with no bundler to join modules.
 //
 //   import { connect } from "/partyline.js";
 //   const pl = connect({ url: "/ws", username: "alice", rooms: ["lobby"] });
