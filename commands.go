@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/partyline/partyline/internal/wire"
@@ -25,8 +26,16 @@ const (
 func (c *Conn) ctx() context.Context { return context.Background() }
 
 // handle decodes and answers one client message. It returns false when the
-// connection must stop reading.
-func (c *Conn) handle(frame []byte) bool {
+// connection must stop reading. A panic in a handler closes the connection
+// with 1011 instead of skipping its cleanup.
+func (c *Conn) handle(frame []byte) (keepReading bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("panic while handling a message", "panic", p, "stack", string(debug.Stack()))
+			c.close(closeInternalError, "internal error")
+			keepReading = false
+		}
+	}()
 	in, err := wire.Decode(frame)
 	if errors.Is(err, wire.ErrInvalidUTF8) {
 		c.close(CloseInvalidData, "invalid UTF-8")

@@ -95,9 +95,10 @@ func (r *room) dispose() {
 	r.initMu.Lock()
 	defer r.initMu.Unlock()
 	r.mu.Lock()
-	if r.gapTimer != nil {
-		r.gapTimer.Stop()
+	if r.gapTimer != nil && r.gapTimer.Stop() {
+		r.hub.tasks.Done() // the timer's function will not run
 	}
+	r.gapTimer = nil
 	r.mu.Unlock()
 	if r.subscribed {
 		r.subscribed = false
@@ -214,7 +215,7 @@ func (r *room) fillGap() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
 	defer cancel()
-	messages, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{After: from, Limit: int(min(to-from-1, pageSize))})
+	messages, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{Forward: true, After: from, Limit: int(min(to-from-1, pageSize))})
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
@@ -267,7 +268,7 @@ func (r *room) resync() {
 			from := r.last
 			r.mu.Unlock()
 			ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
-			messages, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{After: from, Limit: pageSize})
+			messages, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{Forward: true, After: from, Limit: pageSize})
 			cancel()
 			if err != nil || len(messages) == 0 {
 				return
@@ -343,7 +344,7 @@ func (r *room) recoveryPoint(ctx context.Context, since *uint64) (sub *subscript
 	}
 	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
 	defer cancel()
-	next, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{After: *since, Limit: 1})
+	next, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{Forward: true, After: *since, Limit: 1})
 	if err != nil {
 		return nil, false, unavailable("store", err)
 	}
@@ -419,7 +420,7 @@ func (r *room) replay(c *Conn, sub *subscription) {
 	r.mu.Unlock()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
-		messages, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{After: cursor, Limit: pageSize})
+		messages, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{Forward: true, After: cursor, Limit: pageSize})
 		cancel()
 		if err != nil {
 			c.sendError(newError(CodeUnavailable, "recovery of "+r.name+" failed: store unavailable"), nil)

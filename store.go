@@ -24,15 +24,16 @@ type Message struct {
 	Timestamp int64 `json:"timestamp"`
 }
 
-// HistoryQuery selects a page of a room's history.
+// HistoryQuery selects a page of a room's history, in ascending seq.
 //
-// With After set, the page is the first Limit messages with seq > After.
-// Otherwise it is the newest Limit messages with seq < Before, or the newest
-// Limit overall when Before is 0. Either way messages come in ascending seq.
+// With Forward set, the page is the first Limit messages with seq > After
+// (After 0: from the oldest retained). Otherwise it is the newest Limit
+// messages with seq < Before, or the newest Limit overall when Before is 0.
 type HistoryQuery struct {
-	Before uint64
-	After  uint64
-	Limit  int
+	Forward bool
+	After   uint64
+	Before  uint64
+	Limit   int
 }
 
 // Store makes messages durable and assigns each room's seq. It is the single

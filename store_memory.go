@@ -2,6 +2,7 @@ package partyline
 
 import (
 	"context"
+	"math"
 	"sync"
 )
 
@@ -75,12 +76,18 @@ func pageOf(messages []Message, q HistoryQuery) []Message {
 	}
 	first := messages[0].Seq
 	index := func(seq uint64) int { // position of seq, clamped to [0, len]
-		if seq < first {
+		switch {
+		case seq < first:
 			return 0
+		case seq-first >= uint64(len(messages)):
+			return len(messages)
 		}
-		return min(int(seq-first), len(messages))
+		return int(seq - first)
 	}
-	if q.After > 0 {
+	if q.Forward {
+		if q.After == math.MaxUint64 {
+			return nil
+		}
 		from := index(q.After + 1)
 		return messages[from:min(from+q.Limit, len(messages))]
 	}

@@ -1,0 +1,366 @@
+package partyline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/partyline/partyline"
+)
+
+// TestConcurrentPublishersSameOrderForAll has many clients publish into one
+// room at once; every subscriber must see seq 1..N in order, no gap, and
+// exactly the same sequence of messages.
+func TestConcurrentPublishersSameOrderForAll(t *testing.T) {
+	const publishers, perPublisher, subscribers = 8, 40, 5
+	ts := startServer(t, partyline.Options{RateLimit: -1})
+	subs := make([]*client, subscribers)
+	for i := range subs {
+		subs[i] = ts.dial(t, fmt.Sprintf("/ws?username=sub%d&room=lobby", i))
+		subs[i].expect("joined")
+	}
+	var wg sync.WaitGroup
+	for p := range publishers {
+		pub := ts.dial(t, fmt.Sprintf("/ws?username=pub%d&room=lobby", p))
+		wg.Go(func() {
+			for i := range perPublisher {
+				pub.send(map[string]any{"type": "chat", "content": fmt.Sprintf("p%d-%d", p, i)})
+			}
+		})
+	}
+	wg.Wait()
+	total := publishers * perPublisher
+	var first []string
+	for i, c := range subs {
+		got := readChats(t, c, total)
+		for j, f := range got {
+			if f.num("seq") != uint64(j+1) {
+				t.Fatalf("subscriber %d: message %d has seq %d, want %d", i, j, f.num("seq"), j+1)
+			}
+		}
+		contents := make([]string, total)
+		for j, f := range got {
+			contents[j] = f.str("content")
+		}
+		if first == nil {
+			first = contents
+		} else if strings.Join(contents, ",") != strings.Join(first, ",") {
+			t.Fatalf("subscriber %d saw a different order than subscriber 0", i)
+		}
+	}
+}
+
+// readChats reads n chat frames, skipping other frames.
+func readChats(t testing.TB, c *client, n int) []frame {
+	t.Helper()
+	chats := make([]frame, 0, n)
+	for len(chats) < n {
+		if f := c.next(); f.str("type") == "chat" {
+			chats = append(chats, f)
+		}
+	}
+	return chats
+}
+
+// TestSlowConsumerIsEvictedAndResumes fills one client's queue while it does
+// not read: it is closed with 4009, the other subscriber keeps receiving
+// without a stall, and the slow client resumes with since, losing nothing.
+func TestSlowConsumerIsEvictedAndResumes(t *testing.T) {
+	const total = 400
+	ts := startServer(t, partyline.Options{SendQueue: 16, Store: partyline.NewMemoryStore(0)})
+	slow := ts.dialSmallBuffer(t, "/ws?username=slow&room=lobby")
+	type outcome struct {
+		last uint64
+		err  error
+	}
+	slowDone := make(chan outcome, 1)
+	go func() { // reads, but far slower than messages arrive
+		var last uint64
+		for {
+			f, err := slow.read(waitTime)
+			if err != nil {
+				slowDone <- outcome{last, err}
+				return
+			}
+			if f.str("type") == "chat" {
+				if f.num("seq") != last+1 {
+					slowDone <- outcome{last, fmt.Errorf("seq %d after %d", f.num("seq"), last)}
+					return
+				}
+				last = f.num("seq")
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	fast := ts.dial(t, "/ws?username=fast&room=lobby")
+	fast.expect("joined")
+	payload := strings.Repeat("x", 16<<10) // large, so kernel buffers fill quickly
+	var received atomic.Int64                // by the fast subscriber
+	go func() {
+		for i := range total {
+			for received.Load() < int64(i-8) { // stay within the fast client's queue
+				time.Sleep(100 * time.Microsecond)
+			}
+			if _, err := ts.Publish(context.Background(), "lobby", partyline.Publication{Content: fmt.Sprint(i, payload)}); err != nil {
+				t.Errorf("Publish: %v", err)
+				return
+			}
+		}
+	}()
+	for i := range total {
+		if f := readChats(t, fast, 1)[0]; f.num("seq") != uint64(i+1) {
+			t.Fatalf("fast subscriber: message %d has seq %d", i, f.num("seq"))
+		}
+		received.Add(1)
+	}
+	got := <-slowDone
+	var ce *websocket.CloseError
+	if !errors.As(got.err, &ce) || ce.Code != partyline.CloseSlowConsumer {
+		t.Fatalf("slow client ended with %v, want close 4009", got.err)
+	}
+	last := got.last
+	if last >= total {
+		t.Fatalf("slow client received all %d messages; it was never evicted", total)
+	}
+	again := ts.dial(t, "/ws?username=slow")
+	again.send(map[string]any{"type": "join", "room": "lobby", "since": last})
+	if f := again.expect("joined"); f["recovered"] != true {
+		t.Fatalf("rejoin since %d: %v, want recovered true", last, f)
+	}
+	again.expect("online_users")
+	for _, f := range readChats(t, again, int(total-last)) {
+		if f.num("seq") != last+1 {
+			t.Fatalf("resumed client: seq %d after %d", f.num("seq"), last)
+		}
+		last++
+	}
+}
+
+// dialSmallBuffer connects with a small socket receive buffer, so the
+// server's writes to a client that reads slowly back up quickly.
+func (ts *testServer) dialSmallBuffer(t testing.TB, path string) *client {
+	t.Helper()
+	dialer := websocket.Dialer{
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if tcp, ok := conn.(*net.TCPConn); ok {
+				tcp.SetReadBuffer(64 << 10)
+			}
+			return conn, err
+		},
+		ReadBufferSize: 1024,
+	}
+	ws, _, err := dialer.Dial(ts.url+path, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", path, err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return &client{t: t, ws: ws}
+}
+
+// TestRecoveryWhilePublishersRun rejoins with since while other clients keep
+// publishing: the replay and the live stream meet with no gap and no
+// duplicate.
+func TestRecoveryWhilePublishersRun(t *testing.T) {
+	ts := startServer(t, partyline.Options{RateLimit: -1, Store: partyline.NewMemoryStore(0)})
+	for i := range 300 {
+		ts.Publish(t.Context(), "lobby", partyline.Publication{Content: fmt.Sprint("before ", i)})
+	}
+	stop := make(chan struct{})
+	var published atomic.Uint64
+	var wg sync.WaitGroup
+	for p := range 3 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				m, err := ts.Publish(context.Background(), "lobby", partyline.Publication{Content: fmt.Sprint("live ", p, i)})
+				if err != nil {
+					t.Errorf("Publish: %v", err)
+					return
+				}
+				published.Store(max(published.Load(), m.Seq))
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	c := ts.dial(t, "/ws?username=alice")
+	c.send(map[string]any{"type": "join", "room": "lobby", "since": 10})
+	if f := c.expect("joined"); f["recovered"] != true {
+		t.Fatalf("joined = %v, want recovered", f)
+	}
+	c.expect("online_users")
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	want := published.Load()
+	next := uint64(11)
+	for next <= want {
+		f := c.next()
+		if f.str("type") != "chat" {
+			continue
+		}
+		if f.num("seq") != next {
+			t.Fatalf("got seq %d, want %d (replay %d..%d then live)", f.num("seq"), next, 11, want)
+		}
+		next++
+	}
+}
+
+func TestRecoveryBeyondRetentionSaysNotRecovered(t *testing.T) {
+	ts := startServer(t, partyline.Options{Store: partyline.NewMemoryStore(5)})
+	for i := range 20 {
+		ts.Publish(t.Context(), "lobby", partyline.Publication{Content: fmt.Sprint(i)})
+	}
+	c := ts.dial(t, "/ws?username=alice")
+	c.send(map[string]any{"type": "join", "room": "lobby", "since": 2})
+	if f := c.expect("joined"); f["recovered"] != false || f.num("seq") != 20 {
+		t.Fatalf("joined = %v, want recovered false at seq 20", f)
+	}
+	c.expect("online_users")
+	ts.Publish(t.Context(), "lobby", partyline.Publication{Content: "live"})
+	if f := c.expect("chat"); f.num("seq") != 21 {
+		t.Fatalf("after an unrecoverable join: %v, want live from seq 21", f)
+	}
+	c.send(map[string]any{"type": "join", "room": "other", "since": 0})
+	if f := c.expect("joined"); f["recovered"] != true {
+		t.Fatalf("join of an empty room since 0 = %v, want recovered true", f)
+	}
+}
+
+func TestHeartbeats(t *testing.T) {
+	ts := startServer(t, partyline.Options{PingInterval: 40 * time.Millisecond, PongWait: 150 * time.Millisecond})
+	silent := ts.dial(t, "/ws?username=silent")
+	silent.ws.SetPingHandler(func(string) error { return nil }) // never answers
+	alive := ts.dial(t, "/ws?username=alive")
+	aliveErr := make(chan error, 1)
+	go func() { // gorilla answers pings while it reads
+		for {
+			if _, _, err := alive.ws.ReadMessage(); err != nil {
+				aliveErr <- err
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	if code := silent.closeCode(); code != websocket.CloseAbnormalClosure {
+		t.Fatalf("a client that never pongs: close %d, want the connection dropped", code)
+	}
+	if elapsed := time.Since(start); elapsed > 2*time.Second {
+		t.Fatalf("a client that never pongs was dropped after %s, want about the pong wait", elapsed)
+	}
+	time.Sleep(200 * time.Millisecond) // more pong waits for the answering client
+	select {
+	case err := <-aliveErr:
+		t.Fatalf("a client that pongs was dropped: %v", err)
+	default:
+	}
+	alive.ws.Close()
+	<-aliveErr
+}
+
+func TestIdleTimeout(t *testing.T) {
+	ts := startServer(t, partyline.Options{IdleTimeout: 150 * time.Millisecond})
+	c := ts.dial(t, "/ws?username=alice")
+	for range 3 { // messages keep it open past the timeout
+		time.Sleep(75 * time.Millisecond)
+		c.send(map[string]any{"type": "ping"})
+		c.expect("pong")
+	}
+	if code := c.closeCode(); code != partyline.CloseNormal {
+		t.Fatalf("idle connection closed with %d, want 1000", code)
+	}
+}
+
+// flakyStore is a memory store whose appends fail while failing is set.
+type flakyStore struct {
+	*partyline.MemoryStore
+	failing atomic.Bool
+}
+
+func (s *flakyStore) Append(ctx context.Context, m partyline.Message) (partyline.Message, error) {
+	if s.failing.Load() {
+		return partyline.Message{}, fmt.Errorf("flaky: disk on fire: %w", partyline.ErrUnavailable)
+	}
+	return s.MemoryStore.Append(ctx, m)
+}
+
+func TestStoreFailureMeansUnavailableAndNothingDelivered(t *testing.T) {
+	store := &flakyStore{MemoryStore: partyline.NewMemoryStore(0)}
+	ts := startServer(t, partyline.Options{Store: store})
+	alice := ts.dial(t, "/ws?username=alice&room=lobby")
+	alice.expect("joined")
+	alice.expect("online_users")
+	bob := ts.dial(t, "/ws?username=bob&room=lobby")
+	bob.expect("joined")
+	bob.expect("online_users")
+	store.failing.Store(true)
+	alice.send(map[string]any{"type": "chat", "content": "lost?", "id": "a"})
+	if f := alice.waitFor("error"); f.str("code") != "unavailable" || f.str("id") != "a" {
+		t.Fatalf("chat while the store fails = %v, want unavailable", f)
+	}
+	store.failing.Store(false)
+	alice.send(map[string]any{"type": "chat", "content": "back", "id": "b"})
+	if f := bob.waitFor("chat"); f.str("content") != "back" || f.num("seq") != 1 {
+		t.Fatalf("bob got %v, want only the message sent after recovery, as seq 1", f)
+	}
+}
+
+// TestNothingLeaks opens and closes 1,000 connections in several ways and
+// checks goroutines and descriptors return to their baseline.
+func TestNothingLeaks(t *testing.T) {
+	ts := startServer(t, partyline.Options{RateLimit: -1})
+	baseGoroutines, baseFDs := runtime.NumGoroutine(), openFDs(t)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 50)
+	for i := range 1000 {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("%s/ws?username=u%d&room=r%d", ts.url, i, i%7), nil)
+			if err != nil {
+				t.Errorf("dial: %v", err)
+				return
+			}
+			defer ws.Close()
+			ws.WriteJSON(map[string]any{"type": "chat", "content": "hi"})
+			switch i % 3 {
+			case 0: // clean close handshake
+				ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
+				ws.SetReadDeadline(time.Now().Add(waitTime))
+				for ws.NextReader(); ; {
+					if _, _, err := ws.NextReader(); err != nil {
+						break
+					}
+				}
+			case 1: // the server closes it
+				ws.WriteMessage(websocket.BinaryMessage, []byte{0})
+			}
+			// case 2: the client just drops the TCP connection
+		})
+	}
+	wg.Wait()
+	waitUntil(t, "connections to close", func() bool { return ts.Stats().Connections == 0 && ts.Stats().Rooms == 0 })
+	waitUntil(t, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= baseGoroutines+2 })
+	waitUntil(t, "descriptors back to baseline", func() bool { return openFDs(t) <= baseFDs+2 })
+}
+
+func openFDs(t testing.TB) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count descriptors: %v", err)
+	}
+	return len(entries)
+}
