@@ -104,7 +104,7 @@ func TestSlowConsumerIsEvictedAndResumes(t *testing.T) {
 	fast := ts.dial(t, "/ws?username=fast&room=lobby")
 	fast.expect("joined")
 	payload := strings.Repeat("x", 16<<10) // large, so kernel buffers fill quickly
-	var received atomic.Int64                // by the fast subscriber
+	var received atomic.Int64              // by the fast subscriber
 	go func() {
 		for i := range total {
 			for received.Load() < int64(i-8) { // stay within the fast client's queue

@@ -121,7 +121,7 @@ func testConcurrentRetention(t *testing.T, b Backend) {
 func testSharedStorage(t *testing.T, b Backend) {
 	opener := b.NewStorage(t)
 	first, second := openOn(t, opener, 0), openOn(t, opener, 0)
-	l := load{writers: 16, perWriter: 25, rooms: 1, checkPrefix: true}
+	l := load{writers: 16, perWriter: 25, rooms: 3, checkPrefix: true}
 	byRoom := l.run(t, first, second)
 	checkEachSeqOnce(t, first, byRoom, 0)
 	checkEachSeqOnce(t, second, byRoom, 0)
