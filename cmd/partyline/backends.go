@@ -7,6 +7,9 @@ import (
 	"strings"
 
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/jwtauth"
+	"github.com/partyline/partyline/redis"
+	"github.com/partyline/partyline/sqlite"
 )
 
 // backends are the Store, Broker, Presence and Authenticator chosen by the
@@ -23,13 +26,15 @@ type backends struct {
 
 // openBackends opens what --store, --broker and the JWT settings name.
 func openBackends(ctx context.Context, cfg *config) (*backends, error) {
-	b := &backends{}
-	if err := b.openStore(ctx, cfg); err != nil {
-		return nil, err
+	if strings.HasPrefix(cfg.Broker, "redis://") && !strings.HasPrefix(cfg.Store, "postgres") {
+		return nil, fmt.Errorf("store: a cluster (--broker %s) needs a shared store: use --store postgres://…, not %s", cfg.Broker, cfg.Store)
 	}
-	if err := b.openBroker(ctx, cfg); err != nil {
-		b.close()
-		return nil, err
+	b := &backends{}
+	for _, open := range []func(context.Context, *config) error{b.openAuth, b.openStore, b.openBroker} {
+		if err := open(ctx, cfg); err != nil {
+			b.close()
+			return nil, err
+		}
 	}
 	return b, nil
 }
@@ -39,8 +44,12 @@ func (b *backends) openStore(ctx context.Context, cfg *config) error {
 	case cfg.Store == "memory":
 		b.store, b.storeName = partyline.NewMemoryStore(cfg.HistorySize), "memory"
 	case strings.HasPrefix(cfg.Store, "sqlite:"):
-		// Until the SQLite store lands, the embedded default keeps memory.
-		b.store, b.storeName = partyline.NewMemoryStore(cfg.HistorySize), "memory"
+		path := strings.TrimPrefix(cfg.Store, "sqlite:")
+		s, err := sqlite.Open(ctx, path, cfg.HistorySize)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		b.store, b.storeName = s, "sqlite:"+path
 	default:
 		return fmt.Errorf("store: %q is not memory, sqlite:PATH or postgres://…", cfg.Store)
 	}
@@ -51,11 +60,41 @@ func (b *backends) openStore(ctx context.Context, cfg *config) error {
 func (b *backends) openBroker(ctx context.Context, cfg *config) error {
 	switch {
 	case cfg.Broker == "memory":
-		b.broker, b.presence, b.brokerName = partyline.NewMemoryBroker(), partyline.NewMemoryPresence(), "memory"
+		broker := partyline.NewMemoryBroker()
+		b.broker, b.presence, b.brokerName = broker, partyline.NewMemoryPresence(), "memory"
+		b.closers = append(b.closers, broker.Close)
+	case strings.HasPrefix(cfg.Broker, "redis://"):
+		client, err := redis.Open(ctx, cfg.Broker, redis.Options{PresenceTTL: cfg.PresenceTTL})
+		if err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+		b.broker, b.presence, b.brokerName = client.Broker(), client.Presence(), redactURL(cfg.Broker)
+		b.closers = append(b.closers, client.Close)
 	default:
 		return fmt.Errorf("broker: %q is not memory or redis://host:port/db", cfg.Broker)
 	}
-	b.closers = append(b.closers, b.broker.Close)
+	return nil
+}
+
+// openAuth switches on JWT mode when a secret or a public key is given.
+func (b *backends) openAuth(ctx context.Context, cfg *config) error {
+	if cfg.JWTSecret == "" && len(cfg.JWTPublicKeys.values) == 0 {
+		return nil
+	}
+	keys, err := jwtauth.LoadKeyFiles(cfg.JWTPublicKeys.values)
+	if err != nil {
+		return fmt.Errorf("jwt-public-key: %w", err)
+	}
+	v, err := jwtauth.New(jwtauth.Config{
+		Secret:     []byte(cfg.JWTSecret),
+		PublicKeys: keys,
+		Issuer:     cfg.JWTIssuer,
+		Audience:   cfg.JWTAudience,
+	})
+	if err != nil {
+		return fmt.Errorf("jwt: %w", err)
+	}
+	b.auth = v
 	return nil
 }
 
@@ -66,4 +105,14 @@ func (b *backends) close() error {
 		errs = append(errs, b.closers[i]())
 	}
 	return errors.Join(errs...)
+}
+
+// redactURL hides a password in a backend URL for logs.
+func redactURL(raw string) string {
+	if at := strings.LastIndex(raw, "@"); at >= 0 {
+		if scheme := strings.Index(raw, "://"); scheme >= 0 && scheme < at {
+			return raw[:scheme+3] + "…" + raw[at:]
+		}
+	}
+	return raw
 }

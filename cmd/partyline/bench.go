@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
+
+	partybench "github.com/partyline/partyline/bench"
 )
 
 // bench runs the load generator; see the bench package.
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("bench: not built yet")
+	return partybench.Main(ctx, args, stdout, stderr)
 }

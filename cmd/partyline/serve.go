@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/metrics"
+	"github.com/partyline/partyline/web"
 )
 
 // serve runs the server until ctx is cancelled, then shuts it down within
@@ -31,7 +33,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer b.close()
-	srv, err := partyline.New(cfg.options(b, log))
+	var srv *partyline.Server
+	m := metrics.New(nil, func() partyline.Stats { return srv.Stats() })
+	opts := cfg.options(b, log)
+	opts.Metrics = m
+	srv, err = partyline.New(opts)
 	if err != nil {
 		return err
 	}
@@ -39,7 +45,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("addr: %w", err)
 	}
-	httpServer := newHTTPServer(cfg, srv, log)
+	httpServer := newHTTPServer(cfg, srv, m.Handler(), log)
 	log.Info("partyline listening", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "",
 		"store", b.storeName, "broker", b.brokerName, "auth", authMode(cfg), "version", currentVersion())
 	return runUntilDone(ctx, cfg, httpServer, srv, ln, log)
@@ -76,10 +82,12 @@ func runUntilDone(ctx context.Context, cfg *config, httpServer *http.Server, srv
 
 // newHTTPServer routes the WebSocket endpoints and the HTTP surface, with
 // timeouts that keep slow or idle HTTP clients from piling up.
-func newHTTPServer(cfg *config, srv *partyline.Server, log *slog.Logger) *http.Server {
+func newHTTPServer(cfg *config, srv *partyline.Server, metricsHandler http.Handler, log *slog.Logger) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", srv)
 	mux.Handle("GET /ws/{room}", srv)
+	mux.Handle("/", web.Handler())
+	mux.Handle("GET /metrics", metricsHandler)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"status":"ok"}`+"\n")
