@@ -80,6 +80,10 @@ func runUntilDone(ctx context.Context, cfg *config, httpServer *http.Server, srv
 	return nil
 }
 
+// readHeaderTimeout bounds how long a client may take to send its request
+// headers, so slowloris clients are cut off. Tests shorten it.
+var readHeaderTimeout = 10 * time.Second
+
 // newHTTPServer routes the WebSocket endpoints and the HTTP surface, with
 // timeouts that keep slow or idle HTTP clients from piling up.
 func newHTTPServer(cfg *config, srv *partyline.Server, metricsHandler http.Handler, log *slog.Logger) *http.Server {
@@ -104,7 +108,7 @@ func newHTTPServer(cfg *config, srv *partyline.Server, metricsHandler http.Handl
 	})
 	return &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
