@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/partyline/partyline/internal/wire"
@@ -110,33 +109,60 @@ func (s *Server) Disconnect(ctx context.Context, user string) (int, error) {
 	return n, err
 }
 
-// RoomInfo describes a room with connections on this node.
+// RoomInfo describes a room with online users.
 type RoomInfo struct {
-	Room        string `json:"room"`
-	Users       int    `json:"users"`
+	Room string `json:"room"`
+	// Users counts the room's online users on every node.
+	Users int `json:"users"`
+	// Connections counts the room's subscribed connections on this node.
 	Connections int    `json:"connections"`
 	LastSeq     uint64 `json:"last_seq"`
 }
 
-// Rooms lists the rooms with connections on this node, sorted by name.
+// Rooms lists the rooms with online users, sorted by name: those of the
+// whole cluster when the Presence is a RoomLister, else this node's.
 func (s *Server) Rooms(ctx context.Context) ([]RoomInfo, error) {
+	names, err := s.roomNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	infos := make([]RoomInfo, 0, len(names))
+	for _, name := range names {
+		users, err := s.RoomUsers(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		info := RoomInfo{Room: name, Users: len(users)}
+		if r := s.hub.room(name); r != nil {
+			r.mu.Lock()
+			info.Connections = len(r.subs)
+			r.mu.Unlock()
+		}
+		if info.LastSeq, err = s.opts.Store.LastSeq(ctx, name); err != nil {
+			return nil, unavailable("store", err)
+		}
+		infos = append(infos, info)
+	}
+	return infos, nil
+}
+
+// roomNames returns the cluster's rooms with online users, or this node's.
+func (s *Server) roomNames(ctx context.Context) ([]string, error) {
+	if lister, ok := s.opts.Presence.(RoomLister); ok {
+		names, err := lister.Rooms(ctx)
+		if err != nil {
+			return nil, unavailable("presence", err)
+		}
+		return names, nil
+	}
 	s.hub.mu.RLock()
-	rooms := make([]*room, 0, len(s.hub.rooms))
-	for _, r := range s.hub.rooms {
-		rooms = append(rooms, r)
+	names := make([]string, 0, len(s.hub.rooms))
+	for name := range s.hub.rooms {
+		names = append(names, name)
 	}
 	s.hub.mu.RUnlock()
-	infos := make([]RoomInfo, 0, len(rooms))
-	for _, r := range rooms {
-		r.presenceMu.Lock()
-		users := len(r.users)
-		r.presenceMu.Unlock()
-		r.mu.Lock()
-		infos = append(infos, RoomInfo{Room: r.name, Users: users, Connections: len(r.subs), LastSeq: r.last})
-		r.mu.Unlock()
-	}
-	slices.SortFunc(infos, func(a, b RoomInfo) int { return strings.Compare(a.Room, b.Room) })
-	return infos, nil
+	slices.Sort(names)
+	return names, nil
 }
 
 // RoomUsers returns the users online in room, sorted.

@@ -25,6 +25,12 @@ type Presence interface {
 	Contains(ctx context.Context, room, user string) (bool, error)
 }
 
+// RoomLister is implemented by a Presence shared between nodes that can list
+// every room with an online user in the cluster, sorted, for the HTTP API.
+type RoomLister interface {
+	Rooms(ctx context.Context) ([]string, error)
+}
+
 // PresenceExpirer is implemented by a Presence shared between nodes, which
 // must forget the users of a node that died without a word. Start is called
 // once by the hub; the Presence then calls expired for every (room, user)

@@ -12,7 +12,10 @@ type MemoryPresence struct {
 	rooms map[string]map[string]struct{}
 }
 
-var _ Presence = (*MemoryPresence)(nil)
+var (
+	_ Presence   = (*MemoryPresence)(nil)
+	_ RoomLister = (*MemoryPresence)(nil)
+)
 
 // NewMemoryPresence returns an empty presence.
 func NewMemoryPresence() *MemoryPresence {
@@ -68,4 +71,18 @@ func (p *MemoryPresence) Contains(ctx context.Context, room, user string) (bool,
 	defer p.mu.Unlock()
 	_, ok := p.rooms[room][user]
 	return ok, nil
+}
+
+// Rooms implements RoomLister: the rooms with online users, sorted.
+func (p *MemoryPresence) Rooms(ctx context.Context) ([]string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rooms := make([]string, 0, len(p.rooms))
+	for room := range p.rooms {
+		if room != "" {
+			rooms = append(rooms, room)
+		}
+	}
+	slices.Sort(rooms)
+	return rooms, nil
 }

@@ -282,3 +282,27 @@ func TestPublishFromGo(t *testing.T) {
 		t.Fatalf("Publish to a bad room: %v, want invalid_room", err)
 	}
 }
+
+func TestRoomsAndUsersFromGo(t *testing.T) {
+	ts := startServer(t, partyline.Options{})
+	a := ts.dial(t, "/ws?username=alice&room=lobby&room=news")
+	a.expect("joined")
+	ts.dial(t, "/ws?username=alice&room=lobby")
+	ts.dial(t, "/ws?username=bob&room=lobby")
+	ts.Publish(t.Context(), "news", partyline.Publication{Content: "x"})
+	waitUntil(t, "three connections in lobby", func() bool {
+		rooms, _ := ts.Rooms(t.Context())
+		return len(rooms) == 2 && rooms[0].Connections == 3
+	})
+	rooms, err := ts.Rooms(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []partyline.RoomInfo{{Room: "lobby", Users: 2, Connections: 3}, {Room: "news", Users: 1, Connections: 1, LastSeq: 1}}
+	if fmt.Sprint(rooms) != fmt.Sprint(want) {
+		t.Fatalf("Rooms = %+v, want %+v", rooms, want)
+	}
+	if users, err := ts.RoomUsers(t.Context(), "lobby"); err != nil || strings.Join(users, ",") != "alice,bob" {
+		t.Fatalf("RoomUsers(lobby) = %v, %v; want alice,bob", users, err)
+	}
+}
