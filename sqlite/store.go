@@ -157,9 +157,10 @@ func (s *Store) openDatabases(ctx context.Context) error {
 
 // Append implements partyline.Store. It queues msg for the writer goroutine
 // and waits for the transaction that commits it. When ctx ends while msg
-// still waits in the queue, msg is dropped and Append returns ctx's error;
-// once its transaction has begun, Append waits for the outcome, so an error
-// means the message was not stored.
+// still waits in the queue, msg is dropped and Append returns ctx's error.
+// Once its transaction has begun, Append waits for the outcome, which comes
+// by the latest deadline among the appends the transaction carries (at most
+// writeTimeout): an error means the message was not stored.
 func (s *Store) Append(ctx context.Context, msg partyline.Message) (partyline.Message, error) {
 	if err := ctx.Err(); err != nil {
 		return partyline.Message{}, fmt.Errorf("sqlite: append: %w", err)
@@ -201,8 +202,8 @@ func (s *Store) History(ctx context.Context, room string, q partyline.HistoryQue
 		return messages, nil
 	}
 	query, seq := historyBefore, clampSeq(q.Before, math.MaxInt64)
-	if q.After > 0 {
-		query, seq = historyAfter, clampSeq(q.After, math.MaxInt64)
+	if q.Forward {
+		query, seq = historyAfter, clampSeq(q.After, 0)
 	}
 	rows, err := s.read.QueryContext(ctx, query, room, seq, s.keep, q.Limit)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sync/atomic"
+	"time"
 
 	"github.com/partyline/partyline"
 )
@@ -83,7 +84,7 @@ func (s *Store) commit(batch []*appendRequest) {
 	if len(batch) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), latestDeadline(batch))
 	defer cancel()
 	err := s.commitBatch(ctx, batch)
 	if err != nil {
@@ -94,6 +95,23 @@ func (s *Store) commit(batch []*appendRequest) {
 	for _, req := range batch {
 		req.done <- err
 	}
+}
+
+// latestDeadline returns when a transaction carrying batch must end: when
+// the last of its appends gives up, at most writeTimeout from now.
+func latestDeadline(batch []*appendRequest) time.Time {
+	limit := time.Now().Add(writeTimeout)
+	var latest time.Time
+	for _, req := range batch {
+		d, ok := req.ctx.Deadline()
+		if !ok || d.After(limit) {
+			return limit
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	return latest
 }
 
 // commitBatch assigns each message its seq and inserts the batch, trimming

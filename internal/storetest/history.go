@@ -59,15 +59,19 @@ func testHistoryPages(t *testing.T, b Backend) {
 		{partyline.HistoryQuery{Before: 11, Limit: 1}, seqRange(10, 10)},
 		{partyline.HistoryQuery{Before: 99, Limit: 2}, seqRange(9, 10)},
 		{partyline.HistoryQuery{Before: math.MaxUint64, Limit: 2}, seqRange(9, 10)},
-		{partyline.HistoryQuery{After: 3, Limit: 2}, seqRange(4, 5)},
-		{partyline.HistoryQuery{After: 8, Limit: 5}, seqRange(9, 10)},
-		{partyline.HistoryQuery{After: 9, Limit: 1}, seqRange(10, 10)},
-		{partyline.HistoryQuery{After: 10, Limit: 5}, nil},
-		{partyline.HistoryQuery{After: 50, Limit: 5}, nil},
-		{partyline.HistoryQuery{After: math.MaxUint64, Limit: 5}, nil},
-		{partyline.HistoryQuery{After: 3, Limit: 0}, nil},
-		// With After set, Before plays no part.
-		{partyline.HistoryQuery{After: 3, Before: 5, Limit: 10}, seqRange(4, 10)},
+		{partyline.HistoryQuery{Forward: true, After: 3, Limit: 2}, seqRange(4, 5)},
+		{partyline.HistoryQuery{Forward: true, After: 8, Limit: 5}, seqRange(9, 10)},
+		{partyline.HistoryQuery{Forward: true, After: 9, Limit: 1}, seqRange(10, 10)},
+		{partyline.HistoryQuery{Forward: true, After: 10, Limit: 5}, nil},
+		{partyline.HistoryQuery{Forward: true, After: 50, Limit: 5}, nil},
+		{partyline.HistoryQuery{Forward: true, After: math.MaxUint64, Limit: 5}, nil},
+		{partyline.HistoryQuery{Forward: true, After: 3, Limit: 0}, nil},
+		{partyline.HistoryQuery{Forward: true, Limit: 3}, seqRange(1, 3)},
+		{partyline.HistoryQuery{Forward: true, After: 0, Limit: 100}, seqRange(1, 10)},
+		// Forward pages ignore Before; backward pages ignore After.
+		{partyline.HistoryQuery{Forward: true, After: 3, Before: 5, Limit: 10}, seqRange(4, 10)},
+		{partyline.HistoryQuery{After: 3, Before: 5, Limit: 10}, seqRange(1, 4)},
+		{partyline.HistoryQuery{After: 3, Limit: 2}, seqRange(9, 10)},
 	} {
 		got := history(t, store, "pages", tc.q)
 		if !equalSeqs(seqs(got), tc.want) && !(len(got) == 0 && len(tc.want) == 0) {
@@ -94,9 +98,10 @@ func testRetention(t *testing.T, b Backend) {
 		want []uint64
 	}{
 		{partyline.HistoryQuery{Limit: 2}, seqRange(11, 12)},
-		{partyline.HistoryQuery{After: 1, Limit: 100}, seqRange(8, 12)},
-		{partyline.HistoryQuery{After: 6, Limit: 2}, seqRange(8, 9)},
-		{partyline.HistoryQuery{After: 9, Limit: 100}, seqRange(10, 12)},
+		{partyline.HistoryQuery{Forward: true, After: 1, Limit: 100}, seqRange(8, 12)},
+		{partyline.HistoryQuery{Forward: true, Limit: 2}, seqRange(8, 9)},
+		{partyline.HistoryQuery{Forward: true, After: 6, Limit: 2}, seqRange(8, 9)},
+		{partyline.HistoryQuery{Forward: true, After: 9, Limit: 100}, seqRange(10, 12)},
 		{partyline.HistoryQuery{Before: 10, Limit: 100}, seqRange(8, 9)},
 		{partyline.HistoryQuery{Before: 8, Limit: 100}, nil},
 		{partyline.HistoryQuery{Before: 3, Limit: 100}, nil},
@@ -120,10 +125,8 @@ func checkWindow(t *testing.T, store partyline.Store, room string, keep int, app
 	want := appended[max(0, len(appended)-keep):]
 	got := history(t, store, room, partyline.HistoryQuery{Limit: 10 * keep})
 	checkMessages(t, "History of the newest keep", got, want)
-	if len(appended) > keep {
-		got = history(t, store, room, partyline.HistoryQuery{After: 1, Limit: 10 * keep})
-		checkMessages(t, "History after seq 1", got, want)
-	}
+	got = history(t, store, room, partyline.HistoryQuery{Forward: true, Limit: 10 * keep})
+	checkMessages(t, "History forward from the oldest retained", got, want)
 	if got, last := lastSeq(t, store, room), uint64(len(appended)); got != last {
 		t.Fatalf("LastSeq(%q) = %d, want %d", room, got, last)
 	}

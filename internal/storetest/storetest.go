@@ -3,10 +3,9 @@
 // storage.
 //
 // Beyond the partyline.Store doc comment, the suite pins down retention: a
-// Store keeping the newest keep messages shows History exactly the seqs in
-// (LastSeq-keep, LastSeq] of a room, no fewer and no older ones, whenever
-// the rows behind them are physically deleted. A Store may trim lazily; it
-// may never let a trimmed-in-principle message reappear in a page.
+// Store keeping the newest keep messages per room shows History exactly the
+// seqs in (LastSeq-keep, LastSeq] of the room: no fewer, and never an older
+// one, however lazily it deletes the rows behind them.
 package storetest
 
 import (
@@ -213,7 +212,8 @@ func testEmpty(t *testing.T, b Backend) {
 	for _, q := range []partyline.HistoryQuery{
 		{Limit: 10},
 		{Before: 5, Limit: 10},
-		{After: 5, Limit: 10},
+		{Forward: true, After: 5, Limit: 10},
+		{Forward: true, Limit: 10},
 		{Limit: 0},
 	} {
 		if got := history(t, store, "nobody-here", q); len(got) != 0 {
