@@ -1,0 +1,277 @@
+// Package postgres is a partyline.Store in PostgreSQL, shared by every node
+// of a cluster (--store postgres://…).
+//
+// Seqs stay gap-free across nodes because an append bumps its room's row in
+// partyline_rooms and inserts its messages in one transaction: the row lock
+// makes concurrent appends to a room, from any node, take turns, and a
+// committed seq implies every lower one is committed.
+//
+// Each Store runs a few writer goroutines that commit appends in batches
+// (group commit): the appends that arrive while a transaction is in flight
+// go together into the next. A batch locks its rooms in sorted order, so
+// batches on different nodes cannot deadlock.
+//
+// Every call is bounded in time: when PostgreSQL is unreachable or stuck,
+// calls fail with errors wrapping partyline.ErrUnavailable within seconds,
+// and the pool reconnects by itself once it is back.
+//
+// Retention: History shows exactly the newest keep seqs of a room. Older
+// rows are deleted inside the writers' transactions in steps of about
+// keep/4, so one DELETE serves many appends.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/partyline/partyline"
+)
+
+const (
+	// connectTimeout bounds dialling and authenticating a connection, unless
+	// the URL sets connect_timeout.
+	connectTimeout = 5 * time.Second
+	// appendTimeout bounds an Append, from queue to commit.
+	appendTimeout = 5 * time.Second
+	// readTimeout bounds History, LastSeq and Ping.
+	readTimeout = 5 * time.Second
+	// maxBatch caps the appends one transaction commits.
+	maxBatch = 512
+	// queueSize is how many appends may wait for the writers.
+	queueSize = 4096
+)
+
+// Store is a partyline.Store in PostgreSQL. It is safe for concurrent use,
+// and several Stores, in one process or many, may share one database.
+type Store struct {
+	pool      *pgxpool.Pool
+	keep      int64 // newest messages kept per room; math.MaxInt64 keeps all
+	trimEvery int64 // a room is trimmed each time its seq crosses a multiple
+
+	queue   chan *appendRequest
+	writers sync.WaitGroup // the writer goroutines
+
+	mu     sync.RWMutex // guards closed; read-held while sending on queue
+	closed bool
+}
+
+var (
+	_ partyline.Store  = (*Store)(nil)
+	_ partyline.Pinger = (*Store)(nil)
+)
+
+// Open connects to the PostgreSQL database at url, applies any migrations
+// its schema lacks (in the schema the URL's search_path selects, public by
+// default), and keeps the newest keep messages per room (0 keeps all).
+//
+// The URL may set pgxpool's pool_max_conns; half the pool's connections,
+// at least one, serve appends. Open fails with an error wrapping
+// partyline.ErrUnavailable when the database cannot be reached.
+func Open(ctx context.Context, url string, keep int) (*Store, error) {
+	if keep < 0 {
+		return nil, fmt.Errorf("postgres: keep %d must not be negative", keep)
+	}
+	config, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if config.ConnConfig.ConnectTimeout == 0 {
+		config.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, config)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s := &Store{
+		pool:      pool,
+		keep:      math.MaxInt64,
+		trimEvery: 1,
+		queue:     make(chan *appendRequest, queueSize),
+	}
+	if keep > 0 {
+		s.keep, s.trimEvery = int64(keep), int64(max(1, keep/4))
+	}
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout+appendTimeout)
+	defer cancel()
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		if errors.Is(err, errNewerSchema) {
+			return nil, fmt.Errorf("postgres: open: %w", err)
+		}
+		return nil, unavailable("open", err)
+	}
+	for range max(1, config.MaxConns/2) {
+		s.writers.Go(s.runWriter)
+	}
+	return s, nil
+}
+
+// Append implements partyline.Store. It queues msg for a writer goroutine
+// and waits for the transaction that commits it, at most appendTimeout in
+// all. When ctx ends while msg still waits in the queue, msg is dropped and
+// Append returns an error wrapping ErrUnavailable and the context's error.
+// Once its transaction has begun, Append
+// waits for the outcome, which comes by the latest deadline among the
+// appends the transaction carries: an error means the message was not
+// stored, unless the connection failed during COMMIT itself.
+func (s *Store) Append(ctx context.Context, msg partyline.Message) (partyline.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return partyline.Message{}, fmt.Errorf("postgres: append: %w", err)
+	}
+	bounded, cancel := context.WithTimeoutCause(ctx, appendTimeout, errAppendTimeout)
+	defer cancel()
+	req := newAppendRequest(bounded, msg)
+	if err := s.enqueue(bounded, req); err != nil {
+		return partyline.Message{}, err
+	}
+	select {
+	case err := <-req.done:
+		return req.result(err)
+	case <-bounded.Done():
+		if req.abandon() {
+			return partyline.Message{}, unavailable("append", context.Cause(bounded))
+		}
+		return req.result(<-req.done)
+	}
+}
+
+var errAppendTimeout = errors.New("the database did not take the message in time")
+
+// enqueue hands req to the writer goroutines.
+func (s *Store) enqueue(ctx context.Context, req *appendRequest) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return errClosed("append")
+	}
+	select {
+	case s.queue <- req:
+		return nil
+	case <-ctx.Done():
+		return unavailable("append", context.Cause(ctx))
+	}
+}
+
+// History implements partyline.Store.
+func (s *Store) History(ctx context.Context, room string, q partyline.HistoryQuery) ([]partyline.Message, error) {
+	messages := []partyline.Message{}
+	if q.Limit <= 0 {
+		return messages, nil
+	}
+	query, seq := historyBefore, clampSeq(q.Before, math.MaxInt64)
+	if q.Forward {
+		query, seq = historyAfter, clampSeq(q.After, 0)
+	}
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, query, room, seq, s.keep, q.Limit)
+	if err != nil {
+		return nil, unavailable("history", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		msg := partyline.Message{Room: room}
+		var content, data []byte
+		if err := rows.Scan(&msg.Seq, &msg.ID, &msg.Username, &content, &data, &msg.Timestamp); err != nil {
+			return nil, unavailable("history", err)
+		}
+		msg.Content = string(content)
+		if data != nil {
+			msg.Data = data
+		}
+		messages = append(messages, msg)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable("history", err)
+	}
+	return messages, nil
+}
+
+// The history queries show only the newest keep seqs: those above the
+// room's last seq minus $3. Joining the room's row leaves an unknown room
+// with no rows.
+const (
+	historyAfter = `
+SELECT m.seq, m.id, m.username, m.content, m.data, m.timestamp_ms
+FROM partyline_rooms r JOIN partyline_messages m ON m.room = r.room
+WHERE r.room = $1 AND m.seq > $2 AND m.seq > r.last_seq - $3
+ORDER BY m.seq LIMIT $4`
+	historyBefore = `
+SELECT * FROM (
+	SELECT m.seq, m.id, m.username, m.content, m.data, m.timestamp_ms
+	FROM partyline_rooms r JOIN partyline_messages m ON m.room = r.room
+	WHERE r.room = $1 AND m.seq < $2 AND m.seq > r.last_seq - $3
+	ORDER BY m.seq DESC LIMIT $4
+) page ORDER BY seq`
+)
+
+// clampSeq converts a seq bound to PostgreSQL's bigint, mapping 0 to zero
+// and anything past bigint to the largest.
+func clampSeq(seq uint64, zero int64) int64 {
+	switch {
+	case seq == 0:
+		return zero
+	case seq > math.MaxInt64:
+		return math.MaxInt64
+	}
+	return int64(seq)
+}
+
+// LastSeq implements partyline.Store.
+func (s *Store) LastSeq(ctx context.Context, room string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	var last int64
+	err := s.pool.QueryRow(ctx, `SELECT last_seq FROM partyline_rooms WHERE room = $1`, room).Scan(&last)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, unavailable("last seq", err)
+	}
+	return uint64(last), nil
+}
+
+// Ping implements partyline.Pinger: it reads the schema table.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	var version int
+	if err := s.pool.QueryRow(ctx, `SELECT max(version) FROM partyline_migrations`).Scan(&version); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+// Close implements partyline.Store: it stops taking appends, lets the
+// writers finish those already queued, and closes the pool. Calling it
+// again does nothing.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.queue)
+	s.mu.Unlock()
+	s.writers.Wait()
+	s.pool.Close()
+	return nil
+}
+
+// unavailable wraps a failure of the database in partyline.ErrUnavailable.
+func unavailable(op string, err error) error {
+	return fmt.Errorf("postgres: %s: %w: %w", op, partyline.ErrUnavailable, err)
+}
+
+// errClosed is the error of an operation on a closed Store.
+func errClosed(op string) error {
+	return fmt.Errorf("postgres: %s: %w: store is closed", op, partyline.ErrUnavailable)
+}
