@@ -1,0 +1,240 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/httpapi"
+)
+
+// waitTime bounds every wait of a test.
+const waitTime = 5 * time.Second
+
+// testServer is a partyline Server with the API mounted, served on loopback.
+type testServer struct {
+	srv     *partyline.Server
+	handler http.Handler // the API handler alone, for in-process requests
+	url     string       // http://127.0.0.1:port
+	key     string       // the API key sent by do, if any
+}
+
+// startServer serves a memory-backed Server with /ws, /ws/{room} and the API
+// built with opts on a loopback httptest server, shut down at the end of t.
+func startServer(t testing.TB, opts httpapi.Options) *testServer {
+	t.Helper()
+	srv, err := partyline.New(partyline.Options{})
+	if err != nil {
+		t.Fatalf("partyline.New: %v", err)
+	}
+	api := httpapi.New(srv, opts)
+	mux := http.NewServeMux()
+	mux.Handle("/ws", srv)
+	mux.Handle("/ws/{room}", srv)
+	mux.Handle("/api/", api)
+	hs := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTime)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		hs.Close()
+	})
+	return &testServer{srv: srv, handler: api, url: hs.URL, key: opts.APIKey}
+}
+
+// response is an answer read in full.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// errorCode returns the code of a §3 error body, failing t when the body
+// does not have that shape or lacks a message.
+func (r response) errorCode(t testing.TB) string {
+	t.Helper()
+	var body struct {
+		Error struct{ Code, Message string }
+	}
+	if err := json.Unmarshal(r.body, &body); err != nil {
+		t.Fatalf("status %d: error body %q is not JSON: %v", r.status, r.body, err)
+	}
+	if body.Error.Code == "" || body.Error.Message == "" {
+		t.Fatalf("status %d: error body %q lacks a code or message", r.status, r.body)
+	}
+	return body.Error.Code
+}
+
+// message returns the message of a §3 error body.
+func (r response) message() string {
+	var body struct{ Error struct{ Message string } }
+	json.Unmarshal(r.body, &body)
+	return body.Error.Message
+}
+
+// decode unmarshals the body into v.
+func (r response) decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("body %q: %v", r.body, err)
+	}
+}
+
+// do sends a request over loopback with the server's API key (if any) and
+// returns the answer.
+func (ts *testServer) do(t testing.TB, method, path, body string) response {
+	t.Helper()
+	header := http.Header{}
+	if ts.key != "" {
+		header.Set("Authorization", "Bearer "+ts.key)
+	}
+	return ts.doHeader(t, method, path, body, header)
+}
+
+// doHeader sends a request over loopback with exactly the given headers.
+func (ts *testServer) doHeader(t testing.TB, method, path, body string, header http.Header) response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTime)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, ts.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	req.Header = header.Clone()
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: data}
+}
+
+// serveLocal calls the API handler in process with a request from
+// remoteAddr: no network traffic, so any caller address can be simulated.
+func (ts *testServer) serveLocal(method, path, body, remoteAddr string, header http.Header) response {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.RemoteAddr = remoteAddr
+	for name, values := range header {
+		req.Header[name] = values
+	}
+	rec := httptest.NewRecorder()
+	ts.handler.ServeHTTP(rec, req)
+	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+}
+
+// frame is one decoded server frame.
+type frame map[string]any
+
+func (f frame) str(key string) string { s, _ := f[key].(string); return s }
+
+func (f frame) num(key string) uint64 { n, _ := f[key].(float64); return uint64(n) }
+
+// client is a WebSocket client that splits batched frames.
+type client struct {
+	t       testing.TB
+	ws      *websocket.Conn
+	pending []frame
+}
+
+// dial connects to path (e.g. "/ws/lobby?username=alice"), reads the welcome
+// frame and, for every room named in the path, its joined and online_users.
+func (ts *testServer) dial(t testing.TB, path string, rooms int) *client {
+	t.Helper()
+	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.url, "http")+path, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v (response %v)", path, err, resp)
+	}
+	t.Cleanup(func() { ws.Close() })
+	c := &client{t: t, ws: ws}
+	c.expect("welcome")
+	for range rooms {
+		c.expect("joined")
+		c.expect("online_users")
+	}
+	return c
+}
+
+// read returns the next frame or the read error.
+func (c *client) read(timeout time.Duration) (frame, error) {
+	for len(c.pending) == 0 {
+		c.ws.SetReadDeadline(time.Now().Add(timeout))
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			var f frame
+			if err := json.Unmarshal(line, &f); err != nil {
+				return nil, err
+			}
+			c.pending = append(c.pending, f)
+		}
+	}
+	f := c.pending[0]
+	c.pending = c.pending[1:]
+	return f, nil
+}
+
+// expect reads the next frame and checks its type.
+func (c *client) expect(kind string) frame {
+	c.t.Helper()
+	f, err := c.read(waitTime)
+	if err != nil {
+		c.t.Fatalf("waiting for %q: %v", kind, err)
+	}
+	if f.str("type") != kind {
+		c.t.Fatalf("got frame %v, want type %q", f, kind)
+	}
+	return f
+}
+
+// waitFor skips frames until one of the given type arrives.
+func (c *client) waitFor(kind string) frame {
+	c.t.Helper()
+	deadline := time.Now().Add(waitTime)
+	for {
+		f, err := c.read(time.Until(deadline))
+		if err != nil {
+			c.t.Fatalf("waiting for %q: %v", kind, err)
+		}
+		if f.str("type") == kind {
+			return f
+		}
+	}
+}
+
+// closeCode reads until the connection closes and returns its close code.
+func (c *client) closeCode() int {
+	c.t.Helper()
+	deadline := time.Now().Add(waitTime)
+	for {
+		_, err := c.read(time.Until(deadline))
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) {
+			c.t.Fatalf("connection ended with %v, want a close frame", err)
+		}
+		return ce.Code
+	}
+}
