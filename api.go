@@ -64,6 +64,9 @@ func (s *Server) SendDirect(ctx context.Context, d DirectMessage) error {
 	if d.From == "" {
 		d.From = "system"
 	}
+	if !ValidUsername(d.From) {
+		return newError(CodeInvalidUsername, "from must be a valid username")
+	}
 	if err := checkContent(d.Content, d.Data); err != nil {
 		return err
 	}
@@ -102,7 +105,7 @@ func (s *Server) sendDirect(ctx context.Context, d DirectMessage, session string
 // returns how many this node held; other nodes close theirs too.
 func (s *Server) Disconnect(ctx context.Context, user string) (int, error) {
 	if !ValidUsername(user) {
-		return 0, newError(CodeBadRequest, "not a valid username")
+		return 0, newError(CodeInvalidUsername, "not a valid username")
 	}
 	n := len(s.hub.userConns(user))
 	err := s.hub.publish(ctx, userTopicPrefix+user, event{kind: eventKick})

@@ -26,6 +26,7 @@ const (
 	CodeTooManyConnections = "too_many_connections"
 	CodeShuttingDown       = "shutting_down"
 	CodeNotFound           = "not_found"
+	CodeMethodNotAllowed   = "method_not_allowed"
 )
 
 // Error is a protocol error: a code from the list above and a human message.
@@ -90,6 +91,8 @@ func HTTPStatus(code string) int {
 		return http.StatusNotFound
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	default:
 		return http.StatusBadRequest
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/partyline/partyline"
 	"github.com/partyline/partyline/jwtauth"
+	"github.com/partyline/partyline/postgres"
 	"github.com/partyline/partyline/redis"
 	"github.com/partyline/partyline/sqlite"
 )
@@ -50,6 +51,12 @@ func (b *backends) openStore(ctx context.Context, cfg *config) error {
 			return fmt.Errorf("store: %w", err)
 		}
 		b.store, b.storeName = s, "sqlite:"+path
+	case strings.HasPrefix(cfg.Store, "postgres://") || strings.HasPrefix(cfg.Store, "postgresql://"):
+		s, err := postgres.Open(ctx, cfg.Store, cfg.HistorySize)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		b.store, b.storeName = s, redactURL(cfg.Store)
 	default:
 		return fmt.Errorf("store: %q is not memory, sqlite:PATH or postgres://…", cfg.Store)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/httpapi"
 	"github.com/partyline/partyline/metrics"
 	"github.com/partyline/partyline/web"
 )
@@ -92,6 +93,7 @@ func newHTTPServer(cfg *config, srv *partyline.Server, metricsHandler http.Handl
 	mux.Handle("GET /ws/{room}", srv)
 	mux.Handle("/", web.Handler())
 	mux.Handle("GET /metrics", metricsHandler)
+	mux.Handle("/api/", httpapi.New(srv, httpapi.Options{APIKey: cfg.APIKey, Logger: log.With("subsystem", "api")}))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"status":"ok"}`+"\n")
