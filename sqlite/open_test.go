@@ -296,3 +296,27 @@ func TestFailingDatabaseIsUnavailable(t *testing.T) {
 		t.Errorf("LastSeq after the failed Append = %d, %v; want 1, nil (the failed batch rolled back)", got, err)
 	}
 }
+
+func TestRetentionDeletesRows(t *testing.T) {
+	const keep = 8 // trimmed in steps of 2
+	path := filepath.Join(t.TempDir(), "r.db")
+	store := open(t, path, keep)
+	for range 100 {
+		if _, err := store.Append(t.Context(), partyline.Message{Room: "r"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var rows, oldest int
+	if err := db.QueryRow(`SELECT count(*), min(seq) FROM messages`).Scan(&rows, &oldest); err != nil {
+		t.Fatal(err)
+	}
+	if rows < keep || rows > keep+2 || oldest != 100-rows+1 {
+		t.Errorf("after 100 appends keeping %d: %d rows from seq %d, want %d to %d rows ending at seq 100", keep, rows, oldest, keep, keep+2)
+	}
+}
