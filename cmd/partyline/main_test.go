@@ -144,3 +144,43 @@ func TestSlowHeadersAreCutOff(t *testing.T) {
 		t.Fatalf("the slowloris was connected for %s, want it cut off after the header timeout", d)
 	}
 }
+
+// TestMetricsMoveWithTraffic scrapes /metrics before and after real traffic.
+func TestMetricsMoveWithTraffic(t *testing.T) {
+	addr, _ := startBinary(t, "--store", "memory")
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws?username=alice&room=lobby", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	for i := range 3 {
+		ws.WriteJSON(map[string]any{"type": "chat", "content": "hi", "id": i})
+	}
+	ws.WriteJSON(map[string]any{"type": "dance"})
+	got := map[string]bool{}
+	deadline := time.Now().Add(5 * time.Second)
+	for want := []string{
+		`partyline_messages_in_total{type="chat"} 3`,
+		`partyline_deliveries_total 3`,
+		`partyline_refusals_total{code="unknown_type"} 1`,
+		`partyline_connections 1`,
+		`partyline_rooms 1`,
+		`partyline_store_latency_seconds_count{op="append"} 3`,
+	}; len(got) < len(want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("after traffic, /metrics lacks some of %q (has %v)", want, got)
+		}
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range want {
+			if strings.Contains(string(body), line+"\n") {
+				got[line] = true
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
