@@ -107,7 +107,12 @@ func (s *Server) Disconnect(ctx context.Context, user string) (int, error) {
 	if !ValidUsername(user) {
 		return 0, newError(CodeInvalidUsername, "not a valid username")
 	}
-	n := len(s.hub.userConns(user))
+	n := 0
+	for _, c := range s.hub.userConns(user) {
+		if !c.isClosing() {
+			n++
+		}
+	}
 	err := s.hub.publish(ctx, userTopicPrefix+user, event{kind: eventKick})
 	return n, err
 }

@@ -200,6 +200,16 @@ func (c *Conn) close(code int, reason string) {
 	})
 }
 
+// isClosing reports whether the connection has begun to close.
+func (c *Conn) isClosing() bool {
+	select {
+	case <-c.closing:
+		return true
+	default:
+		return false
+	}
+}
+
 // writeLoop is the connection's only writer of data, pings and the close
 // frame. It drains the queue in batches and flushes each batch once.
 func (c *Conn) writeLoop() {
