@@ -37,9 +37,11 @@ type Conn struct {
 	expiry   *time.Timer // closes the connection when its token expires
 	idle     *time.Timer // closes the connection when it sends nothing
 
+	pinger *time.Timer // asks the writer for a ping every ping interval
+
 	tasks      sync.WaitGroup // replays running for this connection
 	readerDone chan struct{}
-	writerDone chan struct{}
+	writerDone chan struct{} // closed by the writer that sends the close
 
 	closeOnce   sync.Once
 	closing     chan struct{} // closed by close; then the fields below are set
@@ -83,7 +85,6 @@ func randomID() string {
 // returns only when the writer and every replay have stopped.
 func (c *Conn) serve() {
 	c.log.Debug("connection opened", "rooms", c.urlRooms)
-	go c.writeLoop()
 	c.startTimers()
 	c.send(wire.AppendWelcome(nil, c.username, c.session, orEmpty(c.urlRooms), c.srv.opts.ServerName))
 	if err := c.srv.hub.addUserConn(c.ctx(), c); err != nil {
@@ -147,36 +148,47 @@ func (c *Conn) readLoop() {
 
 // startTimers arms the idle timeout and the token expiry.
 func (c *Conn) startTimers() {
+	c.pinger = time.AfterFunc(c.srv.opts.PingInterval, c.ping)
 	if d := c.srv.opts.IdleTimeout; d > 0 {
 		c.idle = time.AfterFunc(d, func() { c.close(CloseNormal, "idle timeout") })
 	}
-	c.expiry = time.AfterFunc(time.Hour, func() { c.close(CloseTokenExpired, "token expired") })
 	c.setExpiry(c.identity.Expires)
 }
 
 // setExpiry schedules the token-expired close for expires; zero means never.
 func (c *Conn) setExpiry(expires time.Time) {
-	if expires.IsZero() {
+	switch {
+	case c.expiry != nil && expires.IsZero():
 		c.expiry.Stop()
-		return
+	case c.expiry != nil:
+		c.expiry.Reset(expires.Sub(c.srv.opts.Now()))
+	case !expires.IsZero():
+		c.expiry = time.AfterFunc(expires.Sub(c.srv.opts.Now()), func() { c.close(CloseTokenExpired, "token expired") })
 	}
-	c.expiry.Reset(expires.Sub(c.srv.opts.Now()))
 }
 
 func (c *Conn) stopTimers() {
-	if c.idle != nil {
-		c.idle.Stop()
+	for _, t := range []*time.Timer{c.pinger, c.idle, c.expiry} {
+		if t != nil {
+			t.Stop()
+		}
 	}
-	c.expiry.Stop()
 }
 
 // send queues a frame for the client without blocking. A full queue means
 // the client cannot keep up: it is evicted with 4009.
 func (c *Conn) send(frame []byte) {
-	if c.queue.push(frame) {
+	full, startWriter := c.queue.push(frame)
+	if full {
 		c.evict()
 	}
+	if startWriter {
+		c.startWriter()
+	}
 }
+
+// startWriter runs a writer; the queue ensures at most one at a time.
+func (c *Conn) startWriter() { go c.writeLoop() }
 
 // evict closes a slow consumer. What is queued is dropped: the client
 // resumes from the store with since.
@@ -185,18 +197,23 @@ func (c *Conn) evict() {
 		c.srv.opts.Metrics.Evicted()
 		c.log.Info("evicting slow consumer")
 		c.closeCode, c.closeReason = CloseSlowConsumer, "slow consumer"
-		c.queue.close()
 		close(c.closing)
+		if c.queue.requestClose(true) {
+			c.startWriter()
+		}
 	})
 }
 
 // close asks the writer to send a close frame with code and reason after
-// what is already queued, and to end the connection. Code 0 ends it without
-// a close frame. Only the first call counts.
+// what is already queued, and to end the connection. Code 0 ends it at once
+// without a close frame. Only the first call counts.
 func (c *Conn) close(code int, reason string) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeReason = code, reason
 		close(c.closing)
+		if c.queue.requestClose(code == 0) {
+			c.startWriter()
+		}
 	})
 }
 
@@ -210,31 +227,39 @@ func (c *Conn) isClosing() bool {
 	}
 }
 
+// ping asks the writer for a ping and schedules the next one.
+func (c *Conn) ping() {
+	if c.queue.requestPing() {
+		c.startWriter()
+	}
+	if !c.isClosing() {
+		c.pinger.Reset(c.srv.opts.PingInterval)
+	}
+}
+
 // writeLoop is the connection's only writer of data, pings and the close
-// frame. It drains the queue in batches and flushes each batch once.
+// frame. It runs while the queue has work: each round drains everything
+// queued and flushes it as one batch; it exits when the queue is empty, or
+// after the close frame.
 func (c *Conn) writeLoop() {
-	defer close(c.writerDone)
-	ping := time.NewTicker(c.srv.opts.PingInterval)
-	defer ping.Stop()
 	var batch [][]byte
 	for {
-		var err error
-		select {
-		case <-c.queue.ready:
-			batch = c.queue.drain(batch[:0])
-			err = c.writeFrames(batch)
-			clear(batch)
-		case <-ping.C:
+		var ping, closing, idle bool
+		batch, ping, closing, idle = c.queue.take(batch[:0])
+		if idle {
+			return
+		}
+		err := c.writeFrames(batch)
+		clear(batch)
+		if err == nil && ping {
 			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.srv.opts.WriteWait))
-		case <-c.closing:
-			c.writeClose(batch[:0])
+		}
+		if closing {
+			c.writeClose(err)
 			return
 		}
 		if err != nil {
-			c.close(0, "")
-			c.queue.close()
-			c.ws.Close()
-			return
+			c.close(0, "") // the next round ends the connection
 		}
 	}
 }
@@ -273,15 +298,11 @@ var newline = []byte{'\n'}
 // its close frame before it drops the TCP connection.
 const closeHandshakeWait = time.Second
 
-// writeClose flushes what is queued (unless the client is being evicted),
-// sends the close frame, waits briefly for the reader to see the client's
-// answer, and closes the socket.
-func (c *Conn) writeClose(batch [][]byte) {
-	if c.closeCode != 0 && c.closeCode != CloseSlowConsumer {
-		c.writeFrames(c.queue.drain(batch))
-	}
-	c.queue.close()
-	if c.closeCode != 0 {
+// writeClose sends the close frame unless writing already failed, waits
+// briefly for the reader to see the client's answer, and closes the socket.
+func (c *Conn) writeClose(writeErr error) {
+	defer close(c.writerDone)
+	if c.closeCode != 0 && writeErr == nil {
 		msg := websocket.FormatCloseMessage(c.closeCode, c.closeReason)
 		if c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.srv.opts.WriteWait)) == nil {
 			select {

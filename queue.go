@@ -2,65 +2,60 @@ package partyline
 
 import "sync"
 
-// sendQueue is a connection's bounded outbound queue of encoded frames.
-// Fan-out pushes without blocking; the connection's writer drains everything
-// queued at once and writes it as one batch.
+// sendQueue is a connection's bounded outbound queue of encoded frames, plus
+// the pending ping and close requests. Fan-out pushes without blocking. A
+// writer goroutine runs only while the queue has work: the push that finds
+// no writer running starts one, and the writer exits when it finds the queue
+// empty, so an idle connection holds no writer goroutine and no buffer.
 type sendQueue struct {
 	limit int
-	ready chan struct{} // signalled when the queue becomes non-empty
-	space chan struct{} // signalled when the writer drains
+	space chan struct{} // signalled when the writer takes frames
 
-	mu     sync.Mutex // guards the following
-	frames [][]byte
-	closed bool
+	mu       sync.Mutex // guards the following
+	frames   [][]byte
+	pingDue  bool
+	closeDue bool // the writer must send the close frame and stop
+	dropped  bool // frames are refused: the connection is closing
+	writing  bool // a writer goroutine is running
 }
 
 func newSendQueue(limit int) *sendQueue {
-	return &sendQueue{
-		limit: limit,
-		ready: make(chan struct{}, 1),
-		space: make(chan struct{}, 1),
-	}
+	return &sendQueue{limit: limit, space: make(chan struct{}, 1)}
 }
 
-// push appends frame unless the queue is full or closed. full reports an
-// overflow, which the caller answers with eviction.
-func (q *sendQueue) push(frame []byte) (full bool) {
+// push appends frame unless the queue is full or dropped. full reports an
+// overflow, which the caller answers with eviction; startWriter says the
+// caller must start the writer.
+func (q *sendQueue) push(frame []byte) (full, startWriter bool) {
 	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return false
+	defer q.mu.Unlock()
+	if q.dropped {
+		return false, false
 	}
 	if len(q.frames) >= q.limit {
-		q.mu.Unlock()
-		return true
+		return true, false
 	}
 	q.frames = append(q.frames, frame)
-	wasEmpty := len(q.frames) == 1
-	q.mu.Unlock()
-	if wasEmpty {
-		signal(q.ready)
-	}
-	return false
+	return false, q.claimWriterLocked()
 }
 
 // pushPaced appends frame once the queue is at most half full, waiting for
 // the writer to make room, so a long replay never causes an eviction and
 // leaves room for live frames. It returns false if done closes first or the
-// queue is closed.
-func (q *sendQueue) pushPaced(frame []byte, done <-chan struct{}) bool {
+// queue is dropped.
+func (q *sendQueue) pushPaced(frame []byte, done <-chan struct{}, start func()) bool {
 	for {
 		q.mu.Lock()
-		if q.closed {
+		if q.dropped {
 			q.mu.Unlock()
 			return false
 		}
 		if len(q.frames) < max(1, q.limit/2) {
 			q.frames = append(q.frames, frame)
-			wasEmpty := len(q.frames) == 1
+			startWriter := q.claimWriterLocked()
 			q.mu.Unlock()
-			if wasEmpty {
-				signal(q.ready)
+			if startWriter {
+				start()
 			}
 			return true
 		}
@@ -73,28 +68,61 @@ func (q *sendQueue) pushPaced(frame []byte, done <-chan struct{}) bool {
 	}
 }
 
-// drain moves every queued frame into batch (which it returns) and leaves
-// the queue empty.
-func (q *sendQueue) drain(batch [][]byte) [][]byte {
+// requestPing asks the writer to send a ping; it reports whether the caller
+// must start the writer.
+func (q *sendQueue) requestPing() (startWriter bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closeDue {
+		return false
+	}
+	q.pingDue = true
+	return q.claimWriterLocked()
+}
+
+// requestClose asks the writer to send the close frame after what is queued
+// (or instead of it, with drop) and to stop. It reports whether the caller
+// must start the writer.
+func (q *sendQueue) requestClose(drop bool) (startWriter bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closeDue, q.dropped = true, true
+	if drop {
+		clear(q.frames)
+		q.frames = nil
+	}
+	return q.claimWriterLocked()
+}
+
+// claimWriterLocked marks a writer as running and reports whether none was.
+func (q *sendQueue) claimWriterLocked() bool {
+	if q.writing {
+		return false
+	}
+	q.writing = true
+	return true
+}
+
+// take moves the queued frames into batch and returns the pending requests.
+// When there is nothing to do it marks the writer stopped and returns
+// idle: the writer must exit, and the next push starts a new one.
+func (q *sendQueue) take(batch [][]byte) (_ [][]byte, ping, closing, idle bool) {
 	q.mu.Lock()
 	batch = append(batch, q.frames...)
 	clear(q.frames)
 	q.frames = q.frames[:0]
 	if cap(q.frames) > 64 {
-		q.frames = nil // a burst does not pin its memory on an idle connection
+		q.frames = nil // a burst does not pin its memory on a quiet connection
+	}
+	ping, closing = q.pingDue, q.closeDue
+	q.pingDue = false
+	if len(batch) == 0 && !ping && !closing {
+		q.writing = false
+		idle = true
 	}
 	q.mu.Unlock()
 	signal(q.space)
-	return batch
-}
-
-// close drops what is queued; later pushes are ignored.
-func (q *sendQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.frames = nil
-	q.mu.Unlock()
-	signal(q.space)
+	return batch, ping, closing, idle
 }
 
 // signal wakes a waiter on c without blocking.

@@ -34,224 +34,171 @@ func checkBatch(t *testing.T, got [][]byte, want ...string) {
 	}
 }
 
-func isSignalled(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
+
+func TestQueueStartsOneWriterAndStopsWhenIdle(t *testing.T) {
+	q := newSendQueue(4)
+	if full, start := q.push([]byte("a")); full || !start {
+		t.Fatalf("first push: full %v start %v, want a writer started", full, start)
+	}
+	if _, start := q.push([]byte("b")); start {
+		t.Fatal("second push started another writer while one runs")
+	}
+	batch, ping, closing, idle := q.take(nil)
+	checkBatch(t, batch, "a", "b")
+	if ping || closing || idle {
+		t.Fatalf("take: ping %v closing %v idle %v, want only frames", ping, closing, idle)
+	}
+	if _, _, _, idle := q.take(nil); !idle {
+		t.Fatal("take of an empty queue did not tell the writer to stop")
+	}
+	if _, start := q.push([]byte("c")); !start {
+		t.Fatal("push after the writer stopped did not start a new one")
 	}
 }
 
 func TestQueuePushUntilFull(t *testing.T) {
 	q := newSendQueue(3)
 	for i, f := range frames(3) {
-		if full := q.push(f); full {
-			t.Fatalf("push %d of 3 into a queue of 3 reported full", i)
+		if full, _ := q.push(f); full {
+			t.Fatalf("push %d reported full below the limit", i)
 		}
 	}
-	if full := q.push([]byte("x")); !full {
-		t.Errorf("push into a full queue of 3 did not report full")
+	if full, _ := q.push([]byte("x")); !full {
+		t.Fatal("push beyond the limit was not reported full")
 	}
-	checkBatch(t, q.drain(nil), "0", "1", "2")
-	if full := q.push([]byte("after")); full {
-		t.Errorf("push after drain reported full")
-	}
-	checkBatch(t, q.drain(nil), "after")
-	checkBatch(t, q.drain(nil))
+	batch, _, _, _ := q.take(nil)
+	checkBatch(t, batch, "0", "1", "2")
 }
 
-func TestQueueDrainAppendsToBatch(t *testing.T) {
-	q := newSendQueue(10)
+func TestQueueTakeAppendsToBatch(t *testing.T) {
+	q := newSendQueue(4)
 	q.push([]byte("b"))
-	q.push([]byte("c"))
-	batch := append(make([][]byte, 0, 8), []byte("a"))
-	checkBatch(t, q.drain(batch), "a", "b", "c")
+	batch, _, _, _ := q.take([][]byte{[]byte("a")})
+	checkBatch(t, batch, "a", "b")
 }
 
-func TestQueueReadySignal(t *testing.T) {
-	q := newSendQueue(10)
-	if isSignalled(q.ready) {
-		t.Fatal("ready signalled on a new queue")
+func TestQueuePingAndClose(t *testing.T) {
+	q := newSendQueue(4)
+	if !q.requestPing() {
+		t.Fatal("a ping on a quiet queue did not start a writer")
 	}
-	q.push([]byte("1"))
-	if !isSignalled(q.ready) {
-		t.Fatal("ready not signalled when the queue became non-empty")
+	if _, ping, closing, _ := q.take(nil); !ping || closing {
+		t.Fatalf("take: ping %v closing %v, want a ping", ping, closing)
 	}
-	q.push([]byte("2"))
-	if isSignalled(q.ready) {
-		t.Error("ready signalled again by a push onto a non-empty queue")
+	q.push([]byte("last words"))
+	q.requestClose(false)
+	batch, _, closing, idle := q.take(nil)
+	checkBatch(t, batch, "last words")
+	if !closing || idle {
+		t.Fatalf("take after close: closing %v idle %v, want the close", closing, idle)
 	}
-	q.drain(nil)
-	q.push([]byte("3"))
-	if !isSignalled(q.ready) {
-		t.Error("ready not signalled when the drained queue became non-empty again")
+	if full, start := q.push([]byte("late")); full || start {
+		t.Fatal("a push after close was accepted")
+	}
+	if q.requestPing() {
+		t.Fatal("a ping after close started a writer")
 	}
 }
 
-func TestQueueClose(t *testing.T) {
-	q := newSendQueue(2)
-	q.push([]byte("dropped"))
-	q.close()
-	if full := q.push([]byte("x")); full {
-		t.Error("push onto a closed queue reported full; want ignored")
+func TestQueueCloseWithDropDiscardsFrames(t *testing.T) {
+	q := newSendQueue(4)
+	q.push([]byte("stale"))
+	q.take(nil)
+	q.push([]byte("never sent"))
+	if q.requestClose(true) {
+		t.Fatal("close started a second writer while one runs")
 	}
-	checkBatch(t, q.drain(nil))
-	if ok := q.pushPaced([]byte("x"), nil); ok {
-		t.Error("pushPaced onto a closed queue returned true")
+	if batch, _, closing, _ := q.take(nil); len(batch) != 0 || !closing {
+		t.Fatalf("take after an evicting close: %q closing %v, want no frames and the close", batch, closing)
 	}
-	checkBatch(t, q.drain(nil))
-	q.close() // twice is fine
 }
 
-func TestQueueDrainReleasesBurstMemory(t *testing.T) {
+func TestQueueTakeReleasesBurstMemory(t *testing.T) {
 	q := newSendQueue(1000)
 	for _, f := range frames(100) {
 		q.push(f)
 	}
-	if got := len(q.drain(nil)); got != 100 {
-		t.Fatalf("drained %d frames, want 100", got)
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if cap(q.frames) > 64 {
-		t.Errorf("after draining a burst of 100, the queue keeps capacity %d", cap(q.frames))
+	q.take(nil)
+	if q.frames != nil {
+		t.Fatalf("after draining a burst the queue keeps capacity %d", cap(q.frames))
 	}
 }
 
-func TestQueuePushPacedBelowHalf(t *testing.T) {
+func TestQueuePushPacedWaitsForRoom(t *testing.T) {
 	q := newSendQueue(4)
-	for i := range 2 {
-		if ok := q.pushPaced([]byte(fmt.Sprint(i)), nil); !ok {
-			t.Fatalf("pushPaced %d into an empty queue of 4 returned false", i)
+	started := 0
+	start := func() { started++ }
+	done := make(chan struct{})
+	for i, f := range frames(2) {
+		if !q.pushPaced(f, done, start) {
+			t.Fatalf("paced push %d below half refused", i)
 		}
 	}
-	checkBatch(t, q.drain(nil), "0", "1")
-}
-
-// pushPacedAsync runs pushPaced on a goroutine and returns its result channel.
-func pushPacedAsync(q *sendQueue, frame string, done <-chan struct{}) <-chan bool {
+	if started != 1 {
+		t.Fatalf("paced pushes started %d writers, want 1", started)
+	}
 	result := make(chan bool, 1)
-	go func() { result <- q.pushPaced([]byte(frame), done) }()
-	return result
-}
-
-func expectBlocked(t *testing.T, result <-chan bool, what string) {
-	t.Helper()
+	go func() { result <- q.pushPaced([]byte("2"), done, start) }()
 	select {
-	case ok := <-result:
-		t.Fatalf("%s returned %v; want it blocked", what, ok)
+	case <-result:
+		t.Fatal("a paced push at half the queue did not wait")
 	case <-time.After(blockWait):
 	}
-}
-
-func expectResult(t *testing.T, result <-chan bool, want bool, what string) {
-	t.Helper()
+	q.push([]byte("live")) // live frames still fit above half
+	q.take(nil)
 	select {
 	case ok := <-result:
-		if ok != want {
-			t.Fatalf("%s returned %v, want %v", what, ok, want)
+		if !ok {
+			t.Fatal("paced push failed after room was made")
 		}
 	case <-time.After(queueWait):
-		t.Fatalf("%s still blocked after %v", what, queueWait)
+		t.Fatal("paced push still blocked after the writer took the frames")
 	}
-}
-
-func TestQueuePushPacedWaitsForDrain(t *testing.T) {
-	q := newSendQueue(4)
-	q.push([]byte("a"))
-	q.push([]byte("b")) // half full
-	result := pushPacedAsync(q, "paced", nil)
-	expectBlocked(t, result, "pushPaced into a half-full queue")
-	checkBatch(t, q.drain(nil), "a", "b")
-	expectResult(t, result, true, "pushPaced after drain")
-	checkBatch(t, q.drain(nil), "paced")
-}
-
-func TestQueuePushPacedLeavesRoomForLive(t *testing.T) {
-	q := newSendQueue(4)
-	q.push([]byte("a"))
-	q.push([]byte("b"))
-	result := pushPacedAsync(q, "paced", nil)
-	expectBlocked(t, result, "pushPaced into a half-full queue")
-	// Live frames still fit while the replay waits.
-	if full := q.push([]byte("live")); full {
-		t.Error("push with a paced writer waiting reported full")
-	}
-	checkBatch(t, q.drain(nil), "a", "b", "live")
-	expectResult(t, result, true, "pushPaced after drain")
-}
-
-func TestQueuePushPacedDone(t *testing.T) {
-	q := newSendQueue(2)
-	q.push([]byte("a"))
-	done := make(chan struct{})
-	result := pushPacedAsync(q, "paced", done)
-	expectBlocked(t, result, "pushPaced into a half-full queue")
 	close(done)
-	expectResult(t, result, false, "pushPaced after done closed")
-	checkBatch(t, q.drain(nil), "a")
-}
-
-func TestQueuePushPacedClose(t *testing.T) {
-	q := newSendQueue(2)
-	q.push([]byte("a"))
-	result := pushPacedAsync(q, "paced", nil)
-	expectBlocked(t, result, "pushPaced into a half-full queue")
-	q.close()
-	expectResult(t, result, false, "pushPaced after close")
-}
-
-func TestQueuePushPacedLimitOne(t *testing.T) {
-	q := newSendQueue(1)
-	if ok := q.pushPaced([]byte("a"), nil); !ok {
-		t.Fatal("pushPaced into an empty queue of 1 returned false")
+	q.push([]byte("x"))
+	q.push([]byte("y"))
+	if q.pushPaced([]byte("z"), done, start) {
+		t.Fatal("paced push on a half-full queue succeeded after done closed")
 	}
-	result := pushPacedAsync(q, "b", nil)
-	expectBlocked(t, result, "pushPaced into a full queue of 1")
-	checkBatch(t, q.drain(nil), "a")
-	expectResult(t, result, true, "pushPaced after drain")
 }
 
-// TestQueueConcurrent runs pushers, a paced pusher and a drainer at once;
-// under -race it checks the locking, and every frame arrives exactly once.
 func TestQueueConcurrent(t *testing.T) {
-	const pushers, perPusher, paced = 4, 200, 200
-	q := newSendQueue(pushers*perPusher + paced)
+	q := newSendQueue(1 << 20)
 	var wg sync.WaitGroup
-	for p := range pushers {
+	for p := range 4 {
 		wg.Go(func() {
-			for i := range perPusher {
-				if q.push([]byte(fmt.Sprintf("p%d-%d", p, i))) {
-					t.Errorf("push reported full")
-					return
-				}
+			for i := range 1000 {
+				q.push([]byte(fmt.Sprint(p, i)))
 			}
 		})
 	}
+	got := 0
+	stop := make(chan struct{})
 	wg.Go(func() {
-		for i := range paced {
-			if !q.pushPaced([]byte(fmt.Sprintf("r-%d", i)), nil) {
-				t.Errorf("pushPaced returned false")
+		for {
+			batch, _, _, _ := q.take(nil)
+			got += len(batch)
+			select {
+			case <-stop:
 				return
+			default:
 			}
 		}
 	})
-	seen := make(map[string]bool)
-	deadline := time.After(queueWait)
-	for len(seen) < pushers*perPusher+paced {
-		select {
-		case <-q.ready:
-		case <-time.After(time.Millisecond):
-		case <-deadline:
-			t.Fatalf("received %d of %d frames in %v", len(seen), pushers*perPusher+paced, queueWait)
+	deadline := time.Now().Add(queueWait)
+	for {
+		q.mu.Lock()
+		n := len(q.frames)
+		q.mu.Unlock()
+		if n == 0 && time.Now().After(deadline.Add(-queueWait+100*time.Millisecond)) {
+			break
 		}
-		for _, f := range q.drain(nil) {
-			if seen[string(f)] {
-				t.Fatalf("frame %q delivered twice", f)
-			}
-			seen[string(f)] = true
-		}
+		time.Sleep(time.Millisecond)
 	}
+	close(stop)
 	wg.Wait()
+	batch, _, _, _ := q.take(nil)
+	if got+len(batch) != 4000 {
+		t.Fatalf("took %d frames, want 4000", got+len(batch))
+	}
 }

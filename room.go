@@ -428,7 +428,7 @@ func (r *room) replay(c *Conn, sub *subscription) {
 			return
 		}
 		for _, m := range messages {
-			if !c.queue.pushPaced(wire.AppendChat(nil, wire.Chat(m)), c.closing) {
+			if !c.queue.pushPaced(wire.AppendChat(nil, wire.Chat(m)), c.closing, c.startWriter) {
 				return
 			}
 			cursor = m.Seq

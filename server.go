@@ -81,20 +81,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteHTTPError(w, err)
 		return
 	}
-	defer s.release(admission)
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.release(admission)
 		return // the upgrader has answered the request
 	}
 	c := newConn(s, ws, admission)
 	if !s.track(c) {
+		s.release(admission)
 		ws.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(CloseGoingAway, "server shutting down"), s.opts.Now().Add(s.opts.WriteWait))
 		ws.Close()
 		return
 	}
-	defer s.untrack(c)
-	c.serve()
+	// The connection runs on a goroutine of its own, so the HTTP server's
+	// goroutine and buffers for this request are freed now. Shutdown waits
+	// for it through s.wg.
+	go func() {
+		defer s.release(admission)
+		defer s.untrack(c)
+		c.serve()
+	}()
 }
 
 // admission is what a request was admitted with.
