@@ -34,7 +34,6 @@ func checkBatch(t *testing.T, got [][]byte, want ...string) {
 	}
 }
 
-
 func TestQueueStartsOneWriterAndStopsWhenIdle(t *testing.T) {
 	q := newSendQueue(4)
 	if full, start := q.push([]byte("a")); full || !start {
