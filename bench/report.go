@@ -48,9 +48,10 @@ type Result struct {
 	SendErrors     int            `json:"send_errors"`
 	FirstSendError string         `json:"first_send_error,omitempty"`
 
-	DialSeconds float64 `json:"dial_s"`
-	Sources     int     `json:"sources"` // loopback source addresses used; 0: kernel's choice
-	FileLimit   uint64  `json:"file_limit"`
+	DialSeconds  float64 `json:"dial_s"`
+	DrainSeconds float64 `json:"drain_s"` // waiting for in-flight deliveries after the window
+	Sources      int     `json:"sources"` // loopback source addresses used; 0: kernel's choice
+	FileLimit    uint64  `json:"file_limit"`
 }
 
 // ProcStats is one process's cost over the window.
@@ -128,7 +129,7 @@ func writeTable(w io.Writer, res *Result) {
 	row("scenario", "%s  %s", res.Scenario, res.URL)
 	row("connections", "%d of %d (%d not ready, %d dial failures) in %.1fs", res.Connected, res.Connections, res.NotReady, res.DialFailures, res.DialSeconds)
 	row("rooms / publishers", "%d / %d, rate %g, payload %d B", res.Rooms, res.Publishers, res.Rate, res.Payload)
-	row("window", "%.1fs", res.Window)
+	row("window", "%.1fs, then %.1fs draining", res.Window, res.DrainSeconds)
 	if res.Scenario != Idle {
 		row("sent", "%d (%.0f/s)", res.Sent, res.SentPerSecond)
 		row("delivered", "%d of %d: ratio %.4f, %.0f/s", res.Delivered, res.Expected, res.DeliveryRatio, res.DeliveriesPerS)

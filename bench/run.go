@@ -162,7 +162,7 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	stopPublishers()
 	r.publishers.Wait()
 	r.setPhase("drain")
-	r.drain(ctx)
+	res.DrainSeconds = r.drain(ctx).Seconds()
 	selfAfter, _ := readProc(os.Getpid())
 	r.fill(res, clients, before, w, selfBefore.RSS, selfAfter.RSS)
 	return res, nil
@@ -341,15 +341,21 @@ func (r *run) startPublishers(ctx context.Context, clients []*client) {
 	}
 }
 
-// drain waits, at most cfg.Drain, until every delivery expected from the
-// window has arrived.
-func (r *run) drain(ctx context.Context) {
-	deadline := time.Now().Add(r.cfg.Drain)
-	for r.lat.count() < r.expected.Load() && time.Now().Before(deadline) {
+// drain waits until every delivery expected from the window has arrived,
+// or none has for cfg.Drain, or ctx ends, and returns how long it waited.
+// Waiting out slow deliveries keeps them in the ratio and the latencies.
+func (r *run) drain(ctx context.Context) time.Duration {
+	start := time.Now()
+	last, lastChange := r.lat.count(), start
+	for last < r.expected.Load() && time.Since(lastChange) < r.cfg.Drain {
 		if sleep(ctx, 10*time.Millisecond) != nil {
-			return
+			break
+		}
+		if n := r.lat.count(); n != last {
+			last, lastChange = n, time.Now()
 		}
 	}
+	return time.Since(start)
 }
 
 // closeAll sends every connection a close frame, closes it and waits for
