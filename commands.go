@@ -31,7 +31,7 @@ func (c *Conn) ctx() context.Context { return context.Background() }
 func (c *Conn) handle(frame []byte) (keepReading bool) {
 	defer func() {
 		if p := recover(); p != nil {
-			c.log.Error("panic while handling a message", "panic", p, "stack", string(debug.Stack()))
+			c.logger().Error("panic while handling a message", "panic", p, "stack", string(debug.Stack()))
 			c.close(closeInternalError, "internal error")
 			keepReading = false
 		}
@@ -312,7 +312,7 @@ func (c *Conn) sendError(err error, id json.RawMessage) {
 	code := ErrorCode(err)
 	c.srv.opts.Metrics.Refused(code)
 	if code == CodeUnavailable {
-		c.log.Warn("request failed", "err", err)
+		c.logger().Warn("request failed", "err", err)
 	}
 	c.send(wire.AppendError(nil, code, ErrorMessage(err), id))
 }

@@ -28,7 +28,6 @@ type Conn struct {
 	username string
 	urlRooms []string
 	queue    *sendQueue
-	log      *slog.Logger
 
 	// Owned by the reader goroutine.
 	identity Identity
@@ -65,13 +64,18 @@ func newConn(s *Server, ws *websocket.Conn, a admission) *Conn {
 		urlRooms:   a.rooms,
 		identity:   a.identity,
 		queue:      newSendQueue(s.opts.SendQueue),
-		log:        s.log.With("session", session, "user", a.identity.Username),
 		limiter:    newRateLimiter(s.opts.RateLimit, s.opts.RateBurst, s.opts.Now()),
 		rooms:      make(map[string]membership),
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
 		closing:    make(chan struct{}),
 	}
+}
+
+// logger returns the server's logger with the connection's attributes. It is
+// built when needed, so a connection that logs nothing costs nothing.
+func (c *Conn) logger() *slog.Logger {
+	return c.srv.log.With("session", c.session, "user", c.username)
 }
 
 // randomID returns 16 random hex characters.
@@ -84,7 +88,7 @@ func randomID() string {
 // serve runs the connection until it closes, then cleans up after it: it
 // returns only when the writer and every replay have stopped.
 func (c *Conn) serve() {
-	c.log.Debug("connection opened", "rooms", c.urlRooms)
+	c.logger().Debug("connection opened", "rooms", c.urlRooms)
 	c.startTimers()
 	c.send(wire.AppendWelcome(nil, c.username, c.session, orEmpty(c.urlRooms), c.srv.opts.ServerName))
 	if err := c.srv.hub.addUserConn(c.ctx(), c); err != nil {
@@ -114,7 +118,7 @@ func (c *Conn) cleanup() {
 		delete(c.rooms, name)
 	}
 	c.srv.hub.removeUserConn(c)
-	c.log.Debug("connection closed", "code", c.closeCode, "reason", c.closeReason)
+	c.logger().Debug("connection closed", "code", c.closeCode, "reason", c.closeReason)
 }
 
 // readLoop reads and handles client messages until the connection fails or
@@ -195,7 +199,7 @@ func (c *Conn) startWriter() { go c.writeLoop() }
 func (c *Conn) evict() {
 	c.closeOnce.Do(func() {
 		c.srv.opts.Metrics.Evicted()
-		c.log.Info("evicting slow consumer")
+		c.logger().Info("evicting slow consumer")
 		c.closeCode, c.closeReason = CloseSlowConsumer, "slow consumer"
 		close(c.closing)
 		if c.queue.requestClose(true) {

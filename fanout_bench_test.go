@@ -28,7 +28,6 @@ func benchConn(s *Server, i int) *Conn {
 		session:  fmt.Sprintf("s%d", i),
 		username: fmt.Sprintf("user%d", i),
 		queue:    q,
-		log:      s.log,
 		closing:  make(chan struct{}),
 	}
 }

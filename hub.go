@@ -2,6 +2,7 @@ package partyline
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,7 +33,7 @@ type hub struct {
 
 	mu    sync.RWMutex // guards the following
 	rooms map[string]*room
-	users map[string]map[*Conn]struct{}
+	users map[string][]*Conn // a user's connections on this node
 }
 
 func newHub(srv *Server) *hub {
@@ -40,7 +41,7 @@ func newHub(srv *Server) *hub {
 		srv:   srv,
 		subs:  make(map[string]int),
 		rooms: make(map[string]*room),
-		users: make(map[string]map[*Conn]struct{}),
+		users: make(map[string][]*Conn),
 	}
 }
 
@@ -119,13 +120,8 @@ func (h *hub) addUserConn(ctx context.Context, c *Conn) error {
 	h.userPresenceMu.Lock()
 	defer h.userPresenceMu.Unlock()
 	h.mu.Lock()
-	conns := h.users[c.username]
-	first := conns == nil
-	if first {
-		conns = make(map[*Conn]struct{})
-		h.users[c.username] = conns
-	}
-	conns[c] = struct{}{}
+	first := len(h.users[c.username]) == 0
+	h.users[c.username] = append(h.users[c.username], c)
 	h.mu.Unlock()
 	if !first {
 		return nil
@@ -153,14 +149,17 @@ func (h *hub) removeUserConn(c *Conn) {
 	defer h.userPresenceMu.Unlock()
 	h.mu.Lock()
 	conns := h.users[c.username]
-	if _, ok := conns[c]; !ok {
+	i := slices.Index(conns, c)
+	if i < 0 {
 		h.mu.Unlock()
 		return
 	}
-	delete(conns, c)
+	conns = slices.Delete(conns, i, i+1)
 	last := len(conns) == 0
 	if last {
 		delete(h.users, c.username)
+	} else {
+		h.users[c.username] = conns
 	}
 	h.mu.Unlock()
 	if !last {
@@ -178,11 +177,7 @@ func (h *hub) removeUserConn(c *Conn) {
 func (h *hub) userConns(user string) []*Conn {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	conns := make([]*Conn, 0, len(h.users[user]))
-	for c := range h.users[user] {
-		conns = append(conns, c)
-	}
-	return conns
+	return slices.Clone(h.users[user])
 }
 
 // presence runs one Presence call with a timeout and timing.

@@ -55,7 +55,7 @@ func New(opts Options) (*Server, error) {
 		conns: make(map[*Conn]struct{}),
 		perIP: make(map[string]int),
 		upgrader: websocket.Upgrader{
-			ReadBufferSize:    1024,
+			ReadBufferSize:    512, // chat frames are small; larger ones are read in pieces
 			WriteBufferPool:   &sync.Pool{},
 			CheckOrigin:       func(*http.Request) bool { return true }, // checked in admit
 			EnableCompression: false,

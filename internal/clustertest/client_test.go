@@ -354,13 +354,17 @@ type publisher struct {
 	stop chan struct{}
 	done chan struct{}
 
-	mu       sync.Mutex // guards the following
+	mu       sync.Mutex        // guards the following
 	acked    map[string]uint64 // content → seq
 	order    []string          // contents in the order they were acked
 	failures map[string]int    // error code → count
 	slowest  time.Duration     // the longest wait for an answer
+	slow     int               // answers that took over slowAnswer
 	err      error             // why it stopped early
 }
+
+// slowAnswer is the wait for an ack or error that a publisher counts as slow.
+const slowAnswer = 500 * time.Millisecond
 
 // startPublisher starts publishing with c; contents are name-0, name-1, ….
 func startPublisher(c *client, name, room string, pause time.Duration, max int, reconnect func() (*client, error)) *publisher {
@@ -418,6 +422,9 @@ func (p *publisher) record(content string, answer frame, took time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.slowest = max(p.slowest, took)
+	if took > slowAnswer {
+		p.slow++
+	}
 	if answer.Type == "error" {
 		p.failures[answer.Code]++
 		return
