@@ -163,10 +163,19 @@ func describe(err error) error {
 // The connection parameters of the two pools. The driver sets busy_timeout
 // first, so the other pragmas wait for locks rather than fail.
 var (
-	busyParam   = fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeout.Milliseconds())
-	writeParams = busyParam + "&_txlock=immediate&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
-	readParams  = busyParam + "&_pragma=query_only(1)"
+	busyParam  = fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeout.Milliseconds())
+	readParams = busyParam + "&_pragma=query_only(1)"
 )
+
+// writeParams are the writer pool's parameters, with synchronous=FULL or
+// NORMAL.
+func writeParams(fullSync bool) string {
+	sync := "NORMAL"
+	if fullSync {
+		sync = "FULL"
+	}
+	return busyParam + "&_txlock=immediate&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")"
+}
 
 // dsn returns the URI that opens path with params, escaping the path so any
 // file name works.

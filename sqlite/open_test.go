@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 }
 
 func runHelper(path string, in io.Reader, out io.Writer) error {
-	store, err := sqlite.Open(context.Background(), path, 0)
+	store, err := sqlite.Open(context.Background(), path, sqlite.Options{})
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func (h *helper) readLine(t *testing.T) string {
 func TestOpenRefusesFileHeldByAnotherProcess(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "held.db")
 	h := startHelper(t, path)
-	_, err := sqlite.Open(t.Context(), path, 0)
+	_, err := sqlite.Open(t.Context(), path, sqlite.Options{})
 	want := fmt.Sprintf("sqlite: %s: database is locked by another process", path)
 	if err == nil || err.Error() != want {
 		t.Fatalf("Open while another process holds the file: error %v, want %q", err, want)
@@ -111,7 +111,7 @@ func TestOpenRefusesFileHeldByAnotherProcess(t *testing.T) {
 func TestOpenRefusesFileHeldInThisProcess(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "held.db")
 	first := open(t, path, 0)
-	if _, err := sqlite.Open(t.Context(), path, 0); err == nil || !strings.Contains(err.Error(), "locked by another process") {
+	if _, err := sqlite.Open(t.Context(), path, sqlite.Options{}); err == nil || !strings.Contains(err.Error(), "locked by another process") {
 		t.Fatalf("second Open of %s: error %v, want locked by another process", path, err)
 	}
 	first.Close()
@@ -163,7 +163,7 @@ func TestOpenRefusesBadFiles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := tc.prepare(t, filepath.Join(t.TempDir(), "bad.db"))
-			store, err := sqlite.Open(t.Context(), path, 0)
+			store, err := sqlite.Open(t.Context(), path, sqlite.Options{})
 			if err == nil {
 				store.Close()
 				t.Fatalf("Open(%s) succeeded, want an error containing %q", path, tc.want)

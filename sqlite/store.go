@@ -8,10 +8,12 @@
 // fsync serves many messages. Reads use their own pool of connections and
 // never wait for the writer (WAL mode).
 //
-// Durability: journal_mode=WAL with synchronous=FULL, so a message Append
-// returned survives a power cut as well as a killed process. NORMAL would
-// survive only a killed process; group commit makes FULL's fsync per batch
-// cheap enough to keep it.
+// Durability: journal_mode=WAL. By default synchronous=NORMAL: a message
+// Append returned survives a killed or crashed process (the commit is in the
+// WAL file), and the WAL is fsynced at checkpoints; a power cut may lose the
+// last commits. Options.FullSync sets synchronous=FULL, which fsyncs every
+// commit and survives a power cut too, at the price of a disk flush per
+// batch on the path of every message (group commit amortises it).
 //
 // Retention: History shows exactly the newest keep seqs of a room. Older
 // rows are deleted inside the writer's transactions in steps of about keep/4,
@@ -57,6 +59,7 @@ type Store struct {
 	read     *sql.DB  // History, LastSeq and Ping
 	write    *sql.DB  // one connection, used by the writer goroutine only
 
+	fullSync   bool
 	queue      chan *appendRequest
 	writerDone chan struct{} // closed when the writer goroutine returns
 	commits    atomic.Int64  // transactions the writer committed
@@ -72,15 +75,23 @@ var (
 
 var errLocked = errors.New("database is locked by another process")
 
+// Options configures a Store.
+type Options struct {
+	// Keep is how many of each room's newest messages are kept; 0 keeps all.
+	Keep int
+	// FullSync fsyncs every commit (synchronous=FULL); see the package doc.
+	FullSync bool
+}
+
 // Open opens the partyline database at path, creating it if it does not
-// exist and applying any migrations it lacks, and keeps the newest keep
-// messages per room (0 keeps all).
+// exist and applying any migrations it lacks.
 //
 // Open fails with one error naming path when the file is locked by another
 // Store (in this process or another), cannot be written, or is not a
 // partyline database: a file that is not SQLite, or a SQLite database with
 // tables of its own and no partyline schema.
-func Open(ctx context.Context, path string, keep int) (*Store, error) {
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	keep := opts.Keep
 	if keep < 0 {
 		return nil, fmt.Errorf("sqlite: keep %d must not be negative", keep)
 	}
@@ -93,6 +104,7 @@ func Open(ctx context.Context, path string, keep int) (*Store, error) {
 	}
 	s := &Store{
 		path:       path,
+		fullSync:   opts.FullSync,
 		keep:       math.MaxInt64,
 		trimEvery:  1,
 		lockFile:   lock,
@@ -134,7 +146,7 @@ func checkWritable(path string) error {
 // date.
 func (s *Store) openDatabases(ctx context.Context) error {
 	var err error
-	if s.write, err = sql.Open("sqlite", dsn(s.path, writeParams)); err != nil {
+	if s.write, err = sql.Open("sqlite", dsn(s.path, writeParams(s.fullSync))); err != nil {
 		return err
 	}
 	s.write.SetMaxOpenConns(1)

@@ -24,7 +24,7 @@ func TestConformance(t *testing.T) {
 // open opens path keeping keep messages per room, failing t on error.
 func open(t *testing.T, path string, keep int) *sqlite.Store {
 	t.Helper()
-	store, err := sqlite.Open(t.Context(), path, keep)
+	store, err := sqlite.Open(t.Context(), path, sqlite.Options{Keep: keep})
 	if err != nil {
 		t.Fatalf("Open(%q, %d): %v", path, keep, err)
 	}
@@ -34,7 +34,7 @@ func open(t *testing.T, path string, keep int) *sqlite.Store {
 func BenchmarkAppend(b *testing.B) {
 	for _, writers := range []int{1, 64} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
-			store, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"), 1000)
+			store, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{Keep: 1000})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -14,7 +14,7 @@ import (
 
 func openForTest(t *testing.T, path string) *Store {
 	t.Helper()
-	store, err := Open(t.Context(), path, 0)
+	store, err := Open(t.Context(), path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,8 +45,11 @@ func (b *backends) openStore(ctx context.Context, cfg *config) error {
 	case cfg.Store == "memory":
 		b.store, b.storeName = partyline.NewMemoryStore(cfg.HistorySize), "memory"
 	case strings.HasPrefix(cfg.Store, "sqlite:"):
-		path := strings.TrimPrefix(cfg.Store, "sqlite:")
-		s, err := sqlite.Open(ctx, path, cfg.HistorySize)
+		path, query, _ := strings.Cut(strings.TrimPrefix(cfg.Store, "sqlite:"), "?")
+		if query != "" && query != "sync=full" {
+			return fmt.Errorf("store: %q: the only sqlite option is ?sync=full", cfg.Store)
+		}
+		s, err := sqlite.Open(ctx, path, sqlite.Options{Keep: cfg.HistorySize, FullSync: query == "sync=full"})
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
