@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -136,6 +137,9 @@ func (d *dialer) dial(ctx context.Context, i int, rawURL string, publisher bool)
 		var ws *websocket.Conn
 		if ws, err = dialOnce(ctx, &wd, rawURL); err == nil {
 			return ws, nil
+		}
+		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			return nil, err // out of descriptors: retrying cannot help
 		}
 	}
 	return nil, err

@@ -103,7 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Publishers, "publishers", 0, "fanout: subscribers that also publish (0: one per 10 msg/s, under the server's default rate limit)")
 	fs.Float64Var(&c.Rate, "rate", 0, "fanout: msg/s in total (default 100); rooms: msg/s per connection (default 1)")
 	fs.IntVar(&c.Rooms, "rooms", 1000, "idle, rooms: rooms to spread connections over (idle: 0 joins none)")
-	fs.IntVar(&c.Users, "users", 0, "distinct usernames cycled over the connections (0: one per connection)")
+	fs.IntVar(&c.Users, "users", 0, "distinct usernames cycled over the connections (0: one per connection; a few spare the server the O(N²) presence traffic of N users joining one room)")
 	fs.IntVar(&c.Payload, "payload", 64, "chat content size in `bytes` (at least 20: a send-time stamp, then padding)")
 	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "time connected and publishing before measuring")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measuring window")

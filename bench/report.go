@@ -67,7 +67,7 @@ type ProcStats struct {
 }
 
 // fill computes res from the counters and samples.
-func (r *run) fill(res *Result, clients []*client, before procSample, w window, selfBefore, selfAfter int64) {
+func (r *run) fill(res *Result, clients []*client, before procSample, w window, selfBefore int64) {
 	c := r.cfg
 	res.Connections, res.Connected = c.connections(), len(clients)
 	res.NotReady = len(clients) - int(r.ready.Load())
@@ -91,7 +91,7 @@ func (r *run) fill(res *Result, clients []*client, before procSample, w window, 
 	if c.PingInterval > 0 {
 		res.HeartbeatsExpected = float64(len(clients)) * secs / c.PingInterval.Seconds()
 	}
-	res.Bench = r.procStats(res, w.self[1]-w.self[0], secs, selfBefore, selfAfter)
+	res.Bench = r.procStats(res, w.self[1]-w.self[0], secs, selfBefore, w.selfRSS)
 	if c.PID != 0 {
 		s := r.procStats(res, w.server[1].CPU-w.server[0].CPU, secs, before.RSS, w.server[1].RSS)
 		s.PID = c.PID

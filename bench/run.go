@@ -163,16 +163,16 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	r.publishers.Wait()
 	r.setPhase("drain")
 	res.DrainSeconds = r.drain(ctx).Seconds()
-	selfAfter, _ := readProc(os.Getpid())
-	r.fill(res, clients, before, w, selfBefore.RSS, selfAfter.RSS)
+	r.fill(res, clients, before, w, selfBefore.RSS)
 	return res, nil
 }
 
 // window holds the samples taken at the start and end of the window.
 type window struct {
-	server [2]procSample // zero without --pid
-	self   [2]time.Duration
-	wall   time.Duration
+	server  [2]procSample // zero without --pid
+	self    [2]time.Duration
+	selfRSS int64 // at the end
+	wall    time.Duration
 }
 
 // measure opens the window, waits it out and closes it.
@@ -193,6 +193,9 @@ func (r *run) measure(ctx context.Context) (window, error) {
 	}
 	w.self[1] = selfCPU()
 	w.wall = time.Since(start)
+	if s, err := readProc(os.Getpid()); err == nil {
+		w.selfRSS = s.RSS
+	}
 	if w.server[1], err = r.sampleServer(); err != nil {
 		return w, err
 	}
