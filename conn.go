@@ -112,13 +112,15 @@ func (c *Conn) serve() {
 // cleanup leaves every room and unregisters the user's connection.
 func (c *Conn) cleanup() {
 	c.stopTimers()
+	rooms := make([]string, 0, len(c.rooms))
 	for name, m := range c.rooms {
+		rooms = append(rooms, name)
 		m.room.exit(c)
 		c.srv.hub.releaseRoom(m.room)
 		delete(c.rooms, name)
 	}
 	c.srv.hub.removeUserConn(c)
-	c.logger().Debug("connection closed", "code", c.closeCode, "reason", c.closeReason)
+	c.logger().Debug("connection closed", "rooms", rooms, "code", c.closeCode, "reason", c.closeReason)
 }
 
 // readLoop reads and handles client messages until the connection fails or

@@ -364,3 +364,33 @@ func openFDs(t testing.TB) int {
 	}
 	return len(entries)
 }
+
+// downStore is a memory store whose backend can be taken away: appends and
+// pings fail while down is set.
+type downStore struct {
+	*partyline.MemoryStore
+	down atomic.Bool
+}
+
+func (s *downStore) Ping(ctx context.Context) error {
+	if s.down.Load() {
+		return fmt.Errorf("down: %w", partyline.ErrUnavailable)
+	}
+	return nil
+}
+
+func TestReadyNamesTheFailingStore(t *testing.T) {
+	store := &downStore{MemoryStore: partyline.NewMemoryStore(0)}
+	ts := startServer(t, partyline.Options{Store: store})
+	if err := ts.Ready(t.Context()); err != nil {
+		t.Fatalf("Ready with a healthy store: %v", err)
+	}
+	store.down.Store(true)
+	if err := ts.Ready(t.Context()); err == nil || !strings.HasPrefix(err.Error(), "store:") {
+		t.Fatalf("Ready with the store down = %v, want an error naming the store", err)
+	}
+	store.down.Store(false)
+	if err := ts.Ready(t.Context()); err != nil {
+		t.Fatalf("Ready after the store came back: %v", err)
+	}
+}

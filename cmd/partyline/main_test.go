@@ -44,6 +44,12 @@ func TestClusterNeedsASharedStore(t *testing.T) {
 // test ends, and returns its address.
 func startBinary(t *testing.T, args ...string) (addr string, stop func() error) {
 	t.Helper()
+	return startBinaryWith(t, http.DefaultClient, "http", args...)
+}
+
+// startBinaryWith is startBinary checking /health with client over scheme.
+func startBinaryWith(t *testing.T, client *http.Client, scheme string, args ...string) (addr string, stop func() error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +61,7 @@ func startBinary(t *testing.T, args ...string) (addr string, stop func() error) 
 	go func() { done <- run(ctx, append([]string{"--addr", addr}, args...), io.Discard, io.Discard) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/health")
+		resp, err := client.Get(scheme + "://" + addr + "/health")
 		if err == nil {
 			resp.Body.Close()
 			break
