@@ -218,6 +218,15 @@ func (c *client) expect(kind string) frame {
 	return f
 }
 
+// sync waits until the server has handled everything up to a ping: past
+// welcome, the connection is registered and online, which the client cannot
+// otherwise tell when its URL names no room.
+func (c *client) sync() {
+	c.t.Helper()
+	c.send(map[string]any{"type": "ping", "id": "sync"})
+	c.await("the answer to ping", func(f frame) bool { return f.Type == "ack" && f.hasID("sync") })
+}
+
 // writeErr sends one client message.
 func (c *client) writeErr(v any) error {
 	c.ws.SetWriteDeadline(time.Now().Add(waitTime))

@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/httpapi"
 	"github.com/partyline/partyline/postgres"
 	"github.com/partyline/partyline/redis"
 )
@@ -23,12 +25,14 @@ type node struct {
 	name   string
 	srv    *partyline.Server
 	url    string // ws://127.0.0.1:port
+	api    string // http://127.0.0.1:port/api
 	broker *countingBroker
 }
 
 // cluster is a few nodes on one Redis prefix and one PostgreSQL schema.
 type cluster struct {
 	redisURL string
+	storeURL string
 	prefix   string
 	nodes    []*node
 }
@@ -36,20 +40,27 @@ type cluster struct {
 // startCluster starts n nodes named A, B, C, … and stops them when t ends.
 func startCluster(t *testing.T, n int) *cluster {
 	t.Helper()
-	redisURL, postgresURL := services(t)
-	cl := &cluster{redisURL: redisURL, prefix: newPrefix(t, redisURL)}
-	storeURL := newSchema(t, postgresURL)
+	cl := newCluster(t)
 	for i := range n {
-		cl.nodes = append(cl.nodes, cl.startNode(t, string(rune('A'+i)), storeURL))
+		cl.nodes = append(cl.nodes, cl.startNode(t, string(rune('A'+i)), cl.redisURL, cl.storeURL))
 	}
 	return cl
 }
 
-func (cl *cluster) startNode(t *testing.T, name, storeURL string) *node {
+// newCluster prepares a Redis prefix and a PostgreSQL schema for nodes.
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	redisURL, postgresURL := services(t)
+	return &cluster{redisURL: redisURL, storeURL: newSchema(t, postgresURL), prefix: newPrefix(t, redisURL)}
+}
+
+// startNode starts a node of the cluster that reaches Redis and PostgreSQL
+// at the URLs given (the cluster's, or proxies to them).
+func (cl *cluster) startNode(t *testing.T, name, redisURL, storeURL string) *node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTime)
 	defer cancel()
-	rc, err := redis.Open(ctx, cl.redisURL, redis.Options{Prefix: cl.prefix, Node: name, PresenceTTL: presenceTTL})
+	rc, err := redis.Open(ctx, redisURL, redis.Options{Prefix: cl.prefix, Node: name, PresenceTTL: presenceTTL})
 	if err != nil {
 		t.Fatalf("node %s: redis.Open: %v", name, err)
 	}
@@ -75,6 +86,7 @@ func (cl *cluster) startNode(t *testing.T, name, storeURL string) *node {
 	mux := http.NewServeMux()
 	mux.Handle("/ws", srv)
 	mux.Handle("/ws/{room}", srv)
+	mux.Handle("/api/", httpapi.New(srv, httpapi.Options{}))
 	hs := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTime)
@@ -89,7 +101,7 @@ func (cl *cluster) startNode(t *testing.T, name, storeURL string) *node {
 			t.Logf("node %s logs:\n%s", name, logs)
 		}
 	})
-	return &node{name: name, srv: srv, url: "ws" + strings.TrimPrefix(hs.URL, "http"), broker: broker}
+	return &node{name: name, srv: srv, url: "ws" + strings.TrimPrefix(hs.URL, "http"), api: hs.URL + "/api", broker: broker}
 }
 
 // dial connects user to the node with the query (and path) given.
@@ -263,6 +275,9 @@ func TestDirectKickAndPublishAcrossNodes(t *testing.T) {
 	alice := a.dial(t, "alice", "/ws")
 	bobB := b.dial(t, "bob", "/ws")
 	bobC := c.dial(t, "bob", "/ws")
+	for _, who := range []*client{alice, bobB, bobC} {
+		who.sync() // online everywhere
+	}
 
 	alice.send(map[string]any{"type": "direct", "to": "bob", "content": "hi bob", "id": "d1"})
 	if f := alice.await("ack d1", func(f frame) bool { return f.hasID("d1") }); f.Type != "ack" {
@@ -429,4 +444,84 @@ func TestOnlyWhereNeeded(t *testing.T) {
 	x1.close()
 	x2.close()
 	waitUntil(t, waitTime, "nodes A and B to unsubscribe from room x", func() bool { return subscribers("room:x") == 0 })
+}
+
+// call makes an HTTP API request to the node and decodes the JSON answer
+// into out (when not nil); it returns the status.
+func (n *node) call(t *testing.T, method, path, body string, out any) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, n.api+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s on node %s: %v", method, path, n.name, err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatalf("%s %s on node %s: answer is not JSON: %v", method, path, n.name, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// TestHTTPAPIAcrossNodes: every /api/ call answers for the whole cluster,
+// whichever node receives it.
+func TestHTTPAPIAcrossNodes(t *testing.T) {
+	cl := startCluster(t, 3)
+	a, b, c := cl.nodes[0], cl.nodes[1], cl.nodes[2]
+	const room = "api"
+	alice := a.dial(t, "alice", "/ws/"+room)
+	alice.expectJoin(room)
+	bob := b.dial(t, "bob", "/ws/"+room)
+	bob.expectJoin(room)
+
+	var posted struct{ Seq uint64 }
+	if status := c.call(t, "POST", "/rooms/"+room+"/messages", `{"content":"from the backend"}`, &posted); status != http.StatusCreated || posted.Seq != 1 {
+		t.Fatalf("POST /api/rooms/%s/messages on node C = %d, seq %d; want 201, seq 1", room, status, posted.Seq)
+	}
+	for _, who := range []*client{alice, bob} {
+		if f := who.awaitType("chat"); f.Content != "from the backend" || f.Seq != 1 {
+			t.Fatalf("%s got %v, want the chat posted on node C", who.name, f)
+		}
+	}
+
+	var rooms struct{ Rooms []partyline.RoomInfo }
+	c.call(t, "GET", "/rooms", "", &rooms)
+	if want := []partyline.RoomInfo{{Room: room, Users: 2, Connections: 0, LastSeq: 1}}; !slices.Equal(rooms.Rooms, want) {
+		t.Fatalf("GET /api/rooms on node C (no client of its own) = %+v, want %+v", rooms.Rooms, want)
+	}
+	var users struct{ Users []string }
+	c.call(t, "GET", "/rooms/"+room+"/users", "", &users)
+	checkUsers(t, "GET /api/rooms/"+room+"/users on node C", users.Users, "alice", "bob")
+	var history struct{ Messages []struct{ Seq uint64 } }
+	b.call(t, "GET", "/rooms/"+room+"/messages", "", &history)
+	if len(history.Messages) != 1 || history.Messages[0].Seq != 1 {
+		t.Fatalf("GET /api/rooms/%s/messages on node B = %+v, want the one message", room, history.Messages)
+	}
+
+	if status := c.call(t, "POST", "/users/alice/messages", `{"content":"psst","from":"ops"}`, nil); status != http.StatusAccepted {
+		t.Fatalf("POST /api/users/alice/messages on node C = %d, want 202", status)
+	}
+	if f := alice.awaitType("direct"); f.From != "ops" || f.Content != "psst" {
+		t.Fatalf("alice got %v, want the direct posted on node C", f)
+	}
+	var refusal struct{ Error struct{ Code string } }
+	if status := c.call(t, "POST", "/users/nobody/messages", `{"content":"psst"}`, &refusal); status != http.StatusNotFound || refusal.Error.Code != "user_offline" {
+		t.Fatalf("POST /api/users/nobody/messages = %d %q, want 404 user_offline", status, refusal.Error.Code)
+	}
+
+	var closed struct{ Closed int }
+	if status := a.call(t, "DELETE", "/users/bob/connections", "", &closed); status != http.StatusOK {
+		t.Fatalf("DELETE /api/users/bob/connections on node A = %d, want 200", status)
+	}
+	if code := bob.closeCode(); code != partyline.CloseKicked {
+		t.Fatalf("bob (on node B) closed with %d after the DELETE on node A, want %d", code, partyline.CloseKicked)
+	}
+	// "closed" counts the receiving node's connections only (Disconnect's
+	// documented behaviour): 0 here, though bob's connection on B closed.
+	t.Logf("DELETE on node A for bob, connected to node B only, answered closed: %d", closed.Closed)
 }
