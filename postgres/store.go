@@ -25,12 +25,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/internal/groupcommit"
 )
 
 const (
@@ -41,10 +41,6 @@ const (
 	appendTimeout = 5 * time.Second
 	// readTimeout bounds History, LastSeq and Ping.
 	readTimeout = 5 * time.Second
-	// maxBatch caps the appends one transaction commits.
-	maxBatch = 512
-	// queueSize is how many appends may wait for the writers.
-	queueSize = 4096
 )
 
 // Store is a partyline.Store in PostgreSQL. It is safe for concurrent use,
@@ -54,11 +50,7 @@ type Store struct {
 	keep      int64 // newest messages kept per room; math.MaxInt64 keeps all
 	trimEvery int64 // a room is trimmed each time its seq crosses a multiple
 
-	queue   chan *appendRequest
-	writers sync.WaitGroup // the writer goroutines
-
-	mu     sync.RWMutex // guards closed; read-held while sending on queue
-	closed bool
+	queue *groupcommit.Queue[partyline.Message] // appends, for the writer goroutines
 }
 
 var (
@@ -92,7 +84,6 @@ func Open(ctx context.Context, url string, keep int) (*Store, error) {
 		pool:      pool,
 		keep:      math.MaxInt64,
 		trimEvery: 1,
-		queue:     make(chan *appendRequest, queueSize),
 	}
 	if keep > 0 {
 		s.keep, s.trimEvery = int64(keep), int64(max(1, keep/4))
@@ -106,9 +97,7 @@ func Open(ctx context.Context, url string, keep int) (*Store, error) {
 		}
 		return nil, unavailable("open", err)
 	}
-	for range max(1, config.MaxConns/2) {
-		s.writers.Go(s.runWriter)
-	}
+	s.queue = newQueue(s.commit, int(max(1, config.MaxConns/2)))
 	return s, nil
 }
 
@@ -126,37 +115,20 @@ func (s *Store) Append(ctx context.Context, msg partyline.Message) (partyline.Me
 	}
 	bounded, cancel := context.WithTimeoutCause(ctx, appendTimeout, errAppendTimeout)
 	defer cancel()
-	req := newAppendRequest(bounded, msg)
-	if err := s.enqueue(bounded, req); err != nil {
+	msg, err := s.queue.Add(bounded, msg)
+	switch {
+	case err == nil:
+		return msg, nil
+	case errors.Is(err, groupcommit.ErrClosed):
+		return partyline.Message{}, errClosed("append")
+	case errors.Is(err, partyline.ErrUnavailable): // from s.commit
 		return partyline.Message{}, err
-	}
-	select {
-	case err := <-req.done:
-		return req.result(err)
-	case <-bounded.Done():
-		if req.abandon() {
-			return partyline.Message{}, unavailable("append", context.Cause(bounded))
-		}
-		return req.result(<-req.done)
+	default: // bounded ended before a writer took msg
+		return partyline.Message{}, unavailable("append", context.Cause(bounded))
 	}
 }
 
 var errAppendTimeout = errors.New("the database did not take the message in time")
-
-// enqueue hands req to the writer goroutines.
-func (s *Store) enqueue(ctx context.Context, req *appendRequest) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return errClosed("append")
-	}
-	select {
-	case s.queue <- req:
-		return nil
-	case <-ctx.Done():
-		return unavailable("append", context.Cause(ctx))
-	}
-}
 
 // History implements partyline.Store.
 func (s *Store) History(ctx context.Context, room string, q partyline.HistoryQuery) ([]partyline.Message, error) {
@@ -253,15 +225,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // writers finish those already queued, and closes the pool. Calling it
 // again does nothing.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	close(s.queue)
-	s.mu.Unlock()
-	s.writers.Wait()
+	s.queue.Close()
 	s.pool.Close()
 	return nil
 }

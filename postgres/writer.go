@@ -5,145 +5,59 @@ import (
 	"context"
 	"math"
 	"slices"
-	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/internal/groupcommit"
 )
 
-// An appendRequest is one Append waiting for a writer goroutine.
-type appendRequest struct {
-	ctx   context.Context
-	msg   partyline.Message // Seq is set by the writer
-	state atomic.Int32      // requestQueued, then requestTaken or requestAbandoned
-	done  chan error        // receives the outcome once a writer took it
+// newQueue returns the group-commit queue of a Store whose writer
+// goroutines commit with commit.
+func newQueue(commit groupcommit.CommitFunc[partyline.Message], writers int) *groupcommit.Queue[partyline.Message] {
+	return groupcommit.New(commit, groupcommit.Options{Writers: writers, Timeout: appendTimeout})
 }
 
-const (
-	requestQueued int32 = iota
-	requestTaken
-	requestAbandoned
-)
-
-func newAppendRequest(ctx context.Context, msg partyline.Message) *appendRequest {
-	return &appendRequest{ctx: ctx, msg: msg, done: make(chan error, 1)}
-}
-
-// take claims req for a batch; false means its caller already gave up.
-func (req *appendRequest) take() bool {
-	return req.state.CompareAndSwap(requestQueued, requestTaken)
-}
-
-// abandon withdraws req from the queue; false means a writer already took
-// it and will report the outcome.
-func (req *appendRequest) abandon() bool {
-	return req.state.CompareAndSwap(requestQueued, requestAbandoned)
-}
-
-// result is what Append returns once the writer reported err.
-func (req *appendRequest) result(err error) (partyline.Message, error) {
-	if err != nil {
-		return partyline.Message{}, err
-	}
-	return req.msg, nil
-}
-
-// runWriter is one writer goroutine: it commits batches from the queue
-// until Close closes it.
-func (s *Store) runWriter() {
-	for req := range s.queue {
-		s.commit(s.collect(req))
-	}
-}
-
-// collect returns first and whatever else is queued, up to maxBatch, leaving
-// out requests whose callers gave up.
-func (s *Store) collect(first *appendRequest) []*appendRequest {
-	batch := make([]*appendRequest, 0, min(len(s.queue)+1, maxBatch))
-	if first.take() {
-		batch = append(batch, first)
-	}
-	for len(batch) < maxBatch {
-		select {
-		case req, ok := <-s.queue:
-			if !ok {
-				return batch
-			}
-			if req.take() {
-				batch = append(batch, req)
-			}
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-// commit stores batch in one transaction and reports the outcome to each
-// request. A failure before anything reached the server, such as a pooled
-// connection that died while idle, is retried once on a fresh connection.
-func (s *Store) commit(batch []*appendRequest) {
-	if len(batch) == 0 {
-		return
-	}
-	ctx, cancel := context.WithDeadline(context.Background(), latestDeadline(batch))
-	defer cancel()
+// commit is a writer goroutine's commit: it stores batch in one
+// transaction, giving each message its seq. A failure before anything
+// reached the server, such as a pooled connection that died while idle, is
+// retried once on a fresh connection.
+func (s *Store) commit(ctx context.Context, batch []partyline.Message) error {
 	err := s.commitBatch(ctx, batch)
 	if err != nil && pgconn.SafeToRetry(err) && ctx.Err() == nil {
 		err = s.commitBatch(ctx, batch)
 	}
 	if err != nil {
-		err = unavailable("append", err)
+		return unavailable("append", err)
 	}
-	for _, req := range batch {
-		req.done <- err
-	}
-}
-
-// latestDeadline returns when a transaction carrying batch must end: when
-// the last of its appends gives up, at most appendTimeout from now.
-func latestDeadline(batch []*appendRequest) time.Time {
-	limit := time.Now().Add(appendTimeout)
-	var latest time.Time
-	for _, req := range batch {
-		d, ok := req.ctx.Deadline()
-		if !ok || d.After(limit) {
-			return limit
-		}
-		if d.After(latest) {
-			latest = d
-		}
-	}
-	return latest
+	return nil
 }
 
 // commitBatch stores batch in one round trip: a pipeline that PostgreSQL
 // runs as one implicit transaction. It bumps each room's last seq (locking
 // rooms in sorted order), inserts the messages under the seqs below it,
 // and trims rooms whose seq crossed a trimming step; then it gives each
-// request its seq.
-func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest) error {
+// message its seq.
+func (s *Store) commitBatch(ctx context.Context, batch []partyline.Message) error {
 	rooms := byRoom(batch)
 	pipeline := &pgx.Batch{}
 	for _, r := range rooms {
-		pipeline.Queue(bumpRoom, r.room, len(r.requests)).QueryRow(func(row pgx.Row) error {
+		pipeline.Queue(bumpRoom, r.room, len(r.messages)).QueryRow(func(row pgx.Row) error {
 			return row.Scan(&r.last)
 		})
 	}
 	pipeline.Queue(insertMessages, messageColumns(rooms)...)
 	if s.keep != math.MaxInt64 {
 		for _, r := range rooms {
-			pipeline.Queue(trimRoom, r.room, len(r.requests), s.keep, s.trimEvery)
+			pipeline.Queue(trimRoom, r.room, len(r.messages), s.keep, s.trimEvery)
 		}
 	}
 	if err := s.pool.SendBatch(ctx, pipeline).Close(); err != nil {
 		return err
 	}
 	for _, r := range rooms {
-		for i, req := range r.requests {
-			req.msg.Seq = uint64(r.last - int64(len(r.requests)-1-i))
+		for i, m := range r.messages {
+			m.Seq = uint64(r.last - int64(len(r.messages)-1-i))
 		}
 	}
 	return nil
@@ -152,23 +66,24 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest) error {
 // roomBatch is the part of a batch bound for one room.
 type roomBatch struct {
 	room     string
-	requests []*appendRequest // in queue order
-	last     int64            // the room's last seq after the batch
+	messages []*partyline.Message // in queue order, pointing into the batch
+	last     int64                // the room's last seq after the batch
 }
 
 // byRoom groups batch by room, sorted by room name: the order in which
 // every writer on every node locks rooms.
-func byRoom(batch []*appendRequest) []*roomBatch {
+func byRoom(batch []partyline.Message) []*roomBatch {
 	index := make(map[string]*roomBatch)
 	var rooms []*roomBatch
-	for _, req := range batch {
-		r := index[req.msg.Room]
+	for i := range batch {
+		m := &batch[i]
+		r := index[m.Room]
 		if r == nil {
-			r = &roomBatch{room: req.msg.Room}
+			r = &roomBatch{room: m.Room}
 			index[r.room] = r
 			rooms = append(rooms, r)
 		}
-		r.requests = append(r.requests, req)
+		r.messages = append(r.messages, m)
 	}
 	slices.SortFunc(rooms, func(a, b *roomBatch) int { return cmp.Compare(a.room, b.room) })
 	return rooms
@@ -202,10 +117,9 @@ func messageColumns(rooms []*roomBatch) []any {
 	var below, timestamps []int64
 	var contents, data [][]byte
 	for _, r := range rooms {
-		for i, req := range r.requests {
-			m := req.msg
+		for i, m := range r.messages {
 			roomNames, ids, usernames = append(roomNames, m.Room), append(ids, m.ID), append(usernames, m.Username)
-			below = append(below, int64(len(r.requests)-1-i))
+			below = append(below, int64(len(r.messages)-1-i))
 			timestamps = append(timestamps, m.Timestamp)
 			contents, data = append(contents, []byte(m.Content)), append(data, m.Data)
 		}

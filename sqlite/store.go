@@ -27,11 +27,11 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/internal/groupcommit"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -41,10 +41,6 @@ const (
 	busyTimeout = 10 * time.Second
 	// writeTimeout bounds one batch transaction.
 	writeTimeout = 15 * time.Second
-	// maxBatch caps the appends one transaction commits.
-	maxBatch = 512
-	// queueSize is how many appends may wait for the writer.
-	queueSize = 4096
 	// readConns is the size of the pool History and LastSeq use.
 	readConns = 4
 )
@@ -59,13 +55,10 @@ type Store struct {
 	read     *sql.DB  // History, LastSeq and Ping
 	write    *sql.DB  // one connection, used by the writer goroutine only
 
-	fullSync   bool
-	queue      chan *appendRequest
-	writerDone chan struct{} // closed when the writer goroutine returns
-	commits    atomic.Int64  // transactions the writer committed
-
-	mu     sync.RWMutex // guards closed; read-held while sending on queue
-	closed bool
+	fullSync bool
+	queue    *groupcommit.Queue[partyline.Message] // appends, for the writer goroutine
+	commits  atomic.Int64                          // transactions the writer committed
+	closed   atomic.Bool                           // set by Close
 }
 
 var (
@@ -103,13 +96,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
 	s := &Store{
-		path:       path,
-		fullSync:   opts.FullSync,
-		keep:       math.MaxInt64,
-		trimEvery:  1,
-		lockFile:   lock,
-		queue:      make(chan *appendRequest, queueSize),
-		writerDone: make(chan struct{}),
+		path:      path,
+		fullSync:  opts.FullSync,
+		keep:      math.MaxInt64,
+		trimEvery: 1,
+		lockFile:  lock,
 	}
 	if keep > 0 {
 		s.keep, s.trimEvery = int64(keep), int64(max(1, keep/4))
@@ -118,7 +109,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.release()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-	go s.runWriter()
+	s.queue = newQueue(s.commit)
 	return s, nil
 }
 
@@ -174,36 +165,16 @@ func (s *Store) openDatabases(ctx context.Context) error {
 // by the latest deadline among the appends the transaction carries (at most
 // writeTimeout): an error means the message was not stored.
 func (s *Store) Append(ctx context.Context, msg partyline.Message) (partyline.Message, error) {
-	if err := ctx.Err(); err != nil {
-		return partyline.Message{}, fmt.Errorf("sqlite: append: %w", err)
-	}
-	req := newAppendRequest(ctx, msg)
-	if err := s.enqueue(ctx, req); err != nil {
+	msg, err := s.queue.Add(ctx, msg)
+	switch {
+	case err == nil:
+		return msg, nil
+	case errors.Is(err, groupcommit.ErrClosed):
+		return partyline.Message{}, errClosed("append")
+	case errors.Is(err, partyline.ErrUnavailable): // from s.commit
 		return partyline.Message{}, err
-	}
-	select {
-	case err := <-req.done:
-		return req.result(err)
-	case <-ctx.Done():
-		if req.abandon() {
-			return partyline.Message{}, fmt.Errorf("sqlite: append: %w", ctx.Err())
-		}
-		return req.result(<-req.done)
-	}
-}
-
-// enqueue hands req to the writer goroutine.
-func (s *Store) enqueue(ctx context.Context, req *appendRequest) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return errClosed("append")
-	}
-	select {
-	case s.queue <- req:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("sqlite: append: %w", ctx.Err())
+	default: // ctx ended before the writer took msg
+		return partyline.Message{}, fmt.Errorf("sqlite: append: %w", err)
 	}
 }
 
@@ -282,10 +253,7 @@ func (s *Store) LastSeq(ctx context.Context, room string) (uint64, error) {
 
 // Ping implements partyline.Pinger: it reads the schema table.
 func (s *Store) Ping(ctx context.Context) error {
-	s.mu.RLock()
-	closed := s.closed
-	s.mu.RUnlock()
-	if closed {
+	if s.closed.Load() {
 		return errClosed("ping")
 	}
 	var version int
@@ -300,15 +268,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // already queued, and closes the database and the lock. Calling it again
 // does nothing.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if s.closed.Swap(true) {
 		return nil
 	}
-	s.closed = true
-	close(s.queue)
-	s.mu.Unlock()
-	<-s.writerDone
+	s.queue.Close()
 	if err := s.release(); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -66,20 +67,64 @@ func holdWriteLock(t *testing.T, path string) func() {
 	}
 }
 
+// observeCommits makes store's writer send each batch on the returned
+// channel as its transaction begins.
+func observeCommits(t *testing.T, store *Store) <-chan []partyline.Message {
+	t.Helper()
+	began := make(chan []partyline.Message, 100)
+	store.queue.Close()
+	store.queue = newQueue(func(ctx context.Context, batch []partyline.Message) error {
+		began <- slices.Clone(batch)
+		return store.commit(ctx, batch)
+	})
+	return began
+}
+
+// nextCommit returns the next batch from began.
+func nextCommit(t *testing.T, began <-chan []partyline.Message) []partyline.Message {
+	t.Helper()
+	select {
+	case batch := <-began:
+		return batch
+	case <-time.After(10 * time.Second):
+		t.Fatal("no transaction began within 10s")
+		return nil
+	}
+}
+
+// appendAsync calls store.Append in a goroutine and returns where its error
+// arrives.
+func appendAsync(ctx context.Context, store *Store, msg partyline.Message) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := store.Append(ctx, msg)
+		done <- err
+	}()
+	return done
+}
+
+// waitQueued waits until n appends wait for store's writer.
+func waitQueued(t *testing.T, store *Store, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); store.queue.Len() != n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d appends queued after 10s, want %d", store.queue.Len(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestAppendGivenUpInQueueIsNotStored(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")
 	store := openForTest(t, path)
+	began := observeCommits(t, store)
 	release := holdWriteLock(t, path)
 
 	// The writer takes the first append, then waits for the lock.
-	first := newAppendRequest(t.Context(), partyline.Message{Room: "r", Content: "first"})
-	if err := store.enqueue(t.Context(), first); err != nil {
-		t.Fatal(err)
+	first := appendAsync(t.Context(), store, partyline.Message{Room: "r", Content: "first"})
+	if batch := nextCommit(t, began); len(batch) != 1 || batch[0].Content != "first" {
+		t.Fatalf("first transaction carries %+v, want the first message", batch)
 	}
-	for first.state.Load() != requestTaken {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond) // let it finish collecting the batch
 
 	// The second one waits in the queue until its context ends.
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
@@ -89,7 +134,7 @@ func TestAppendGivenUpInQueueIsNotStored(t *testing.T) {
 		t.Fatalf("Append whose context ended in the queue: error %v, want DeadlineExceeded", err)
 	}
 	release()
-	if _, err := first.result(<-first.done); err != nil {
+	if err := <-first; err != nil {
 		t.Fatalf("first Append: %v", err)
 	}
 	history, err := store.History(t.Context(), "r", partyline.HistoryQuery{Limit: 10})
@@ -104,27 +149,31 @@ func TestAppendGivenUpInQueueIsNotStored(t *testing.T) {
 func TestCloseCommitsQueuedAppends(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "close.db")
 	store := openForTest(t, path)
+	began := observeCommits(t, store)
 	release := holdWriteLock(t, path)
-	requests := make([]*appendRequest, 20)
-	for i := range requests {
-		requests[i] = newAppendRequest(t.Context(), partyline.Message{Room: "r"})
-		if err := store.enqueue(t.Context(), requests[i]); err != nil {
-			t.Fatal(err)
-		}
+	const appends = 20
+	results := []<-chan error{appendAsync(t.Context(), store, partyline.Message{Room: "r"})}
+	nextCommit(t, began) // the writer waits for the lock
+	for range appends - 1 {
+		results = append(results, appendAsync(t.Context(), store, partyline.Message{Room: "r"}))
 	}
+	waitQueued(t, store, appends-1)
 	closed := make(chan error, 1)
 	go func() { closed <- store.Close() }()
 	release()
-	for i, req := range requests {
-		if _, err := req.result(<-req.done); err != nil {
+	for i, done := range results {
+		if err := <-done; err != nil {
 			t.Errorf("append %d, queued before Close: %v", i, err)
 		}
 	}
 	if err := <-closed; err != nil {
 		t.Fatalf("Close: %v", err)
 	}
+	if _, err := store.Append(t.Context(), partyline.Message{Room: "r"}); !errors.Is(err, partyline.ErrUnavailable) {
+		t.Errorf("Append after Close: error %v, want one wrapping ErrUnavailable", err)
+	}
 	reopened := openForTest(t, path)
-	if got, err := reopened.LastSeq(t.Context(), "r"); err != nil || got != uint64(len(requests)) {
-		t.Errorf("LastSeq after Close = %d, %v; want %d", got, err, len(requests))
+	if got, err := reopened.LastSeq(t.Context(), "r"); err != nil || got != appends {
+		t.Errorf("LastSeq after Close = %d, %v; want %d", got, err, appends)
 	}
 }

@@ -1,0 +1,262 @@
+// Package groupcommit commits items in batches (group commit): callers add
+// items one at a time and wait, while writer goroutines take what is queued
+// and commit it together, so one transaction serves many callers. The items
+// that arrive while a writer commits go together into the next batch.
+//
+// A Queue knows nothing of what a commit does; the store that owns it
+// passes a commit function that writes a batch and fills in each item's
+// result (a sequence number, say) in place.
+package groupcommit
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrClosed is the error of Add on a Queue that Close has closed.
+var ErrClosed = errors.New("groupcommit: queue is closed")
+
+// The defaults of Options.
+const (
+	DefaultMaxBatch = 512
+	DefaultCapacity = 4096
+)
+
+// Options configures a Queue. The zero value is one writer, batches of up to
+// DefaultMaxBatch items, DefaultCapacity waiting items, and commits bounded
+// only by their callers' deadlines.
+type Options struct {
+	// Writers is how many goroutines commit batches at once; 0 means 1.
+	Writers int
+	// MaxBatch caps the items one commit carries; 0 means DefaultMaxBatch.
+	MaxBatch int
+	// Capacity is how many items may wait for a writer before Add blocks;
+	// 0 means DefaultCapacity.
+	Capacity int
+	// Timeout bounds one commit: its context ends when the last of its
+	// callers' contexts would, and at most Timeout after the commit begins.
+	// 0 means no bound but the callers'.
+	Timeout time.Duration
+}
+
+// A CommitFunc commits batch, all of it or none of it, by ctx's deadline.
+// It may change the items in place: each caller of Add gets its item back
+// as the commit left it. The error, if any, goes to every caller in the
+// batch. A CommitFunc must not keep batch after it returns; with several
+// writers, it is called from several goroutines at once.
+type CommitFunc[T any] func(ctx context.Context, batch []T) error
+
+// Queue is a group-commit queue of items of type T. Its methods are safe for
+// concurrent use.
+type Queue[T any] struct {
+	commit   CommitFunc[T]
+	maxBatch int
+	timeout  time.Duration
+	writers  sync.WaitGroup
+
+	mu     sync.RWMutex // guards closed; read-held while sending on queue
+	closed bool
+	queue  chan *request[T]
+}
+
+// New returns a Queue that commits with commit, and starts its writer
+// goroutines, which run until Close.
+func New[T any](commit CommitFunc[T], opts Options) *Queue[T] {
+	writers, capacity := opts.Writers, opts.Capacity
+	if writers <= 0 {
+		writers = 1
+	}
+	if capacity <= 0 {
+		capacity = DefaultCapacity
+	}
+	q := &Queue[T]{
+		commit:   commit,
+		maxBatch: opts.MaxBatch,
+		timeout:  opts.Timeout,
+		queue:    make(chan *request[T], capacity),
+	}
+	if q.maxBatch <= 0 {
+		q.maxBatch = DefaultMaxBatch
+	}
+	for range writers {
+		q.writers.Go(q.runWriter)
+	}
+	return q
+}
+
+// Add queues item and waits for the commit that carries it, returning item
+// as the commit left it, or the commit's error.
+//
+// When ctx ends before a writer took item, item is dropped and Add returns
+// ctx.Err(); ctx.Err() is returned too when ctx has ended already. Once a
+// writer took item, Add waits for the outcome, which comes by the batch's
+// deadline (see Options.Timeout). Add returns ErrClosed once Close was
+// called.
+func (q *Queue[T]) Add(ctx context.Context, item T) (T, error) {
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	req := &request[T]{ctx: ctx, item: item, done: make(chan error, 1)}
+	if err := q.send(ctx, req); err != nil {
+		return zero, err
+	}
+	select {
+	case err := <-req.done:
+		return req.result(err)
+	case <-ctx.Done():
+		if req.abandon() {
+			return zero, ctx.Err()
+		}
+		return req.result(<-req.done)
+	}
+}
+
+// send hands req to the writers, waiting while the queue is full.
+func (q *Queue[T]) send(ctx context.Context, req *request[T]) error {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		return ErrClosed
+	}
+	select {
+	case q.queue <- req:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Len returns how many items wait for a writer, counting those whose
+// callers gave up but which no writer has reached yet.
+func (q *Queue[T]) Len() int {
+	return len(q.queue)
+}
+
+// Close stops taking items, lets the writers commit those already queued,
+// and returns once they have finished. Calling it again waits the same way.
+func (q *Queue[T]) Close() {
+	q.mu.Lock()
+	if !q.closed {
+		q.closed = true
+		close(q.queue)
+	}
+	q.mu.Unlock()
+	q.writers.Wait()
+}
+
+// runWriter is one writer goroutine: it commits the queue batch by batch
+// until Close closes it. It reuses its batch buffers from commit to commit.
+func (q *Queue[T]) runWriter() {
+	var requests []*request[T]
+	var items []T
+	for first := range q.queue {
+		requests = q.collect(requests[:0], first)
+		items = q.commitBatch(requests, items[:0])
+		clear(requests)
+		clear(items)
+	}
+}
+
+// collect appends to batch first and whatever else is queued, up to
+// maxBatch in all, leaving out requests whose callers gave up.
+func (q *Queue[T]) collect(batch []*request[T], first *request[T]) []*request[T] {
+	if first.take() {
+		batch = append(batch, first)
+	}
+	for len(batch) < q.maxBatch {
+		select {
+		case req, ok := <-q.queue:
+			if !ok {
+				return batch
+			}
+			if req.take() {
+				batch = append(batch, req)
+			}
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commitBatch commits the items of requests, using items as the buffer
+// handed to commit, and reports the outcome to each request. It returns
+// the buffer for reuse.
+func (q *Queue[T]) commitBatch(requests []*request[T], items []T) []T {
+	if len(requests) == 0 {
+		return items
+	}
+	for _, req := range requests {
+		items = append(items, req.item)
+	}
+	ctx := context.Background()
+	if deadline, ok := q.deadline(requests); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	err := q.commit(ctx, items)
+	for i, req := range requests {
+		req.item = items[i]
+		req.done <- err
+	}
+	return items
+}
+
+// deadline returns when a commit carrying batch must end: when the last of
+// its callers gives up, at most q.timeout from now. ok is false when
+// nothing bounds the commit.
+func (q *Queue[T]) deadline(batch []*request[T]) (deadline time.Time, ok bool) {
+	var limit time.Time
+	if q.timeout > 0 {
+		limit = time.Now().Add(q.timeout)
+	}
+	for _, req := range batch {
+		d, ok := req.ctx.Deadline()
+		if !ok || (!limit.IsZero() && d.After(limit)) {
+			return limit, !limit.IsZero()
+		}
+		if d.After(deadline) {
+			deadline = d
+		}
+	}
+	return deadline, true
+}
+
+// A request is one Add waiting for a writer.
+type request[T any] struct {
+	ctx   context.Context
+	item  T            // the writer sets the committed item before sending on done
+	state atomic.Int32 // queued, then taken or abandoned
+	done  chan error   // receives the outcome once a writer took the request
+}
+
+const (
+	queued int32 = iota
+	taken
+	abandoned
+)
+
+// take claims req for a batch; false means its caller already gave up.
+func (req *request[T]) take() bool {
+	return req.state.CompareAndSwap(queued, taken)
+}
+
+// abandon withdraws req from the queue; false means a writer already took
+// it and will report the outcome.
+func (req *request[T]) abandon() bool {
+	return req.state.CompareAndSwap(queued, abandoned)
+}
+
+// result is what Add returns once the writer reported err.
+func (req *request[T]) result(err error) (T, error) {
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return req.item, nil
+}

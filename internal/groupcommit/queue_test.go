@@ -1,0 +1,474 @@
+package groupcommit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// An item is what the tests queue: id is the caller's, seq the commit's.
+type item struct {
+	id  int
+	seq int64
+}
+
+// A call is one commit as the gate saw it begin.
+type call struct {
+	ids         []int // the batch's ids, sorted
+	deadline    time.Time
+	hasDeadline bool
+}
+
+// gate is a CommitFunc the test steers: each commit reports itself on
+// started, then waits for the test to send its outcome on release, or for
+// the gate to open. A commit that succeeds gives each item the next seq.
+type gate struct {
+	started chan call
+	release chan error
+	open    chan struct{} // closed: commits succeed without waiting
+	lastSeq atomic.Int64
+}
+
+// newQueue returns a Queue committing through a new gate. When t ends the
+// gate opens and the Queue closes.
+func newQueue(t *testing.T, opts Options) (*Queue[item], *gate) {
+	t.Helper()
+	g := &gate{started: make(chan call, 1000), release: make(chan error), open: make(chan struct{})}
+	q := New(g.commit, opts)
+	t.Cleanup(func() {
+		g.openUp()
+		q.Close()
+	})
+	return q, g
+}
+
+func (g *gate) commit(ctx context.Context, batch []item) error {
+	c := call{}
+	for _, it := range batch {
+		c.ids = append(c.ids, it.id)
+	}
+	slices.Sort(c.ids)
+	c.deadline, c.hasDeadline = ctx.Deadline()
+	g.started <- c
+	select {
+	case err := <-g.release:
+		if err != nil {
+			return err
+		}
+	case <-g.open:
+	}
+	for i := range batch {
+		batch[i].seq = g.lastSeq.Add(1)
+	}
+	return nil
+}
+
+func (g *gate) openUp() {
+	select {
+	case <-g.open:
+	default:
+		close(g.open)
+	}
+}
+
+// next returns the next commit to begin.
+func (g *gate) next(t *testing.T) call {
+	t.Helper()
+	select {
+	case c := <-g.started:
+		return c
+	case <-time.After(10 * time.Second):
+		t.Fatal("no commit began within 10s")
+		return call{}
+	}
+}
+
+// A result is what one Add returned.
+type result struct {
+	id   int // the id the caller added
+	item item
+	err  error
+}
+
+// addAsync calls q.Add(ctx, id) in a goroutine and returns where its result
+// arrives.
+func addAsync(ctx context.Context, q *Queue[item], id int) <-chan result {
+	out := make(chan result, 1)
+	go func() {
+		got, err := q.Add(ctx, item{id: id})
+		out <- result{id, got, err}
+	}()
+	return out
+}
+
+// wait returns the result from r.
+func wait(t *testing.T, r <-chan result) result {
+	t.Helper()
+	select {
+	case res := <-r:
+		return res
+	case <-time.After(10 * time.Second):
+		t.Fatal("Add did not return within 10s")
+		return result{}
+	}
+}
+
+// mustCommit checks that res is a success that returned the caller's own
+// item with a seq.
+func mustCommit(t *testing.T, res result) {
+	t.Helper()
+	if res.err != nil || res.item.id != res.id || res.item.seq == 0 {
+		t.Errorf("Add(id %d) = %+v, %v; want item %d with a seq, nil", res.id, res.item, res.err, res.id)
+	}
+}
+
+// waitLen waits until q holds n waiting items.
+func waitLen(t *testing.T, q *Queue[item], n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); q.Len() != n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("Len() = %d after 10s, want %d", q.Len(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestAddsDuringACommitGoIntoTheNext(t *testing.T) {
+	q, g := newQueue(t, Options{})
+	ctx := t.Context()
+	first := addAsync(ctx, q, 1)
+	if c := g.next(t); !slices.Equal(c.ids, []int{1}) {
+		t.Fatalf("first commit carries %v, want [1]", c.ids)
+	}
+	var later []<-chan result
+	for id := 2; id <= 4; id++ {
+		later = append(later, addAsync(ctx, q, id))
+	}
+	waitLen(t, q, 3)
+	g.release <- nil
+	mustCommit(t, wait(t, first))
+	if c := g.next(t); !slices.Equal(c.ids, []int{2, 3, 4}) {
+		t.Fatalf("second commit carries %v, want [2 3 4]", c.ids)
+	}
+	g.release <- nil
+	for _, r := range later {
+		mustCommit(t, wait(t, r))
+	}
+}
+
+func TestMaxBatchSplitsTheQueue(t *testing.T) {
+	q, g := newQueue(t, Options{MaxBatch: 2})
+	ctx := t.Context()
+	results := []<-chan result{addAsync(ctx, q, 1)}
+	g.next(t)
+	for id := 2; id <= 6; id++ {
+		results = append(results, addAsync(ctx, q, id))
+	}
+	waitLen(t, q, 5)
+	g.release <- nil
+	var sizes []int
+	for range 3 {
+		sizes = append(sizes, len(g.next(t).ids))
+		g.release <- nil
+	}
+	if !slices.Equal(sizes, []int{2, 2, 1}) {
+		t.Errorf("five queued items with MaxBatch 2 went in batches of %v, want [2 2 1]", sizes)
+	}
+	for _, r := range results {
+		mustCommit(t, wait(t, r))
+	}
+}
+
+func TestEachCallerGetsItsOwnItem(t *testing.T) {
+	q, g := newQueue(t, Options{})
+	g.openUp()
+	const callers = 200
+	var results []<-chan result
+	for id := 1; id <= callers; id++ {
+		results = append(results, addAsync(t.Context(), q, id))
+	}
+	seqs := map[int64]int{}
+	for _, r := range results {
+		res := wait(t, r)
+		mustCommit(t, res)
+		if other, dup := seqs[res.item.seq]; dup {
+			t.Errorf("ids %d and %d both got seq %d", other, res.id, res.item.seq)
+		}
+		seqs[res.item.seq] = res.id
+	}
+}
+
+func TestCommitErrorGoesToItsBatchOnly(t *testing.T) {
+	q, g := newQueue(t, Options{})
+	ctx := t.Context()
+	first := addAsync(ctx, q, 1)
+	g.next(t)
+	second, third := addAsync(ctx, q, 2), addAsync(ctx, q, 3)
+	waitLen(t, q, 2)
+	errFail := errors.New("disk on fire")
+	g.release <- errFail
+	if res := wait(t, first); !errors.Is(res.err, errFail) || res.item != (item{}) {
+		t.Errorf("Add in the failed batch = %+v, %v; want the zero item, %v", res.item, res.err, errFail)
+	}
+	g.next(t)
+	g.release <- nil
+	mustCommit(t, wait(t, second))
+	mustCommit(t, wait(t, third))
+}
+
+func TestGivenUpWhileQueuedIsNotCommitted(t *testing.T) {
+	q, g := newQueue(t, Options{Capacity: 2})
+	first := addAsync(t.Context(), q, 1)
+	g.next(t)
+
+	canceled, cancel := context.WithCancel(t.Context())
+	queued := addAsync(canceled, q, 2)
+	waitLen(t, q, 1)
+	cancel()
+	if res := wait(t, queued); res.err != context.Canceled || res.item != (item{}) {
+		t.Errorf("Add whose context was canceled in the queue = %+v, %v; want the zero item, %v", res.item, res.err, context.Canceled)
+	}
+
+	third := addAsync(t.Context(), q, 3)
+	waitLen(t, q, 2) // the queue is full: 2, given up but not yet dropped, and 3
+	short, cancelShort := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancelShort()
+	if _, err := q.Add(short, item{id: 4}); err != context.DeadlineExceeded {
+		t.Errorf("Add that waited for room in a full queue until its deadline: error %v, want %v", err, context.DeadlineExceeded)
+	}
+
+	g.release <- nil
+	mustCommit(t, wait(t, first))
+	if c := g.next(t); !slices.Equal(c.ids, []int{3}) {
+		t.Errorf("commit after the given-up items carries %v, want [3]", c.ids)
+	}
+	g.release <- nil
+	mustCommit(t, wait(t, third))
+}
+
+func TestEndedContextIsNotQueued(t *testing.T) {
+	q, g := newQueue(t, Options{})
+	g.openUp()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := q.Add(ctx, item{id: 1}); err != context.Canceled {
+		t.Errorf("Add with a canceled context: error %v, want %v", err, context.Canceled)
+	}
+	if q.Len() != 0 || len(g.started) != 0 {
+		t.Errorf("Add with a canceled context left Len() = %d and began %d commits, want 0 and 0", q.Len(), len(g.started))
+	}
+}
+
+func TestTakenItemWaitsForItsCommit(t *testing.T) {
+	q, g := newQueue(t, Options{})
+	ctx, cancel := context.WithCancel(t.Context())
+	r := addAsync(ctx, q, 1)
+	g.next(t)
+	cancel()
+	time.Sleep(20 * time.Millisecond) // give a wrong Add time to return early
+	g.release <- nil
+	// Once a writer took the item its caller learns the outcome, even
+	// though its context ended during the commit.
+	mustCommit(t, wait(t, r))
+}
+
+func TestCommitDeadline(t *testing.T) {
+	const timeout = time.Hour
+	q, g := newQueue(t, Options{Timeout: timeout})
+	g.openUp()
+	ctx := t.Context()
+	soon := time.Now().Add(time.Minute)
+
+	d, cancel := context.WithDeadline(ctx, soon)
+	defer cancel()
+	if _, err := q.Add(d, item{id: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if c := g.next(t); !c.hasDeadline || !c.deadline.Equal(soon) {
+		t.Errorf("commit of an Add with deadline %v has deadline %v (%v), want the caller's", soon, c.deadline, c.hasDeadline)
+	}
+
+	before := time.Now()
+	if _, err := q.Add(context.WithoutCancel(ctx), item{id: 2}); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	if c := g.next(t); !c.hasDeadline || c.deadline.Before(before.Add(timeout)) || c.deadline.After(after.Add(timeout)) {
+		t.Errorf("commit of an Add without deadline has deadline %v (%v), want Timeout after it began", c.deadline, c.hasDeadline)
+	}
+
+	q0, g0 := newQueue(t, Options{})
+	g0.openUp()
+	if _, err := q0.Add(context.WithoutCancel(ctx), item{id: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if c := g0.next(t); c.hasDeadline {
+		t.Errorf("commit without Timeout of an Add without deadline has deadline %v, want none", c.deadline)
+	}
+}
+
+func TestCommitDeadlineIsTheBatchsLatest(t *testing.T) {
+	q, g := newQueue(t, Options{Timeout: time.Hour})
+	ctx := t.Context()
+	first := addAsync(ctx, q, 1)
+	g.next(t)
+	now := time.Now()
+	early, cancelEarly := context.WithDeadline(ctx, now.Add(time.Minute))
+	defer cancelEarly()
+	late, cancelLate := context.WithDeadline(ctx, now.Add(2*time.Minute))
+	defer cancelLate()
+	results := []<-chan result{first, addAsync(early, q, 2), addAsync(late, q, 3)}
+	waitLen(t, q, 2)
+	g.release <- nil
+	c := g.next(t)
+	g.release <- nil
+	if want, _ := late.Deadline(); !slices.Equal(c.ids, []int{2, 3}) || !c.deadline.Equal(want) {
+		t.Errorf("commit of %v has deadline %v, want %v, the later of its callers'", c.ids, c.deadline, want)
+	}
+	for _, r := range results {
+		mustCommit(t, wait(t, r))
+	}
+}
+
+func TestCloseCommitsQueuedThenRefuses(t *testing.T) {
+	q, g := newQueue(t, Options{})
+	ctx := t.Context()
+	results := []<-chan result{addAsync(ctx, q, 1)}
+	g.next(t)
+	for id := 2; id <= 6; id++ {
+		results = append(results, addAsync(ctx, q, id))
+	}
+	waitLen(t, q, 5)
+	closed := make(chan struct{})
+	go func() {
+		q.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a commit was in flight")
+	case <-time.After(20 * time.Millisecond):
+	}
+	g.release <- nil
+	if c := g.next(t); !slices.Equal(c.ids, []int{2, 3, 4, 5, 6}) {
+		t.Errorf("commit during Close carries %v, want the queued [2 3 4 5 6]", c.ids)
+	}
+	g.release <- nil
+	for _, r := range results {
+		mustCommit(t, wait(t, r))
+	}
+	<-closed
+	if _, err := q.Add(ctx, item{id: 7}); err != ErrClosed {
+		t.Errorf("Add after Close: error %v, want %v", err, ErrClosed)
+	}
+	q.Close() // a second Close returns at once
+}
+
+func TestSeveralWritersCommitAtOnce(t *testing.T) {
+	const writers = 3
+	q, g := newQueue(t, Options{Writers: writers})
+	ctx := t.Context()
+	var results []<-chan result
+	for id := 1; id <= writers; id++ {
+		results = append(results, addAsync(ctx, q, id))
+		// Each item waits for no other: an idle writer takes it while the
+		// earlier ones are still committing.
+		if c := g.next(t); !slices.Equal(c.ids, []int{id}) {
+			t.Fatalf("commit %d carries %v, want [%d]", id, c.ids, id)
+		}
+	}
+	results = append(results, addAsync(ctx, q, writers+1))
+	waitLen(t, q, 1) // every writer is busy
+	g.release <- nil
+	if c := g.next(t); !slices.Equal(c.ids, []int{writers + 1}) {
+		t.Errorf("commit after one writer finished carries %v, want [%d]", c.ids, writers+1)
+	}
+	for range writers {
+		g.release <- nil
+	}
+	for _, r := range results {
+		mustCommit(t, wait(t, r))
+	}
+}
+
+// TestConcurrentAddsKeepTheContract runs many callers with short deadlines
+// against several writers, some of whose commits fail, and checks every
+// Add against what the commits saw.
+func TestConcurrentAddsKeepTheContract(t *testing.T) {
+	errFail := errors.New("commit failed")
+	var mu sync.Mutex // guards the following
+	committed := map[int]int64{}
+	failed := map[int]bool{}
+	var batches atomic.Int64
+	commit := func(ctx context.Context, batch []item) error {
+		time.Sleep(50 * time.Microsecond)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, it := range batch {
+			if _, dup := committed[it.id]; dup || failed[it.id] {
+				return fmt.Errorf("id %d committed twice", it.id)
+			}
+		}
+		if batches.Add(1)%5 == 0 {
+			for _, it := range batch {
+				failed[it.id] = true
+			}
+			return errFail
+		}
+		for i := range batch {
+			batch[i].seq = int64(len(committed) + 1)
+			committed[batch[i].id] = batch[i].seq
+		}
+		return nil
+	}
+	q := New(commit, Options{Writers: 3, MaxBatch: 8, Capacity: 16})
+	const callers, each = 32, 50
+	results := make(chan result, callers*each)
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Go(func() {
+			for i := range each {
+				id := c*each + i + 1
+				ctx, cancel := context.WithTimeout(t.Context(), time.Duration(rand.IntN(400))*time.Microsecond)
+				got, err := q.Add(ctx, item{id: id})
+				cancel()
+				results <- result{id, got, err}
+			}
+		})
+	}
+	wg.Wait()
+	q.Close()
+	close(results)
+	var ok, gaveUp, failures int
+	for res := range results {
+		switch {
+		case res.err == nil:
+			ok++
+			if seq, in := committed[res.id]; !in || res.item != (item{res.id, seq}) {
+				t.Errorf("Add(id %d) = %+v, nil; committed with seq %d (%v)", res.id, res.item, seq, in)
+			}
+		case res.err == context.DeadlineExceeded:
+			gaveUp++
+			if _, in := committed[res.id]; in || failed[res.id] {
+				t.Errorf("Add(id %d) gave up in the queue, yet the item reached a commit", res.id)
+			}
+		case res.err == errFail:
+			failures++
+			if !failed[res.id] {
+				t.Errorf("Add(id %d) reported a failed commit it was not in", res.id)
+			}
+		default:
+			t.Errorf("Add(id %d): unexpected error %v", res.id, res.err)
+		}
+	}
+	if ok != len(committed) {
+		t.Errorf("%d Adds succeeded, %d items committed", ok, len(committed))
+	}
+	t.Logf("%d committed in %d batches, %d gave up, %d in failed batches", ok, batches.Load(), gaveUp, failures)
+}
