@@ -1,29 +1,30 @@
 package partyline
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/partyline/partyline/internal/wire"
 )
 
-// maxBatchBytes caps one outbound WebSocket message; a writer with more
-// queued splits it over several messages.
-const maxBatchBytes = 32 << 10
-
-// Conn is one client's WebSocket connection. Its reader runs on the HTTP
-// handler's goroutine and handles the client's messages in order; its writer
-// goroutine is the only one that writes data, pings and the close frame. All
-// other goroutines reach the client by pushing encoded frames onto its
-// bounded queue, which never blocks: a full queue evicts the connection.
+// Conn is one client's WebSocket connection. Its reader goroutine handles the
+// client's messages in order. Every other goroutine reaches the client by
+// pushing prepared frames onto its bounded queue, which never blocks: a full
+// queue evicts the connection. One writer at a time drains the queue
+// (writer.go).
 type Conn struct {
 	srv      *Server
-	ws       *websocket.Conn
+	ws       *websocket.Conn // reads, and the handshake
+	raw      net.Conn        // what writer.go writes to
+	rawConn  syscall.RawConn // for non-blocking writes; nil for TLS
 	session  string
 	username string
 	urlRooms []string
@@ -37,6 +38,11 @@ type Conn struct {
 	idle     *time.Timer // closes the connection when it sends nothing
 
 	pinger *time.Timer // asks the writer for a ping every ping interval
+
+	// Owned by whoever holds the writer role (see writer.go).
+	pending  [][]byte // frames taken from the queue, not yet written
+	closeDue bool     // the close frame is next
+	writeErr error    // the socket failed; nothing more is written
 
 	tasks      sync.WaitGroup // replays running for this connection
 	readerDone chan struct{}
@@ -56,9 +62,10 @@ type membership struct {
 
 func newConn(s *Server, ws *websocket.Conn, a admission) *Conn {
 	session := randomID()
-	return &Conn{
+	c := &Conn{
 		srv:        s,
 		ws:         ws,
+		raw:        ws.NetConn(),
 		session:    session,
 		username:   a.identity.Username,
 		urlRooms:   a.rooms,
@@ -70,6 +77,10 @@ func newConn(s *Server, ws *websocket.Conn, a admission) *Conn {
 		writerDone: make(chan struct{}),
 		closing:    make(chan struct{}),
 	}
+	if sc, ok := c.raw.(syscall.Conn); ok {
+		c.rawConn, _ = sc.SyscallConn()
+	}
+	return c
 }
 
 // logger returns the server's logger with the connection's attributes. It is
@@ -124,32 +135,65 @@ func (c *Conn) cleanup() {
 }
 
 // readLoop reads and handles client messages until the connection fails or
-// a handler decides to close it.
+// a handler decides to close it. gorilla parses frames; the size limit and
+// the answers to pings and closes are ours, so that writer.go stays the only
+// writer.
 func (c *Conn) readLoop() {
-	c.ws.SetReadLimit(c.srv.opts.MaxMessageSize)
 	c.ws.SetReadDeadline(time.Now().Add(c.srv.opts.PongWait))
 	c.ws.SetPongHandler(func(string) error {
 		return c.ws.SetReadDeadline(time.Now().Add(c.srv.opts.PongWait))
 	})
+	c.ws.SetPingHandler(func(data string) error {
+		c.sendFrame(controlFrame(opPong, []byte(data)))
+		return nil
+	})
+	c.ws.SetCloseHandler(func(code int, _ string) error {
+		if code == websocket.CloseNoStatusReceived {
+			code = CloseNormal
+		}
+		c.close(code, "")
+		return nil
+	})
+	buf := readBuffers.Get().(*bytes.Buffer)
+	defer readBuffers.Put(buf)
 	for {
-		kind, data, err := c.ws.ReadMessage()
+		kind, r, err := c.ws.NextReader()
 		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				c.srv.opts.Metrics.Refused(CodeTooLarge) // gorilla has sent close 1009
-			}
 			return
 		}
-		if c.idle != nil {
-			c.idle.Reset(c.srv.opts.IdleTimeout)
-		}
-		if kind == websocket.BinaryMessage {
-			c.close(CloseUnsupported, "binary frames are not supported")
+		buf.Reset()
+		if _, err := buf.ReadFrom(io.LimitReader(r, c.srv.opts.MaxMessageSize+1)); err != nil {
 			return
 		}
-		if !c.handle(data) {
+		if !c.accept(kind, buf.Bytes()) {
 			return
+		}
+		if buf.Cap() > 64<<10 {
+			*buf = bytes.Buffer{} // do not keep a huge message's buffer
 		}
 	}
+}
+
+// readBuffers holds the buffers readers read messages into; a message is
+// decoded before the next is read, so one buffer serves a reader at a time.
+var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// accept checks one message's kind and size and handles it. It returns false
+// when the connection must stop reading.
+func (c *Conn) accept(kind int, data []byte) bool {
+	if c.idle != nil {
+		c.idle.Reset(c.srv.opts.IdleTimeout)
+	}
+	switch {
+	case int64(len(data)) > c.srv.opts.MaxMessageSize:
+		c.srv.opts.Metrics.Refused(CodeTooLarge)
+		c.close(CloseTooLarge, "message too big")
+		return false
+	case kind == websocket.BinaryMessage:
+		c.close(CloseUnsupported, "binary frames are not supported")
+		return false
+	}
+	return c.handle(data)
 }
 
 // startTimers arms the idle timeout and the token expiry.
@@ -181,21 +225,6 @@ func (c *Conn) stopTimers() {
 	}
 }
 
-// send queues a frame for the client without blocking. A full queue means
-// the client cannot keep up: it is evicted with 4009.
-func (c *Conn) send(frame []byte) {
-	full, startWriter := c.queue.push(frame)
-	if full {
-		c.evict()
-	}
-	if startWriter {
-		c.startWriter()
-	}
-}
-
-// startWriter runs a writer; the queue ensures at most one at a time.
-func (c *Conn) startWriter() { go c.writeLoop() }
-
 // evict closes a slow consumer. What is queued is dropped: the client
 // resumes from the store with since.
 func (c *Conn) evict() {
@@ -205,7 +234,7 @@ func (c *Conn) evict() {
 		c.closeCode, c.closeReason = CloseSlowConsumer, "slow consumer"
 		close(c.closing)
 		if c.queue.requestClose(true) {
-			c.startWriter()
+			c.write()
 		}
 	})
 }
@@ -218,7 +247,7 @@ func (c *Conn) close(code int, reason string) {
 		c.closeCode, c.closeReason = code, reason
 		close(c.closing)
 		if c.queue.requestClose(code == 0) {
-			c.startWriter()
+			c.write()
 		}
 	})
 }
@@ -236,88 +265,11 @@ func (c *Conn) isClosing() bool {
 // ping asks the writer for a ping and schedules the next one.
 func (c *Conn) ping() {
 	if c.queue.requestPing() {
-		c.startWriter()
+		c.write()
 	}
 	if !c.isClosing() {
 		c.pinger.Reset(c.srv.opts.PingInterval)
 	}
-}
-
-// writeLoop is the connection's only writer of data, pings and the close
-// frame. It runs while the queue has work: each round drains everything
-// queued and flushes it as one batch; it exits when the queue is empty, or
-// after the close frame.
-func (c *Conn) writeLoop() {
-	var batch [][]byte
-	for {
-		var ping, closing, idle bool
-		batch, ping, closing, idle = c.queue.take(batch[:0])
-		if idle {
-			return
-		}
-		err := c.writeFrames(batch)
-		clear(batch)
-		if err == nil && ping {
-			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.srv.opts.WriteWait))
-		}
-		if closing {
-			c.writeClose(err)
-			return
-		}
-		if err != nil {
-			c.close(0, "") // the next round ends the connection
-		}
-	}
-}
-
-// writeFrames writes frames as newline-separated batches, one WebSocket
-// message per maxBatchBytes.
-func (c *Conn) writeFrames(frames [][]byte) error {
-	if len(frames) == 0 {
-		return nil
-	}
-	c.ws.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
-	for len(frames) > 0 {
-		w, err := c.ws.NextWriter(websocket.TextMessage)
-		if err != nil {
-			return err
-		}
-		size := 0
-		for len(frames) > 0 && (size == 0 || size+len(frames[0]) <= maxBatchBytes) {
-			if size > 0 {
-				w.Write(newline)
-			}
-			w.Write(frames[0])
-			size += len(frames[0]) + 1
-			frames = frames[1:]
-		}
-		if err := w.Close(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-var newline = []byte{'\n'}
-
-// closeHandshakeWait is how long the writer waits for the client to answer
-// its close frame before it drops the TCP connection.
-const closeHandshakeWait = time.Second
-
-// writeClose sends the close frame unless writing already failed, waits
-// briefly for the reader to see the client's answer, and closes the socket.
-func (c *Conn) writeClose(writeErr error) {
-	defer close(c.writerDone)
-	if c.closeCode != 0 && writeErr == nil {
-		msg := websocket.FormatCloseMessage(c.closeCode, c.closeReason)
-		if c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.srv.opts.WriteWait)) == nil {
-			select {
-			case <-c.readerDone:
-			case <-time.After(closeHandshakeWait):
-			}
-		}
-	}
-	c.ws.Close()
 }
 
 func orEmpty(list []string) []string {

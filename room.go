@@ -142,21 +142,23 @@ func (r *room) handle(e event) {
 
 // broadcastLocked sends a non-chat event to every subscriber but the sender.
 func (r *room) broadcastLocked(e event) {
+	frame := textFrame(e.frame)
 	for c := range r.subs {
 		if c.session != e.except {
-			c.send(e.frame)
+			c.sendFrame(frame)
 		}
 	}
 }
 
 // deliverLocked sends the next chat message to every live subscriber.
 func (r *room) deliverLocked(e event) {
+	frame := textFrame(e.frame) // encoded once for every subscriber
 	n := 0
 	for c, sub := range r.subs {
 		if sub.recovering || e.seq <= sub.after {
 			continue
 		}
-		c.send(e.frame)
+		c.sendFrame(frame)
 		n++
 	}
 	r.last = e.seq
@@ -428,7 +430,7 @@ func (r *room) replay(c *Conn, sub *subscription) {
 			return
 		}
 		for _, m := range messages {
-			if !c.queue.pushPaced(wire.AppendChat(nil, wire.Chat(m)), c.closing, c.startWriter) {
+			if !c.queue.pushPaced(textFrame(wire.AppendChat(nil, wire.Chat(m))), c.closing, c.write) {
 				return
 			}
 			cursor = m.Seq

@@ -1,0 +1,166 @@
+package partyline
+
+import (
+	"net"
+	"syscall"
+	"time"
+)
+
+// The write path. A connection has at most one writer at a time: whoever
+// claims the role from its queue. The goroutine that queues a frame on a
+// connection with no writer — a room's fan-out, the reader answering its
+// client, the ping timer — claims the role and writes straight to the socket
+// without blocking, so on a healthy connection a delivery costs one write
+// syscall and no goroutine hand-off. When the socket would block, or the
+// close handshake is due, the role passes to a writer goroutine that may
+// wait (up to the write wait); it ends when the queue is empty.
+//
+// Frames are complete WebSocket frames (wsframe.go), prepared once per
+// fan-out. gorilla/websocket reads; only this file writes.
+
+// send queues a JSON frame for the client.
+func (c *Conn) send(payload []byte) { c.sendFrame(textFrame(payload)) }
+
+// sendFrame queues a prepared frame without blocking. A full queue means
+// the client cannot keep up: it is evicted with 4009.
+func (c *Conn) sendFrame(frame []byte) {
+	full, claimed := c.queue.push(frame)
+	if full {
+		c.evict()
+	}
+	if claimed {
+		c.write()
+	}
+}
+
+// write is called by the goroutine that has just claimed the writer role.
+func (c *Conn) write() {
+	if c.rawConn != nil && c.writeWithoutBlocking() {
+		return
+	}
+	go c.writeLoop()
+}
+
+// writeWithoutBlocking writes what is queued as far as the socket takes it
+// at once. It returns true when everything is written and the role is
+// released; false when frames remain in c.pending or the close is due,
+// which are the writer goroutine's to finish.
+func (c *Conn) writeWithoutBlocking() bool {
+	for {
+		if !c.takeQueued() {
+			return true
+		}
+		if c.closeDue || !c.writePendingNow() {
+			return false
+		}
+	}
+}
+
+// takeQueued moves the queue's frames and ping into c.pending. It returns
+// false when there was nothing, which releases the writer role: from then on
+// the writer's fields belong to the next writer, so it touches none.
+func (c *Conn) takeQueued() bool {
+	pending, ping, closing, idle := c.queue.take(c.pending)
+	if idle {
+		return false
+	}
+	c.pending = pending
+	if ping {
+		c.pending = append(c.pending, pingFrame)
+	}
+	c.closeDue = c.closeDue || closing
+	return true
+}
+
+// writePendingNow writes c.pending with non-blocking write syscalls. It
+// reports whether all was written; what was not stays in c.pending, its
+// first frame cut where the socket filled up.
+func (c *Conn) writePendingNow() bool {
+	for i, frame := range c.pending {
+		n := c.writeNow(frame)
+		if n < len(frame) {
+			c.pending[i] = frame[n:]
+			remaining := copy(c.pending, c.pending[i:])
+			clear(c.pending[remaining:])
+			c.pending = c.pending[:remaining]
+			return false
+		}
+	}
+	c.clearPending()
+	return true
+}
+
+// writeNow makes one non-blocking write of frame and returns how many bytes
+// the socket took. Any failure, would-block included, leaves the rest to the
+// writer goroutine, whose blocking write reports real errors.
+func (c *Conn) writeNow(frame []byte) int {
+	n := 0
+	err := c.rawConn.Write(func(fd uintptr) bool {
+		n, _ = syscall.Write(int(fd), frame)
+		return true // never wait here
+	})
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// writeLoop is the writer goroutine. It holds the role until the queue is
+// empty, waiting on the socket as needed, or until it has sent the close.
+func (c *Conn) writeLoop() {
+	for {
+		if err := c.writePending(); err != nil && c.writeErr == nil {
+			c.writeErr = err
+			c.close(0, "") // the next take brings the close
+		}
+		if c.closeDue {
+			c.writeClose()
+			return
+		}
+		if !c.takeQueued() {
+			return
+		}
+	}
+}
+
+// writePending writes c.pending, waiting at most the write wait; after a
+// failure it only drops them.
+func (c *Conn) writePending() error {
+	defer c.clearPending()
+	if len(c.pending) == 0 || c.writeErr != nil {
+		return nil
+	}
+	c.raw.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
+	buffers := net.Buffers(c.pending)
+	_, err := buffers.WriteTo(c.raw)
+	c.raw.SetWriteDeadline(time.Time{}) // direct writes must not inherit it
+	return err
+}
+
+func (c *Conn) clearPending() {
+	clear(c.pending)
+	c.pending = c.pending[:0]
+	if cap(c.pending) > 64 {
+		c.pending = nil // a burst does not pin its memory on a quiet connection
+	}
+}
+
+// closeHandshakeWait is how long the writer waits for the client to answer
+// its close frame before it drops the TCP connection.
+const closeHandshakeWait = time.Second
+
+// writeClose sends the close frame unless writing already failed, waits
+// briefly for the reader to see the client's answer, and closes the socket.
+func (c *Conn) writeClose() {
+	defer close(c.writerDone)
+	if c.closeCode != 0 && c.writeErr == nil {
+		c.raw.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
+		if _, err := c.raw.Write(closeFrame(c.closeCode, c.closeReason)); err == nil {
+			select {
+			case <-c.readerDone:
+			case <-time.After(closeHandshakeWait):
+			}
+		}
+	}
+	c.ws.Close()
+}

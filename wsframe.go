@@ -1,0 +1,49 @@
+package partyline
+
+import "encoding/binary"
+
+// WebSocket framing of what the server writes (RFC 6455 §5.2): server
+// frames are unmasked, so a frame is a 2 to 10 byte header and the payload.
+// Frames are prepared once and written as they are to every subscriber.
+const (
+	opText  = 0x1
+	opClose = 0x8
+	opPing  = 0x9
+	opPong  = 0xA
+	finBit  = 0x80
+)
+
+// pingFrame is an empty ping.
+var pingFrame = []byte{finBit | opPing, 0}
+
+// textFrame prepares a complete text frame carrying payload.
+func textFrame(payload []byte) []byte {
+	return appendFrame(make([]byte, 0, 10+len(payload)), opText, payload)
+}
+
+// controlFrame prepares a ping, pong or close frame; payload is at most 125
+// bytes.
+func controlFrame(op byte, payload []byte) []byte {
+	return appendFrame(make([]byte, 0, 2+len(payload)), op, payload[:min(len(payload), 125)])
+}
+
+// closeFrame prepares a close frame with code and reason.
+func closeFrame(code int, reason string) []byte {
+	payload := binary.BigEndian.AppendUint16(nil, uint16(code))
+	return controlFrame(opClose, append(payload, reason...))
+}
+
+func appendFrame(b []byte, op byte, payload []byte) []byte {
+	b = append(b, finBit|op)
+	switch n := len(payload); {
+	case n <= 125:
+		b = append(b, byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, payload...)
+}
