@@ -101,8 +101,11 @@ func randomID() string {
 func (c *Conn) serve() {
 	c.logger().Debug("connection opened", "rooms", c.urlRooms)
 	c.startTimers()
-	c.send(wire.AppendWelcome(nil, c.username, c.session, orEmpty(c.urlRooms), c.srv.opts.ServerName))
-	if err := c.srv.hub.addUserConn(c.ctx(), c); err != nil {
+	welcome := func() {
+		c.send(wire.AppendWelcome(nil, c.username, c.session, orEmpty(c.urlRooms), c.srv.opts.ServerName))
+	}
+	if err := c.srv.hub.addUserConn(c.ctx(), c, welcome); err != nil {
+		welcome()
 		c.sendError(err, nil)
 		c.close(closeInternalError, "service unavailable")
 	} else {

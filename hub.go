@@ -24,7 +24,14 @@ const backendTimeout = 5 * time.Second
 type hub struct {
 	srv *Server
 
-	tasks sync.WaitGroup // background room work (gap fills, resyncs)
+	tasks       sync.WaitGroup // background work: gap fills, resyncs, re-announcing
+	quit        chan struct{}  // closed by stop
+	stopOnce    sync.Once
+	reconnected chan struct{} // signalled when the broker has reconnected
+
+	announceMu  sync.Mutex // guards the following
+	unannounced map[string]bool
+	announcing  bool // announceLoop is running
 
 	subMu sync.Mutex // serializes broker (un)subscriptions; guards subs
 	subs  map[string]int
@@ -38,10 +45,12 @@ type hub struct {
 
 func newHub(srv *Server) *hub {
 	return &hub{
-		srv:   srv,
-		subs:  make(map[string]int),
-		rooms: make(map[string]*room),
-		users: make(map[string][]*Conn),
+		srv:         srv,
+		quit:        make(chan struct{}),
+		reconnected: make(chan struct{}, 1),
+		subs:        make(map[string]int),
+		rooms:       make(map[string]*room),
+		users:       make(map[string][]*Conn),
 	}
 }
 
@@ -116,31 +125,31 @@ func (h *hub) room(name string) *room {
 
 // addUserConn registers c under its user. The user's first connection on
 // this node subscribes to the user's topic and enters the "" presence room.
-func (h *hub) addUserConn(ctx context.Context, c *Conn) error {
+// ready runs once the user is online everywhere, before the connection can
+// receive anything addressed to the user: that is when it gets welcome.
+func (h *hub) addUserConn(ctx context.Context, c *Conn, ready func()) error {
 	h.userPresenceMu.Lock()
 	defer h.userPresenceMu.Unlock()
-	h.mu.Lock()
+	h.mu.RLock()
 	first := len(h.users[c.username]) == 0
-	h.users[c.username] = append(h.users[c.username], c)
-	h.mu.Unlock()
-	if !first {
-		return nil
-	}
-	err := h.subscribe(ctx, userTopicPrefix+c.username)
-	if err == nil {
-		_, err = h.presence(ctx, "add", func(ctx context.Context, p Presence) (bool, error) {
+	h.mu.RUnlock()
+	if first {
+		if err := h.subscribe(ctx, userTopicPrefix+c.username); err != nil {
+			return err
+		}
+		_, err := h.presence(ctx, "add", func(ctx context.Context, p Presence) (bool, error) {
 			return p.Add(ctx, "", c.username)
 		})
 		if err != nil {
 			h.unsubscribe(userTopicPrefix + c.username)
+			return err
 		}
 	}
-	if err != nil {
-		h.mu.Lock()
-		delete(h.users, c.username)
-		h.mu.Unlock()
-	}
-	return err
+	ready()
+	h.mu.Lock()
+	h.users[c.username] = append(h.users[c.username], c)
+	h.mu.Unlock()
+	return nil
 }
 
 // removeUserConn undoes addUserConn.
@@ -205,9 +214,89 @@ func (h *hub) publish(ctx context.Context, topic string, e event) error {
 	if err != nil {
 		h.srv.log.Warn("broker publish failed; delivering locally", "topic", topic, "err", err)
 		h.HandleEvent(topic, payload)
+		if room, ok := strings.CutPrefix(topic, roomTopicPrefix); ok && e.kind == eventChat {
+			h.announceLater(room)
+		}
 		return unavailable("broker", err)
 	}
 	return nil
+}
+
+// announceLater remembers that a room's latest chat did not reach the
+// other nodes. Until a publish goes through, the room's latest stored
+// message is announced again every second and after the broker reconnects;
+// from it the other nodes fill the gap out of the store.
+func (h *hub) announceLater(room string) {
+	h.announceMu.Lock()
+	defer h.announceMu.Unlock()
+	if h.unannounced == nil {
+		h.unannounced = make(map[string]bool)
+	}
+	h.unannounced[room] = true
+	if !h.announcing {
+		h.announcing = true
+		h.tasks.Add(1)
+		go h.announceLoop()
+	}
+}
+
+// announceLoop retries until every room is announced or the hub stops.
+func (h *hub) announceLoop() {
+	defer h.tasks.Done()
+	ticker := time.NewTicker(time.Second)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-h.quit:
+			return
+		case <-ticker.C:
+		case <-h.reconnected:
+		}
+		if h.reannounce() {
+			return
+		}
+	}
+}
+
+// reannounce publishes each unannounced room's latest message once more.
+// It reports whether none is left, in which case the loop must end.
+func (h *hub) reannounce() (done bool) {
+	h.announceMu.Lock()
+	rooms := make([]string, 0, len(h.unannounced))
+	for room := range h.unannounced {
+		rooms = append(rooms, room)
+	}
+	h.announceMu.Unlock()
+	for _, room := range rooms {
+		if h.announceLatest(room) {
+			h.announceMu.Lock()
+			delete(h.unannounced, room)
+			h.announceMu.Unlock()
+		}
+	}
+	h.announceMu.Lock()
+	defer h.announceMu.Unlock()
+	if len(h.unannounced) == 0 {
+		h.announcing = false
+		return true
+	}
+	return false
+}
+
+// announceLatest publishes the room's latest stored message to the broker.
+func (h *hub) announceLatest(room string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+	defer cancel()
+	latest, err := h.srv.opts.Store.History(ctx, room, HistoryQuery{Limit: 1})
+	if err != nil {
+		return false
+	}
+	if len(latest) == 0 {
+		return true
+	}
+	e := chatEvent(latest[0])
+	e.at = time.Now().UnixNano()
+	return h.srv.opts.Broker.Publish(ctx, roomTopicPrefix+room, e.marshal()) == nil
 }
 
 // HandleEvent implements BrokerHandler: it routes an event to the room or
@@ -242,6 +331,7 @@ func (h *hub) HandleEvent(topic string, payload []byte) {
 // HandleReconnect implements BrokerHandler: every room checks the store for
 // messages the broker may have lost.
 func (h *hub) HandleReconnect() {
+	signal(h.reconnected)
 	h.mu.RLock()
 	rooms := make([]*room, 0, len(h.rooms))
 	for _, r := range h.rooms {
@@ -254,13 +344,19 @@ func (h *hub) HandleReconnect() {
 }
 
 // presenceExpired announces that a dead node's user left room.
-func (h *hub) presenceExpired(room, user string) {
+func (h *hub) presenceExpired(room, user string) { h.announcePresence(false, room, user) }
+
+// presenceRestored announces that a user dropped while their node was cut
+// off is back in room.
+func (h *hub) presenceRestored(room, user string) { h.announcePresence(true, room, user) }
+
+func (h *hub) announcePresence(joined bool, room, user string) {
 	if room == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
 	defer cancel()
-	h.publish(ctx, roomTopicPrefix+room, presenceEvent(false, room, user, "", h.srv.opts.Now()))
+	h.publish(ctx, roomTopicPrefix+room, presenceEvent(joined, room, user, "", h.srv.opts.Now()))
 }
 
 // counts returns the number of rooms and users with connections here.
@@ -270,8 +366,11 @@ func (h *hub) counts() (rooms, users int) {
 	return len(h.rooms), len(h.users)
 }
 
-// stop waits for background room work after the connections are gone.
-func (h *hub) stop() { h.tasks.Wait() }
+// stop ends background work after the connections are gone.
+func (h *hub) stop() {
+	h.stopOnce.Do(func() { close(h.quit) })
+	h.tasks.Wait()
+}
 
 // unavailable wraps a backend failure as the unavailable protocol error.
 func unavailable(backend string, err error) error {

@@ -25,6 +25,15 @@ type Presence interface {
 	Contains(ctx context.Context, room, user string) (bool, error)
 }
 
+// PresenceRestorer is implemented by a Presence shared between nodes that
+// puts a node's users back after the others had dropped them (the node was
+// cut off for longer than the presence TTL). The hub calls StartRestore once;
+// the Presence then calls restored for every (room, user) that thereby came
+// back online cluster-wide, so the hub can announce user_joined again.
+type PresenceRestorer interface {
+	StartRestore(restored func(room, user string))
+}
+
 // RoomLister is implemented by a Presence shared between nodes that can list
 // every room with an online user in the cluster, sorted, for the HTTP API.
 type RoomLister interface {

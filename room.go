@@ -235,13 +235,16 @@ func (r *room) catchUpLocked(messages []Message, limit uint64) {
 		if m.Seq <= r.last {
 			continue
 		}
-		if _, ok := r.pending[m.Seq]; ok {
-			continue // the broker's copy is waiting; drain delivers it
-		}
 		if m.Seq > r.last+1 {
-			r.last = m.Seq - 1
+			r.last = m.Seq - 1 // retention trimmed what lies between
 		}
-		r.deliverLocked(chatEvent(m))
+		e, ok := r.pending[m.Seq] // the broker's copy, already encoded
+		if ok {
+			delete(r.pending, m.Seq)
+		} else {
+			e = chatEvent(m)
+		}
+		r.deliverLocked(e)
 	}
 	if len(messages) == 0 && limit > r.last+1 {
 		r.last = limit - 1

@@ -68,6 +68,9 @@ func New(opts Options) (*Server, error) {
 	if e, ok := opts.Presence.(PresenceExpirer); ok {
 		e.StartExpiry(s.hub.presenceExpired)
 	}
+	if r, ok := opts.Presence.(PresenceRestorer); ok {
+		r.StartRestore(s.hub.presenceRestored)
+	}
 	return s, nil
 }
 

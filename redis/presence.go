@@ -51,6 +51,7 @@ type Presence struct {
 	pending  map[pair]bool                  // failed to forget; true: report when last
 	restore  bool                           // Redis forgot this node
 	expired  func(room, user string)
+	restored func(room, user string)
 	closed   bool
 	wakeBeat chan struct{} // asks the heartbeat goroutine to restore now
 
@@ -62,9 +63,10 @@ type Presence struct {
 type pair struct{ room, user string }
 
 var (
-	_ partyline.Presence        = (*Presence)(nil)
-	_ partyline.PresenceExpirer = (*Presence)(nil)
-	_ partyline.Pinger          = (*Presence)(nil)
+	_ partyline.Presence         = (*Presence)(nil)
+	_ partyline.PresenceRestorer = (*Presence)(nil)
+	_ partyline.PresenceExpirer  = (*Presence)(nil)
+	_ partyline.Pinger           = (*Presence)(nil)
 )
 
 // newPresence returns a Presence for opts.Node and starts its goroutines.
@@ -170,6 +172,15 @@ func (p *Presence) StartExpiry(expired func(room, user string)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.expired = expired
+}
+
+// StartRestore implements partyline.PresenceRestorer. restored is called
+// from the heartbeat goroutine for each pair this node put back online after
+// Redis or the other nodes had forgotten it, and must not block for long.
+func (p *Presence) StartRestore(restored func(room, user string)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.restored = restored
 }
 
 // Ping implements partyline.Pinger.

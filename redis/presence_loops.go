@@ -99,16 +99,28 @@ func (p *Presence) heldLocked() []any {
 	return held
 }
 
+// reportRestored passes flattened (room, user) pairs that came back online
+// to the restored callback, if one is registered.
+func (p *Presence) reportRestored(pairs []string) {
+	p.mu.Lock()
+	restored := p.restored
+	p.mu.Unlock()
+	for i := 0; restored != nil && i+1 < len(pairs); i += 2 {
+		restored(pairs[i], pairs[i+1])
+	}
+}
+
 // restoreAll registers this node and records that it holds the pairs.
 func (p *Presence) restoreAll(ctx context.Context, held []any) error {
 	for batch := range slices.Chunk(held, 2*restoreBatch) {
 		args := append([]any{p.prefix, p.node, p.windowMS()}, batch...)
 		cctx, cancel := context.WithTimeout(ctx, p.timeout)
-		err := restoreScript.Run(cctx, p.rdb, nil, args...).Err()
+		back, err := restoreScript.Run(cctx, p.rdb, nil, args...).StringSlice()
 		cancel()
 		if err != nil {
 			return err
 		}
+		p.reportRestored(back)
 	}
 	if len(held) == 0 {
 		cctx, cancel := context.WithTimeout(ctx, p.timeout)

@@ -67,11 +67,17 @@ return drop(ARGV[3], ARGV[4])
 
 // restoreScript (ARGV[3] = window ms, then room, user pairs) registers the
 // node and records that it holds each pair; pairs it holds already are left
-// alone.
+// alone. It returns, flattened, the pairs that thereby came back online.
 var restoreScript = goredis.NewScript(scriptPrelude + `
 redis.call('ZADD', nodes, now() + tonumber(ARGV[3]), node)
-for i = 4, #ARGV - 1, 2 do hold(ARGV[i], ARGV[i + 1]) end
-return 0
+local back = {}
+for i = 4, #ARGV - 1, 2 do
+  if hold(ARGV[i], ARGV[i + 1]) == 1 then
+    table.insert(back, ARGV[i])
+    table.insert(back, ARGV[i + 1])
+  end
+end
+return back
 `)
 
 // expiredScript (ARGV[3] = limit) returns up to limit nodes whose expiry has

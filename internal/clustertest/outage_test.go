@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -116,17 +115,9 @@ func TestPostgresOutage(t *testing.T) {
 
 // TestNodeCutOffFromRedis: node A loses Redis while node B keeps it. A
 // still acks its clients' chats (stored, delivered on A). When Redis is
-// back, B's clients must get them too, even if the room stays quiet.
-//
-// It fails today, so it runs only with PARTYLINE_TEST_KNOWN_BUGS=1: when
-// Broker.Publish fails, hub.publish delivers on the publishing node only,
-// and the other nodes notice the missing seqs only when a later chat of the
-// room reaches them. Remove the skip once the hub re-announces them.
+// back, B's clients must get them too, even if the room stays quiet (the
+// hub re-announces the room's latest message until a publish goes through).
 func TestNodeCutOffFromRedis(t *testing.T) {
-	if os.Getenv("PARTYLINE_TEST_KNOWN_BUGS") != "1" {
-		t.Skip("known hub bug: chats acked by a node cut off from Redis reach the other nodes only with the room's next chat; " +
-			"set PARTYLINE_TEST_KNOWN_BUGS=1 to run")
-	}
 	cl := newCluster(t)
 	px := startProxy(t, hostOf(t, cl.redisURL))
 	a := cl.startNode(t, "A", withHost(t, cl.redisURL, px.addr()), cl.storeURL)
@@ -171,10 +162,6 @@ func TestNodeCutOffFromRedis(t *testing.T) {
 // user_left. When A is back its users are online again, and the others must
 // hear user_joined, or their clients' lists stay wrong.
 func TestNodeBackAfterPresenceTTL(t *testing.T) {
-	if os.Getenv("PARTYLINE_TEST_KNOWN_BUGS") != "1" {
-		t.Skip("known bug: a node that re-registers its users after being reaped announces no user_joined; " +
-			"set PARTYLINE_TEST_KNOWN_BUGS=1 to run")
-	}
 	cl := newCluster(t)
 	px := startProxy(t, hostOf(t, cl.redisURL))
 	a := cl.startNode(t, "A", withHost(t, cl.redisURL, px.addr()), cl.storeURL)
