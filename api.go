@@ -88,10 +88,10 @@ func (s *Server) sendDirect(ctx context.Context, d DirectMessage, session string
 	if !online {
 		return newError(CodeUserOffline, d.To+" is not online")
 	}
-	frame := wire.AppendDirect(nil, wire.Direct{
+	frame := textFrame(wire.AppendDirect(nil, wire.Direct{
 		From: d.From, To: d.To, Content: d.Content, Data: d.Data,
 		Timestamp: s.opts.Now().UnixMilli(), ID: randomID() + randomID()[:8],
-	})
+	}))
 	if err := s.hub.publish(ctx, userTopicPrefix+d.To, event{kind: eventDirect, except: session, frame: frame}); err != nil {
 		return err
 	}

@@ -241,7 +241,7 @@ func (c *Conn) typing(in wire.Inbound) error {
 	}
 	m.room.mu.Unlock()
 	if relay {
-		e := event{kind: eventTyping, except: c.session, frame: wire.AppendTyping(nil, in.Room, c.username)}
+		e := event{kind: eventTyping, except: c.session, frame: textFrame(wire.AppendTyping(nil, in.Room, c.username))}
 		c.srv.hub.publish(c.ctx(), m.room.topic, e)
 	}
 	c.ack(in.ID)

@@ -73,7 +73,8 @@ func readChats(t testing.TB, c *client, n int) []frame {
 
 // TestSlowConsumerIsEvictedAndResumes fills one client's queue while it does
 // not read: it is closed with 4009, the other subscriber keeps receiving
-// without a stall, and the slow client resumes with since, losing nothing.
+// without a stall, and the slow client, reading what reached it, resumes
+// with since, losing nothing.
 func TestSlowConsumerIsEvictedAndResumes(t *testing.T) {
 	const total = 400
 	ts := startServer(t, partyline.Options{SendQueue: 16, Store: partyline.NewMemoryStore(0)})
@@ -85,7 +86,9 @@ func TestSlowConsumerIsEvictedAndResumes(t *testing.T) {
 		err  error
 	}
 	slowDone := make(chan outcome, 1)
-	go func() { // reads, but far slower than messages arrive
+	fastDone := make(chan struct{})
+	go func() { // reads nothing until the others have everything, then slowly
+		<-fastDone
 		var last uint64
 		for {
 			f, err := slow.read(waitTime)
@@ -127,10 +130,11 @@ func TestSlowConsumerIsEvictedAndResumes(t *testing.T) {
 		}
 		received.Add(1)
 	}
+	close(fastDone) // 400 × 16 KiB is more than the socket buffers hold
 	got := <-slowDone
 	var ce *websocket.CloseError
 	if !errors.As(got.err, &ce) || ce.Code != partyline.CloseSlowConsumer {
-		t.Fatalf("slow client ended with %v, want close 4009", got.err)
+		t.Fatalf("slow client ended with %v after seq %d, want close 4009", got.err, got.last)
 	}
 	last := got.last
 	if last >= total {

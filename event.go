@@ -23,7 +23,7 @@ type event struct {
 	seq    uint64 // chat: the message's seq
 	at     int64  // Unix nanoseconds when it was published, for latency
 	except string // a session that must not receive it (the sender's)
-	frame  []byte // the encoded server frame
+	frame  []byte // the server frame, a complete WebSocket frame (wsframe.go)
 }
 
 var errBadEvent = errors.New("partyline: malformed broker event")

@@ -73,8 +73,8 @@ func benchmarkFanout(b *testing.B, subscribers int) {
 		}
 	})
 
-	frame := wire.AppendChat(nil, wire.Chat{Room: "bench", Seq: first, ID: "0123456789abcdef01234567",
-		Username: "alice", Content: "hello, everyone in the room", Timestamp: time.Now().UnixMilli()})
+	frame := textFrame(wire.AppendChat(nil, wire.Chat{Room: "bench", Seq: first, ID: "0123456789abcdef01234567",
+		Username: "alice", Content: "hello, everyone in the room", Timestamp: time.Now().UnixMilli()}))
 	published := time.Now().UnixNano()
 	var batch [][]byte
 	delivered := 0

@@ -314,7 +314,6 @@ func (h *hub) HandleEvent(topic string, payload []byte) {
 		return
 	}
 	if user, ok := strings.CutPrefix(topic, userTopicPrefix); ok {
-		frame := textFrame(e.frame)
 		for _, c := range h.userConns(user) {
 			if c.session == e.except {
 				continue
@@ -322,7 +321,7 @@ func (h *hub) HandleEvent(topic string, payload []byte) {
 			if e.kind == eventKick {
 				c.close(CloseKicked, "disconnected by the server")
 			} else {
-				c.sendFrame(frame)
+				c.sendFrame(e.frame)
 			}
 		}
 	}

@@ -42,6 +42,7 @@ type room struct {
 	pending  map[uint64]event
 	gapTimer *time.Timer
 	subs     map[*Conn]*subscription
+	members  []member // subs as a slice for fan-out; nil after a change
 }
 
 // subscription is one connection's membership of a room.
@@ -142,25 +143,24 @@ func (r *room) handle(e event) {
 
 // broadcastLocked sends a non-chat event to every subscriber but the sender.
 func (r *room) broadcastLocked(e event) {
-	frame := textFrame(e.frame)
-	for c := range r.subs {
-		if c.session != e.except {
-			c.sendFrame(frame)
+	fanOut(r.membersLocked(), func(m member) bool {
+		if m.conn.session == e.except {
+			return false
 		}
-	}
+		m.conn.sendFrame(e.frame)
+		return true
+	})
 }
 
 // deliverLocked sends the next chat message to every live subscriber.
 func (r *room) deliverLocked(e event) {
-	frame := textFrame(e.frame) // encoded once for every subscriber
-	n := 0
-	for c, sub := range r.subs {
-		if sub.recovering || e.seq <= sub.after {
-			continue
+	n := fanOut(r.membersLocked(), func(m member) bool {
+		if m.sub.recovering || e.seq <= m.sub.after {
+			return false
 		}
-		c.sendFrame(frame)
-		n++
-	}
+		m.conn.sendFrame(e.frame) // one frame, encoded once, for every subscriber
+		return true
+	})
 	r.last = e.seq
 	latency := time.Duration(0)
 	if e.at != 0 {
@@ -287,7 +287,7 @@ func (r *room) resync() {
 
 // chatEvent turns a stored message into the event that delivers it.
 func chatEvent(m Message) event {
-	return event{kind: eventChat, seq: m.Seq, frame: wire.AppendChat(nil, wire.Chat(m))}
+	return event{kind: eventChat, seq: m.Seq, frame: textFrame(wire.AppendChat(nil, wire.Chat(m)))}
 }
 
 // presenceEvent is a user_joined or user_left event of room.
@@ -295,7 +295,7 @@ func presenceEvent(joined bool, room, user, except string, now time.Time) event 
 	return event{
 		kind:   eventPresence,
 		except: except,
-		frame:  wire.AppendPresenceChange(nil, joined, room, user, now.UnixMilli()),
+		frame:  textFrame(wire.AppendPresenceChange(nil, joined, room, user, now.UnixMilli())),
 	}
 }
 
@@ -337,6 +337,7 @@ func (r *room) enter(ctx context.Context, c *Conn, since *uint64) (*subscription
 	c.send(wire.AppendJoined(nil, r.name, r.last, since != nil, recovered))
 	c.send(wire.AppendOnlineUsers(nil, r.name, users))
 	r.subs[c] = sub
+	r.members = nil
 	return sub, nil
 }
 
@@ -373,6 +374,7 @@ func (r *room) recoveryPoint(ctx context.Context, since *uint64) (sub *subscript
 func (r *room) exit(c *Conn) {
 	r.mu.Lock()
 	delete(r.subs, c)
+	r.members = nil
 	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
 	defer cancel()
