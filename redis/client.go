@@ -113,6 +113,10 @@ func Open(ctx context.Context, url string, opts Options) (*Client, error) {
 	// calls add opts.Timeout to theirs.
 	ropts.ContextTimeoutEnabled = true
 	ropts.DialTimeout = opts.Timeout
+	// One retry, not go-redis's three with backoff: when Redis is gone a
+	// command should fail within the timeout, not stall a publish for
+	// seconds; the callers retry what matters.
+	ropts.MaxRetries = 1
 	c := &Client{rdb: goredis.NewClient(ropts), opts: opts}
 	if err := c.Ping(ctx); err != nil {
 		c.rdb.Close()
