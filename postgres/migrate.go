@@ -5,14 +5,10 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/partyline/partyline/internal/migrations"
 )
 
 // migrationFiles holds the schema, one file per step, named
@@ -21,37 +17,6 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// A migration is one embedded schema step.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded steps in order.
-func migrations() ([]migration, error) {
-	paths, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(paths)
-	var out []migration
-	for _, p := range paths {
-		name := strings.TrimSuffix(path.Base(p), ".sql")
-		number, _, _ := strings.Cut(name, "_")
-		version, err := strconv.Atoi(number)
-		if err != nil {
-			return nil, fmt.Errorf("migration %s: name must start with its number", p)
-		}
-		text, err := migrationFiles.ReadFile(p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: version, name: name, sql: string(text)})
-	}
-	return out, nil
-}
-
 var errNewerSchema = errors.New("is newer than this partyline knows")
 
 // migrate brings the schema in the connection's search_path up to date in
@@ -59,7 +24,7 @@ var errNewerSchema = errors.New("is newer than this partyline knows")
 // lock keyed on the schema makes nodes that start at once take turns; the
 // later ones find the work done.
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	steps, err := migrations()
+	steps, err := migrations.Load(migrationFiles, "migrations")
 	if err != nil {
 		return err
 	}
@@ -74,17 +39,17 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM partyline_migrations`).Scan(&applied); err != nil {
 			return err
 		}
-		if known := steps[len(steps)-1].version; applied > known {
+		if known := steps[len(steps)-1].Version; applied > known {
 			return fmt.Errorf("schema version %d %w (%d): upgrade partyline", applied, errNewerSchema, known)
 		}
 		for _, step := range steps {
-			if step.version <= applied {
+			if step.Version <= applied {
 				continue
 			}
-			if _, err := tx.Exec(ctx, step.sql); err != nil {
-				return fmt.Errorf("migration %s: %w", step.name, err)
+			if _, err := tx.Exec(ctx, step.SQL); err != nil {
+				return fmt.Errorf("migration %s: %w", step.Name, err)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO partyline_migrations (version, name) VALUES ($1, $2)`, step.version, step.name); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO partyline_migrations (version, name) VALUES ($1, $2)`, step.Version, step.Name); err != nil {
 				return err
 			}
 		}

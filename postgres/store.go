@@ -31,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/partyline/partyline"
 	"github.com/partyline/partyline/internal/groupcommit"
+	"github.com/partyline/partyline/internal/history"
 )
 
 const (
@@ -132,34 +133,22 @@ var errAppendTimeout = errors.New("the database did not take the message in time
 
 // History implements partyline.Store.
 func (s *Store) History(ctx context.Context, room string, q partyline.HistoryQuery) ([]partyline.Message, error) {
-	messages := []partyline.Message{}
 	if q.Limit <= 0 {
-		return messages, nil
+		return []partyline.Message{}, nil
 	}
-	query, seq := historyBefore, clampSeq(q.Before, math.MaxInt64)
+	query := historyBefore
 	if q.Forward {
-		query, seq = historyAfter, clampSeq(q.After, 0)
+		query = historyAfter
 	}
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, query, room, seq, s.keep, q.Limit)
+	rows, err := s.pool.Query(ctx, query, room, history.Bound(q), s.keep, q.Limit)
 	if err != nil {
 		return nil, unavailable("history", err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		msg := partyline.Message{Room: room}
-		var content, data []byte
-		if err := rows.Scan(&msg.Seq, &msg.ID, &msg.Username, &content, &data, &msg.Timestamp); err != nil {
-			return nil, unavailable("history", err)
-		}
-		msg.Content = string(content)
-		if data != nil {
-			msg.Data = data
-		}
-		messages = append(messages, msg)
-	}
-	if err := rows.Err(); err != nil {
+	messages, err := history.Scan(rows, room)
+	if err != nil {
 		return nil, unavailable("history", err)
 	}
 	return messages, nil
@@ -182,18 +171,6 @@ SELECT * FROM (
 	ORDER BY m.seq DESC LIMIT $4
 ) page ORDER BY seq`
 )
-
-// clampSeq converts a seq bound to PostgreSQL's bigint, mapping 0 to zero
-// and anything past bigint to the largest.
-func clampSeq(seq uint64, zero int64) int64 {
-	switch {
-	case seq == 0:
-		return zero
-	case seq > math.MaxInt64:
-		return math.MaxInt64
-	}
-	return int64(seq)
-}
 
 // LastSeq implements partyline.Store.
 func (s *Store) LastSeq(ctx context.Context, room string) (uint64, error) {

@@ -6,14 +6,13 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/partyline/partyline/internal/migrations"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -24,42 +23,11 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// A migration is one embedded schema step.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded steps in order.
-func migrations() ([]migration, error) {
-	paths, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(paths)
-	var out []migration
-	for _, path := range paths {
-		name := strings.TrimSuffix(filepath.Base(path), ".sql")
-		number, _, _ := strings.Cut(name, "_")
-		version, err := strconv.Atoi(number)
-		if err != nil {
-			return nil, fmt.Errorf("migration %s: name must start with its number", path)
-		}
-		text, err := migrationFiles.ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: version, name: name, sql: string(text)})
-	}
-	return out, nil
-}
-
 // migrate brings db's schema up to date, recording each step applied in
 // partyline_migrations. It refuses a database that has tables but no
 // partyline_migrations, and one migrated by a newer partyline.
 func migrate(ctx context.Context, db *sql.DB) error {
-	steps, err := migrations()
+	steps, err := migrations.Load(migrationFiles, "migrations")
 	if err != nil {
 		return err
 	}
@@ -70,13 +38,13 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if err := db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM partyline_migrations`).Scan(&applied); err != nil {
 		return err
 	}
-	if known := steps[len(steps)-1].version; applied > known {
+	if known := steps[len(steps)-1].Version; applied > known {
 		return fmt.Errorf("schema version %d is newer than this partyline knows (%d): upgrade partyline", applied, known)
 	}
 	for _, step := range steps {
-		if step.version > applied {
+		if step.Version > applied {
 			if err := apply(ctx, db, step); err != nil {
-				return fmt.Errorf("migration %s: %w", step.name, err)
+				return fmt.Errorf("migration %s: %w", step.Name, err)
 			}
 		}
 	}
@@ -111,17 +79,17 @@ CREATE TABLE partyline_migrations (
 }
 
 // apply runs one step and records it, in one transaction.
-func apply(ctx context.Context, db *sql.DB, step migration) error {
+func apply(ctx context.Context, db *sql.DB, step migrations.Step) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, step.sql); err != nil {
+	if _, err := tx.ExecContext(ctx, step.SQL); err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO partyline_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)`,
-		step.version, step.name, time.Now().UnixMilli())
+		step.Version, step.Name, time.Now().UnixMilli())
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ import (
 
 	"github.com/partyline/partyline"
 	"github.com/partyline/partyline/internal/groupcommit"
+	"github.com/partyline/partyline/internal/history"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -180,31 +181,20 @@ func (s *Store) Append(ctx context.Context, msg partyline.Message) (partyline.Me
 
 // History implements partyline.Store.
 func (s *Store) History(ctx context.Context, room string, q partyline.HistoryQuery) ([]partyline.Message, error) {
-	messages := []partyline.Message{}
 	if q.Limit <= 0 {
-		return messages, nil
+		return []partyline.Message{}, nil
 	}
-	query, seq := historyBefore, clampSeq(q.Before, math.MaxInt64)
+	query := historyBefore
 	if q.Forward {
-		query, seq = historyAfter, clampSeq(q.After, 0)
+		query = historyAfter
 	}
-	rows, err := s.read.QueryContext(ctx, query, room, seq, s.keep, q.Limit)
+	rows, err := s.read.QueryContext(ctx, query, room, history.Bound(q), s.keep, q.Limit)
 	if err != nil {
 		return nil, unavailable("history", err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		msg := partyline.Message{Room: room}
-		var data []byte
-		if err := rows.Scan(&msg.Seq, &msg.ID, &msg.Username, &msg.Content, &data, &msg.Timestamp); err != nil {
-			return nil, unavailable("history", err)
-		}
-		if data != nil {
-			msg.Data = data
-		}
-		messages = append(messages, msg)
-	}
-	if err := rows.Err(); err != nil {
+	messages, err := history.Scan(rows, room)
+	if err != nil {
 		return nil, unavailable("history", err)
 	}
 	return messages, nil
@@ -225,18 +215,6 @@ SELECT * FROM (
 	ORDER BY seq DESC LIMIT ?4
 ) ORDER BY seq`
 )
-
-// clampSeq converts a seq bound to SQLite's int64, mapping 0 to zero and
-// anything past int64 to the largest.
-func clampSeq(seq uint64, zero int64) int64 {
-	switch {
-	case seq == 0:
-		return zero
-	case seq > math.MaxInt64:
-		return math.MaxInt64
-	}
-	return int64(seq)
-}
 
 // LastSeq implements partyline.Store.
 func (s *Store) LastSeq(ctx context.Context, room string) (uint64, error) {
