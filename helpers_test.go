@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -198,16 +197,6 @@ func (c *client) waitFor(kind string) frame {
 	return nil
 }
 
-// expectSilence checks that no frame arrives for a short while.
-func (c *client) expectSilence(d time.Duration) {
-	c.t.Helper()
-	if f, err := c.read(d); err == nil {
-		c.t.Fatalf("got %v, want no frame", f)
-	}
-	// A read deadline poisons a gorilla connection; callers must not read
-	// again after expectSilence.
-}
-
 // closeCode reads until the server closes the connection and returns the
 // close code (1006 when it closed without a close frame).
 func (c *client) closeCode() int {
@@ -226,23 +215,6 @@ func (c *client) closeCode() int {
 	}
 	c.t.Fatalf("connection not closed within %s", waitTime)
 	return 0
-}
-
-// joinRoom sends join and checks for joined and online_users.
-func (c *client) joinRoom(room string) (joined, online frame) {
-	c.t.Helper()
-	c.send(map[string]any{"type": "join", "room": room})
-	joined = c.expect("joined")
-	online = c.expect("online_users")
-	return joined, online
-}
-
-func query(values ...string) string {
-	v := url.Values{}
-	for i := 0; i+1 < len(values); i += 2 {
-		v.Add(values[i], values[i+1])
-	}
-	return v.Encode()
 }
 
 // waitUntil polls cond until it holds, failing the test after waitTime.

@@ -463,11 +463,6 @@ func (p *browserPage) waitMessages(room string, n int) []shown {
 	return p.messages(room)
 }
 
-func (p *browserPage) users() []string {
-	p.t.Helper()
-	return eval[[]string](p, `[...document.querySelectorAll("#user-list [data-user]")].map((e) => e.dataset.user)`)
-}
-
 func (p *browserPage) waitUsers(want ...string) {
 	p.t.Helper()
 	p.waitFor(fmt.Sprintf("online users %v", want), fmt.Sprintf(
