@@ -6,32 +6,39 @@
 //
 // A chat message travels: the sender's reader goroutine (conn.go, commands.go)
 // → Store.Append, which commits it and assigns the room's next seq → an event
-// with the frame already encoded (event.go) → Broker.Publish → on every node
-// subscribed to the room, hub.HandleEvent (hub.go) → room.handle (room.go),
-// which delivers in seq order, buffering early arrivals and filling gaps from
-// the Store → a non-blocking push of the same encoded bytes onto each
-// subscriber's bounded queue (queue.go) → that connection's writer, which
-// drains everything queued and writes it as one newline-separated batch.
-// On one node the memory broker hands events straight back, so the path is
-// the same as in a cluster. Nothing is delivered before it is committed.
+// carrying the finished WebSocket frame (event.go, wsframe.go), encoded once
+// for the whole cluster → Broker.Publish → on every node subscribed to the
+// room, hub.HandleEvent (hub.go) → room.handle (room.go), which delivers in
+// seq order, buffering early arrivals and filling gaps from the Store → for
+// each subscriber, a non-blocking push of the same bytes onto its bounded
+// queue (queue.go) and, when no writer is busy with that connection, a
+// non-blocking write(2) of them straight to its socket (writer.go). On one
+// node the memory broker hands events straight back, so the path is the same
+// as in a cluster. Nothing is delivered before it is committed.
 //
 // # Goroutines
 //
-// Each connection has two goroutines: its reader, which is the HTTP
-// handler's own goroutine and handles the client's messages in order, and
-// its writer, the only goroutine that writes to the socket (data, pings and
-// the close frame). A join with since adds a replay goroutine for the time it
-// takes to catch up. All three are bound to Conn.serve, which returns only
-// when they have ended; Server.Shutdown waits for every serve. Rooms run
-// short-lived gap-fill timers, counted by the hub so Shutdown waits for them.
-// No goroutine is started per message or per delivery.
+// Each connection has one goroutine of its own: its reader, started by
+// ServeHTTP after the upgrade, which handles the client's messages in order.
+// Writing needs no goroutine while the socket takes what is written at once:
+// whoever queues a frame on a connection with no writer writes it itself.
+// Only when the socket would block, or for the close handshake, does a writer
+// goroutine run, until the queue is empty. A join with since adds a replay
+// goroutine for the time it takes to catch up, and a room of 256 subscribers
+// or more fans out on every CPU for the length of one delivery. All of them
+// are bound to Conn.serve, which returns only when they have ended, and
+// Server.Shutdown waits for every serve. Rooms run short-lived gap-fill
+// timers and the hub a re-announce loop after broker failures, both counted
+// so that Shutdown waits for them.
 //
 // # Who owns what
 //
 // The hub owns the registry of rooms and users on this node; a room owns its
 // subscribers, its last delivered seq and its pending events; a connection's
-// reader owns its memberships, identity and rate limiter. Fan-out never
-// waits on a client: a full queue evicts the connection (close 4009).
+// reader owns its memberships, identity and rate limiter; whoever holds a
+// connection's writer role (claimed from its queue) owns what is being
+// written. Fan-out never waits on a client: a full queue evicts the
+// connection (close 4009).
 //
 // # Lock order
 //

@@ -2,11 +2,11 @@ package partyline
 
 import "sync"
 
-// sendQueue is a connection's bounded outbound queue of encoded frames, plus
-// the pending ping and close requests. Fan-out pushes without blocking. A
-// writer goroutine runs only while the queue has work: the push that finds
-// no writer running starts one, and the writer exits when it finds the queue
-// empty, so an idle connection holds no writer goroutine and no buffer.
+// sendQueue is a connection's bounded outbound queue of prepared frames,
+// plus the pending ping and close requests, and the writer role: the call
+// that adds work to a queue nobody is writing claims the role and must write
+// (writer.go); a take that finds the queue empty gives the role back. So an
+// idle connection holds no writer goroutine and no buffer.
 type sendQueue struct {
 	limit int
 	space chan struct{} // signalled when the writer takes frames
@@ -25,7 +25,7 @@ func newSendQueue(limit int) *sendQueue {
 
 // push appends frame unless the queue is full or dropped. full reports an
 // overflow, which the caller answers with eviction; startWriter says the
-// caller must start the writer.
+// caller has claimed the writer role and must write.
 func (q *sendQueue) push(frame []byte) (full, startWriter bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
