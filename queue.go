@@ -24,9 +24,9 @@ func newSendQueue(limit int) *sendQueue {
 }
 
 // push appends frame unless the queue is full or dropped. full reports an
-// overflow, which the caller answers with eviction; startWriter says the
+// overflow, which the caller answers with eviction; claimed says the
 // caller has claimed the writer role and must write.
-func (q *sendQueue) push(frame []byte) (full, startWriter bool) {
+func (q *sendQueue) push(frame []byte) (full, claimed bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.dropped {
@@ -41,9 +41,9 @@ func (q *sendQueue) push(frame []byte) (full, startWriter bool) {
 
 // pushPaced appends frame once the queue is at most half full, waiting for
 // the writer to make room, so a long replay never causes an eviction and
-// leaves room for live frames. It returns false if done closes first or the
-// queue is dropped.
-func (q *sendQueue) pushPaced(frame []byte, done <-chan struct{}, start func()) bool {
+// leaves room for live frames; when it claims the writer role it calls
+// write. It returns false if done closes first or the queue is dropped.
+func (q *sendQueue) pushPaced(frame []byte, done <-chan struct{}, write func()) bool {
 	for {
 		q.mu.Lock()
 		if q.dropped {
@@ -52,10 +52,10 @@ func (q *sendQueue) pushPaced(frame []byte, done <-chan struct{}, start func()) 
 		}
 		if len(q.frames) < max(1, q.limit/2) {
 			q.frames = append(q.frames, frame)
-			startWriter := q.claimWriterLocked()
+			claimed := q.claimWriterLocked()
 			q.mu.Unlock()
-			if startWriter {
-				start()
+			if claimed {
+				write()
 			}
 			return true
 		}
@@ -70,7 +70,7 @@ func (q *sendQueue) pushPaced(frame []byte, done <-chan struct{}, start func()) 
 
 // requestPing asks the writer to send a ping; it reports whether the caller
 // must start the writer.
-func (q *sendQueue) requestPing() (startWriter bool) {
+func (q *sendQueue) requestPing() (claimed bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closeDue {
@@ -83,7 +83,7 @@ func (q *sendQueue) requestPing() (startWriter bool) {
 // requestClose asks the writer to send the close frame after what is queued
 // (or instead of it, with drop) and to stop. It reports whether the caller
 // must start the writer.
-func (q *sendQueue) requestClose(drop bool) (startWriter bool) {
+func (q *sendQueue) requestClose(drop bool) (claimed bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closeDue, q.dropped = true, true
