@@ -197,8 +197,7 @@ func (c *Conn) rejoin(m membership) error {
 	}
 	m.room.mu.Lock()
 	defer m.room.mu.Unlock()
-	c.send(wire.AppendJoined(nil, m.room.name, m.room.last, false, false))
-	c.send(wire.AppendOnlineUsers(nil, m.room.name, users))
+	c.send(joinedFrames(m.room.name, m.room.last, false, false, users))
 	return nil
 }
 
@@ -209,6 +208,9 @@ func (c *Conn) leave(in wire.Inbound) error {
 	}
 	delete(c.rooms, in.Room)
 	m.room.exit(c)
+	if m.sub.replayDone != nil {
+		<-m.sub.replayDone // nothing of the room may follow left
+	}
 	c.srv.hub.releaseRoom(m.room)
 	c.send(wire.AppendLeft(nil, in.Room))
 	c.ack(in.ID)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -60,12 +62,14 @@ type membership struct {
 	sub  *subscription
 }
 
-func newConn(s *Server, ws *websocket.Conn, a admission) *Conn {
+// newConn wraps an upgraded connection; raw is the socket under ws, which
+// only writer.go writes to.
+func newConn(s *Server, ws *websocket.Conn, raw net.Conn, a admission) *Conn {
 	session := randomID()
 	c := &Conn{
 		srv:        s,
 		ws:         ws,
-		raw:        ws.NetConn(),
+		raw:        raw,
 		session:    session,
 		username:   a.identity.Username,
 		urlRooms:   a.rooms,
@@ -162,6 +166,7 @@ func (c *Conn) readLoop() {
 	for {
 		kind, r, err := c.ws.NextReader()
 		if err != nil {
+			c.closeOnProtocolError(err)
 			return
 		}
 		buf.Reset()
@@ -174,6 +179,20 @@ func (c *Conn) readLoop() {
 		if buf.Cap() > 64<<10 {
 			*buf = bytes.Buffer{} // do not keep a huge message's buffer
 		}
+	}
+}
+
+// closeOnProtocolError answers a malformed frame (bad mask, reserved bits,
+// oversized control frame…) with close 1002, which gorilla/websocket tried
+// and failed to send itself (handshake.go).
+func (c *Conn) closeOnProtocolError(err error) {
+	var closeErr *websocket.CloseError
+	var netErr net.Error
+	if errors.As(err, &closeErr) || errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return
+	}
+	if msg, ok := strings.CutPrefix(err.Error(), "websocket: "); ok {
+		c.close(websocket.CloseProtocolError, msg)
 	}
 }
 

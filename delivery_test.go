@@ -403,3 +403,37 @@ func TestReadyNamesTheFailingStore(t *testing.T) {
 		t.Fatalf("Ready after the store came back: %v", err)
 	}
 }
+
+// TestLeaveStopsReplay leaves a room while its replay is still running:
+// nothing of the room may follow left, and a new join does not get the old
+// replay's messages twice.
+func TestLeaveStopsReplay(t *testing.T) {
+	ts := startServer(t, partyline.Options{SendQueue: 8, RateLimit: -1, Store: partyline.NewMemoryStore(0)})
+	for i := range 300 {
+		ts.Publish(t.Context(), "lobby", partyline.Publication{Content: fmt.Sprint(i)})
+	}
+	c := ts.dial(t, "/ws?username=alice")
+	c.send(map[string]any{"type": "join", "room": "lobby", "since": 0})
+	c.send(map[string]any{"type": "leave", "room": "lobby"})
+	c.waitFor("left")
+	c.send(map[string]any{"type": "join", "room": "lobby", "since": 290})
+	c.expect("joined")
+	c.expect("online_users")
+	for want := uint64(291); want <= 300; want++ {
+		if f := c.expect("chat"); f.num("seq") != want {
+			t.Fatalf("after leave and join since 290: seq %d, want %d (the old replay leaked)", f.num("seq"), want)
+		}
+	}
+	c.send(map[string]any{"type": "ping"})
+	c.expect("pong")
+}
+
+// TestMalformedFrameClosesWithProtocolError sends an unmasked client frame.
+func TestMalformedFrameClosesWithProtocolError(t *testing.T) {
+	ts := startServer(t, partyline.Options{})
+	c := ts.dial(t, "/ws?username=alice")
+	c.ws.NetConn().Write([]byte{0x81, 0x02, 'h', 'i'}) // a client frame must be masked
+	if code := c.closeCode(); code != websocket.CloseProtocolError {
+		t.Fatalf("close code %d, want 1002", code)
+	}
+}

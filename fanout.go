@@ -37,6 +37,7 @@ func fanOut(members []member, send func(member) bool) int {
 		return sendAll(members, send)
 	}
 	size := (len(members) + chunks - 1) / chunks
+	chunks = (len(members) + size - 1) / size // no chunk starts past the end
 	counts := make([]int, chunks)
 	var wg sync.WaitGroup
 	for i := 1; i < chunks; i++ {

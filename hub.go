@@ -365,6 +365,16 @@ func (h *hub) counts() (rooms, users int) {
 	return len(h.rooms), len(h.users)
 }
 
+// stopping reports whether stop has begun.
+func (h *hub) stopping() bool {
+	select {
+	case <-h.quit:
+		return true
+	default:
+		return false
+	}
+}
+
 // stop ends background work after the connections are gone.
 func (h *hub) stop() {
 	h.stopOnce.Do(func() { close(h.quit) })

@@ -42,8 +42,9 @@ func (q *sendQueue) push(frame []byte) (full, claimed bool) {
 // pushPaced appends frame once the queue is at most half full, waiting for
 // the writer to make room, so a long replay never causes an eviction and
 // leaves room for live frames; when it claims the writer role it calls
-// write. It returns false if done closes first or the queue is dropped.
-func (q *sendQueue) pushPaced(frame []byte, done <-chan struct{}, write func()) bool {
+// write. It returns false if closing or left closes first, or the queue is
+// dropped.
+func (q *sendQueue) pushPaced(frame []byte, closing, left <-chan struct{}, write func()) bool {
 	for {
 		q.mu.Lock()
 		if q.dropped {
@@ -62,7 +63,9 @@ func (q *sendQueue) pushPaced(frame []byte, done <-chan struct{}, write func()) 
 		q.mu.Unlock()
 		select {
 		case <-q.space:
-		case <-done:
+		case <-closing:
+			return false
+		case <-left:
 			return false
 		}
 	}

@@ -129,7 +129,7 @@ func TestQueuePushPacedWaitsForRoom(t *testing.T) {
 	start := func() { started++ }
 	done := make(chan struct{})
 	for i, f := range frames(2) {
-		if !q.pushPaced(f, done, start) {
+		if !q.pushPaced(f, done, nil, start) {
 			t.Fatalf("paced push %d below half refused", i)
 		}
 	}
@@ -137,7 +137,7 @@ func TestQueuePushPacedWaitsForRoom(t *testing.T) {
 		t.Fatalf("paced pushes started %d writers, want 1", started)
 	}
 	result := make(chan bool, 1)
-	go func() { result <- q.pushPaced([]byte("2"), done, start) }()
+	go func() { result <- q.pushPaced([]byte("2"), done, nil, start) }()
 	select {
 	case <-result:
 		t.Fatal("a paced push at half the queue did not wait")
@@ -156,7 +156,7 @@ func TestQueuePushPacedWaitsForRoom(t *testing.T) {
 	close(done)
 	q.push([]byte("x"))
 	q.push([]byte("y"))
-	if q.pushPaced([]byte("z"), done, start) {
+	if q.pushPaced([]byte("z"), done, nil, start) {
 		t.Fatal("paced push on a half-full queue succeeded after done closed")
 	}
 }

@@ -38,6 +38,7 @@ type room struct {
 
 	mu       sync.Mutex // guards the following
 	ready    bool
+	disposed bool   // no more background work: the room is gone
 	last     uint64 // the highest seq delivered to subscribers
 	pending  map[uint64]event
 	gapTimer *time.Timer
@@ -52,6 +53,9 @@ type subscription struct {
 	after uint64
 	// recovering holds back live chat while a replay runs.
 	recovering bool
+	// left is closed when the connection leaves the room; a replay stops,
+	// and closes replayDone.
+	left, replayDone chan struct{}
 	// lastTyping throttles the connection's typing indicators.
 	lastTyping time.Time
 }
@@ -96,6 +100,7 @@ func (r *room) dispose() {
 	r.initMu.Lock()
 	defer r.initMu.Unlock()
 	r.mu.Lock()
+	r.disposed = true
 	if r.gapTimer != nil && r.gapTimer.Stop() {
 		r.hub.tasks.Done() // the timer's function will not run
 	}
@@ -190,7 +195,7 @@ func (r *room) drainPendingLocked() {
 }
 
 func (r *room) scheduleGapFillLocked() {
-	if r.gapTimer != nil {
+	if r.gapTimer != nil || r.disposed || r.hub.stopping() {
 		return
 	}
 	wait := gapWait
@@ -270,8 +275,11 @@ func (r *room) resync() {
 		defer r.hub.tasks.Done()
 		for range 1000 { // bounded: at most 100,000 messages per resync
 			r.mu.Lock()
-			from := r.last
+			from, gone := r.last, r.disposed
 			r.mu.Unlock()
+			if gone || r.hub.stopping() {
+				return
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
 			messages, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{Forward: true, After: from, Limit: pageSize})
 			cancel()
@@ -334,11 +342,17 @@ func (r *room) enter(ctx context.Context, c *Conn, since *uint64) (*subscription
 	if !sub.recovering {
 		sub.after = r.last
 	}
-	c.send(wire.AppendJoined(nil, r.name, r.last, since != nil, recovered))
-	c.send(wire.AppendOnlineUsers(nil, r.name, users))
+	c.send(joinedFrames(r.name, r.last, since != nil, recovered, users))
 	r.subs[c] = sub
 	r.members = nil
 	return sub, nil
+}
+
+// joinedFrames is joined and online_users in one WebSocket frame, so that
+// nothing can come between them.
+func joinedFrames(room string, seq uint64, withRecovered, recovered bool, users []string) []byte {
+	b := wire.AppendJoined(nil, room, seq, withRecovered, recovered)
+	return wire.AppendOnlineUsers(append(b, '\n'), room, users)
 }
 
 // recoveryPoint decides whether a join with since can resume: the store
@@ -365,6 +379,7 @@ func (r *room) recoveryPoint(ctx context.Context, since *uint64) (sub *subscript
 	}
 	if recovered {
 		sub.after, sub.recovering = *since, true
+		sub.left, sub.replayDone = make(chan struct{}), make(chan struct{})
 	}
 	return sub, recovered, nil
 }
@@ -373,6 +388,9 @@ func (r *room) recoveryPoint(ctx context.Context, since *uint64) (sub *subscript
 // was their last connection anywhere.
 func (r *room) exit(c *Conn) {
 	r.mu.Lock()
+	if sub := r.subs[c]; sub != nil && sub.left != nil {
+		close(sub.left)
+	}
 	delete(r.subs, c)
 	r.members = nil
 	r.mu.Unlock()
@@ -420,8 +438,10 @@ func (r *room) onlineUsers(ctx context.Context) ([]string, error) {
 
 // replay sends c the stored messages after sub.after, paced to the client,
 // then switches it to live delivery at the seam: under the room's lock, once
-// the replay has reached the last seq delivered live.
+// the replay has reached the last seq delivered live. It stops when the
+// connection leaves the room or closes.
 func (r *room) replay(c *Conn, sub *subscription) {
+	defer close(sub.replayDone)
 	r.mu.Lock()
 	cursor := sub.after
 	r.mu.Unlock()
@@ -435,21 +455,25 @@ func (r *room) replay(c *Conn, sub *subscription) {
 			return
 		}
 		for _, m := range messages {
-			if !c.queue.pushPaced(textFrame(wire.AppendChat(nil, wire.Chat(m))), c.closing, c.write) {
+			if !c.queue.pushPaced(textFrame(wire.AppendChat(nil, wire.Chat(m))), c.closing, sub.left, c.write) {
 				return
 			}
 			cursor = m.Seq
 		}
-		if len(messages) < pageSize && r.goLive(sub, cursor) {
+		if len(messages) < pageSize && r.goLive(c, sub, cursor) {
 			return
 		}
 	}
 }
 
-// goLive ends a replay that has reached the live stream.
-func (r *room) goLive(sub *subscription, cursor uint64) bool {
+// goLive ends a replay that has reached the live stream, or whose
+// connection has left the room.
+func (r *room) goLive(c *Conn, sub *subscription, cursor uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.subs[c] != sub {
+		return true
+	}
 	if cursor < r.last {
 		return false
 	}

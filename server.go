@@ -84,16 +84,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteHTTPError(w, err)
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	h := &hijacker{ResponseWriter: w}
+	ws, err := s.upgrader.Upgrade(h, r, nil)
 	if err != nil {
 		s.release(admission)
 		return // the upgrader has answered the request
 	}
-	c := newConn(s, ws, admission)
+	h.conn.done.Store(true)
+	c := newConn(s, ws, h.conn.Conn, admission)
 	if !s.track(c) {
 		s.release(admission)
-		ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(CloseGoingAway, "server shutting down"), s.opts.Now().Add(s.opts.WriteWait))
+		c.raw.SetWriteDeadline(s.opts.Now().Add(s.opts.WriteWait))
+		c.raw.Write(closeFrame(CloseGoingAway, "server shutting down"))
 		ws.Close()
 		return
 	}
@@ -177,6 +179,9 @@ func (s *Server) requestedRooms(r *http.Request, id Identity) ([]string, error) 
 		rooms = append(rooms, name)
 	}
 	for _, name := range r.URL.Query()["room"] {
+		if len(rooms) > s.opts.MaxRooms {
+			break // refused below; no need to look at the rest
+		}
 		if !slices.Contains(rooms, name) {
 			rooms = append(rooms, name)
 		}
