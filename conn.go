@@ -2,6 +2,7 @@ package partyline
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -93,6 +94,11 @@ func (c *Conn) logger() *slog.Logger {
 	return c.srv.log.With("session", c.session, "user", c.username)
 }
 
+// debugging reports whether debug lines are logged at all.
+func (c *Conn) debugging() bool {
+	return c.srv.log.Enabled(context.Background(), slog.LevelDebug)
+}
+
 // randomID returns 16 random hex characters.
 func randomID() string {
 	var b [8]byte
@@ -103,7 +109,9 @@ func randomID() string {
 // serve runs the connection until it closes, then cleans up after it: it
 // returns only when the writer and every replay have stopped.
 func (c *Conn) serve() {
-	c.logger().Debug("connection opened", "rooms", c.urlRooms)
+	if c.debugging() {
+		c.logger().Debug("connection opened", "rooms", c.urlRooms)
+	}
 	c.startTimers()
 	welcome := func() {
 		c.send(wire.AppendWelcome(nil, c.username, c.session, orEmpty(c.urlRooms), c.srv.opts.ServerName))
@@ -138,7 +146,9 @@ func (c *Conn) cleanup() {
 		delete(c.rooms, name)
 	}
 	c.srv.hub.removeUserConn(c)
-	c.logger().Debug("connection closed", "rooms", rooms, "code", c.closeCode, "reason", c.closeReason)
+	if c.debugging() {
+		c.logger().Debug("connection closed", "rooms", rooms, "code", c.closeCode, "reason", c.closeReason)
+	}
 }
 
 // readLoop reads and handles client messages until the connection fails or
