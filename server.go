@@ -28,7 +28,8 @@ type Server struct {
 
 	mu           sync.Mutex // guards the following
 	conns        map[*Conn]struct{}
-	perIP        map[string]int
+	perIP        map[string]int // connection slots taken per client IP
+	reserved     int            // and in all
 	shuttingDown bool
 }
 
@@ -247,21 +248,19 @@ func clientIP(r *http.Request) string {
 func (s *Server) reserve(ip string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	total := 0
-	for _, n := range s.perIP {
-		total += n
-	}
-	if s.opts.MaxConnections > 0 && total >= s.opts.MaxConnections ||
+	if s.opts.MaxConnections > 0 && s.reserved >= s.opts.MaxConnections ||
 		s.opts.MaxConnectionsPerIP > 0 && s.perIP[ip] >= s.opts.MaxConnectionsPerIP {
 		return false
 	}
 	s.perIP[ip]++
+	s.reserved++
 	return true
 }
 
 func (s *Server) release(a admission) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.reserved--
 	if s.perIP[a.ip]--; s.perIP[a.ip] <= 0 {
 		delete(s.perIP, a.ip)
 	}
