@@ -39,11 +39,11 @@ func startJWTServer(t testing.TB) *testServer {
 func TestJWTConnect(t *testing.T) {
 	ts := startJWTServer(t)
 	c := ts.dialRaw(t, "/ws?username=ignored&room=lobby&token="+token(t, "alice", time.Hour, nil), nil)
-	if w := c.expect("welcome"); w.str("username") != "alice" {
+	if w := c.Expect("welcome"); w.Str("username") != "alice" {
 		t.Fatalf("welcome = %v, want the token's sub alice, not the username parameter", w)
 	}
 	bearer := http.Header{"Authorization": {"Bearer " + token(t, "bob", time.Hour, nil)}}
-	if w := ts.dialRaw(t, "/ws", bearer).expect("welcome"); w.str("username") != "bob" {
+	if w := ts.dialRaw(t, "/ws", bearer).Expect("welcome"); w.Str("username") != "bob" {
 		t.Fatalf("welcome = %v, want bob from the Authorization header", w)
 	}
 	other, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "eve"}).SignedString([]byte("wrong key"))
@@ -66,14 +66,14 @@ func TestJWTRoomsClaim(t *testing.T) {
 		t.Fatalf("connect to a room outside the claim: %d %s, want 403 forbidden_room", status, code)
 	}
 	c := ts.dial(t, "/ws?room=team:red&token="+tok)
-	c.expect("joined")
-	c.expect("online_users")
-	c.send(map[string]any{"type": "join", "room": "secret", "id": 1})
-	if f := c.expect("error"); f.str("code") != "forbidden" {
+	c.Expect("joined")
+	c.Expect("online_users")
+	c.Send(map[string]any{"type": "join", "room": "secret", "id": 1})
+	if f := c.Expect("error"); f.Str("code") != "forbidden" {
 		t.Fatalf("join outside the claim = %v, want forbidden", f)
 	}
-	c.send(map[string]any{"type": "join", "room": "lobby"})
-	c.expect("joined")
+	c.Send(map[string]any{"type": "join", "room": "lobby"})
+	c.Expect("joined")
 }
 
 func TestJWTExpiryClosesUnlessRefreshed(t *testing.T) {
@@ -81,17 +81,17 @@ func TestJWTExpiryClosesUnlessRefreshed(t *testing.T) {
 	short := token(t, "alice", 1500*time.Millisecond, nil) // exp has second precision
 	refreshed := ts.dial(t, "/ws?token="+short)
 	expiring := ts.dial(t, "/ws?token="+short)
-	refreshed.send(map[string]any{"type": "refresh", "token": token(t, "alice", time.Hour, nil), "id": "r"})
-	refreshed.expect("ack")
-	refreshed.send(map[string]any{"type": "refresh", "token": token(t, "mallory", time.Hour, nil), "id": "m"})
-	if f := refreshed.expect("error"); f.str("code") != "forbidden" {
+	refreshed.Send(map[string]any{"type": "refresh", "token": token(t, "alice", time.Hour, nil), "id": "r"})
+	refreshed.Expect("ack")
+	refreshed.Send(map[string]any{"type": "refresh", "token": token(t, "mallory", time.Hour, nil), "id": "m"})
+	if f := refreshed.Expect("error"); f.Str("code") != "forbidden" {
 		t.Fatalf("refresh with another user's token = %v, want forbidden", f)
 	}
-	if code := expiring.closeCode(); code != partyline.CloseTokenExpired {
+	if code := expiring.CloseCode(); code != partyline.CloseTokenExpired {
 		t.Fatalf("expired connection closed with %d, want 4001", code)
 	}
-	refreshed.send(map[string]any{"type": "ping"})
-	if f := refreshed.expect("pong"); f == nil {
+	refreshed.Send(map[string]any{"type": "ping"})
+	if f := refreshed.Expect("pong"); f == nil {
 		t.Fatal("refreshed connection was closed")
 	}
 }

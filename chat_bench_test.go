@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/internal/wstest"
 	"github.com/partyline/partyline/sqlite"
 )
 
@@ -25,7 +26,7 @@ func BenchmarkChatDurable(b *testing.B) {
 			}
 			defer store.Close()
 			ts := startServer(b, partyline.Options{Store: store, RateLimit: -1, SendQueue: 1 << 16})
-			clients := make([]*client, senders)
+			clients := make([]*wstest.Client, senders)
 			for i := range clients {
 				clients[i] = ts.dial(b, fmt.Sprintf("/ws?username=u%d&room=bench", i))
 			}
@@ -46,16 +47,16 @@ func BenchmarkChatDurable(b *testing.B) {
 }
 
 // sendAndAwaitAcks sends n chats one at a time, each after the previous ack.
-func sendAndAwaitAcks(b *testing.B, c *client, n int) {
+func sendAndAwaitAcks(b *testing.B, c *wstest.Client, n int) {
 	for i := range n {
-		c.ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"type":"chat","content":"m%d","id":%d}`, i, i))
+		c.Conn.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"type":"chat","content":"m%d","id":%d}`, i, i))
 		for {
-			f, err := c.read(waitTime)
+			f, err := c.Read(waitTime)
 			if err != nil {
 				b.Errorf("read: %v", err)
 				return
 			}
-			if f.str("type") == "ack" {
+			if f.Str("type") == "ack" {
 				break
 			}
 		}

@@ -42,18 +42,18 @@ func TestOriginCheck(t *testing.T) {
 		}
 		own := "http://" + strings.TrimPrefix(ts.http.URL, "http://")
 		c := ts.dialRaw(t, "/ws?username=alice", http.Header{"Origin": {own}})
-		c.expect("welcome")
+		c.Expect("welcome")
 	})
 	t.Run("configured list", func(t *testing.T) {
 		ts := startServer(t, partyline.Options{AllowedOrigins: []string{"https://app.example"}})
-		ts.dialRaw(t, "/ws?username=alice", http.Header{"Origin": {"https://app.example"}}).expect("welcome")
+		ts.dialRaw(t, "/ws?username=alice", http.Header{"Origin": {"https://app.example"}}).Expect("welcome")
 		if status, _ := ts.refusal(t, "/ws?username=bob", http.Header{"Origin": {"https://other.example"}}); status != 403 {
 			t.Fatalf("unlisted origin: got %d, want 403", status)
 		}
 	})
 	t.Run("star allows any", func(t *testing.T) {
 		ts := startServer(t, partyline.Options{AllowedOrigins: []string{"*"}})
-		ts.dialRaw(t, "/ws?username=alice", http.Header{"Origin": {"https://anything.example"}}).expect("welcome")
+		ts.dialRaw(t, "/ws?username=alice", http.Header{"Origin": {"https://anything.example"}}).Expect("welcome")
 	})
 }
 
@@ -64,7 +64,7 @@ func TestConnectionLimits(t *testing.T) {
 	if status, code := ts.refusal(t, "/ws?username=c", nil); status != 429 || code != "too_many_connections" {
 		t.Fatalf("third connection from one IP: got %d %s, want 429 too_many_connections", status, code)
 	}
-	a.ws.Close()
+	a.Conn.Close()
 	waitUntil(t, "the closed connection to free its slot", func() bool { return ts.Stats().Connections == 1 })
 	ts.dial(t, "/ws?username=c")
 }
@@ -76,7 +76,7 @@ func TestShutdownRefusesAndClosesWithGoingAway(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- ts.Shutdown(ctx) }()
-	if code := c.closeCode(); code != partyline.CloseGoingAway {
+	if code := c.CloseCode(); code != partyline.CloseGoingAway {
 		t.Fatalf("close code = %d, want 1001", code)
 	}
 	if err := <-done; err != nil {
@@ -90,18 +90,18 @@ func TestShutdownRefusesAndClosesWithGoingAway(t *testing.T) {
 func TestWelcomeAndURLRooms(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
 	c := ts.dialRaw(t, "/ws/first?user=alice&room=second&room=first", nil)
-	w := c.expect("welcome")
-	if w.str("username") != "alice" || w.str("session") == "" || w.str("server") == "" {
+	w := c.Expect("welcome")
+	if w.Str("username") != "alice" || w.Str("session") == "" || w.Str("server") == "" {
 		t.Fatalf("welcome = %v, want username alice, a session and a server", w)
 	}
-	if got := strings.Join(w.strings("rooms"), ","); got != "first,second" {
+	if got := strings.Join(w.Strings("rooms"), ","); got != "first,second" {
 		t.Fatalf("welcome rooms = %q, want first,second (path room first, no repeat)", got)
 	}
 	for _, room := range []string{"first", "second"} {
-		if f := c.expect("joined"); f.str("room") != room {
+		if f := c.Expect("joined"); f.Str("room") != room {
 			t.Fatalf("joined %v, want room %s", f, room)
 		}
-		if f := c.expect("online_users"); f.str("room") != room || f.str("content") != "alice" {
+		if f := c.Expect("online_users"); f.Str("room") != room || f.Str("content") != "alice" {
 			t.Fatalf("online_users %v, want room %s with alice", f, room)
 		}
 	}
@@ -110,17 +110,17 @@ func TestWelcomeAndURLRooms(t *testing.T) {
 func TestDefaultRoom(t *testing.T) {
 	ts := startServer(t, partyline.Options{DefaultRoom: "everyone"})
 	c := ts.dialRaw(t, "/ws?username=alice", nil)
-	if w := c.expect("welcome"); strings.Join(w.strings("rooms"), ",") != "everyone" {
+	if w := c.Expect("welcome"); strings.Join(w.Strings("rooms"), ",") != "everyone" {
 		t.Fatalf("welcome = %v, want rooms [everyone]", w)
 	}
-	c.expect("joined")
-	c.expect("online_users")
-	c.sendText("hello, plain text")
-	if f := c.expect("chat"); f.str("room") != "everyone" || f.str("content") != "hello, plain text" {
+	c.Expect("joined")
+	c.Expect("online_users")
+	c.SendText("hello, plain text")
+	if f := c.Expect("chat"); f.Str("room") != "everyone" || f.Str("content") != "hello, plain text" {
 		t.Fatalf("plain-text chat = %v, want it in everyone", f)
 	}
 	named := ts.dialRaw(t, "/ws?username=bob&room=elsewhere", nil)
-	if w := named.expect("welcome"); strings.Join(w.strings("rooms"), ",") != "elsewhere" {
+	if w := named.Expect("welcome"); strings.Join(w.Strings("rooms"), ",") != "elsewhere" {
 		t.Fatalf("a URL naming a room got %v, want only that room", w)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/internal/wstest"
 )
 
 // TestConcurrentPublishersSameOrderForAll has many clients publish into one
@@ -23,17 +24,17 @@ import (
 func TestConcurrentPublishersSameOrderForAll(t *testing.T) {
 	const publishers, perPublisher, subscribers = 8, 40, 5
 	ts := startServer(t, partyline.Options{RateLimit: -1})
-	subs := make([]*client, subscribers)
+	subs := make([]*wstest.Client, subscribers)
 	for i := range subs {
 		subs[i] = ts.dial(t, fmt.Sprintf("/ws?username=sub%d&room=lobby", i))
-		subs[i].expect("joined")
+		subs[i].Expect("joined")
 	}
 	var wg sync.WaitGroup
 	for p := range publishers {
 		pub := ts.dial(t, fmt.Sprintf("/ws?username=pub%d&room=lobby", p))
 		wg.Go(func() {
 			for i := range perPublisher {
-				pub.send(map[string]any{"type": "chat", "content": fmt.Sprintf("p%d-%d", p, i)})
+				pub.Send(map[string]any{"type": "chat", "content": fmt.Sprintf("p%d-%d", p, i)})
 			}
 		})
 	}
@@ -43,13 +44,13 @@ func TestConcurrentPublishersSameOrderForAll(t *testing.T) {
 	for i, c := range subs {
 		got := readChats(t, c, total)
 		for j, f := range got {
-			if f.num("seq") != uint64(j+1) {
-				t.Fatalf("subscriber %d: message %d has seq %d, want %d", i, j, f.num("seq"), j+1)
+			if f.Num("seq") != uint64(j+1) {
+				t.Fatalf("subscriber %d: message %d has seq %d, want %d", i, j, f.Num("seq"), j+1)
 			}
 		}
 		contents := make([]string, total)
 		for j, f := range got {
-			contents[j] = f.str("content")
+			contents[j] = f.Str("content")
 		}
 		if first == nil {
 			first = contents
@@ -60,11 +61,11 @@ func TestConcurrentPublishersSameOrderForAll(t *testing.T) {
 }
 
 // readChats reads n chat frames, skipping other frames.
-func readChats(t testing.TB, c *client, n int) []frame {
+func readChats(t testing.TB, c *wstest.Client, n int) []wstest.Frame {
 	t.Helper()
-	chats := make([]frame, 0, n)
+	chats := make([]wstest.Frame, 0, n)
 	for len(chats) < n {
-		if f := c.next(); f.str("type") == "chat" {
+		if f := c.Next(); f.Str("type") == "chat" {
 			chats = append(chats, f)
 		}
 	}
@@ -79,8 +80,8 @@ func TestSlowConsumerIsEvictedAndResumes(t *testing.T) {
 	const total = 400
 	ts := startServer(t, partyline.Options{SendQueue: 16, Store: partyline.NewMemoryStore(0)})
 	slow := ts.dialSmallBuffer(t, "/ws?username=slow&room=lobby")
-	slow.expect("welcome")
-	slow.expect("joined") // before anything is published
+	slow.Expect("welcome")
+	slow.Expect("joined") // before anything is published
 	type outcome struct {
 		last uint64
 		err  error
@@ -91,26 +92,26 @@ func TestSlowConsumerIsEvictedAndResumes(t *testing.T) {
 		<-fastDone
 		var last uint64
 		for {
-			f, err := slow.read(waitTime)
+			f, err := slow.Read(waitTime)
 			if err != nil {
 				slowDone <- outcome{last, err}
 				return
 			}
-			switch f.str("type") {
+			switch f.Str("type") {
 			case "joined": // the join may complete after publishing began
-				last = f.num("seq")
+				last = f.Num("seq")
 			case "chat":
-				if f.num("seq") != last+1 {
-					slowDone <- outcome{last, fmt.Errorf("seq %d after %d", f.num("seq"), last)}
+				if f.Num("seq") != last+1 {
+					slowDone <- outcome{last, fmt.Errorf("seq %d after %d", f.Num("seq"), last)}
 					return
 				}
-				last = f.num("seq")
+				last = f.Num("seq")
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
 	}()
 	fast := ts.dial(t, "/ws?username=fast&room=lobby")
-	fast.expect("joined")
+	fast.Expect("joined")
 	payload := strings.Repeat("x", 16<<10) // large, so kernel buffers fill quickly
 	var received atomic.Int64              // by the fast subscriber
 	go func() {
@@ -125,8 +126,8 @@ func TestSlowConsumerIsEvictedAndResumes(t *testing.T) {
 		}
 	}()
 	for i := range total {
-		if f := readChats(t, fast, 1)[0]; f.num("seq") != uint64(i+1) {
-			t.Fatalf("fast subscriber: message %d has seq %d", i, f.num("seq"))
+		if f := readChats(t, fast, 1)[0]; f.Num("seq") != uint64(i+1) {
+			t.Fatalf("fast subscriber: message %d has seq %d", i, f.Num("seq"))
 		}
 		received.Add(1)
 	}
@@ -141,14 +142,14 @@ func TestSlowConsumerIsEvictedAndResumes(t *testing.T) {
 		t.Fatalf("slow client received all %d messages; it was never evicted", total)
 	}
 	again := ts.dial(t, "/ws?username=slow")
-	again.send(map[string]any{"type": "join", "room": "lobby", "since": last})
-	if f := again.expect("joined"); f["recovered"] != true {
+	again.Send(map[string]any{"type": "join", "room": "lobby", "since": last})
+	if f := again.Expect("joined"); f["recovered"] != true {
 		t.Fatalf("rejoin since %d: %v, want recovered true", last, f)
 	}
-	again.expect("online_users")
+	again.Expect("online_users")
 	for _, f := range readChats(t, again, int(total-last)) {
-		if f.num("seq") != last+1 {
-			t.Fatalf("resumed client: seq %d after %d", f.num("seq"), last)
+		if f.Num("seq") != last+1 {
+			t.Fatalf("resumed client: seq %d after %d", f.Num("seq"), last)
 		}
 		last++
 	}
@@ -156,7 +157,7 @@ func TestSlowConsumerIsEvictedAndResumes(t *testing.T) {
 
 // dialSmallBuffer connects with a small socket receive buffer, so the
 // server's writes to a client that reads slowly back up quickly.
-func (ts *testServer) dialSmallBuffer(t testing.TB, path string) *client {
+func (ts *testServer) dialSmallBuffer(t testing.TB, path string) *wstest.Client {
 	t.Helper()
 	dialer := websocket.Dialer{
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -172,8 +173,7 @@ func (ts *testServer) dialSmallBuffer(t testing.TB, path string) *client {
 	if err != nil {
 		t.Fatalf("dial %s: %v", path, err)
 	}
-	t.Cleanup(func() { ws.Close() })
-	return &client{t: t, ws: ws}
+	return wstest.New(t, ws)
 }
 
 // TestRecoveryWhilePublishersRun rejoins with since while other clients keep
@@ -206,23 +206,23 @@ func TestRecoveryWhilePublishersRun(t *testing.T) {
 		})
 	}
 	c := ts.dial(t, "/ws?username=alice")
-	c.send(map[string]any{"type": "join", "room": "lobby", "since": 10})
-	if f := c.expect("joined"); f["recovered"] != true {
+	c.Send(map[string]any{"type": "join", "room": "lobby", "since": 10})
+	if f := c.Expect("joined"); f["recovered"] != true {
 		t.Fatalf("joined = %v, want recovered", f)
 	}
-	c.expect("online_users")
+	c.Expect("online_users")
 	time.Sleep(100 * time.Millisecond)
 	close(stop)
 	wg.Wait()
 	want := published.Load()
 	next := uint64(11)
 	for next <= want {
-		f := c.next()
-		if f.str("type") != "chat" {
+		f := c.Next()
+		if f.Str("type") != "chat" {
 			continue
 		}
-		if f.num("seq") != next {
-			t.Fatalf("got seq %d, want %d (replay %d..%d then live)", f.num("seq"), next, 11, want)
+		if f.Num("seq") != next {
+			t.Fatalf("got seq %d, want %d (replay %d..%d then live)", f.Num("seq"), next, 11, want)
 		}
 		next++
 	}
@@ -234,17 +234,17 @@ func TestRecoveryBeyondRetentionSaysNotRecovered(t *testing.T) {
 		ts.Publish(t.Context(), "lobby", partyline.Publication{Content: fmt.Sprint(i)})
 	}
 	c := ts.dial(t, "/ws?username=alice")
-	c.send(map[string]any{"type": "join", "room": "lobby", "since": 2})
-	if f := c.expect("joined"); f["recovered"] != false || f.num("seq") != 20 {
+	c.Send(map[string]any{"type": "join", "room": "lobby", "since": 2})
+	if f := c.Expect("joined"); f["recovered"] != false || f.Num("seq") != 20 {
 		t.Fatalf("joined = %v, want recovered false at seq 20", f)
 	}
-	c.expect("online_users")
+	c.Expect("online_users")
 	ts.Publish(t.Context(), "lobby", partyline.Publication{Content: "live"})
-	if f := c.expect("chat"); f.num("seq") != 21 {
+	if f := c.Expect("chat"); f.Num("seq") != 21 {
 		t.Fatalf("after an unrecoverable join: %v, want live from seq 21", f)
 	}
-	c.send(map[string]any{"type": "join", "room": "other", "since": 0})
-	if f := c.expect("joined"); f["recovered"] != true {
+	c.Send(map[string]any{"type": "join", "room": "other", "since": 0})
+	if f := c.Expect("joined"); f["recovered"] != true {
 		t.Fatalf("join of an empty room since 0 = %v, want recovered true", f)
 	}
 }
@@ -252,19 +252,19 @@ func TestRecoveryBeyondRetentionSaysNotRecovered(t *testing.T) {
 func TestHeartbeats(t *testing.T) {
 	ts := startServer(t, partyline.Options{PingInterval: 40 * time.Millisecond, PongWait: 150 * time.Millisecond})
 	silent := ts.dial(t, "/ws?username=silent")
-	silent.ws.SetPingHandler(func(string) error { return nil }) // never answers
+	silent.Conn.SetPingHandler(func(string) error { return nil }) // never answers
 	alive := ts.dial(t, "/ws?username=alive")
 	aliveErr := make(chan error, 1)
 	go func() { // gorilla answers pings while it reads
 		for {
-			if _, _, err := alive.ws.ReadMessage(); err != nil {
+			if _, _, err := alive.Conn.ReadMessage(); err != nil {
 				aliveErr <- err
 				return
 			}
 		}
 	}()
 	start := time.Now()
-	if code := silent.closeCode(); code != websocket.CloseAbnormalClosure {
+	if code := silent.CloseCode(); code != websocket.CloseAbnormalClosure {
 		t.Fatalf("a client that never pongs: close %d, want the connection dropped", code)
 	}
 	if elapsed := time.Since(start); elapsed > 2*time.Second {
@@ -276,7 +276,7 @@ func TestHeartbeats(t *testing.T) {
 		t.Fatalf("a client that pongs was dropped: %v", err)
 	default:
 	}
-	alive.ws.Close()
+	alive.Conn.Close()
 	<-aliveErr
 }
 
@@ -285,10 +285,10 @@ func TestIdleTimeout(t *testing.T) {
 	c := ts.dial(t, "/ws?username=alice")
 	for range 3 { // messages keep it open past the timeout
 		time.Sleep(75 * time.Millisecond)
-		c.send(map[string]any{"type": "ping"})
-		c.expect("pong")
+		c.Send(map[string]any{"type": "ping"})
+		c.Expect("pong")
 	}
-	if code := c.closeCode(); code != partyline.CloseNormal {
+	if code := c.CloseCode(); code != partyline.CloseNormal {
 		t.Fatalf("idle connection closed with %d, want 1000", code)
 	}
 }
@@ -310,19 +310,19 @@ func TestStoreFailureMeansUnavailableAndNothingDelivered(t *testing.T) {
 	store := &flakyStore{MemoryStore: partyline.NewMemoryStore(0)}
 	ts := startServer(t, partyline.Options{Store: store})
 	alice := ts.dial(t, "/ws?username=alice&room=lobby")
-	alice.expect("joined")
-	alice.expect("online_users")
+	alice.Expect("joined")
+	alice.Expect("online_users")
 	bob := ts.dial(t, "/ws?username=bob&room=lobby")
-	bob.expect("joined")
-	bob.expect("online_users")
+	bob.Expect("joined")
+	bob.Expect("online_users")
 	store.failing.Store(true)
-	alice.send(map[string]any{"type": "chat", "content": "lost?", "id": "a"})
-	if f := alice.waitFor("error"); f.str("code") != "unavailable" || f.str("id") != "a" {
+	alice.Send(map[string]any{"type": "chat", "content": "lost?", "id": "a"})
+	if f := alice.WaitFor("error"); f.Str("code") != "unavailable" || f.Str("id") != "a" {
 		t.Fatalf("chat while the store fails = %v, want unavailable", f)
 	}
 	store.failing.Store(false)
-	alice.send(map[string]any{"type": "chat", "content": "back", "id": "b"})
-	if f := bob.waitFor("chat"); f.str("content") != "back" || f.num("seq") != 1 {
+	alice.Send(map[string]any{"type": "chat", "content": "back", "id": "b"})
+	if f := bob.WaitFor("chat"); f.Str("content") != "back" || f.Num("seq") != 1 {
 		t.Fatalf("bob got %v, want only the message sent after recovery, as seq 1", f)
 	}
 }
@@ -413,27 +413,27 @@ func TestLeaveStopsReplay(t *testing.T) {
 		ts.Publish(t.Context(), "lobby", partyline.Publication{Content: fmt.Sprint(i)})
 	}
 	c := ts.dial(t, "/ws?username=alice")
-	c.send(map[string]any{"type": "join", "room": "lobby", "since": 0})
-	c.send(map[string]any{"type": "leave", "room": "lobby"})
-	c.waitFor("left")
-	c.send(map[string]any{"type": "join", "room": "lobby", "since": 290})
-	c.expect("joined")
-	c.expect("online_users")
+	c.Send(map[string]any{"type": "join", "room": "lobby", "since": 0})
+	c.Send(map[string]any{"type": "leave", "room": "lobby"})
+	c.WaitFor("left")
+	c.Send(map[string]any{"type": "join", "room": "lobby", "since": 290})
+	c.Expect("joined")
+	c.Expect("online_users")
 	for want := uint64(291); want <= 300; want++ {
-		if f := c.expect("chat"); f.num("seq") != want {
-			t.Fatalf("after leave and join since 290: seq %d, want %d (the old replay leaked)", f.num("seq"), want)
+		if f := c.Expect("chat"); f.Num("seq") != want {
+			t.Fatalf("after leave and join since 290: seq %d, want %d (the old replay leaked)", f.Num("seq"), want)
 		}
 	}
-	c.send(map[string]any{"type": "ping"})
-	c.expect("pong")
+	c.Send(map[string]any{"type": "ping"})
+	c.Expect("pong")
 }
 
 // TestMalformedFrameClosesWithProtocolError sends an unmasked client frame.
 func TestMalformedFrameClosesWithProtocolError(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
 	c := ts.dial(t, "/ws?username=alice")
-	c.ws.NetConn().Write([]byte{0x81, 0x02, 'h', 'i'}) // a client frame must be masked
-	if code := c.closeCode(); code != websocket.CloseProtocolError {
+	c.Conn.NetConn().Write([]byte{0x81, 0x02, 'h', 'i'}) // a client frame must be masked
+	if code := c.CloseCode(); code != websocket.CloseProtocolError {
 		t.Fatalf("close code %d, want 1002", code)
 	}
 }

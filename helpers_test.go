@@ -1,10 +1,8 @@
 package partyline_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,10 +12,11 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/internal/wstest"
 )
 
 // waitTime bounds every wait of a test.
-const waitTime = 5 * time.Second
+const waitTime = wstest.Wait
 
 // testServer is a partyline Server behind a real loopback HTTP server.
 type testServer struct {
@@ -50,53 +49,21 @@ func startServer(t testing.TB, opts partyline.Options) *testServer {
 	return ts
 }
 
-// frame is one decoded server frame.
-type frame map[string]any
-
-func (f frame) str(key string) string { s, _ := f[key].(string); return s }
-
-func (f frame) num(key string) uint64 { n, _ := f[key].(float64); return uint64(n) }
-
-func (f frame) strings(key string) []string {
-	list, ok := f[key].([]any)
-	if !ok {
-		return nil
-	}
-	out := make([]string, 0, len(list))
-	for _, v := range list {
-		s, _ := v.(string)
-		out = append(out, s)
-	}
-	return out
-}
-
-// client is a test WebSocket client that splits batched frames.
-type client struct {
-	t       testing.TB
-	ws      *websocket.Conn
-	pending []frame
-}
-
 // dial connects to path (e.g. "/ws?username=alice&room=lobby") and reads
 // the welcome frame.
-func (ts *testServer) dial(t testing.TB, path string) *client {
+func (ts *testServer) dial(t testing.TB, path string) *wstest.Client {
 	t.Helper()
 	c := ts.dialRaw(t, path, nil)
-	if f := c.next(); f.str("type") != "welcome" {
+	if f := c.Next(); f.Str("type") != "welcome" {
 		t.Fatalf("first frame = %v, want welcome", f)
 	}
 	return c
 }
 
 // dialRaw connects without reading anything.
-func (ts *testServer) dialRaw(t testing.TB, path string, header http.Header) *client {
+func (ts *testServer) dialRaw(t testing.TB, path string, header http.Header) *wstest.Client {
 	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial(ts.url+path, header)
-	if err != nil {
-		t.Fatalf("dial %s: %v (response %v)", path, err, resp)
-	}
-	t.Cleanup(func() { ws.Close() })
-	return &client{t: t, ws: ws}
+	return wstest.Dial(t, ts.url+path, header)
 }
 
 // refusal dials path expecting an HTTP refusal; it returns the status and
@@ -122,99 +89,6 @@ func (ts *testServer) refusal(t testing.TB, path string, header http.Header) (in
 		t.Errorf("dial %s: refusal %q has no message", path, body.Error.Code)
 	}
 	return resp.StatusCode, body.Error.Code
-}
-
-func (c *client) send(v any) {
-	c.t.Helper()
-	c.ws.SetWriteDeadline(time.Now().Add(waitTime))
-	if err := c.ws.WriteJSON(v); err != nil {
-		c.t.Fatalf("send %v: %v", v, err)
-	}
-}
-
-func (c *client) sendText(s string) {
-	c.t.Helper()
-	c.ws.SetWriteDeadline(time.Now().Add(waitTime))
-	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
-		c.t.Fatalf("send %q: %v", s, err)
-	}
-}
-
-// read returns the next frame or the read error.
-func (c *client) read(timeout time.Duration) (frame, error) {
-	for len(c.pending) == 0 {
-		c.ws.SetReadDeadline(time.Now().Add(timeout))
-		_, data, err := c.ws.ReadMessage()
-		if err != nil {
-			return nil, err
-		}
-		for _, line := range bytes.Split(data, []byte("\n")) {
-			var f frame
-			if err := json.Unmarshal(line, &f); err != nil {
-				return nil, err
-			}
-			c.pending = append(c.pending, f)
-		}
-	}
-	f := c.pending[0]
-	c.pending = c.pending[1:]
-	return f, nil
-}
-
-func (c *client) next() frame {
-	c.t.Helper()
-	f, err := c.read(waitTime)
-	if err != nil {
-		c.t.Fatalf("read: %v", err)
-	}
-	return f
-}
-
-// expect reads the next frame and checks its type.
-func (c *client) expect(kind string) frame {
-	c.t.Helper()
-	f := c.next()
-	if f.str("type") != kind {
-		c.t.Fatalf("got frame %v, want type %q", f, kind)
-	}
-	return f
-}
-
-// waitFor skips frames until one of the given type arrives.
-func (c *client) waitFor(kind string) frame {
-	c.t.Helper()
-	deadline := time.Now().Add(waitTime)
-	for time.Now().Before(deadline) {
-		f, err := c.read(time.Until(deadline))
-		if err != nil {
-			c.t.Fatalf("waiting for %q: %v", kind, err)
-		}
-		if f.str("type") == kind {
-			return f
-		}
-	}
-	c.t.Fatalf("no %q frame within %s", kind, waitTime)
-	return nil
-}
-
-// closeCode reads until the server closes the connection and returns the
-// close code (1006 when it closed without a close frame).
-func (c *client) closeCode() int {
-	c.t.Helper()
-	deadline := time.Now().Add(waitTime)
-	for time.Now().Before(deadline) {
-		_, err := c.read(time.Until(deadline))
-		if err == nil {
-			continue
-		}
-		var ce *websocket.CloseError
-		if errors.As(err, &ce) {
-			return ce.Code
-		}
-		return websocket.CloseAbnormalClosure
-	}
-	c.t.Fatalf("connection not closed within %s", waitTime)
-	return 0
 }
 
 // waitUntil polls cond until it holds, failing the test after waitTime.

@@ -8,37 +8,38 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/internal/wstest"
 )
 
 func TestJoinAndLeaveAnnouncePresence(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
 	alice := ts.dial(t, "/ws?username=alice&room=lobby")
-	alice.expect("joined")
-	alice.expect("online_users")
+	alice.Expect("joined")
+	alice.Expect("online_users")
 	bob := ts.dial(t, "/ws?username=bob")
-	bob.send(map[string]any{"type": "join", "room": "lobby", "id": 7})
-	if f := bob.expect("joined"); f.str("room") != "lobby" || f.num("seq") != 0 {
+	bob.Send(map[string]any{"type": "join", "room": "lobby", "id": 7})
+	if f := bob.Expect("joined"); f.Str("room") != "lobby" || f.Num("seq") != 0 {
 		t.Fatalf("joined = %v, want lobby at seq 0", f)
 	}
-	if f := bob.expect("online_users"); f.str("content") != "alice,bob" {
+	if f := bob.Expect("online_users"); f.Str("content") != "alice,bob" {
 		t.Fatalf("online_users = %v, want alice,bob", f)
 	}
-	if f := bob.expect("ack"); f["id"] != float64(7) {
+	if f := bob.Expect("ack"); f["id"] != float64(7) {
 		t.Fatalf("ack = %v, want the numeric id 7 echoed", f)
 	}
-	if f := alice.expect("user_joined"); f.str("username") != "bob" {
+	if f := alice.Expect("user_joined"); f.Str("username") != "bob" {
 		t.Fatalf("alice got %v, want user_joined bob", f)
 	}
-	bob.send(map[string]any{"type": "leave", "room": "lobby", "id": "x"})
-	if f := bob.expect("left"); f.str("room") != "lobby" {
+	bob.Send(map[string]any{"type": "leave", "room": "lobby", "id": "x"})
+	if f := bob.Expect("left"); f.Str("room") != "lobby" {
 		t.Fatalf("left = %v, want lobby", f)
 	}
-	bob.expect("ack")
-	if f := alice.expect("user_left"); f.str("username") != "bob" || f.str("content") != "bob left the room" {
+	bob.Expect("ack")
+	if f := alice.Expect("user_left"); f.Str("username") != "bob" || f.Str("content") != "bob left the room" {
 		t.Fatalf("alice got %v, want user_left bob", f)
 	}
-	bob.send(map[string]any{"type": "chat", "room": "lobby", "content": "still here?", "id": "late"})
-	if f := bob.expect("error"); f.str("code") != "not_joined" || f.str("id") != "late" {
+	bob.Send(map[string]any{"type": "chat", "room": "lobby", "content": "still here?", "id": "late"})
+	if f := bob.Expect("error"); f.Str("code") != "not_joined" || f.Str("id") != "late" {
 		t.Fatalf("chat after leave = %v, want not_joined echoing id late", f)
 	}
 }
@@ -46,26 +47,26 @@ func TestJoinAndLeaveAnnouncePresence(t *testing.T) {
 func TestPresenceIsPerUserAcrossDevices(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
 	bob := ts.dial(t, "/ws?username=bob&room=lobby")
-	bob.expect("joined")
-	bob.expect("online_users")
+	bob.Expect("joined")
+	bob.Expect("online_users")
 	phone := ts.dial(t, "/ws?username=alice&room=lobby")
-	phone.expect("joined")
-	phone.expect("online_users")
-	bob.expect("user_joined")
+	phone.Expect("joined")
+	phone.Expect("online_users")
+	bob.Expect("user_joined")
 	laptop := ts.dial(t, "/ws?username=alice&room=lobby")
-	laptop.expect("joined")
-	if f := laptop.expect("online_users"); f.str("content") != "alice,bob" {
+	laptop.Expect("joined")
+	if f := laptop.Expect("online_users"); f.Str("content") != "alice,bob" {
 		t.Fatalf("second device's online_users = %v, want alice,bob once each", f)
 	}
-	phone.ws.Close()
-	laptop.send(map[string]any{"type": "ping"})
-	laptop.expect("pong") // the phone's departure has been handled or is in flight
-	bob.send(map[string]any{"type": "presence", "room": "lobby"})
-	if f := bob.expect("online_users"); f.str("content") != "alice,bob" {
+	phone.Conn.Close()
+	laptop.Send(map[string]any{"type": "ping"})
+	laptop.Expect("pong") // the phone's departure has been handled or is in flight
+	bob.Send(map[string]any{"type": "presence", "room": "lobby"})
+	if f := bob.Expect("online_users"); f.Str("content") != "alice,bob" {
 		t.Fatalf("after one of alice's devices left: %v, want alice still online (no user_left)", f)
 	}
-	laptop.ws.Close()
-	if f := bob.expect("user_left"); f.str("username") != "alice" {
+	laptop.Conn.Close()
+	if f := bob.Expect("user_left"); f.Str("username") != "alice" {
 		t.Fatalf("after alice's last device left: %v, want user_left alice", f)
 	}
 }
@@ -76,18 +77,18 @@ func TestDirectMessages(t *testing.T) {
 	aliceLaptop := ts.dial(t, "/ws?username=alice")
 	bob := ts.dial(t, "/ws?username=bob")
 	bobTablet := ts.dial(t, "/ws?username=bob")
-	bob.send(map[string]any{"type": "direct", "to": "alice", "content": "psst", "data": map[string]any{"k": 1}, "id": "d1"})
-	for name, c := range map[string]*client{"alice's phone": alicePhone, "alice's laptop": aliceLaptop, "bob's tablet": bobTablet} {
-		f := c.expect("direct")
-		if f.str("from") != "bob" || f.str("to") != "alice" || f.str("content") != "psst" || f.str("id") == "" || f.num("timestamp") == 0 {
+	bob.Send(map[string]any{"type": "direct", "to": "alice", "content": "psst", "data": map[string]any{"k": 1}, "id": "d1"})
+	for name, c := range map[string]*wstest.Client{"alice's phone": alicePhone, "alice's laptop": aliceLaptop, "bob's tablet": bobTablet} {
+		f := c.Expect("direct")
+		if f.Str("from") != "bob" || f.Str("to") != "alice" || f.Str("content") != "psst" || f.Str("id") == "" || f.Num("timestamp") == 0 {
 			t.Errorf("%s got %v, want bob's direct to alice", name, f)
 		}
 	}
-	if f := bob.expect("ack"); f.str("id") != "d1" {
+	if f := bob.Expect("ack"); f.Str("id") != "d1" {
 		t.Fatalf("sender got %v, want only the ack (not its own message)", f)
 	}
-	bob.send(map[string]any{"type": "direct", "to": "nobody", "content": "hello?", "id": "d2"})
-	if f := bob.expect("error"); f.str("code") != "user_offline" || f.str("id") != "d2" {
+	bob.Send(map[string]any{"type": "direct", "to": "nobody", "content": "hello?", "id": "d2"})
+	if f := bob.Expect("error"); f.Str("code") != "user_offline" || f.Str("id") != "d2" {
 		t.Fatalf("direct to an offline user: %v, want user_offline", f)
 	}
 }
@@ -96,57 +97,57 @@ func TestTypingIsRelayedAndThrottled(t *testing.T) {
 	clock := newFakeClock()
 	ts := startServer(t, partyline.Options{Now: clock.Now})
 	alice := ts.dial(t, "/ws?username=alice&room=lobby")
-	alice.expect("joined")
-	alice.expect("online_users")
+	alice.Expect("joined")
+	alice.Expect("online_users")
 	bob := ts.dial(t, "/ws?username=bob&room=lobby")
-	bob.expect("joined")
-	bob.expect("online_users")
-	alice.expect("user_joined")
-	bob.send(map[string]any{"type": "typing", "room": "lobby"})
-	if f := alice.expect("typing"); f.str("username") != "bob" || f.str("room") != "lobby" {
+	bob.Expect("joined")
+	bob.Expect("online_users")
+	alice.Expect("user_joined")
+	bob.Send(map[string]any{"type": "typing", "room": "lobby"})
+	if f := alice.Expect("typing"); f.Str("username") != "bob" || f.Str("room") != "lobby" {
 		t.Fatalf("typing = %v, want bob in lobby", f)
 	}
-	bob.send(map[string]any{"type": "typing", "room": "lobby"}) // within 2 s: dropped
+	bob.Send(map[string]any{"type": "typing", "room": "lobby"}) // within 2 s: dropped
 	clock.Advance(2 * time.Second)
-	bob.send(map[string]any{"type": "typing", "room": "lobby", "id": "t3"})
-	bob.expect("ack") // bob never sees his own typing
-	alice.expect("typing")
-	alice.send(map[string]any{"type": "ping"})
-	alice.expect("pong") // the throttled second indicator never arrived before this
+	bob.Send(map[string]any{"type": "typing", "room": "lobby", "id": "t3"})
+	bob.Expect("ack") // bob never sees his own typing
+	alice.Expect("typing")
+	alice.Send(map[string]any{"type": "ping"})
+	alice.Expect("pong") // the throttled second indicator never arrived before this
 }
 
 func TestHistoryAndPresenceFrames(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
 	c := ts.dial(t, "/ws?username=alice&room=lobby")
-	c.expect("joined")
-	c.expect("online_users")
+	c.Expect("joined")
+	c.Expect("online_users")
 	for i := 1; i <= 5; i++ {
-		c.send(map[string]any{"type": "chat", "content": fmt.Sprint("m", i)})
-		c.expect("chat")
+		c.Send(map[string]any{"type": "chat", "content": fmt.Sprint("m", i)})
+		c.Expect("chat")
 	}
-	c.send(map[string]any{"type": "history", "room": "lobby", "before": 5, "limit": 2})
-	h := c.expect("history")
+	c.Send(map[string]any{"type": "history", "room": "lobby", "before": 5, "limit": 2})
+	h := c.Expect("history")
 	msgs, _ := h["messages"].([]any)
-	if len(msgs) != 2 || frame(msgs[0].(map[string]any)).num("seq") != 3 || frame(msgs[1].(map[string]any)).num("seq") != 4 {
+	if len(msgs) != 2 || wstest.Frame(msgs[0].(map[string]any)).Num("seq") != 3 || wstest.Frame(msgs[1].(map[string]any)).Num("seq") != 4 {
 		t.Fatalf("history before 5 limit 2 = %v, want seqs 3 and 4", h)
 	}
-	c.send(map[string]any{"type": "history", "room": "lobby"})
-	if msgs, _ := c.expect("history")["messages"].([]any); len(msgs) != 5 {
+	c.Send(map[string]any{"type": "history", "room": "lobby"})
+	if msgs, _ := c.Expect("history")["messages"].([]any); len(msgs) != 5 {
 		t.Fatalf("history with defaults has %d messages, want 5", len(msgs))
 	}
-	c.send(map[string]any{"type": "history", "room": "empty-room"})
-	if f := c.expect("error"); f.str("code") != "not_joined" {
+	c.Send(map[string]any{"type": "history", "room": "empty-room"})
+	if f := c.Expect("error"); f.Str("code") != "not_joined" {
 		t.Fatalf("history of a room not joined = %v, want not_joined", f)
 	}
-	c.send(map[string]any{"type": "join", "room": "empty-room"})
-	c.expect("joined")
-	c.expect("online_users")
-	c.send(map[string]any{"type": "history", "room": "empty-room"})
-	if h := c.next(); h.str("type") != "history" || h["messages"] == nil {
+	c.Send(map[string]any{"type": "join", "room": "empty-room"})
+	c.Expect("joined")
+	c.Expect("online_users")
+	c.Send(map[string]any{"type": "history", "room": "empty-room"})
+	if h := c.Next(); h.Str("type") != "history" || h["messages"] == nil {
 		t.Fatalf("history of an empty room = %v, want messages []", h)
 	}
-	c.send(map[string]any{"type": "history", "room": "lobby", "limit": 101})
-	if f := c.expect("error"); f.str("code") != "bad_request" {
+	c.Send(map[string]any{"type": "history", "room": "lobby", "limit": 101})
+	if f := c.Expect("error"); f.Str("code") != "bad_request" {
 		t.Fatalf("limit 101 = %v, want bad_request", f)
 	}
 }
@@ -154,13 +155,13 @@ func TestHistoryAndPresenceFrames(t *testing.T) {
 func TestChatCarriesDataAndServerFields(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
 	c := ts.dial(t, "/ws?username=alice&room=lobby")
-	c.expect("joined")
-	c.expect("online_users")
-	c.send(map[string]any{"type": "chat", "room": "lobby", "content": "<b>hi</b>", "data": map[string]any{"x": []int{1, 2}},
+	c.Expect("joined")
+	c.Expect("online_users")
+	c.Send(map[string]any{"type": "chat", "room": "lobby", "content": "<b>hi</b>", "data": map[string]any{"x": []int{1, 2}},
 		"username": "mallory", "timestamp": 1, "seq": 99})
-	f := c.expect("chat")
+	f := c.Expect("chat")
 	data, _ := f["data"].(map[string]any)
-	if f.str("username") != "alice" || f.num("seq") != 1 || f.num("timestamp") < 1e12 || data == nil || f.str("content") != "<b>hi</b>" {
+	if f.Str("username") != "alice" || f.Num("seq") != 1 || f.Num("timestamp") < 1e12 || data == nil || f.Str("content") != "<b>hi</b>" {
 		t.Fatalf("chat = %v, want alice's data message with server-set username, seq and timestamp", f)
 	}
 }
@@ -168,8 +169,8 @@ func TestChatCarriesDataAndServerFields(t *testing.T) {
 func TestBadInputGetsErrors(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
 	c := ts.dial(t, "/ws?username=alice&room=lobby")
-	c.expect("joined")
-	c.expect("online_users")
+	c.Expect("joined")
+	c.Expect("online_users")
 	for _, tc := range []struct {
 		frame string
 		code  string
@@ -186,12 +187,12 @@ func TestBadInputGetsErrors(t *testing.T) {
 		{`{"type":"direct","to":"bad name!","content":"x","id":"u"}`, "bad_request"},
 		{`{"type":"refresh","token":"x","id":"u"}`, "bad_request"},
 	} {
-		c.sendText(tc.frame)
-		f := c.expect("error")
-		if f.str("code") != tc.code || f.str("message") == "" {
+		c.SendText(tc.frame)
+		f := c.Expect("error")
+		if f.Str("code") != tc.code || f.Str("message") == "" {
 			t.Errorf("%s: got %v, want error %s with a message", tc.frame, f, tc.code)
 		}
-		if strings.Contains(tc.frame, `"id":"u"`) && f.str("id") != "u" {
+		if strings.Contains(tc.frame, `"id":"u"`) && f.Str("id") != "u" {
 			t.Errorf("%s: error %v does not echo id u", tc.frame, f)
 		}
 	}
@@ -200,10 +201,10 @@ func TestBadInputGetsErrors(t *testing.T) {
 func TestTooManyRoomsOnJoin(t *testing.T) {
 	ts := startServer(t, partyline.Options{MaxRooms: 1})
 	c := ts.dial(t, "/ws?username=alice&room=one")
-	c.expect("joined")
-	c.expect("online_users")
-	c.send(map[string]any{"type": "join", "room": "two", "id": 1})
-	if f := c.expect("error"); f.str("code") != "too_many_rooms" {
+	c.Expect("joined")
+	c.Expect("online_users")
+	c.Send(map[string]any{"type": "join", "room": "two", "id": 1})
+	if f := c.Expect("error"); f.Str("code") != "too_many_rooms" {
 		t.Fatalf("join beyond max rooms = %v, want too_many_rooms", f)
 	}
 }
@@ -212,16 +213,16 @@ func TestCloseCodes(t *testing.T) {
 	ts := startServer(t, partyline.Options{MaxMessageSize: 1024})
 	for _, tc := range []struct {
 		name string
-		send func(*client)
+		send func(*wstest.Client)
 		code int
 	}{
-		{"binary frame", func(c *client) { c.ws.WriteMessage(websocket.BinaryMessage, []byte{1, 2}) }, 1003},
-		{"invalid UTF-8", func(c *client) { c.ws.WriteMessage(websocket.TextMessage, []byte{'{', 0xff, '}'}) }, 1007},
-		{"too large", func(c *client) { c.sendText(strings.Repeat("x", 1025)) }, 1009},
+		{"binary frame", func(c *wstest.Client) { c.Conn.WriteMessage(websocket.BinaryMessage, []byte{1, 2}) }, 1003},
+		{"invalid UTF-8", func(c *wstest.Client) { c.Conn.WriteMessage(websocket.TextMessage, []byte{'{', 0xff, '}'}) }, 1007},
+		{"too large", func(c *wstest.Client) { c.SendText(strings.Repeat("x", 1025)) }, 1009},
 	} {
 		c := ts.dial(t, "/ws?username=alice")
 		tc.send(c)
-		if code := c.closeCode(); code != tc.code {
+		if code := c.CloseCode(); code != tc.code {
 			t.Errorf("%s: close code %d, want %d", tc.name, code, tc.code)
 		}
 	}
@@ -232,18 +233,18 @@ func TestRateLimit(t *testing.T) {
 	ts := startServer(t, partyline.Options{Now: clock.Now, RateLimit: 1, RateBurst: 3})
 	c := ts.dial(t, "/ws?username=alice")
 	for i := range 3 {
-		c.send(map[string]any{"type": "ping", "id": i})
-		c.expect("pong")
-		c.expect("ack")
+		c.Send(map[string]any{"type": "ping", "id": i})
+		c.Expect("pong")
+		c.Expect("ack")
 	}
 	for i := range 3 {
-		c.send(map[string]any{"type": "ping", "id": 10 + i})
-		if f := c.expect("error"); f.str("code") != "rate_limited" || f.num("id") != uint64(10+i) {
+		c.Send(map[string]any{"type": "ping", "id": 10 + i})
+		if f := c.Expect("error"); f.Str("code") != "rate_limited" || f.Num("id") != uint64(10+i) {
 			t.Fatalf("message beyond the burst = %v, want rate_limited echoing its id", f)
 		}
 	}
-	c.send(map[string]any{"type": "ping"})
-	if code := c.closeCode(); code != partyline.CloseRateLimit {
+	c.Send(map[string]any{"type": "ping"})
+	if code := c.CloseCode(); code != partyline.CloseRateLimit {
 		t.Fatalf("close code = %d, want 4008 after a burst of refusals", code)
 	}
 }
@@ -257,25 +258,25 @@ func TestKick(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("Disconnect = %d, %v; want 2, nil", n, err)
 	}
-	for _, c := range []*client{a, b} {
-		if code := c.closeCode(); code != partyline.CloseKicked {
+	for _, c := range []*wstest.Client{a, b} {
+		if code := c.CloseCode(); code != partyline.CloseKicked {
 			t.Fatalf("kicked connection closed with %d, want 4003", code)
 		}
 	}
-	other.send(map[string]any{"type": "ping"})
-	other.expect("pong")
+	other.Send(map[string]any{"type": "ping"})
+	other.Expect("pong")
 }
 
 func TestPublishFromGo(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
 	c := ts.dial(t, "/ws?username=alice&room=news")
-	c.expect("joined")
-	c.expect("online_users")
+	c.Expect("joined")
+	c.Expect("online_users")
 	m, err := ts.Publish(t.Context(), "news", partyline.Publication{Content: "extra!"})
 	if err != nil || m.Seq != 1 || m.ID == "" || m.Username != "system" {
 		t.Fatalf("Publish = %+v, %v; want seq 1 from system", m, err)
 	}
-	if f := c.expect("chat"); f.str("username") != "system" || f.str("id") != m.ID {
+	if f := c.Expect("chat"); f.Str("username") != "system" || f.Str("id") != m.ID {
 		t.Fatalf("delivered %v, want the published message", f)
 	}
 	if _, err := ts.Publish(t.Context(), "bad room", partyline.Publication{Content: "x"}); partyline.ErrorCode(err) != "invalid_room" {
@@ -286,7 +287,7 @@ func TestPublishFromGo(t *testing.T) {
 func TestRoomsAndUsersFromGo(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
 	a := ts.dial(t, "/ws?username=alice&room=lobby&room=news")
-	a.expect("joined")
+	a.Expect("joined")
 	ts.dial(t, "/ws?username=alice&room=lobby")
 	ts.dial(t, "/ws?username=bob&room=lobby")
 	ts.Publish(t.Context(), "news", partyline.Publication{Content: "x"})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/partyline/partyline"
 	"github.com/partyline/partyline/httpapi"
+	"github.com/partyline/partyline/internal/wstest"
 )
 
 // published is the answer of POST /api/rooms/{room}/messages.
@@ -39,9 +40,9 @@ func TestPublishIsDeliveredWithSeq(t *testing.T) {
 	if p.Seq != 1 || p.ID == "" || p.Timestamp <= 0 {
 		t.Fatalf("publish answer = %+v, want seq 1, an id and a timestamp", p)
 	}
-	f := alice.waitFor("chat")
-	if f.num("seq") != 1 || f.str("id") != p.ID || f.str("username") != "bot" ||
-		f.str("content") != "hello" || f.str("room") != "lobby" || int64(f.num("timestamp")) != p.Timestamp {
+	f := alice.WaitFor("chat")
+	if f.Num("seq") != 1 || f.Str("id") != p.ID || f.Str("username") != "bot" ||
+		f.Str("content") != "hello" || f.Str("room") != "lobby" || int64(f.Num("timestamp")) != p.Timestamp {
 		t.Errorf("delivered %v, want seq 1, id %q, username bot, content hello, timestamp %d", f, p.ID, p.Timestamp)
 	}
 	if data, _ := json.Marshal(f["data"]); string(data) != `{"k":[1,2]}` {
@@ -49,8 +50,8 @@ func TestPublishIsDeliveredWithSeq(t *testing.T) {
 	}
 
 	p = ts.publish(t, "lobby", `{"content":"second"}`)
-	f = alice.waitFor("chat")
-	if p.Seq != 2 || f.num("seq") != 2 || f.str("username") != "system" {
+	f = alice.WaitFor("chat")
+	if p.Seq != 2 || f.Num("seq") != 2 || f.Str("username") != "system" {
 		t.Errorf("second publish: answer seq %d, delivered %v; want seq 2 from system", p.Seq, f)
 	}
 	if _, ok := f["data"]; ok {
@@ -62,8 +63,8 @@ func TestPublishDataOnly(t *testing.T) {
 	ts := startServer(t, httpapi.Options{})
 	alice := ts.dial(t, "/ws/lobby?username=alice", 1)
 	ts.publish(t, "lobby", `{"data":{"temp":21.5}}`)
-	f := alice.waitFor("chat")
-	if data, _ := json.Marshal(f["data"]); string(data) != `{"temp":21.5}` || f.str("content") != "" {
+	f := alice.WaitFor("chat")
+	if data, _ := json.Marshal(f["data"]); string(data) != `{"temp":21.5}` || f.Str("content") != "" {
 		t.Errorf("delivered %v, want data {\"temp\":21.5} and no content", f)
 	}
 }
@@ -191,8 +192,8 @@ func TestRooms(t *testing.T) {
 	ts.dial(t, "/ws?username=bob&room=lobby&room=dev", 2)
 	ts.publish(t, "lobby", `{"content":"x"}`)
 	ts.publish(t, "lobby", `{"content":"y"}`)
-	alice.waitFor("chat")
-	if f := alice.waitFor("chat"); f.num("seq") != 2 { // the room has taken both in
+	alice.WaitFor("chat")
+	if f := alice.WaitFor("chat"); f.Num("seq") != 2 { // the room has taken both in
 		t.Fatalf("second chat = %v, want seq 2", f)
 	}
 
@@ -238,9 +239,9 @@ func TestDirectToOnlineUser(t *testing.T) {
 	if resp.status != http.StatusAccepted {
 		t.Fatalf("direct to bob: %d %s, want 202", resp.status, resp.body)
 	}
-	for name, c := range map[string]*client{"phone": phone, "laptop": laptop} {
-		f := c.waitFor("direct")
-		if f.str("from") != "shop" || f.str("to") != "bob" || f.str("content") != "your order shipped" || f.str("id") == "" || f.num("timestamp") == 0 {
+	for name, c := range map[string]*wstest.Client{"phone": phone, "laptop": laptop} {
+		f := c.WaitFor("direct")
+		if f.Str("from") != "shop" || f.Str("to") != "bob" || f.Str("content") != "your order shipped" || f.Str("id") == "" || f.Num("timestamp") == 0 {
 			t.Errorf("%s got %v, want a direct from shop to bob", name, f)
 		}
 		if data, _ := json.Marshal(f["data"]); string(data) != `{"order":7}` {
@@ -249,7 +250,7 @@ func TestDirectToOnlineUser(t *testing.T) {
 	}
 
 	ts.do(t, "POST", "/api/users/bob/messages", `{"content":"hi"}`)
-	if f := phone.waitFor("direct"); f.str("from") != "system" {
+	if f := phone.WaitFor("direct"); f.Str("from") != "system" {
 		t.Errorf("direct without from: %v, want from system", f)
 	}
 }
@@ -292,12 +293,12 @@ func TestDisconnectClosesEveryConnectionWith4003(t *testing.T) {
 	if resp.status != http.StatusOK || got.Closed == nil || *got.Closed != 2 {
 		t.Fatalf("disconnect bob: %d %s, want 200 {\"closed\":2}", resp.status, resp.body)
 	}
-	for name, c := range map[string]*client{"phone": phone, "laptop": laptop} {
-		if code := c.closeCode(); code != partyline.CloseKicked {
+	for name, c := range map[string]*wstest.Client{"phone": phone, "laptop": laptop} {
+		if code := c.CloseCode(); code != partyline.CloseKicked {
 			t.Errorf("bob's %s closed with %d, want %d", name, code, partyline.CloseKicked)
 		}
 	}
-	if f := alice.waitFor("user_left"); f.str("username") != "bob" {
+	if f := alice.WaitFor("user_left"); f.Str("username") != "bob" {
 		t.Errorf("alice got %v, want bob's user_left", f)
 	}
 

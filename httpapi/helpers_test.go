@@ -1,25 +1,21 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/partyline/partyline"
 	"github.com/partyline/partyline/httpapi"
+	"github.com/partyline/partyline/internal/wstest"
 )
 
 // waitTime bounds every wait of a test.
-const waitTime = 5 * time.Second
+const waitTime = wstest.Wait
 
 // testServer is a partyline Server with the API mounted, served on loopback.
 type testServer struct {
@@ -141,100 +137,15 @@ func (ts *testServer) serveLocal(method, path, body, remoteAddr string, header h
 	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
 }
 
-// frame is one decoded server frame.
-type frame map[string]any
-
-func (f frame) str(key string) string { s, _ := f[key].(string); return s }
-
-func (f frame) num(key string) uint64 { n, _ := f[key].(float64); return uint64(n) }
-
-// client is a WebSocket client that splits batched frames.
-type client struct {
-	t       testing.TB
-	ws      *websocket.Conn
-	pending []frame
-}
-
 // dial connects to path (e.g. "/ws/lobby?username=alice"), reads the welcome
 // frame and, for every room named in the path, its joined and online_users.
-func (ts *testServer) dial(t testing.TB, path string, rooms int) *client {
+func (ts *testServer) dial(t testing.TB, path string, rooms int) *wstest.Client {
 	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.url, "http")+path, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v (response %v)", path, err, resp)
-	}
-	t.Cleanup(func() { ws.Close() })
-	c := &client{t: t, ws: ws}
-	c.expect("welcome")
+	c := wstest.Dial(t, "ws"+strings.TrimPrefix(ts.url, "http")+path, nil)
+	c.Expect("welcome")
 	for range rooms {
-		c.expect("joined")
-		c.expect("online_users")
+		c.Expect("joined")
+		c.Expect("online_users")
 	}
 	return c
-}
-
-// read returns the next frame or the read error.
-func (c *client) read(timeout time.Duration) (frame, error) {
-	for len(c.pending) == 0 {
-		c.ws.SetReadDeadline(time.Now().Add(timeout))
-		_, data, err := c.ws.ReadMessage()
-		if err != nil {
-			return nil, err
-		}
-		for _, line := range bytes.Split(data, []byte("\n")) {
-			var f frame
-			if err := json.Unmarshal(line, &f); err != nil {
-				return nil, err
-			}
-			c.pending = append(c.pending, f)
-		}
-	}
-	f := c.pending[0]
-	c.pending = c.pending[1:]
-	return f, nil
-}
-
-// expect reads the next frame and checks its type.
-func (c *client) expect(kind string) frame {
-	c.t.Helper()
-	f, err := c.read(waitTime)
-	if err != nil {
-		c.t.Fatalf("waiting for %q: %v", kind, err)
-	}
-	if f.str("type") != kind {
-		c.t.Fatalf("got frame %v, want type %q", f, kind)
-	}
-	return f
-}
-
-// waitFor skips frames until one of the given type arrives.
-func (c *client) waitFor(kind string) frame {
-	c.t.Helper()
-	deadline := time.Now().Add(waitTime)
-	for {
-		f, err := c.read(time.Until(deadline))
-		if err != nil {
-			c.t.Fatalf("waiting for %q: %v", kind, err)
-		}
-		if f.str("type") == kind {
-			return f
-		}
-	}
-}
-
-// closeCode reads until the connection closes and returns its close code.
-func (c *client) closeCode() int {
-	c.t.Helper()
-	deadline := time.Now().Add(waitTime)
-	for {
-		_, err := c.read(time.Until(deadline))
-		if err == nil {
-			continue
-		}
-		var ce *websocket.CloseError
-		if !errors.As(err, &ce) {
-			c.t.Fatalf("connection ended with %v, want a close frame", err)
-		}
-		return ce.Code
-	}
 }
