@@ -35,7 +35,7 @@ func (s *Server) Publish(ctx context.Context, room string, p Publication) (Messa
 // publish commits msg, then hands it to the broker for delivery: durability
 // before delivery (docs/protocol.md §5.2).
 func (s *Server) publish(ctx context.Context, msg Message) (Message, error) {
-	msg.ID = randomID() + randomID()[:8]
+	msg.ID = newMessageID()
 	msg.Timestamp = s.opts.Now().UnixMilli()
 	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
 	defer cancel()
@@ -79,7 +79,7 @@ func (s *Server) sendDirect(ctx context.Context, d DirectMessage, session string
 	if !ValidUsername(d.To) {
 		return newError(CodeBadRequest, "to must be a valid username")
 	}
-	online, err := s.hub.presence(ctx, "contains", func(ctx context.Context, p Presence) (bool, error) {
+	online, err := s.hub.presence(ctx, func(ctx context.Context, p Presence) (bool, error) {
 		return p.Contains(ctx, "", d.To)
 	})
 	if err != nil {
@@ -90,7 +90,7 @@ func (s *Server) sendDirect(ctx context.Context, d DirectMessage, session string
 	}
 	frame := textFrame(wire.AppendDirect(nil, wire.Direct{
 		From: d.From, To: d.To, Content: d.Content, Data: d.Data,
-		Timestamp: s.opts.Now().UnixMilli(), ID: randomID() + randomID()[:8],
+		Timestamp: s.opts.Now().UnixMilli(), ID: newMessageID(),
 	}))
 	if err := s.hub.publish(ctx, userTopicPrefix+d.To, event{kind: eventDirect, except: session, frame: frame}); err != nil {
 		return err

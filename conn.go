@@ -99,9 +99,17 @@ func (c *Conn) debugging() bool {
 	return c.srv.log.Enabled(context.Background(), slog.LevelDebug)
 }
 
-// randomID returns 16 random hex characters.
+// randomID returns 16 random hex characters: a session id.
 func randomID() string {
 	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// newMessageID returns 24 random hex characters: a message id, unique
+// across the cluster.
+func newMessageID() string {
+	var b [12]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }

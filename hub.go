@@ -137,7 +137,7 @@ func (h *hub) addUserConn(ctx context.Context, c *Conn, ready func()) error {
 		if err := h.subscribe(ctx, userTopicPrefix+c.username); err != nil {
 			return err
 		}
-		_, err := h.presence(ctx, "add", func(ctx context.Context, p Presence) (bool, error) {
+		_, err := h.presence(ctx, func(ctx context.Context, p Presence) (bool, error) {
 			return p.Add(ctx, "", c.username)
 		})
 		if err != nil {
@@ -189,8 +189,8 @@ func (h *hub) userConns(user string) []*Conn {
 	return slices.Clone(h.users[user])
 }
 
-// presence runs one Presence call with a timeout and timing.
-func (h *hub) presence(ctx context.Context, op string, call func(context.Context, Presence) (bool, error)) (bool, error) {
+// presence runs one Presence call with a timeout; a failure is unavailable.
+func (h *hub) presence(ctx context.Context, call func(context.Context, Presence) (bool, error)) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
 	defer cancel()
 	ok, err := call(ctx, h.srv.opts.Presence)

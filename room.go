@@ -316,11 +316,11 @@ func (r *room) enter(ctx context.Context, c *Conn, since *uint64) (*subscription
 	defer r.presenceMu.Unlock()
 	h := r.hub
 	if r.users[c.username]++; r.users[c.username] == 1 {
-		first, err := h.presence(ctx, "add", func(ctx context.Context, p Presence) (bool, error) {
+		first, err := h.presence(ctx, func(ctx context.Context, p Presence) (bool, error) {
 			return p.Add(ctx, r.name, c.username)
 		})
 		if err != nil {
-			r.forgetUserLocked(c.username)
+			delete(r.users, c.username)
 			return nil, err
 		}
 		if first {
@@ -407,8 +407,8 @@ func (r *room) decrementLocked(ctx context.Context, c *Conn) {
 	if r.users[c.username]--; r.users[c.username] > 0 {
 		return
 	}
-	r.forgetUserLocked(c.username)
-	last, err := r.hub.presence(ctx, "remove", func(ctx context.Context, p Presence) (bool, error) {
+	delete(r.users, c.username)
+	last, err := r.hub.presence(ctx, func(ctx context.Context, p Presence) (bool, error) {
 		return p.Remove(ctx, r.name, c.username)
 	})
 	if err != nil {
@@ -419,8 +419,6 @@ func (r *room) decrementLocked(ctx context.Context, c *Conn) {
 		r.hub.publish(ctx, r.topic, presenceEvent(false, r.name, c.username, c.session, r.hub.srv.opts.Now()))
 	}
 }
-
-func (r *room) forgetUserLocked(user string) { delete(r.users, user) }
 
 // onlineUsers returns the room's users, sorted and unique.
 func (r *room) onlineUsers(ctx context.Context) ([]string, error) {
