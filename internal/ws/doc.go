@@ -1,0 +1,18 @@
+// Package ws is the server side of the WebSocket protocol (RFC 6455) that
+// partyline needs: the opening handshake ([Check], [Upgrade]) and an
+// incremental parser for the frames a client sends ([Reader]).
+//
+// It does no I/O of its own after the handshake. The connection's reader
+// goroutine reads into its own buffer and feeds each read to a Reader, which
+// unmasks complete frames in place and hands them over without copying; only
+// the bytes of a frame or a fragmented message that straddle two reads are
+// kept, in a slice sized for them and dropped as soon as the frame or message
+// is complete. An idle Reader holds no buffer at all, so a million idle
+// connections cost a million small structs.
+//
+// Writing frames is the caller's: server frames are unmasked and simple. No
+// extension is negotiated, so frames are never compressed, and no
+// subprotocol is.
+//
+// The package imports only the standard library.
+package ws
