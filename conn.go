@@ -1,46 +1,48 @@
 package partyline
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/partyline/partyline/internal/wire"
+	"github.com/partyline/partyline/internal/ws"
 )
 
-// Conn is one client's WebSocket connection. Its reader goroutine handles the
-// client's messages in order. Every other goroutine reaches the client by
-// pushing prepared frames onto its bounded queue, which never blocks: a full
-// queue evicts the connection. One writer at a time drains the queue
-// (writer.go).
+// Conn is one client's WebSocket connection. Its reader handles the
+// client's messages in order (reader.go). Every other goroutine reaches the
+// client by pushing prepared frames onto its bounded queue, which never
+// blocks: a full queue evicts the connection. One writer at a time drains
+// the queue (writer.go).
 type Conn struct {
 	srv      *Server
-	ws       *websocket.Conn // reads, and the handshake
-	raw      net.Conn        // what writer.go writes to
-	rawConn  syscall.RawConn // for non-blocking writes; nil for TLS
+	raw      net.Conn        // the socket
+	rawConn  syscall.RawConn // for non-blocking reads and writes; nil for TLS
+	fd       int             // the socket's descriptor, for the poller; -1 for TLS
+	ip       string          // the client's, for the per-IP limit
 	session  string
 	username string
 	urlRooms []string
 	queue    *sendQueue
 
-	// Owned by the reader goroutine.
-	identity Identity
-	limiter  *rateLimiter
-	rooms    map[string]membership
-	expiry   *time.Timer // closes the connection when its token expires
-	idle     *time.Timer // closes the connection when it sends nothing
+	readState     atomic.Int32 // readIdle, readRunning… (reader.go)
+	heard         atomic.Int64 // when the client last sent a frame (monotonic)
+	heartbeatSlot int          // owned by the heartbeat
 
-	pinger *time.Timer // asks the writer for a ping every ping interval
+	// Owned by the reader.
+	reader      *ws.Reader
+	stopReading bool
+	identity    Identity
+	limiter     *rateLimiter
+	rooms       map[string]membership
+	expiry      *time.Timer // closes the connection when its token expires
+	idle        *time.Timer // closes the connection when it sends nothing
 
 	// Owned by whoever holds the writer role (see writer.go).
 	pending  [][]byte // frames taken from the queue, not yet written
@@ -63,18 +65,18 @@ type membership struct {
 	sub  *subscription
 }
 
-// newConn wraps an upgraded connection; raw is the socket under ws, which
-// only writer.go writes to.
-func newConn(s *Server, ws *websocket.Conn, raw net.Conn, a admission) *Conn {
-	session := randomID()
+// newConn wraps an upgraded connection.
+func newConn(s *Server, raw net.Conn, a admission) *Conn {
 	c := &Conn{
 		srv:        s,
-		ws:         ws,
 		raw:        raw,
-		session:    session,
+		fd:         -1,
+		ip:         a.ip,
+		session:    randomID(),
 		username:   a.identity.Username,
 		urlRooms:   a.rooms,
 		identity:   a.identity,
+		reader:     ws.NewReader(s.opts.MaxMessageSize),
 		queue:      newSendQueue(s.opts.SendQueue),
 		limiter:    newRateLimiter(s.opts.RateLimit, s.opts.RateBurst, s.opts.Now()),
 		rooms:      make(map[string]membership),
@@ -84,7 +86,10 @@ func newConn(s *Server, ws *websocket.Conn, raw net.Conn, a admission) *Conn {
 	}
 	if sc, ok := c.raw.(syscall.Conn); ok {
 		c.rawConn, _ = sc.SyscallConn()
+		c.rawConn.Control(func(fd uintptr) { c.fd = int(fd) })
 	}
+	c.readState.Store(readRunning) // serve is the first reader
+	c.heard.Store(monotonic())
 	return c
 }
 
@@ -114,13 +119,46 @@ func newMessageID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// serve runs the connection until it closes, then cleans up after it: it
-// returns only when the writer and every replay have stopped.
-func (c *Conn) serve() {
+// serve is the connection's first reader: it welcomes the client, joins
+// the rooms of its URL and handles early as the first bytes from the
+// client; then it hands reading over to the poller, or reads on until the
+// connection ends.
+func (c *Conn) serve(early []byte) {
 	if c.debugging() {
 		c.logger().Debug("connection opened", "rooms", c.urlRooms)
 	}
 	c.startTimers()
+	if !c.welcome() || len(early) > 0 && !c.consume(early) {
+		c.endReading()
+		return
+	}
+	if c.fd < 0 || c.srv.poller == nil {
+		c.readLoop()
+		return
+	}
+	if err := c.register(); err != nil {
+		if !c.isClosing() {
+			c.logger().Warn("reading without the poller", "err", err)
+		}
+		c.readLoop()
+		return
+	}
+	c.readAvailable()
+}
+
+// register hands the socket to the poller. The descriptor cannot be closed
+// meanwhile: closeSocket undoes a registration it races with.
+func (c *Conn) register() error {
+	var err error
+	if ctlErr := c.rawConn.Control(func(fd uintptr) { err = c.srv.poller.add(c, int(fd)) }); ctlErr != nil {
+		return ctlErr
+	}
+	return err
+}
+
+// welcome registers the user's connection, sends the welcome and joins the
+// rooms of the URL. It returns false when the connection is closing.
+func (c *Conn) welcome() bool {
 	welcome := func() {
 		c.send(wire.AppendWelcome(nil, c.username, c.session, orEmpty(c.urlRooms), c.srv.opts.ServerName))
 	}
@@ -128,22 +166,18 @@ func (c *Conn) serve() {
 		welcome()
 		c.sendError(err, nil)
 		c.close(closeInternalError, "service unavailable")
-	} else {
-		for _, name := range c.urlRooms {
-			if err := c.join(name, nil); err != nil {
-				c.sendError(err, nil)
-			}
-		}
-		c.readLoop()
+		return false
 	}
-	close(c.readerDone)
-	c.close(0, "")
-	c.tasks.Wait()
-	<-c.writerDone
-	c.cleanup()
+	for _, name := range c.urlRooms {
+		if err := c.join(name, nil); err != nil {
+			c.sendError(err, nil)
+		}
+	}
+	return true
 }
 
-// cleanup leaves every room and unregisters the user's connection.
+// cleanup leaves every room, unregisters the user's connection and frees
+// its slot.
 func (c *Conn) cleanup() {
 	c.stopTimers()
 	rooms := make([]string, 0, len(c.rooms))
@@ -157,88 +191,13 @@ func (c *Conn) cleanup() {
 	if c.debugging() {
 		c.logger().Debug("connection closed", "rooms", rooms, "code", c.closeCode, "reason", c.closeReason)
 	}
+	c.srv.untrack(c)
 }
 
-// readLoop reads and handles client messages until the connection fails or
-// a handler decides to close it. gorilla parses frames; the size limit and
-// the answers to pings and closes are ours, so that writer.go stays the only
-// writer.
-func (c *Conn) readLoop() {
-	c.ws.SetReadDeadline(time.Now().Add(c.srv.opts.PongWait))
-	c.ws.SetPongHandler(func(string) error {
-		return c.ws.SetReadDeadline(time.Now().Add(c.srv.opts.PongWait))
-	})
-	c.ws.SetPingHandler(func(data string) error {
-		c.sendFrame(controlFrame(opPong, []byte(data)))
-		return nil
-	})
-	c.ws.SetCloseHandler(func(code int, _ string) error {
-		if code == websocket.CloseNoStatusReceived {
-			code = CloseNormal
-		}
-		c.close(code, "")
-		return nil
-	})
-	buf := readBuffers.Get().(*bytes.Buffer)
-	defer readBuffers.Put(buf)
-	for {
-		kind, r, err := c.ws.NextReader()
-		if err != nil {
-			c.closeOnProtocolError(err)
-			return
-		}
-		buf.Reset()
-		if _, err := buf.ReadFrom(io.LimitReader(r, c.srv.opts.MaxMessageSize+1)); err != nil {
-			return
-		}
-		if !c.accept(kind, buf.Bytes()) {
-			return
-		}
-		if buf.Cap() > 64<<10 {
-			*buf = bytes.Buffer{} // do not keep a huge message's buffer
-		}
-	}
-}
-
-// closeOnProtocolError answers a malformed frame (bad mask, reserved bits,
-// oversized control frame…) with close 1002, which gorilla/websocket tried
-// and failed to send itself (handshake.go).
-func (c *Conn) closeOnProtocolError(err error) {
-	var closeErr *websocket.CloseError
-	var netErr net.Error
-	if errors.As(err, &closeErr) || errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return
-	}
-	if msg, ok := strings.CutPrefix(err.Error(), "websocket: "); ok {
-		c.close(websocket.CloseProtocolError, msg)
-	}
-}
-
-// readBuffers holds the buffers readers read messages into; a message is
-// decoded before the next is read, so one buffer serves a reader at a time.
-var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// accept checks one message's kind and size and handles it. It returns false
-// when the connection must stop reading.
-func (c *Conn) accept(kind int, data []byte) bool {
-	if c.idle != nil {
-		c.idle.Reset(c.srv.opts.IdleTimeout)
-	}
-	switch {
-	case int64(len(data)) > c.srv.opts.MaxMessageSize:
-		c.srv.opts.Metrics.Refused(CodeTooLarge)
-		c.close(CloseTooLarge, "message too big")
-		return false
-	case kind == websocket.BinaryMessage:
-		c.close(CloseUnsupported, "binary frames are not supported")
-		return false
-	}
-	return c.handle(data)
-}
-
-// startTimers arms the idle timeout and the token expiry.
+// startTimers starts heartbeats and arms the idle timeout and the token
+// expiry.
 func (c *Conn) startTimers() {
-	c.pinger = time.AfterFunc(c.srv.opts.PingInterval, c.ping)
+	c.srv.heartbeat.add(c)
 	if d := c.srv.opts.IdleTimeout; d > 0 {
 		c.idle = time.AfterFunc(d, func() { c.close(CloseNormal, "idle timeout") })
 	}
@@ -258,7 +217,8 @@ func (c *Conn) setExpiry(expires time.Time) {
 }
 
 func (c *Conn) stopTimers() {
-	for _, t := range []*time.Timer{c.pinger, c.idle, c.expiry} {
+	c.srv.heartbeat.remove(c)
+	for _, t := range []*time.Timer{c.idle, c.expiry} {
 		if t != nil {
 			t.Stop()
 		}
@@ -302,13 +262,15 @@ func (c *Conn) isClosing() bool {
 	}
 }
 
-// ping asks the writer for a ping and schedules the next one.
-func (c *Conn) ping() {
+// heartbeat is the connection's turn in the heartbeat: it drops a client
+// not heard from within wait, and pings the others.
+func (c *Conn) heartbeat(now int64, wait time.Duration) {
+	if time.Duration(now-c.heard.Load()) > wait {
+		c.close(0, "") // dropped, as a dead network would
+		return
+	}
 	if c.queue.requestPing() {
 		c.write()
-	}
-	if !c.isClosing() {
-		c.pinger.Reset(c.srv.opts.PingInterval)
 	}
 }
 

@@ -11,18 +11,20 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/partyline/partyline/internal/ws"
 )
 
 // Server is the hub: an http.Handler that upgrades /ws and /ws/{room} to
 // WebSocket connections and routes their messages, plus the Go API that the
 // HTTP API and embedding programs use. Create it with New.
 type Server struct {
-	opts     Options
-	log      *slog.Logger
-	hub      *hub
-	upgrader websocket.Upgrader
+	opts      Options
+	log       *slog.Logger
+	hub       *hub
+	poller    *poller // nil where there is none: each connection reads on its own goroutine
+	heartbeat *heartbeat
 
 	wg sync.WaitGroup // one per connection being served
 
@@ -55,12 +57,8 @@ func New(opts Options) (*Server, error) {
 		log:   opts.Logger,
 		conns: make(map[*Conn]struct{}),
 		perIP: make(map[string]int),
-		upgrader: websocket.Upgrader{
-			ReadBufferSize:    512, // chat frames are small; larger ones are read in pieces
-			WriteBufferPool:   &sync.Pool{},
-			CheckOrigin:       func(*http.Request) bool { return true }, // checked in admit
-			EnableCompression: false,
-		},
+		poller:    newPoller(),
+		heartbeat: newHeartbeat(opts.PingInterval, opts.PongWait),
 	}
 	s.hub = newHub(s)
 	if err := opts.Broker.Start(s.hub); err != nil {
@@ -85,29 +83,45 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteHTTPError(w, err)
 		return
 	}
-	h := &hijacker{ResponseWriter: w}
-	ws, err := s.upgrader.Upgrade(h, r, nil)
-	if err != nil {
-		s.release(admission)
-		return // the upgrader has answered the request
+	if err := ws.Check(r); err != nil {
+		s.release(admission.ip)
+		writeHandshakeError(w, err.(*ws.HandshakeError))
+		return
 	}
-	h.conn.done.Store(true)
-	c := newConn(s, ws, h.conn.Conn, admission)
+	raw, early, err := ws.Upgrade(w, r, time.Now().Add(s.opts.WriteWait))
+	if err != nil {
+		s.release(admission.ip)
+		s.log.Debug("upgrade failed", "err", err)
+		return
+	}
+	c := newConn(s, raw, admission)
 	if !s.track(c) {
-		s.release(admission)
-		c.raw.SetWriteDeadline(s.opts.Now().Add(s.opts.WriteWait))
-		c.raw.Write(closeFrame(CloseGoingAway, "server shutting down"))
-		ws.Close()
+		s.release(admission.ip)
+		raw.SetWriteDeadline(time.Now().Add(s.opts.WriteWait))
+		raw.Write(closeFrame(CloseGoingAway, "server shutting down"))
+		raw.Close()
 		return
 	}
 	// The connection runs on a goroutine of its own, so the HTTP server's
-	// goroutine and buffers for this request are freed now. Shutdown waits
-	// for it through s.wg.
-	go func() {
-		defer s.release(admission)
-		defer s.untrack(c)
-		c.serve()
-	}()
+	// goroutine and buffers for this request are freed now; and once idle it
+	// has none (reader.go). Shutdown waits for it through s.wg.
+	go c.serve(early)
+}
+
+// writeHandshakeError answers a request that is not a WebSocket handshake.
+func writeHandshakeError(w http.ResponseWriter, err *ws.HandshakeError) {
+	for name, values := range err.Header {
+		w.Header()[name] = values
+	}
+	code := CodeBadRequest
+	if err.Status == http.StatusMethodNotAllowed {
+		code = CodeMethodNotAllowed
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(err.Status)
+	json.NewEncoder(w).Encode(map[string]any{
+		"error": map[string]string{"code": code, "message": err.Message},
+	})
 }
 
 // admission is what a request was admitted with.
@@ -257,12 +271,17 @@ func (s *Server) reserve(ip string) bool {
 	return true
 }
 
-func (s *Server) release(a admission) {
+// release gives back a connection slot of ip.
+func (s *Server) release(ip string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.releaseLocked(ip)
+}
+
+func (s *Server) releaseLocked(ip string) {
 	s.reserved--
-	if s.perIP[a.ip]--; s.perIP[a.ip] <= 0 {
-		delete(s.perIP, a.ip)
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
 	}
 }
 
@@ -284,9 +303,11 @@ func (s *Server) track(c *Conn) bool {
 	return true
 }
 
+// untrack forgets a connection that has ended and frees its slot.
 func (s *Server) untrack(c *Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.releaseLocked(c.ip)
 	s.mu.Unlock()
 	s.wg.Done()
 }
@@ -314,7 +335,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 		for _, c := range conns {
-			c.ws.Close()
+			c.closeSocket()
 		}
 		<-done
 	}

@@ -16,7 +16,7 @@ import (
 // wait (up to the write wait); it ends when the queue is empty.
 //
 // Frames are complete WebSocket frames (wsframe.go), prepared once per
-// fan-out. gorilla/websocket reads; only this file writes.
+// fan-out. Only this file writes.
 
 // send queues a JSON frame for the client.
 func (c *Conn) send(payload []byte) { c.sendFrame(textFrame(payload)) }
@@ -162,5 +162,17 @@ func (c *Conn) writeClose() {
 			}
 		}
 	}
-	c.ws.Close()
+	c.closeSocket()
+}
+
+// closeSocket closes the TCP connection. A reader waiting on the poller is
+// woken to see it and end. Close returns once the descriptor is closed, so
+// a registration that raced with it is undone here, and a new connection
+// given the same descriptor number is left alone.
+func (c *Conn) closeSocket() {
+	c.raw.Close()
+	if c.fd >= 0 {
+		c.srv.poller.remove(c, c.fd)
+	}
+	c.readable()
 }

@@ -1,0 +1,98 @@
+package partyline
+
+import (
+	"sync"
+	"time"
+)
+
+// heartbeat pings every connection once per ping interval from a single
+// goroutine, and drops the connections not heard from within the pong wait.
+// Connections are dealt round-robin into slots, one slot is visited per
+// tick, and a tick is a fraction of the interval, so pings are spread evenly
+// over it. It costs no timer and no goroutine per connection; the goroutine
+// runs only while there are connections.
+type heartbeat struct {
+	interval, wait time.Duration
+
+	mu      sync.Mutex // guards the following
+	slots   []map[*Conn]struct{}
+	next    int // the slot the next connection goes to
+	count   int
+	running bool
+}
+
+// heartbeatTick is the shortest time between two ticks; at most
+// maxHeartbeatSlots ticks make an interval.
+const (
+	heartbeatTick     = 20 * time.Millisecond
+	maxHeartbeatSlots = 64
+)
+
+func newHeartbeat(interval, wait time.Duration) *heartbeat {
+	n := int(min(max(interval/heartbeatTick, 1), maxHeartbeatSlots))
+	h := &heartbeat{interval: interval, wait: wait, slots: make([]map[*Conn]struct{}, n)}
+	for i := range h.slots {
+		h.slots[i] = make(map[*Conn]struct{})
+	}
+	return h
+}
+
+// add starts heartbeats for c.
+func (h *heartbeat) add(c *Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c.heartbeatSlot = h.next
+	h.slots[h.next][c] = struct{}{}
+	h.next = (h.next + 1) % len(h.slots)
+	h.count++
+	if !h.running {
+		h.running = true
+		go h.run()
+	}
+}
+
+// remove stops heartbeats for c.
+func (h *heartbeat) remove(c *Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.slots[c.heartbeatSlot][c]; ok {
+		delete(h.slots[c.heartbeatSlot], c)
+		h.count--
+	}
+}
+
+// run visits one slot per tick until no connection is left.
+func (h *heartbeat) run() {
+	ticker := time.NewTicker(h.interval / time.Duration(len(h.slots)))
+	defer ticker.Stop()
+	var due []*Conn
+	for slot := 0; ; slot = (slot + 1) % len(h.slots) {
+		<-ticker.C
+		if due = h.due(slot, due[:0]); due == nil {
+			return
+		}
+		now := monotonic()
+		for _, c := range due {
+			c.heartbeat(now, h.wait)
+		}
+		clear(due)
+	}
+}
+
+// due appends the connections of slot to list. It returns nil, and marks
+// the goroutine stopped, when there are no connections at all.
+func (h *heartbeat) due(slot int, list []*Conn) []*Conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.count == 0 {
+		h.running = false
+		return nil
+	}
+	for c := range h.slots[slot] {
+		list = append(list, c)
+	}
+	if list == nil {
+		list = []*Conn{}
+	}
+	return list
+}

@@ -1,0 +1,186 @@
+package partyline
+
+import (
+	"encoding/binary"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/partyline/partyline/internal/ws"
+)
+
+// The read path. A connection's bytes are parsed by its ws.Reader and
+// handled in order by one goroutine at a time: the reader. On Linux a plain
+// TCP connection has no reader while it is idle. The poller reports
+// arrivals; readable starts a reader that reads until the socket is drained
+// and then ends. TLS connections, and all connections elsewhere, keep a
+// reader of their own that blocks in Read.
+
+// Reader states (Conn.readState).
+const (
+	readIdle    = iota // no reader is running
+	readRunning        // a reader is running
+	readAgain          // a reader is running, and more arrived since it began
+	readDone           // reading has ended for good
+)
+
+// readBufferSize is how much one read(2) takes from a socket. The buffers
+// are pooled: a connection holds one only while it reads.
+const readBufferSize = 8 << 10
+
+var readBuffers = sync.Pool{New: func() any { b := make([]byte, readBufferSize); return &b }}
+
+// readable is the poller telling c that bytes have arrived, or the writer
+// telling it that the socket is closed.
+func (c *Conn) readable() {
+	for {
+		switch c.readState.Load() {
+		case readIdle:
+			if c.readState.CompareAndSwap(readIdle, readRunning) {
+				go c.readAvailable()
+				return
+			}
+		case readRunning:
+			if c.readState.CompareAndSwap(readRunning, readAgain) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// readAvailable is the reader of a poller-driven connection: it reads and
+// handles what has arrived until the socket is drained, then gives the role
+// back, unless more arrived meanwhile.
+func (c *Conn) readAvailable() {
+	buf := readBuffers.Get().(*[]byte)
+	defer readBuffers.Put(buf)
+	for {
+		if !c.readUntilDrained(*buf) {
+			c.endReading()
+			return
+		}
+		if c.readState.CompareAndSwap(readRunning, readIdle) {
+			return
+		}
+		c.readState.Store(readRunning)
+	}
+}
+
+// readUntilDrained reads and handles until a read finds the socket empty.
+// It returns false when reading must end: the client closed or failed, or
+// a handler is closing the connection.
+func (c *Conn) readUntilDrained(buf []byte) bool {
+	for {
+		n, err := c.readNow(buf)
+		if n > 0 && !c.consume(buf[:n]) {
+			return false
+		}
+		switch {
+		case err == syscall.EAGAIN:
+			return true
+		case err == syscall.EINTR:
+		case err != nil || n == 0:
+			return false
+		case n < len(buf):
+			return true // drained; what arrives next is a new event
+		}
+	}
+}
+
+// readNow makes one non-blocking read(2). Going through the RawConn keeps
+// the descriptor from being closed, and its number reused, during the call.
+func (c *Conn) readNow(buf []byte) (int, error) {
+	var n int
+	var readErr error
+	if err := c.rawConn.Read(func(fd uintptr) bool {
+		n, readErr = syscall.Read(int(fd), buf)
+		return true // never wait here
+	}); err != nil {
+		return 0, err
+	}
+	if readErr != nil {
+		return 0, readErr
+	}
+	return n, nil
+}
+
+// readLoop is the reader of a connection the poller does not serve: it
+// blocks in Read until the connection ends.
+func (c *Conn) readLoop() {
+	buf := make([]byte, 2<<10)
+	for {
+		n, err := c.raw.Read(buf)
+		if n > 0 && !c.consume(buf[:n]) || err != nil {
+			break
+		}
+	}
+	c.endReading()
+}
+
+// consume parses and handles bytes from the client. It returns false when
+// the connection must stop reading.
+func (c *Conn) consume(data []byte) bool {
+	c.heard.Store(monotonic())
+	if err := c.reader.Feed(data, c.frame); err != nil {
+		closeErr := err.(*ws.CloseError)
+		if closeErr.Code == ws.CloseTooBig {
+			c.srv.opts.Metrics.Refused(CodeTooLarge)
+		}
+		c.close(closeErr.Code, closeErr.Reason)
+		return false
+	}
+	return !c.stopReading
+}
+
+// frame handles one message or control frame from the client. It returns
+// false, and sets stopReading, when the connection must stop reading.
+func (c *Conn) frame(op byte, payload []byte) bool {
+	keepReading := true
+	switch op {
+	case ws.OpText:
+		keepReading = c.message(payload)
+	case ws.OpBinary:
+		c.close(CloseUnsupported, "binary frames are not supported")
+		keepReading = false
+	case ws.OpPing:
+		c.sendFrame(controlFrame(opPong, payload))
+	case ws.OpClose:
+		code := CloseNormal // an empty close: no status received
+		if len(payload) >= 2 {
+			code = int(binary.BigEndian.Uint16(payload))
+		}
+		c.close(code, "")
+		keepReading = false
+	}
+	c.stopReading = !keepReading
+	return keepReading
+}
+
+// message handles one text message.
+func (c *Conn) message(data []byte) bool {
+	if c.idle != nil {
+		c.idle.Reset(c.srv.opts.IdleTimeout)
+	}
+	return c.handle(data)
+}
+
+// endReading runs when the reader ends for good: it closes the connection
+// if that has not begun, waits for the writer and every replay to stop, and
+// cleans up.
+func (c *Conn) endReading() {
+	c.readState.Store(readDone)
+	close(c.readerDone)
+	c.close(0, "")
+	c.tasks.Wait()
+	<-c.writerDone
+	c.cleanup()
+}
+
+// epoch is what monotonic counts from.
+var epoch = time.Now()
+
+// monotonic returns nanoseconds on the monotonic clock, which wall-clock
+// jumps do not move.
+func monotonic() int64 { return int64(time.Since(epoch)) }
