@@ -1,6 +1,7 @@
 package partyline
 
 import (
+	"os"
 	"sync"
 	"syscall"
 )
@@ -10,51 +11,57 @@ import (
 // goroutine of its own (reader.go). Sockets are registered edge-triggered:
 // one event per arrival, which the connection's reader drains.
 //
-// The epoll set and its goroutine exist only while connections are
-// registered: the last one to leave stops them, so an idle Server holds
-// neither a goroutine nor a descriptor.
+// The goroutine does not block in epoll_wait, which would hold up a P and
+// keep the runtime's sysmon spinning: the epoll set is itself registered
+// with the runtime's network poller, which wakes the goroutine when the set
+// has events. The set and its goroutine exist only while connections are
+// registered: the last one to leave closes the set, which stops the
+// goroutine, so an idle Server holds neither a goroutine nor a descriptor.
 type poller struct {
 	mu    sync.Mutex // guards the following
-	epfd  int        // -1 while no connection is registered
-	wake  int        // eventfd that stops the goroutine of epfd
+	set   *os.File   // the epoll set; nil while no connection is registered
 	conns map[int32]*Conn
 }
 
 func newPoller() *poller {
-	return &poller{epfd: -1, wake: -1, conns: make(map[int32]*Conn)}
+	return &poller{conns: make(map[int32]*Conn)}
 }
 
-// add registers c's socket; its reader is told of every arrival from now
-// on, and of bytes already waiting.
+// add registers c's socket fd; c's reader is told of every arrival from
+// now on, and of bytes already waiting.
 func (p *poller) add(c *Conn, fd int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.epfd < 0 {
+	if p.set == nil {
 		if err := p.startLocked(); err != nil {
 			return err
 		}
 	}
-	p.conns[int32(fd)] = c
 	event := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(fd)}
-	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &event); err != nil {
-		delete(p.conns, int32(fd))
+	if err := syscall.EpollCtl(int(p.set.Fd()), syscall.EPOLL_CTL_ADD, fd, &event); err != nil {
 		return err
 	}
+	p.conns[int32(fd)] = c
 	return nil
 }
 
-// remove forgets c's socket; call it before the socket is closed, which
-// takes it out of the epoll set.
+// remove forgets c's socket fd. Closing a socket takes it out of the epoll
+// set; remove only drops the poller's record, and the set when it was the
+// last.
 func (p *poller) remove(c *Conn, fd int) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.conns[int32(fd)] != c {
+		p.mu.Unlock()
 		return
 	}
 	delete(p.conns, int32(fd))
-	if len(p.conns) == 0 && p.epfd >= 0 {
-		wakeup(p.wake)
-		p.epfd, p.wake = -1, -1 // the goroutine closes them
+	var last *os.File
+	if len(p.conns) == 0 {
+		last, p.set = p.set, nil
+	}
+	p.mu.Unlock()
+	if last != nil {
+		last.Close() // stops its goroutine
 	}
 }
 
@@ -63,45 +70,41 @@ const epollET = 1 << 31
 
 // startLocked creates the epoll set and starts its goroutine.
 func (p *poller) startLocked() error {
-	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return err
 	}
-	wake, err := newEventFD()
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return err
+	}
+	set := os.NewFile(uintptr(fd), "epoll") // non-blocking: the runtime polls it
+	raw, err := set.SyscallConn()
 	if err != nil {
-		syscall.Close(epfd)
+		set.Close()
 		return err
 	}
-	event := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(wake)}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, wake, &event); err != nil {
-		syscall.Close(epfd)
-		syscall.Close(wake)
-		return err
-	}
-	p.epfd, p.wake = epfd, wake
-	go p.run(epfd, wake)
+	p.set = set
+	go p.run(raw)
 	return nil
 }
 
-// run waits for events on epfd and hands them to the connections' readers
-// until wake is signalled; then it closes both.
-func (p *poller) run(epfd, wake int) {
-	defer syscall.Close(epfd)
-	defer syscall.Close(wake)
+// run hands the set's events to the connections' readers until the set is
+// closed.
+func (p *poller) run(set syscall.RawConn) {
 	events := make([]syscall.EpollEvent, 256)
 	ready := make([]*Conn, 0, len(events))
 	for {
-		n, err := syscall.EpollWait(epfd, events, -1)
-		if err != nil && err != syscall.EINTR {
-			panic("partyline: epoll_wait: " + err.Error()) // only a bug gets here
+		var n int
+		if err := set.Read(func(fd uintptr) bool {
+			n, _ = syscall.EpollWait(int(fd), events, 0)
+			return n > 0 // else wait until the set has events
+		}); err != nil {
+			return // closed by remove
 		}
-		ready = ready[:0]
-		stop := false
 		p.mu.Lock()
-		for _, e := range events[:max(n, 0)] {
-			if e.Fd == int32(wake) {
-				stop = true
-			} else if c := p.conns[e.Fd]; c != nil {
+		for _, e := range events[:n] {
+			if c := p.conns[e.Fd]; c != nil {
 				ready = append(ready, c)
 			}
 		}
@@ -110,23 +113,6 @@ func (p *poller) run(epfd, wake int) {
 			c.readable()
 		}
 		clear(ready)
-		if stop {
-			return
-		}
+		ready = ready[:0]
 	}
-}
-
-// newEventFD returns a non-blocking eventfd.
-func newEventFD() (int, error) {
-	fd, _, errno := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
-	if errno != 0 {
-		return -1, errno
-	}
-	return int(fd), nil
-}
-
-// wakeup signals an eventfd.
-func wakeup(fd int) {
-	one := [8]byte{1}
-	syscall.Write(fd, one[:])
 }
