@@ -1,0 +1,131 @@
+package partyline_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/partyline/partyline"
+)
+
+// TestIdleConnectionsHoldNoGoroutine: on Linux an idle connection waits in
+// the poller, not in a goroutine of its own, and still answers when spoken
+// to.
+func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the poller is Linux-only")
+	}
+	ts := startServer(t, partyline.Options{RateLimit: -1})
+	base := runtime.NumGoroutine()
+	const n = 200
+	conns := make([]*websocket.Conn, n)
+	for i := range conns {
+		ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("%s/ws?username=u%d&room=lobby", ts.url, i), nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		defer ws.Close()
+		conns[i] = ws
+	}
+	waitUntil(t, "connections to settle", func() bool {
+		return ts.Stats().Connections == n && runtime.NumGoroutine() <= base+5
+	})
+	for _, ws := range conns { // every one still answers
+		ws.SetReadDeadline(time.Now().Add(waitTime))
+		if err := ws.WriteJSON(map[string]any{"type": "ping", "id": "p"}); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	}
+	for i, ws := range conns {
+		if !readUntilType(ws, "pong") {
+			t.Fatalf("connection %d: no pong", i)
+		}
+	}
+}
+
+// readUntilType reads frames until one of the given type; false on error.
+func readUntilType(ws *websocket.Conn, typ string) bool {
+	for {
+		var f map[string]any
+		if err := ws.ReadJSON(&f); err != nil {
+			return false
+		}
+		if f["type"] == typ {
+			return true
+		}
+	}
+}
+
+// TestFramesSentWithTheHandshake: a client that sends its first frame in
+// the same packet as its upgrade request is answered; the bytes the HTTP
+// server read ahead are not lost.
+func TestFramesSentWithTheHandshake(t *testing.T) {
+	ts := startServer(t, partyline.Options{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "ws://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(waitTime))
+	request := "GET /ws?username=early HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	if _, err := conn.Write(append([]byte(request), maskedText(`{"type":"ping","id":"early"}`)...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	var got []string
+	for len(got) < 3 {
+		payload, err := readServerFrame(br)
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		got = append(got, payload)
+	}
+	if !strings.Contains(got[0], `"welcome"`) || !strings.Contains(got[1], `"pong"`) || !strings.Contains(got[2], `"early"`) {
+		t.Fatalf("frames %q, want the welcome, then the pong and ack of the early ping", got)
+	}
+}
+
+// maskedText frames a short text message as a client must, masked.
+func maskedText(s string) []byte {
+	mask := [4]byte{1, 2, 3, 4}
+	frame := []byte{0x81, 0x80 | byte(len(s)), mask[0], mask[1], mask[2], mask[3]}
+	for i := range len(s) {
+		frame = append(frame, s[i]^mask[i%4])
+	}
+	return frame
+}
+
+// readServerFrame reads one short unmasked server frame's payload.
+func readServerFrame(br *bufio.Reader) (string, error) {
+	var header [2]byte
+	if _, err := br.Read(header[:1]); err != nil {
+		return "", err
+	}
+	if _, err := br.Read(header[1:]); err != nil {
+		return "", err
+	}
+	n := int(header[1] & 0x7F)
+	if n > 125 {
+		return "", fmt.Errorf("frame too long for this test: %d", n)
+	}
+	payload := make([]byte, n)
+	for read := 0; read < n; {
+		m, err := br.Read(payload[read:])
+		if err != nil {
+			return "", err
+		}
+		read += m
+	}
+	return string(payload), nil
+}
