@@ -35,6 +35,16 @@ func (s *Server) Publish(ctx context.Context, room string, p Publication) (Messa
 // publish commits msg, then hands it to the broker for delivery: durability
 // before delivery (docs/protocol.md §5.2).
 func (s *Server) publish(ctx context.Context, msg Message) (Message, error) {
+	stored, err := s.commit(ctx, msg)
+	if err != nil {
+		return Message{}, err
+	}
+	s.announce(ctx, stored)
+	return stored, nil
+}
+
+// commit gives msg its id and time and stores it, which assigns its seq.
+func (s *Server) commit(ctx context.Context, msg Message) (Message, error) {
 	msg.ID = newMessageID()
 	msg.Timestamp = s.opts.Now().UnixMilli()
 	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
@@ -45,9 +55,16 @@ func (s *Server) publish(ctx context.Context, msg Message) (Message, error) {
 	if err != nil {
 		return Message{}, unavailable("store", err)
 	}
-	e := chatEvent(stored)
-	s.hub.publish(ctx, roomTopicPrefix+stored.Room, e) // committed: a broker failure is not the sender's
 	return stored, nil
+}
+
+// announce hands a committed message to the broker for delivery. A broker
+// failure is not the sender's: the message is committed, and the hub
+// delivers it once the broker takes it.
+func (s *Server) announce(ctx context.Context, stored Message) {
+	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	defer cancel()
+	s.hub.publish(ctx, roomTopicPrefix+stored.Room, chatEvent(stored))
 }
 
 // DirectMessage is a private message to every connection of a user.

@@ -100,13 +100,18 @@ func (c *Conn) chat(in wire.Inbound) error {
 	if err := checkContent(in.Content, in.Data); err != nil {
 		return err
 	}
-	m, err := c.srv.publish(c.ctx(), Message{Room: name, Username: c.username, Content: in.Content, Data: in.Data})
+	m, err := c.srv.commit(c.ctx(), Message{Room: name, Username: c.username, Content: in.Content, Data: in.Data})
 	if err != nil {
 		return err
 	}
+	// On one node the sender's copy of the message is queued during
+	// announce; corked, it leaves with the ack in one write.
+	corked := c.queue.cork()
+	c.srv.announce(c.ctx(), m)
 	if in.ID != nil {
 		c.send(wire.AppendAck(nil, in.ID, m.Seq, m.Timestamp))
 	}
+	c.uncork(corked)
 	return nil
 }
 

@@ -97,6 +97,15 @@ func (q *sendQueue) requestClose(drop bool) (claimed bool) {
 	return q.claimWriterLocked()
 }
 
+// cork claims the writer role if it is free, so that frames queued from now
+// on wait to leave together; it reports whether it did, and the caller must
+// then uncork (writer.go). A busy writer sends them anyway.
+func (q *sendQueue) cork() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.claimWriterLocked()
+}
+
 // claimWriterLocked marks a writer as running and reports whether none was.
 func (q *sendQueue) claimWriterLocked() bool {
 	if q.writing {

@@ -2,6 +2,7 @@ package partyline_test
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -73,9 +74,7 @@ func TestFramesSentWithTheHandshake(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(waitTime))
-	request := "GET /ws?username=early HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-	if _, err := conn.Write(append([]byte(request), maskedText(`{"type":"ping","id":"early"}`)...)); err != nil {
+	if _, err := conn.Write(append(upgradeRequest("/ws?username=early"), maskedText(`{"type":"ping","id":"early"}`)...)); err != nil {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(conn)
@@ -93,6 +92,46 @@ func TestFramesSentWithTheHandshake(t *testing.T) {
 	}
 	if !strings.Contains(got[0], `"welcome"`) || !strings.Contains(got[1], `"pong"`) || !strings.Contains(got[2], `"early"`) {
 		t.Fatalf("frames %q, want the welcome, then the pong and ack of the early ping", got)
+	}
+}
+
+// upgradeRequest is a WebSocket handshake request for path.
+func upgradeRequest(path string) []byte {
+	return []byte("GET " + path + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+}
+
+// TestEchoAndAckLeaveInOneWrite: the sender's own copy of its message and
+// the ack are written together, so one read on the client finds both.
+func TestEchoAndAckLeaveInOneWrite(t *testing.T) {
+	ts := startServer(t, partyline.Options{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "ws://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(waitTime))
+	if _, err := conn.Write(upgradeRequest("/ws?username=alice&room=lobby")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	var seen []byte
+	for !bytes.Contains(seen, []byte(`"online_users"`)) {
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("before the chat, after %q: %v", seen, err)
+		}
+		seen = append(seen, buf[:n]...)
+	}
+	if _, err := conn.Write(maskedText(`{"type":"chat","content":"hi","id":"c1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := buf[:n]; !bytes.Contains(got, []byte(`"type":"chat"`)) || !bytes.Contains(got, []byte(`"type":"ack"`)) {
+		t.Fatalf("one read gave %q, want the chat and its ack", got)
 	}
 }
 

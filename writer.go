@@ -33,6 +33,13 @@ func (c *Conn) sendFrame(frame []byte) {
 	}
 }
 
+// uncork writes what was queued since cork claimed the writer role.
+func (c *Conn) uncork(corked bool) {
+	if corked {
+		c.write()
+	}
+}
+
 // write is called by the goroutine that has just claimed the writer role.
 func (c *Conn) write() {
 	if c.rawConn != nil && c.writeWithoutBlocking() {
@@ -72,17 +79,16 @@ func (c *Conn) takeQueued() bool {
 	return true
 }
 
-// writePendingNow writes c.pending with non-blocking write syscalls. It
-// reports whether all was written; what was not stays in c.pending, its
-// first frame cut where the socket filled up.
+// writePendingNow writes c.pending with non-blocking system calls, all
+// frames at once where there are several. It reports whether all was
+// written; what was not stays in c.pending, its first frame cut where the
+// socket filled up.
 func (c *Conn) writePendingNow() bool {
-	for i, frame := range c.pending {
-		n := c.writeNow(frame)
-		if n < len(frame) {
-			c.pending[i] = frame[n:]
-			remaining := copy(c.pending, c.pending[i:])
-			clear(c.pending[remaining:])
-			c.pending = c.pending[:remaining]
+	for len(c.pending) > 0 {
+		frames := c.pending[:min(len(c.pending), maxIovecs)]
+		n := c.writeNow(frames)
+		c.advance(n)
+		if n < totalLen(frames) {
 			return false
 		}
 	}
@@ -90,17 +96,47 @@ func (c *Conn) writePendingNow() bool {
 	return true
 }
 
-// writeNow makes one non-blocking write of frame and returns how many bytes
-// the socket took. Any failure, would-block included, leaves the rest to the
-// writer goroutine, whose blocking write reports real errors.
-func (c *Conn) writeNow(frame []byte) int {
+// maxIovecs is how many frames one writev takes (Linux's IOV_MAX).
+const maxIovecs = 1024
+
+// writeNow makes one non-blocking write of frames and returns how many
+// bytes the socket took. Any failure, would-block included, leaves the rest
+// to the writer goroutine, whose blocking write reports real errors.
+func (c *Conn) writeNow(frames [][]byte) int {
 	n := 0
 	err := c.rawConn.Write(func(fd uintptr) bool {
-		n, _ = syscall.Write(int(fd), frame)
+		if len(frames) == 1 {
+			n, _ = syscall.Write(int(fd), frames[0])
+		} else {
+			n = writev(int(fd), frames)
+		}
 		return true // never wait here
 	})
 	if err != nil || n < 0 {
 		return 0
+	}
+	return n
+}
+
+// advance drops the first n written bytes from c.pending.
+func (c *Conn) advance(n int) {
+	i := 0
+	for i < len(c.pending) && n >= len(c.pending[i]) {
+		n -= len(c.pending[i])
+		i++
+	}
+	if i < len(c.pending) {
+		c.pending[i] = c.pending[i][n:]
+	}
+	remaining := copy(c.pending, c.pending[i:])
+	clear(c.pending[remaining:])
+	c.pending = c.pending[:remaining]
+}
+
+func totalLen(frames [][]byte) int {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
 	}
 	return n
 }
