@@ -4,7 +4,7 @@
 //
 // # The data path
 //
-// A chat message travels: the sender's reader goroutine (conn.go, commands.go)
+// A chat message travels: the sender's reader (reader.go, commands.go)
 // → Store.Append, which commits it and assigns the room's next seq → an event
 // carrying the finished WebSocket frame (event.go, wsframe.go), encoded once
 // for the whole cluster → Broker.Publish → on every node subscribed to the
@@ -18,18 +18,25 @@
 //
 // # Goroutines
 //
-// Each connection has one goroutine of its own: its reader, started by
-// ServeHTTP after the upgrade, which handles the client's messages in order.
-// Writing needs no goroutine while the socket takes what is written at once:
-// whoever queues a frame on a connection with no writer writes it itself.
-// Only when the socket would block, or for the close handshake, does a writer
+// An idle connection has no goroutine. ServeHTTP starts one that welcomes
+// the client and joins the rooms of its URL; then, on Linux, it registers
+// the socket with the poller (poller_linux.go: one epoll set, itself waited
+// on through the runtime's network poller) and ends. When bytes arrive the
+// poller starts a reader for that connection, which reads and handles them
+// in order until the socket is drained, and ends (reader.go); at most one
+// reader runs per connection. TLS connections, and all connections on other
+// systems, keep a reader goroutine that blocks in Read. One heartbeat
+// goroutine per Server pings every connection (heartbeat.go). Writing needs
+// no goroutine while the socket takes what is written at once: whoever
+// queues a frame on a connection with no writer writes it itself. Only when
+// the socket would block, or for the close handshake, does a writer
 // goroutine run, until the queue is empty. A join with since adds a replay
-// goroutine for the time it takes to catch up, and a room of 256 subscribers
-// or more fans out on every CPU for the length of one delivery. All of them
-// are bound to Conn.serve, which returns only when they have ended, and
-// Server.Shutdown waits for every serve. Rooms run short-lived gap-fill
-// timers and the hub a re-announce loop after broker failures, both counted
-// so that Shutdown waits for them.
+// goroutine for the time it takes to catch up, and a room of 256
+// subscribers or more fans out on every CPU for the length of one delivery.
+// The last reader of a connection waits for its writer and replays before it
+// cleans up, and Server.Shutdown waits for every connection. Rooms run
+// short-lived gap-fill timers and the hub a re-announce loop after broker
+// failures, both counted so that Shutdown waits for them.
 //
 // # Who owns what
 //

@@ -3,6 +3,7 @@ package partyline_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -167,4 +168,42 @@ func readServerFrame(br *bufio.Reader) (string, error) {
 		read += m
 	}
 	return string(payload), nil
+}
+
+// TestNotAHandshake: requests to /ws that cannot be upgraded get a JSON
+// error, and the slot they reserved is given back.
+func TestNotAHandshake(t *testing.T) {
+	ts := startServer(t, partyline.Options{MaxConnections: 1})
+	httpURL := "http" + strings.TrimPrefix(ts.url, "ws") + "/ws?username=alice"
+	for _, tc := range []struct {
+		name, method, version string
+		status                int
+		code                  string
+	}{
+		{"POST", http.MethodPost, "13", http.StatusMethodNotAllowed, "method_not_allowed"},
+		{"plain GET", http.MethodGet, "", http.StatusBadRequest, "bad_request"},
+		{"version 8", http.MethodGet, "8", http.StatusUpgradeRequired, "bad_request"},
+	} {
+		req, _ := http.NewRequest(tc.method, httpURL, nil)
+		if tc.version != "" {
+			req.Header.Set("Upgrade", "websocket")
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+			req.Header.Set("Sec-WebSocket-Version", tc.version)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var body struct{ Error struct{ Code string } }
+		json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || body.Error.Code != tc.code {
+			t.Errorf("%s: %d %q, want %d %q", tc.name, resp.StatusCode, body.Error.Code, tc.status, tc.code)
+		}
+		if tc.status == http.StatusUpgradeRequired && resp.Header.Get("Sec-WebSocket-Version") != "13" {
+			t.Errorf("%s: no Sec-WebSocket-Version: 13 in the answer", tc.name)
+		}
+	}
+	ts.dial(t, "/ws?username=alice") // the one slot is free again
 }
