@@ -53,10 +53,10 @@ func New(opts Options) (*Server, error) {
 		opts.Presence = NewMemoryPresence()
 	}
 	s := &Server{
-		opts:  opts,
-		log:   opts.Logger,
-		conns: make(map[*Conn]struct{}),
-		perIP: make(map[string]int),
+		opts:      opts,
+		log:       opts.Logger,
+		conns:     make(map[*Conn]struct{}),
+		perIP:     make(map[string]int),
 		poller:    newPoller(),
 		heartbeat: newHeartbeat(opts.PingInterval, opts.PongWait),
 	}
