@@ -17,6 +17,7 @@ type sendQueue struct {
 	closeDue bool // the writer must send the close frame and stop
 	dropped  bool // frames are refused: the connection is closing
 	writing  bool // a writer goroutine is running
+	pacing   int  // pushPaced calls waiting for space
 }
 
 func newSendQueue(limit int) *sendQueue {
@@ -60,12 +61,20 @@ func (q *sendQueue) pushPaced(frame []byte, closing, left <-chan struct{}, write
 			}
 			return true
 		}
+		q.pacing++
 		q.mu.Unlock()
+		ok := true
 		select {
 		case <-q.space:
 		case <-closing:
-			return false
+			ok = false
 		case <-left:
+			ok = false
+		}
+		q.mu.Lock()
+		q.pacing--
+		q.mu.Unlock()
+		if !ok {
 			return false
 		}
 	}
@@ -132,8 +141,11 @@ func (q *sendQueue) take(batch [][]byte) (_ [][]byte, ping, closing, idle bool) 
 		q.writing = false
 		idle = true
 	}
+	pacing := q.pacing > 0
 	q.mu.Unlock()
-	signal(q.space)
+	if pacing {
+		signal(q.space)
+	}
 	return batch, ping, closing, idle
 }
 

@@ -201,3 +201,22 @@ func TestQueueConcurrent(t *testing.T) {
 		t.Fatalf("took %d frames, want 4000", got+len(batch))
 	}
 }
+
+// BenchmarkQueueDelivery is the queue's share of one delivery to an idle
+// connection: the push that claims the writer role, the take of the frame
+// and the take that finds the queue empty and gives the role back.
+func BenchmarkQueueDelivery(b *testing.B) {
+	q := newSendQueue(256)
+	frame := []byte("frame")
+	var batch [][]byte
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, claimed := q.push(frame); !claimed {
+			b.Fatal("the push did not claim the writer role")
+		}
+		batch, _, _, _ = q.take(batch[:0])
+		if _, _, _, idle := q.take(batch[:0]); !idle {
+			b.Fatal("the writer role was not given back")
+		}
+	}
+}
