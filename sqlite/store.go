@@ -52,9 +52,11 @@ type Store struct {
 	keep      int64  // newest messages kept per room; math.MaxInt64 keeps all
 	trimEvery int64  // a room is trimmed each time its seq crosses a multiple
 
-	lockFile *os.File // holds the flock on path+".lock" while open
-	read     *sql.DB  // History, LastSeq and Ping
-	write    *sql.DB  // one connection, used by the writer goroutine only
+	lockFile *os.File  // holds the flock on path+".lock" while open
+	read     *sql.DB   // History, LastSeq and Ping
+	write    *sql.DB   // one connection, used by the writer goroutine only
+	insert   *sql.Stmt // insertMessage, prepared once on write
+	bump     *sql.Stmt // bumpRoom, prepared once on write
 
 	fullSync bool
 	queue    *groupcommit.Queue[partyline.Message] // appends, for the writer goroutine
@@ -149,6 +151,12 @@ func (s *Store) openDatabases(ctx context.Context) error {
 		return describe(err)
 	}
 	if err := migrate(ctx, s.write); err != nil {
+		return describe(err)
+	}
+	if s.insert, err = s.write.PrepareContext(ctx, insertMessage); err != nil {
+		return describe(err)
+	}
+	if s.bump, err = s.write.PrepareContext(ctx, bumpRoom); err != nil {
 		return describe(err)
 	}
 	if s.read, err = sql.Open("sqlite", dsn(s.path, readParams)); err != nil {

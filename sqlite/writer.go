@@ -37,11 +37,7 @@ func (s *Store) commitBatch(ctx context.Context, batch []partyline.Message) erro
 			return err
 		}
 	}
-	insert, err := tx.PrepareContext(ctx, insertMessage)
-	if err != nil {
-		return err
-	}
-	defer insert.Close()
+	insert := tx.StmtContext(ctx, s.insert)
 	for _, m := range batch {
 		var data any
 		if m.Data != nil {
@@ -75,7 +71,7 @@ func byRoom(batch []partyline.Message) map[string][]*partyline.Message {
 func (s *Store) assignSeqs(ctx context.Context, tx *sql.Tx, room string, messages []*partyline.Message) error {
 	n := int64(len(messages))
 	var last int64
-	if err := tx.QueryRowContext(ctx, bumpRoom, room, n).Scan(&last); err != nil {
+	if err := tx.StmtContext(ctx, s.bump).QueryRowContext(ctx, room, n).Scan(&last); err != nil {
 		return err
 	}
 	for i, m := range messages {
