@@ -3,75 +3,126 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
-// client is one bench connection. Its reader goroutine (read) owns the
-// socket's read side; its publisher goroutine, if any, the write side;
-// pongs and the final close frame go through WriteControl, which gorilla
-// allows concurrently with both.
+// client is one bench connection. Its publisher goroutine, if any, writes
+// its chat frames; whoever reads it — its poller, or without one its own
+// reader goroutine (readLoop) — owns parser and answers pings. Writes are
+// serialized by the wsConn.
 type client struct {
 	id        int
 	room      int // index into run.rooms, or -1
 	publisher bool
-	ws        *websocket.Conn
+	conn      *wsConn
 	ready     atomic.Bool    // its "joined" (or, without a room, "welcome") arrived
+	lat       *Histogram     // records its in-window deliveries' latencies
 	outside   *atomic.Uint64 // counts deliveries of messages sent outside the window
 	frames    *atomic.Uint64 // counts messages received
+	parser    frameParser    // owned by the reader
 }
 
-// read is the client's reader goroutine: it scans every server message for
-// stamps and records each in-window delivery's latency into h. It runs
-// until the connection fails or is closed, without allocating per message
-// (gorilla's NextReader itself allocates 8 bytes per frame).
-func (r *run) read(c *client, h *Histogram) {
-	defer r.readers.Done()
-	sc := newFrameScanner(scanBufferSize)
-	var now, from, to int64
-	record := func(stamp int64) {
-		if stamp >= from && stamp < to {
-			h.Record(now - stamp)
-		} else {
-			c.outside.Add(1)
+// startReading hands c to a poller, or starts its reader goroutine when
+// there is none or the poller refuses it. It first handles the bytes that
+// came with the handshake; if they end the connection, c is not read.
+func (r *run) startReading(c *client) {
+	pending := c.conn.pending
+	c.conn.pending = nil
+	if err := r.receive(c, pending); err != nil {
+		r.noteClosed(err)
+		return
+	}
+	if c.conn.raw != nil && len(r.pollers) > 0 {
+		if r.pollers[c.id%len(r.pollers)].add(c) == nil {
+			return
 		}
 	}
+	r.readers.Add(1)
+	go r.readLoop(c)
+}
+
+// readLoop is c's reader goroutine, used without a poller: it reads until
+// the connection fails or ends.
+func (r *run) readLoop(c *client) {
+	defer r.readers.Done()
+	buf := make([]byte, readBufferSize)
 	for {
-		typ, rd, err := c.ws.NextReader()
+		n, err := c.conn.Read(buf)
+		if n > 0 {
+			if err := r.receive(c, buf[:n]); err != nil {
+				r.noteClosed(err)
+				return
+			}
+		}
 		if err != nil {
 			r.noteClosed(err)
 			return
 		}
-		c.frames.Add(1)
-		if typ != websocket.TextMessage {
-			continue
-		}
-		sc.reset()
-		for {
-			n, err := rd.Read(sc.space())
-			if n > 0 {
-				now, from, to = r.now(), r.winStart.Load(), r.winEnd.Load()
-				r.inspect(c, sc.chunk(n))
-				sc.scan(n, record)
-			}
-			if err != nil {
-				break // io.EOF ends the message; other errors return from NextReader
-			}
-		}
 	}
 }
 
-// inspect notes error frames in chunk, and the frame that makes c ready:
-// "joined" for a connection with a room, "welcome" for one without.
-func (r *run) inspect(c *client, chunk []byte) {
-	if n := bytes.Count(chunk, errorType); n > 0 {
-		r.noteErrorFrames(n, chunk)
+// receive handles data just read from c's socket: every frame it
+// completes. It returns an error when the connection is over: the server
+// closed it or broke the protocol. It does not allocate, unless data ends
+// inside a frame or holds a close frame or an error message.
+func (r *run) receive(c *client, data []byte) error {
+	now := r.now()
+	return c.parser.feed(data, func(fin bool, op byte, payload []byte) error {
+		return r.handleFrame(c, fin, op, payload, now)
+	})
+}
+
+// handleFrame handles one server frame read at now: a message's stamps
+// and marks, a ping, a close.
+func (r *run) handleFrame(c *client, fin bool, op byte, payload []byte, now int64) error {
+	switch {
+	case !fin || op == opContinuation:
+		return errFragmented
+	case op == opText:
+		c.frames.Add(1)
+		r.inspect(c, payload)
+		from, to := r.winStart.Load(), r.winEnd.Load()
+		forEachStamp(payload, func(stamp int64) {
+			if stamp >= from && stamp < to {
+				c.lat.Record(now - stamp)
+			} else {
+				c.outside.Add(1)
+			}
+		})
+	case op == opBinary:
+		c.frames.Add(1)
+	case op == opPing:
+		if now >= r.winStart.Load() && now < r.winEnd.Load() {
+			r.pings.Add(1)
+		}
+		// A failed pong shows in the next read, if the connection broke.
+		_ = c.conn.writeFrame(opPong, payload, pongWriteTimeout)
+	case op == opPong:
+	case op == opClose:
+		e := &closeError{code: 1005}
+		if len(payload) >= 2 {
+			e.code, e.reason = int(binary.BigEndian.Uint16(payload)), string(payload[2:])
+		}
+		_ = c.conn.writeFrame(opClose, payload[:min(len(payload), 2)], closeWriteTimeout)
+		return e
+	default:
+		return fmt.Errorf("bench: server frame with unknown opcode %#x", op)
+	}
+	return nil
+}
+
+// inspect notes error messages in msg, a server message (or a batch of
+// them), and the one that makes c ready: "joined" for a connection with a
+// room, "welcome" for one without.
+func (r *run) inspect(c *client, msg []byte) {
+	if n := bytes.Count(msg, errorType); n > 0 {
+		r.noteErrorFrames(n, msg)
 	}
 	if c.ready.Load() {
 		return
@@ -80,25 +131,9 @@ func (r *run) inspect(c *client, chunk []byte) {
 	if c.room < 0 {
 		mark = welcomeType
 	}
-	if bytes.Contains(chunk, mark) {
+	if bytes.Contains(msg, mark) {
 		c.ready.Store(true)
 		r.ready.Add(1)
-	}
-}
-
-// handlePing answers the server's ping as gorilla's default handler does,
-// counting it when it falls in the window.
-func (r *run) handlePing(ws *websocket.Conn) func(string) error {
-	return func(data string) error {
-		if ns := r.now(); ns >= r.winStart.Load() && ns < r.winEnd.Load() {
-			r.pings.Add(1)
-		}
-		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
-		var ne net.Error
-		if err == nil || errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
-			return nil
-		}
-		return err
 	}
 }
 
@@ -133,8 +168,7 @@ func (r *run) send(c *client, frame []byte, digits int, members uint64) bool {
 		return false
 	}
 	putStamp(frame[digits:], ns)
-	c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+	if err := c.conn.writeFrame(opText, frame, chatWriteTimeout); err != nil {
 		r.noteSendError(err)
 		return false
 	}
@@ -152,10 +186,10 @@ func (r *run) noteClosed(err error) {
 		return
 	}
 	key := "error"
-	var ce *websocket.CloseError
+	var ce *closeError
 	switch {
 	case errors.As(err, &ce):
-		key = strconv.Itoa(ce.Code)
+		key = strconv.Itoa(ce.code)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		key = "eof"
 	}

@@ -2,31 +2,22 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 const (
-	// readBufferSize is gorilla's per-connection bufio.Reader; scanBufferSize
-	// the buffer messages are read into (reads at least as large bypass the
-	// bufio.Reader). Small, so the bench holds 20k connections in ~100 MB.
-	readBufferSize = 1024
-	scanBufferSize = 2048
-	// writeBufferSize is a publisher's own frame buffer; other connections
-	// borrow one from a pool for their rare data writes.
-	writeBufferSize = 512
-	dialTimeout     = 10 * time.Second
-	dialAttempts    = 3
+	// readBufferSize is a reader goroutine's buffer (without a poller);
+	// pollerBufferSize a poller's, shared by its connections.
+	readBufferSize   = 2048
+	pollerBufferSize = 64 << 10
+	dialTimeout      = 10 * time.Second
+	dialAttempts     = 3
 	// ipBindAddressNoPort is Linux's IP_BIND_ADDRESS_NO_PORT: bind the
 	// source address now but pick the port at connect time, per 4-tuple.
 	ipBindAddressNoPort = 24
@@ -35,8 +26,8 @@ const (
 // dialer opens the bench's WebSocket connections, spreading them over
 // loopback source addresses when the server is on loopback.
 type dialer struct {
-	base    websocket.Dialer
 	sources []*net.Dialer // nil: let the kernel pick the source
+	direct  *net.Dialer   // without sources
 	prefix  string        // the URL up to the username value
 }
 
@@ -56,15 +47,7 @@ func newDialer(raw string, sources int) (*dialer, error) {
 	if u.RawQuery != "" {
 		sep = "&"
 	}
-	d := &dialer{
-		base: websocket.Dialer{
-			HandshakeTimeout: dialTimeout,
-			ReadBufferSize:   readBufferSize,
-			WriteBufferSize:  writeBufferSize,
-			WriteBufferPool:  new(sync.Pool),
-		},
-		prefix: u.String() + sep + "username=",
-	}
+	d := &dialer{direct: &net.Dialer{Timeout: dialTimeout}, prefix: u.String() + sep + "username="}
 	if isLoopback(u.Hostname()) {
 		d.sources = sourceDialers(sources)
 	}
@@ -113,19 +96,16 @@ func (d *dialer) url(username, room string) string {
 	return b.String()
 }
 
-// dial opens connection i, retrying a few times.
-func (d *dialer) dial(ctx context.Context, i int, rawURL string, publisher bool) (*websocket.Conn, error) {
-	wd := d.base
-	if publisher {
-		wd.WriteBufferPool = nil
+// dial opens connection i to rawURL, retrying a few times.
+func (d *dialer) dial(ctx context.Context, i int, rawURL string) (*wsConn, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
 	}
+	nd, network := d.direct, "tcp"
 	if d.sources != nil {
-		nd := d.sources[i%len(d.sources)]
-		wd.NetDialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return nd.DialContext(ctx, "tcp4", addr)
-		}
+		nd, network = d.sources[i%len(d.sources)], "tcp4"
 	}
-	var err error
 	for attempt := range dialAttempts {
 		if attempt > 0 {
 			select {
@@ -134,28 +114,13 @@ func (d *dialer) dial(ctx context.Context, i int, rawURL string, publisher bool)
 			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
 			}
 		}
-		var ws *websocket.Conn
-		if ws, err = dialOnce(ctx, &wd, rawURL); err == nil {
-			return ws, nil
+		var c *wsConn
+		if c, err = dialWS(ctx, nd, network, u); err == nil {
+			return c, nil
 		}
-		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-			return nil, err // out of descriptors: retrying cannot help
+		if isOutOfFiles(err) {
+			return nil, err // retrying cannot help
 		}
-	}
-	return nil, err
-}
-
-func dialOnce(ctx context.Context, wd *websocket.Dialer, rawURL string) (*websocket.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	ws, resp, err := wd.DialContext(ctx, rawURL, nil)
-	if err == nil {
-		return ws, nil
-	}
-	if resp != nil {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		resp.Body.Close()
-		return nil, fmt.Errorf("%w: HTTP %d %s", err, resp.StatusCode, strings.TrimSpace(string(body)))
 	}
 	return nil, err
 }

@@ -21,6 +21,7 @@ type fakeServer struct {
 	pingEvery time.Duration
 	dropEvery int64 // drop every n-th chat delivery; 0 = none
 	silent    bool  // never send welcome or joined
+	bigHello  int   // bytes of padding added to the greeting
 
 	deliveries atomic.Int64
 	mu         sync.Mutex // guards rooms
@@ -64,7 +65,7 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.join(c, rooms)
 	defer f.leave(c, rooms)
 	if !f.silent {
-		c.write(greeting(user, rooms))
+		c.write(greeting(user, rooms, f.bigHello))
 	}
 	done := make(chan struct{})
 	defer close(done)
@@ -80,8 +81,11 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func greeting(user string, rooms []string) []byte {
+func greeting(user string, rooms []string, pad int) []byte {
 	lines := []string{`{"type":"welcome","username":"` + user + `","session":"s1","rooms":[],"server":"fake"}`}
+	if pad > 0 {
+		lines = append(lines, `{"type":"padding","content":"`+strings.Repeat("p", pad)+`"}`)
+	}
 	for _, room := range rooms {
 		lines = append(lines,
 			`{"type":"joined","room":"`+room+`","seq":0}`,

@@ -44,6 +44,8 @@ type Config struct {
 	DialConcurrency int // dials in flight at once
 
 	CPUProfile string // file to write the bench's own CPU profile to; "": none
+
+	noPollers bool // tests: a reader goroutine per connection, as without epoll
 }
 
 // Main runs `partyline bench` with args (the words after "bench"): progress

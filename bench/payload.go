@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"fmt"
 	"math"
 	"strconv"
 )
@@ -17,11 +16,8 @@ const (
 	stampLen    = 1 + stampDigits
 	stampPad    = 'x'
 	// maxSpace bounds the whitespace accepted around the ':' of a
-	// "content" field, so a field split across reads fits in the carry.
+	// "content" field.
 	maxSpace = 4
-	// maxField is the longest stamped "content" field prefix:
-	// "content" + spaces + ':' + spaces + '"' + stamp.
-	maxField = len(contentText) + 2*maxSpace + 2 + stampLen
 
 	contentText = `"content"`
 )
@@ -132,43 +128,17 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// frameScanner finds the stamps in one server message read in chunks into
-// buf, carrying a field cut by a chunk boundary over to the next chunk.
-type frameScanner struct {
-	buf   []byte
-	carry int // bytes at the start of buf left over from the previous chunk
-}
-
-func newFrameScanner(size int) frameScanner {
-	if size < 4*maxField {
-		panic(fmt.Sprintf("bench: read buffer %d too small", size))
-	}
-	return frameScanner{buf: make([]byte, size)}
-}
-
-// reset starts a new message.
-func (s *frameScanner) reset() { s.carry = 0 }
-
-// space returns where the next chunk is to be read.
-func (s *frameScanner) space() []byte { return s.buf[s.carry:] }
-
-// chunk returns the carried bytes plus the n bytes just read into space().
-func (s *frameScanner) chunk(n int) []byte { return s.buf[:s.carry+n] }
-
-// scan processes the n bytes just read into space(): it calls record for
-// each stamp found and carries a field cut short over to the next read.
-func (s *frameScanner) scan(n int, record func(stamp int64)) {
-	chunk := s.chunk(n)
-	off := 0
+// forEachStamp calls fn with each stamp in msg, a whole server message or
+// a "\n"-separated batch of them.
+func forEachStamp(msg []byte, fn func(stamp int64)) {
 	for {
-		stamp, used, status := nextStamp(chunk[off:])
-		off += used
+		stamp, n, status := nextStamp(msg)
 		if status != scanField {
-			break
+			return
 		}
+		msg = msg[n:]
 		if stamp >= 0 {
-			record(stamp)
+			fn(stamp)
 		}
 	}
-	s.carry = copy(s.buf, chunk[off:])
 }

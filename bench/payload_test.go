@@ -69,22 +69,16 @@ func stamp(ns int64) string {
 	return string(b)
 }
 
-// scanAll feeds msg to a scanner in chunks of at most size bytes and
-// returns the stamps it found.
-func scanAll(msg string, size int) []int64 {
-	sc := newFrameScanner(4 * maxField)
+// stampsIn returns the stamps in msg, a whole message.
+func stampsIn(msg string) []int64 {
 	var got []int64
-	record := func(s int64) { got = append(got, s) }
-	for rest := msg; rest != ""; {
-		n := copy(sc.space()[:min(size, len(sc.space()))], rest)
-		rest = rest[n:]
-		sc.scan(n, record)
-	}
+	forEachStamp([]byte(msg), func(s int64) { got = append(got, s) })
 	return got
 }
 
-func TestScanFindsEveryStamp(t *testing.T) {
-	batch := strings.Join([]string{
+// testBatch is a batch of server messages holding the stamps testStamps.
+var (
+	testBatch = strings.Join([]string{
 		serverChat(stamp(111), 1),
 		`{"type":"user_joined","room":"r","username":"b2","content":"b2 joined the room","timestamp":1}`,
 		serverChat(stamp(222), 2),
@@ -94,11 +88,18 @@ func TestScanFindsEveryStamp(t *testing.T) {
 		`{"type":"error","code":"rate_limited","message":"\"content\": slow down"}`,
 		serverChat(stamp(444), 5),
 	}, "\n")
-	want := []int64{111, 222, 333, 444}
-	// Every chunk size, so every field is cut at every position.
-	for size := 1; size <= len(batch); size++ {
-		if got := scanAll(batch, size); !slices.Equal(got, want) {
-			t.Fatalf("chunks of %d: stamps %v, want %v", size, got, want)
+	testStamps = []int64{111, 222, 333, 444}
+)
+
+func TestScanFindsEveryStamp(t *testing.T) {
+	if got := stampsIn(testBatch); !slices.Equal(got, testStamps) {
+		t.Fatalf("stamps %v, want %v", got, testStamps)
+	}
+	// A message cut anywhere holds the stamps before the cut.
+	for cut := range len(testBatch) {
+		got := stampsIn(testBatch[:cut])
+		if !slices.Equal(got, testStamps[:len(got)]) {
+			t.Fatalf("cut at %d: stamps %v, want a prefix of %v", cut, got, testStamps)
 		}
 	}
 }
@@ -112,38 +113,31 @@ func TestScanIgnoresOtherContent(t *testing.T) {
 		`{"content"x:"#0000000000000000001"}`,
 		`{"content":       "#0000000000000000001"}`,
 	} {
-		if got := scanAll(msg, 7); len(got) != 0 {
+		if got := stampsIn(msg); len(got) != 0 {
 			t.Errorf("scan(%q) = %v, want no stamps", msg, got)
 		}
 	}
 }
 
 func TestScanDoesNotAllocate(t *testing.T) {
-	batch := serverChat(stamp(111), 1) + "\n" + serverChat(stamp(222), 2)
-	sc := newFrameScanner(scanBufferSize)
+	batch := []byte(serverChat(stamp(111), 1) + "\n" + serverChat(stamp(222), 2))
 	var sum int64
-	record := func(s int64) { sum += s }
 	n := testing.AllocsPerRun(1000, func() {
-		sc.reset()
-		k := copy(sc.space(), batch)
-		sc.scan(k, record)
+		forEachStamp(batch, func(s int64) { sum += s })
 	})
 	if n != 0 {
-		t.Errorf("scan allocates %v times per message, want 0", n)
+		t.Errorf("forEachStamp allocates %v times per message, want 0", n)
 	}
 	if sum == 0 {
-		t.Error("scan found no stamps")
+		t.Error("forEachStamp found no stamps")
 	}
 }
 
 func BenchmarkScan(b *testing.B) {
-	msg := serverChat(stamp(111), 1)
-	sc := newFrameScanner(scanBufferSize)
+	msg := []byte(serverChat(stamp(111), 1))
 	var sum int64
-	record := func(s int64) { sum += s }
 	b.SetBytes(int64(len(msg)))
 	for b.Loop() {
-		sc.reset()
-		sc.scan(copy(sc.space(), msg), record)
+		forEachStamp(msg, func(s int64) { sum += s })
 	}
 }

@@ -6,16 +6,15 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
-// latencyShards is how many histograms the reader goroutines share.
+// latencyShards is how many histograms the readers share.
 const latencyShards = 64
 
 // phaseSlack is time kept in hand after the drain, for closing.
@@ -24,11 +23,12 @@ const phaseSlack = 2 * time.Second
 // run is one bench run. Stamps and the window bounds are nanoseconds since
 // epoch on the monotonic clock.
 type run struct {
-	cfg    Config
-	epoch  time.Time
-	dialer *dialer
-	rooms  []string // room names; a client's room indexes this
-	lat    shardedHistogram
+	cfg     Config
+	epoch   time.Time
+	dialer  *dialer
+	pollers []*poller // read the connections; none: a reader goroutine each
+	rooms   []string  // room names; a client's room indexes this
+	lat     shardedHistogram
 	// outside counts, per latency shard, deliveries of messages stamped
 	// outside the window (warm-up traffic); frames all messages received.
 	outside, frames [latencyShards]paddedCounter
@@ -41,9 +41,9 @@ type run struct {
 	connected, ready atomic.Int64
 	sent, expected   atomic.Uint64
 	errorFrames      atomic.Uint64
-	pings            atomic.Uint64 // server pings received in the window
-	closing          atomic.Bool   // the bench is closing the connections itself
-	readers          sync.WaitGroup
+	pings            atomic.Uint64  // server pings received in the window
+	closing          atomic.Bool    // the bench is closing the connections itself
+	readers          sync.WaitGroup // the pollers and reader goroutines
 	publishers       sync.WaitGroup
 
 	mu             sync.Mutex // guards the following
@@ -135,6 +135,9 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 
 	r.setPhase("dial")
 	dialStart := time.Now()
+	if !r.cfg.noPollers {
+		r.pollers, _ = startPollers(r, runtime.GOMAXPROCS(0)) // none: a reader goroutine per connection
+	}
 	clients := r.dialAll(ctx, r.plan())
 	defer r.closeAll(clients)
 	res.DialSeconds = time.Since(dialStart).Seconds()
@@ -272,23 +275,21 @@ func (r *run) dialAll(ctx context.Context, specs []connSpec) []*client {
 	return clients
 }
 
-// dialOne opens connection i and starts its reader, or returns nil.
+// dialOne opens connection i and starts reading it, or returns nil.
 func (r *run) dialOne(ctx context.Context, i int, s connSpec) *client {
 	room := ""
 	if s.room >= 0 {
 		room = r.rooms[s.room]
 	}
-	ws, err := r.dialer.dial(ctx, i, r.dialer.url(username(i, r.cfg.Users), room), s.publisher)
+	conn, err := r.dialer.dial(ctx, i, r.dialer.url(username(i, r.cfg.Users), room))
 	if err != nil {
 		r.noteDialError(err)
 		return nil
 	}
-	c := &client{id: i, room: s.room, publisher: s.publisher, ws: ws,
+	c := &client{id: i, room: s.room, publisher: s.publisher, conn: conn, lat: r.lat.shard(i),
 		outside: &r.outside[i%latencyShards].Uint64, frames: &r.frames[i%latencyShards].Uint64}
-	ws.SetPingHandler(r.handlePing(ws))
 	r.connected.Add(1)
-	r.readers.Add(1)
-	go r.read(c, r.lat.shard(i))
+	r.startReading(c)
 	return c
 }
 
@@ -361,24 +362,27 @@ func (r *run) drain(ctx context.Context) time.Duration {
 	return time.Since(start)
 }
 
-// closeAll sends every connection a close frame, closes it and waits for
-// the readers to finish.
+// closeAll sends every connection a close frame and closes it, stops the
+// pollers, and waits for the publishers and readers to finish.
 func (r *run) closeAll(clients []*client) {
 	r.setPhase("close")
 	r.closing.Store(true)
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+	normal := []byte{0x03, 0xE8} // 1000, normal closure
 	for range min(r.cfg.DialConcurrency, len(clients)) {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < len(clients); i = int(next.Add(1)) - 1 {
 				c := clients[i]
-				_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(100*time.Millisecond))
-				c.ws.Close()
+				_ = c.conn.writeFrame(opClose, normal, closeWriteTimeout)
+				c.conn.Close()
 			}
 		})
 	}
 	wg.Wait()
+	for _, p := range r.pollers {
+		p.close()
+	}
 	r.publishers.Wait()
 	r.readers.Wait()
 }

@@ -1,0 +1,152 @@
+package bench
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// WebSocket frames (RFC 6455 §5.2), as far as the bench needs them: it
+// writes masked client frames and reads the server's unmasked ones.
+const (
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xA
+
+	finBit  = 0x80
+	rsvBits = 0x70
+	maskBit = 0x80
+
+	// maxFrame bounds a server frame's payload, so a corrupt length cannot
+	// make the bench allocate without limit.
+	maxFrame = 16 << 20
+)
+
+var errFragmented = errors.New("bench: the server sent a fragmented message (FIN=0), which the bench does not read")
+
+// appendClientFrame appends to dst one final client frame of type op
+// carrying payload masked with key.
+func appendClientFrame(dst []byte, op byte, key [4]byte, payload []byte) []byte {
+	n := len(payload)
+	dst = append(dst, finBit|op)
+	switch {
+	case n <= 125:
+		dst = append(dst, maskBit|byte(n))
+	case n <= 0xFFFF:
+		dst = append(dst, maskBit|126)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(n))
+	default:
+		dst = append(dst, maskBit|127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	dst = append(dst, key[:]...)
+	start := len(dst)
+	dst = append(dst, payload...)
+	for i := range n {
+		dst[start+i] ^= key[i&3]
+	}
+	return dst
+}
+
+// frameSize returns the size of the server frame that b begins: header and
+// payload when b holds the whole header, else how long the header is known
+// to be so far (more than len(b)). It fails on a frame the server must not
+// send.
+func frameSize(b []byte) (int, error) {
+	if len(b) < 2 {
+		return 2, nil
+	}
+	switch {
+	case b[0]&rsvBits != 0:
+		return 0, fmt.Errorf("bench: server frame with reserved bits %#x", b[0]&rsvBits)
+	case b[1]&maskBit != 0:
+		return 0, errors.New("bench: masked server frame")
+	}
+	head, n := headerSize(b[1]), int(b[1]&0x7F)
+	if len(b) < head {
+		return head, nil
+	}
+	switch head {
+	case 4:
+		n = int(binary.BigEndian.Uint16(b[2:]))
+	case 10:
+		u := binary.BigEndian.Uint64(b[2:])
+		if u > maxFrame {
+			return 0, fmt.Errorf("bench: server frame of %d bytes, over the bench's %d", u, maxFrame)
+		}
+		n = int(u)
+	}
+	if b[0]&0x08 != 0 && n > 125 { // a control frame
+		return 0, fmt.Errorf("bench: server control frame of %d bytes, over 125", n)
+	}
+	return head + n, nil
+}
+
+// headerSize returns the size of an unmasked frame's header from its
+// second byte.
+func headerSize(b1 byte) int {
+	switch b1 & 0x7F {
+	case 126:
+		return 4
+	case 127:
+		return 10
+	}
+	return 2
+}
+
+// frameParser splits one connection's byte stream into the server's
+// frames. Bytes arrive in reads of any size; whole frames are handled where
+// they lie, and only a frame cut by the end of a read is copied, into
+// partial, until it is complete.
+type frameParser struct {
+	partial []byte // the start of a frame cut by the end of the last read; nil when none
+}
+
+// feed handles every frame that data completes, in order, calling handle
+// with each one's FIN bit, opcode and payload (valid only during the
+// call). It stops at the first error, from the stream or from handle.
+func (p *frameParser) feed(data []byte, handle func(fin bool, op byte, payload []byte) error) error {
+	for len(p.partial) > 0 {
+		size, err := frameSize(p.partial)
+		if err != nil {
+			return err
+		}
+		if len(p.partial) == size {
+			frame := p.partial
+			p.partial = nil // dropped: most connections never need it again
+			if err := handleFrame(frame, handle); err != nil {
+				return err
+			}
+			break
+		}
+		if len(data) == 0 {
+			return nil
+		}
+		k := min(size-len(p.partial), len(data))
+		p.partial = append(p.partial, data[:k]...)
+		data = data[k:]
+	}
+	for len(data) > 0 {
+		size, err := frameSize(data)
+		if err != nil {
+			return err
+		}
+		if len(data) < size {
+			p.partial = append(make([]byte, 0, max(size, 16)), data...)
+			return nil
+		}
+		if err := handleFrame(data[:size], handle); err != nil {
+			return err
+		}
+		data = data[size:]
+	}
+	return nil
+}
+
+// handleFrame calls handle with the parts of one whole frame.
+func handleFrame(frame []byte, handle func(fin bool, op byte, payload []byte) error) error {
+	return handle(frame[0]&finBit != 0, frame[0]&0x0F, frame[headerSize(frame[1]):])
+}

@@ -1,0 +1,15 @@
+//go:build !linux
+
+package bench
+
+import "errors"
+
+// poller is Linux's (poller_linux.go); elsewhere each connection has a
+// reader goroutine.
+type poller struct{}
+
+func startPollers(*run, int) ([]*poller, error) { return nil, errors.ErrUnsupported }
+
+func (*poller) add(*client) error { return errors.ErrUnsupported }
+
+func (*poller) close() {}

@@ -1,0 +1,175 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Write deadlines.
+const (
+	chatWriteTimeout  = 10 * time.Second
+	pongWriteTimeout  = 250 * time.Millisecond // written by a poller, which waits meanwhile
+	closeWriteTimeout = 100 * time.Millisecond
+)
+
+// acceptGUID is RFC 6455's constant for Sec-WebSocket-Accept.
+const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// wsConn is the client end of one WebSocket connection. The bench does the
+// handshake itself so that it owns every byte the server sends after it:
+// pending holds those read with the handshake's answer, and raw, the
+// socket, lets a poller read the rest without a goroutine of its own.
+//
+// Reads are the business of one goroutine at a time (a poller, or the
+// connection's reader); writes may come from several — the publisher, the
+// reader's pongs, the final close — and are serialized by mu.
+type wsConn struct {
+	conn    net.Conn
+	raw     syscall.RawConn // the TCP socket; nil over TLS, which must be read through conn
+	pending []byte          // bytes after the handshake's answer, to parse before reading
+	mask    [4]byte
+
+	mu  sync.Mutex // guards out and serializes writes
+	out []byte     // the frame being written, reused
+}
+
+// dialWS opens a WebSocket connection to u (ws or wss) with nd over
+// network ("tcp" or "tcp4"), within dialTimeout.
+func dialWS(ctx context.Context, nd *net.Dialer, network string, u *url.URL) (*wsConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "wss" {
+			port = "443"
+		}
+	}
+	conn, err := nd.DialContext(ctx, network, net.JoinHostPort(u.Hostname(), port))
+	if err != nil {
+		return nil, err
+	}
+	c := &wsConn{conn: conn}
+	if err := c.open(ctx, u); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// open does the TLS handshake for wss, then the WebSocket handshake.
+func (c *wsConn) open(ctx context.Context, u *url.URL) error {
+	if _, err := rand.Read(c.mask[:]); err != nil {
+		return err
+	}
+	if u.Scheme == "wss" {
+		tc := tls.Client(c.conn, &tls.Config{ServerName: u.Hostname()})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return err
+		}
+		c.conn = tc
+	} else if tcp, ok := c.conn.(*net.TCPConn); ok {
+		raw, err := tcp.SyscallConn()
+		if err != nil {
+			return err
+		}
+		c.raw = raw
+	}
+	if d, ok := ctx.Deadline(); ok {
+		c.conn.SetDeadline(d)
+	}
+	if err := c.handshake(u); err != nil {
+		return err
+	}
+	return c.conn.SetDeadline(time.Time{})
+}
+
+// handshake sends the opening handshake (RFC 6455 §4.1) and checks the
+// answer, keeping the bytes that followed it in pending.
+func (c *wsConn) handshake(u *url.URL) error {
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return err
+	}
+	key := base64.StdEncoding.EncodeToString(nonce[:])
+	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key + "\r\n\r\n"
+	if _, err := io.WriteString(c.conn, req); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(c.conn, 1024)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return fmt.Errorf("bench: handshake: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		return fmt.Errorf("bench: bad handshake: HTTP %d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), acceptKey(key); got != want {
+		return fmt.Errorf("bench: bad handshake: Sec-WebSocket-Accept %q, want %q", got, want)
+	}
+	if n := br.Buffered(); n > 0 {
+		rest, _ := br.Peek(n)
+		c.pending = append([]byte(nil), rest...)
+	}
+	return nil
+}
+
+// acceptKey is the Sec-WebSocket-Accept the server must answer key with.
+func acceptKey(key string) string {
+	sum := sha1.Sum([]byte(key + acceptGUID))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// writeFrame writes one masked frame of type op carrying payload, within
+// timeout. It does not allocate once the connection's frame buffer has
+// grown to the size of its frames.
+func (c *wsConn) writeFrame(op byte, payload []byte, timeout time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.out = appendClientFrame(c.out[:0], op, c.mask, payload)
+	if err := c.conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	_, err := c.conn.Write(c.out)
+	return err
+}
+
+// Read reads from the connection through the runtime (the reader
+// goroutine's way, and the only one over TLS).
+func (c *wsConn) Read(b []byte) (int, error) { return c.conn.Read(b) }
+
+// Close closes the connection.
+func (c *wsConn) Close() error { return c.conn.Close() }
+
+// closeError is a close frame from the server.
+type closeError struct {
+	code   int // 1005 if the frame carried none
+	reason string
+}
+
+func (e *closeError) Error() string {
+	return fmt.Sprintf("bench: server closed the connection: %d %s", e.code, e.reason)
+}
+
+// isOutOfFiles reports whether err says the process or system is out of
+// file descriptors.
+func isOutOfFiles(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
