@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // A poller reads many connections from one goroutine: their sockets sit in
@@ -12,7 +13,8 @@ import (
 // dry into its own buffer and parses it there. A delivery then costs one
 // read(2) and a share of an epoll_wait, where a reader goroutine per
 // connection costs a wake-up, a read, a read that finds nothing, and a
-// park.
+// park. The sockets are taken from the runtime (detach), whose own epoll
+// set would otherwise hear of every arrival too.
 //
 // The goroutine does not block in epoll_wait, which would hold a thread
 // and keep the runtime's sysmon spinning (the server's poller learned
@@ -25,7 +27,13 @@ type poller struct {
 	buf  []byte // what a socket is read into; the goroutine's alone
 
 	mu    sync.Mutex // guards conns
-	conns map[int32]*client
+	conns map[int32]polled
+}
+
+// polled is a connection in a poller's set.
+type polled struct {
+	c  *client
+	fd int // its socket, detached
 }
 
 // epollET is EPOLLET as the unsigned flag EpollEvent.Events wants.
@@ -62,25 +70,27 @@ func newPoller(r *run) (*poller, error) {
 		return nil, err
 	}
 	return &poller{r: r, epfd: fd, set: os.NewFile(uintptr(fd), "epoll"), // non-blocking: the runtime polls it
-		buf: make([]byte, pollerBufferSize), conns: make(map[int32]*client)}, nil
+		buf: make([]byte, pollerBufferSize), conns: make(map[int32]polled)}, nil
 }
 
-// add has the poller read c from now on, bytes already waiting included.
+// add has the poller read c from now on, bytes already waiting included,
+// and detaches c's socket from the runtime. On failure c is untouched.
 func (p *poller) add(c *client) error {
-	p.mu.Lock()
-	p.conns[int32(c.id)] = c
-	p.mu.Unlock()
-	var err error
-	if cerr := c.conn.raw.Control(func(fd uintptr) {
-		event := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(c.id)}
-		err = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &event)
-	}); cerr != nil {
-		err = cerr
-	}
+	fd, err := c.conn.dup()
 	if err != nil {
-		p.forget(c)
+		return err
 	}
-	return err
+	p.mu.Lock()
+	p.conns[int32(c.id)] = polled{c, fd}
+	p.mu.Unlock()
+	event := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(c.id)}
+	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &event); err != nil {
+		p.forget(c)
+		syscall.Close(fd)
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	c.conn.detach(fd)
+	return nil
 }
 
 // forget stops handling c's events. Its socket leaves the set when closed.
@@ -117,13 +127,13 @@ func (p *poller) run() {
 		}
 		p.mu.Lock()
 		for _, e := range events[:n] {
-			if c := p.conns[e.Fd]; c != nil {
-				ready = append(ready, readyConn{c, e.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0})
+			if pc, ok := p.conns[e.Fd]; ok {
+				ready = append(ready, readyConn{pc, e.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0})
 			}
 		}
 		p.mu.Unlock()
 		for _, rc := range ready {
-			if err := p.drain(rc.c, rc.hangup); err != nil {
+			if err := p.drain(rc.c, rc.fd, rc.hangup); err != nil {
 				p.forget(rc.c)
 				p.r.noteClosed(err)
 			}
@@ -136,30 +146,23 @@ func (p *poller) run() {
 // readyConn is a connection with an event: bytes, and with hangup the
 // end of the stream (or an error) after them.
 type readyConn struct {
-	c      *client
+	polled
 	hangup bool
 }
 
 // drain reads c's socket until it is empty and handles what it read; after
 // a hangup, until the read that reports the end. It returns an error when
 // the connection is over.
-func (p *poller) drain(c *client, hangup bool) error {
+func (p *poller) drain(c *client, fd int, hangup bool) error {
 	for {
-		var n int
-		var errno error
-		if err := c.conn.raw.Read(func(fd uintptr) bool {
-			n, errno = syscall.Read(int(fd), p.buf)
-			return true // never wait: the set says when there is more
-		}); err != nil {
-			return err // the bench closed it
-		}
+		n, err := syscall.Read(fd, p.buf)
 		switch {
-		case errno == syscall.EAGAIN:
+		case err == syscall.EAGAIN:
 			return nil
-		case errno == syscall.EINTR:
+		case err == syscall.EINTR:
 			continue
-		case errno != nil:
-			return os.NewSyscallError("read", errno)
+		case err != nil:
+			return os.NewSyscallError("read", err)
 		case n == 0:
 			return io.EOF
 		}
@@ -171,4 +174,53 @@ func (p *poller) drain(c *client, hangup bool) error {
 			return nil
 		}
 	}
+}
+
+// dup returns a second descriptor for c's socket (close-on-exec, and
+// non-blocking like the first), for a poller.
+func (c *wsConn) dup() (int, error) {
+	fd := -1
+	var errno syscall.Errno
+	if err := c.raw.Control(func(s uintptr) {
+		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, s, syscall.F_DUPFD_CLOEXEC, 0)
+		fd, errno = int(r), e
+	}); err != nil {
+		return -1, err
+	}
+	if errno != 0 {
+		return -1, os.NewSyscallError("fcntl", errno)
+	}
+	return fd, nil
+}
+
+// detach closes c's net.Conn, so the runtime forgets the socket, and
+// writes to fd, its dup, from now on. The socket stays open until closeFD.
+func (c *wsConn) detach(fd int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.conn.Close()
+	c.conn, c.raw, c.fd = nil, nil, fd
+}
+
+// writeFD writes b to fd, a non-blocking socket, waiting for room until
+// deadline. A full socket is rare (the server has stopped reading), so it
+// waits by sleeping.
+func writeFD(fd int, b []byte, deadline time.Time) error {
+	for len(b) > 0 {
+		n, err := syscall.Write(fd, b)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			if time.Now().After(deadline) {
+				return os.ErrDeadlineExceeded
+			}
+			time.Sleep(time.Millisecond)
+			continue
+		case err != nil:
+			return os.NewSyscallError("write", err)
+		}
+		b = b[n:]
+	}
+	return nil
 }

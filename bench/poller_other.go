@@ -2,7 +2,10 @@
 
 package bench
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // poller is Linux's (poller_linux.go); elsewhere each connection has a
 // reader goroutine.
@@ -13,3 +16,5 @@ func startPollers(*run, int) ([]*poller, error) { return nil, errors.ErrUnsuppor
 func (*poller) add(*client) error { return errors.ErrUnsupported }
 
 func (*poller) close() {}
+
+func writeFD(int, []byte, time.Time) error { return errors.ErrUnsupported }

@@ -363,28 +363,36 @@ func (r *run) drain(ctx context.Context) time.Duration {
 }
 
 // closeAll sends every connection a close frame and closes it, stops the
-// pollers, and waits for the publishers and readers to finish.
+// pollers, and waits for the publishers and readers to finish. The
+// sockets the pollers read are closed last, once nothing reads them.
 func (r *run) closeAll(clients []*client) {
 	r.setPhase("close")
 	r.closing.Store(true)
-	var next atomic.Int64
-	var wg sync.WaitGroup
 	normal := []byte{0x03, 0xE8} // 1000, normal closure
-	for range min(r.cfg.DialConcurrency, len(clients)) {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < len(clients); i = int(next.Add(1)) - 1 {
-				c := clients[i]
-				_ = c.conn.writeFrame(opClose, normal, closeWriteTimeout)
-				c.conn.Close()
-			}
-		})
-	}
-	wg.Wait()
+	r.forEach(clients, func(c *client) {
+		_ = c.conn.writeFrame(opClose, normal, closeWriteTimeout)
+		c.conn.closeConn()
+	})
 	for _, p := range r.pollers {
 		p.close()
 	}
 	r.publishers.Wait()
 	r.readers.Wait()
+	r.forEach(clients, func(c *client) { c.conn.closeFD() })
+}
+
+// forEach calls fn for each client, DialConcurrency at a time.
+func (r *run) forEach(clients []*client, fn func(*client)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(r.cfg.DialConcurrency, len(clients)) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(clients); i = int(next.Add(1)) - 1 {
+				fn(clients[i])
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // sleep waits for d or until ctx ends.

@@ -31,20 +31,21 @@ const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // wsConn is the client end of one WebSocket connection. The bench does the
 // handshake itself so that it owns every byte the server sends after it:
-// pending holds those read with the handshake's answer, and raw, the
-// socket, lets a poller read the rest without a goroutine of its own.
+// pending holds those read with the handshake's answer. A poller then takes
+// the socket from the runtime (detach) and reads it itself.
 //
 // Reads are the business of one goroutine at a time (a poller, or the
 // connection's reader); writes may come from several — the publisher, the
 // reader's pongs, the final close — and are serialized by mu.
 type wsConn struct {
-	conn    net.Conn
-	raw     syscall.RawConn // the TCP socket; nil over TLS, which must be read through conn
+	raw     syscall.RawConn // the TCP socket while conn holds it; nil over TLS, which must be read through conn
 	pending []byte          // bytes after the handshake's answer, to parse before reading
 	mask    [4]byte
 
-	mu  sync.Mutex // guards out and serializes writes
-	out []byte     // the frame being written, reused
+	mu   sync.Mutex // guards the following and serializes writes
+	conn net.Conn   // nil once detached
+	fd   int        // the socket once detached, -1 before and once closed
+	out  []byte     // the frame being written, reused
 }
 
 // dialWS opens a WebSocket connection to u (ws or wss) with nd over
@@ -63,7 +64,7 @@ func dialWS(ctx context.Context, nd *net.Dialer, network string, u *url.URL) (*w
 	if err != nil {
 		return nil, err
 	}
-	c := &wsConn{conn: conn}
+	c := &wsConn{conn: conn, fd: -1}
 	if err := c.open(ctx, u); err != nil {
 		conn.Close()
 		return nil, err
@@ -144,19 +145,45 @@ func (c *wsConn) writeFrame(op byte, payload []byte, timeout time.Duration) erro
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.out = appendClientFrame(c.out[:0], op, c.mask, payload)
-	if err := c.conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+	deadline := time.Now().Add(timeout)
+	switch {
+	case c.fd >= 0:
+		return writeFD(c.fd, c.out, deadline)
+	case c.conn == nil:
+		return net.ErrClosed
+	}
+	if err := c.conn.SetWriteDeadline(deadline); err != nil {
 		return err
 	}
 	_, err := c.conn.Write(c.out)
 	return err
 }
 
-// Read reads from the connection through the runtime (the reader
-// goroutine's way, and the only one over TLS).
+// Read reads from the connection through the runtime: the reader
+// goroutine's way, and the only one over TLS. Only before detach.
 func (c *wsConn) Read(b []byte) (int, error) { return c.conn.Read(b) }
 
-// Close closes the connection.
-func (c *wsConn) Close() error { return c.conn.Close() }
+// closeConn closes the connection if it is still the runtime's; a
+// detached socket stays open for closeFD.
+func (c *wsConn) closeConn() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn = nil
+	}
+}
+
+// closeFD closes a detached socket. Its poller must have stopped: the
+// descriptor's number may be reused at once.
+func (c *wsConn) closeFD() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fd >= 0 {
+		syscall.Close(c.fd)
+		c.fd = -1
+	}
+}
 
 // closeError is a close frame from the server.
 type closeError struct {
