@@ -23,7 +23,7 @@ import (
 type Conn struct {
 	srv      *Server
 	raw      net.Conn        // the socket
-	rawConn  syscall.RawConn // for non-blocking reads and writes; nil for TLS
+	rawConn  syscall.RawConn // for non-blocking reads and writes; nil for TLS and off Unix
 	fd       int             // the socket's descriptor, for the poller; -1 for TLS
 	ip       string          // the client's, for the per-IP limit
 	session  string
@@ -84,7 +84,7 @@ func newConn(s *Server, raw net.Conn, a admission) *Conn {
 		writerDone: make(chan struct{}),
 		closing:    make(chan struct{}),
 	}
-	if sc, ok := c.raw.(syscall.Conn); ok {
+	if sc, ok := c.raw.(syscall.Conn); ok && rawIO {
 		c.rawConn, _ = sc.SyscallConn()
 		c.rawConn.Control(func(fd uintptr) { c.fd = int(fd) })
 	}

@@ -95,7 +95,7 @@ func (c *Conn) readNow(buf []byte) (int, error) {
 	var n int
 	var readErr error
 	if err := c.rawConn.Read(func(fd uintptr) bool {
-		n, readErr = syscall.Read(int(fd), buf)
+		n, readErr = sysRead(fd, buf)
 		return true // never wait here
 	}); err != nil {
 		return 0, err

@@ -2,7 +2,6 @@ package partyline
 
 import (
 	"net"
-	"syscall"
 	"time"
 )
 
@@ -106,9 +105,9 @@ func (c *Conn) writeNow(frames [][]byte) int {
 	n := 0
 	err := c.rawConn.Write(func(fd uintptr) bool {
 		if len(frames) == 1 {
-			n, _ = syscall.Write(int(fd), frames[0])
+			n, _ = sysWrite(fd, frames[0])
 		} else {
-			n = writev(int(fd), frames)
+			n = writev(fd, frames)
 		}
 		return true // never wait here
 	})
