@@ -41,7 +41,9 @@ type Options struct {
 	// DefaultRoom is joined by every connection whose URL names no room.
 	DefaultRoom string
 
-	// PingInterval, PongWait and WriteWait drive heartbeats (§5.6).
+	// PingInterval, PongWait and WriteWait drive heartbeats (§5.6): each
+	// connection is pinged once per PingInterval, and dropped at its ping
+	// turn once nothing has come from it for PongWait.
 	PingInterval, PongWait, WriteWait time.Duration
 	// IdleTimeout closes a connection that sends no message for this long;
 	// zero means never.
