@@ -20,6 +20,7 @@ import (
 type poller struct {
 	mu    sync.Mutex // guards the following
 	set   *os.File   // the epoll set; nil while no connection is registered
+	epfd  int        // set's descriptor (File.Fd would make it blocking)
 	conns map[int32]*Conn
 }
 
@@ -38,7 +39,11 @@ func (p *poller) add(c *Conn, fd int) error {
 		}
 	}
 	event := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(fd)}
-	if err := syscall.EpollCtl(int(p.set.Fd()), syscall.EPOLL_CTL_ADD, fd, &event); err != nil {
+	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &event); err != nil {
+		if len(p.conns) == 0 {
+			p.set.Close() // no connection to wait for
+			p.set = nil
+		}
 		return err
 	}
 	p.conns[int32(fd)] = c
@@ -84,7 +89,7 @@ func (p *poller) startLocked() error {
 		set.Close()
 		return err
 	}
-	p.set = set
+	p.set, p.epfd = set, fd
 	go p.run(raw)
 	return nil
 }
