@@ -104,14 +104,17 @@ func (c *Conn) chat(in wire.Inbound) error {
 	if err != nil {
 		return err
 	}
-	// On one node the sender's copy of the message is queued during
-	// announce; corked, it leaves with the ack in one write.
-	corked := c.queue.cork()
+	// With the in-process broker the sender's copy of the message is queued
+	// during announce; corked, it leaves with the ack in one write. Other
+	// brokers deliver later, over the network: nothing to gain, and a slow
+	// broker must not hold up the sender's other frames.
+	if _, local := c.srv.opts.Broker.(*MemoryBroker); local {
+		defer c.uncork(c.queue.cork())
+	}
 	c.srv.announce(c.ctx(), m)
 	if in.ID != nil {
 		c.send(wire.AppendAck(nil, in.ID, m.Seq, m.Timestamp))
 	}
-	c.uncork(corked)
 	return nil
 }
 

@@ -32,6 +32,7 @@ type Conn struct {
 	queue    *sendQueue
 
 	readState     atomic.Int32 // readIdle, readRunning… (reader.go)
+	hangup        atomic.Bool  // the poller saw the peer close or fail
 	heard         atomic.Int64 // when the client last sent a frame (monotonic)
 	heartbeatSlot int          // owned by the heartbeat
 
@@ -85,8 +86,10 @@ func newConn(s *Server, raw net.Conn, a admission) *Conn {
 		closing:    make(chan struct{}),
 	}
 	if sc, ok := c.raw.(syscall.Conn); ok && rawIO {
-		c.rawConn, _ = sc.SyscallConn()
-		c.rawConn.Control(func(fd uintptr) { c.fd = int(fd) })
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rawConn = rc
+			rc.Control(func(fd uintptr) { c.fd = int(fd) })
+		}
 	}
 	c.readState.Store(readRunning) // serve is the first reader
 	c.heard.Store(monotonic())

@@ -110,6 +110,9 @@ func (p *poller) run(set syscall.RawConn) {
 		p.mu.Lock()
 		for _, e := range events[:n] {
 			if c := p.conns[e.Fd]; c != nil {
+				if e.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+					c.hangup.Store(true) // before readable: its reader must see it
+				}
 				ready = append(ready, c)
 			}
 		}

@@ -54,10 +54,8 @@ func (c *Conn) readable() {
 // handles what has arrived until the socket is drained, then gives the role
 // back, unless more arrived meanwhile.
 func (c *Conn) readAvailable() {
-	buf := readBuffers.Get().(*[]byte)
-	defer readBuffers.Put(buf)
 	for {
-		if !c.readUntilDrained(*buf) {
+		if !c.readUntilDrained() {
 			c.endReading()
 			return
 		}
@@ -71,10 +69,16 @@ func (c *Conn) readAvailable() {
 // readUntilDrained reads and handles until a read finds the socket empty.
 // It returns false when reading must end: the client closed or failed, or
 // a handler is closing the connection.
-func (c *Conn) readUntilDrained(buf []byte) bool {
+//
+// A read shorter than the buffer means the socket was drained: what arrives
+// next is a new event. Not after a hangup: the end of the stream may wait
+// behind the bytes just read, and no event would come for it.
+func (c *Conn) readUntilDrained() bool {
+	buf := readBuffers.Get().(*[]byte)
+	defer readBuffers.Put(buf)
 	for {
-		n, err := c.readNow(buf)
-		if n > 0 && !c.consume(buf[:n]) {
+		n, err := c.readNow(*buf)
+		if n > 0 && !c.consume((*buf)[:n]) {
 			return false
 		}
 		switch {
@@ -83,8 +87,8 @@ func (c *Conn) readUntilDrained(buf []byte) bool {
 		case err == syscall.EINTR:
 		case err != nil || n == 0:
 			return false
-		case n < len(buf):
-			return true // drained; what arrives next is a new event
+		case n < len(*buf) && !c.hangup.Load():
+			return true
 		}
 	}
 }

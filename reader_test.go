@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,4 +207,68 @@ func TestNotAHandshake(t *testing.T) {
 		}
 	}
 	ts.dial(t, "/ws?username=alice") // the one slot is free again
+}
+
+// TestHangupAfterBytesIsSeen: a client that sends a frame and closes at
+// once is noticed at once, even when the frame and the end of the stream
+// arrive together (the read that returns the frame does not report the
+// end).
+func TestHangupAfterBytesIsSeen(t *testing.T) {
+	ts := startServer(t, partyline.Options{})
+	for round := range 20 {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "ws://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(waitTime))
+		conn.Write(upgradeRequest(fmt.Sprintf("/ws?username=u%d", round)))
+		br := bufio.NewReader(conn)
+		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("handshake: %v %v", resp, err)
+		}
+		if _, err := readServerFrame(br); err != nil { // the welcome
+			t.Fatal(err)
+		}
+		pong := []byte{0x8A, 0x80, 1, 2, 3, 4} // an empty masked pong: no answer
+		conn.Write(pong)
+		conn.(*net.TCPConn).CloseWrite()
+		deadline := time.Now().Add(time.Second) // the ping interval is 54 s
+		for ts.Stats().Connections != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the server has not seen the client leave after 1 s", round)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		conn.Close()
+	}
+}
+
+// panickyMetrics counts nothing, and once armed panics the next time the hub
+// publishes.
+type panickyMetrics struct{ armed *atomic.Bool }
+
+func (panickyMetrics) MessageIn(string)                          {}
+func (panickyMetrics) MessageOut(int, time.Duration)             {}
+func (panickyMetrics) Evicted()                                  {}
+func (panickyMetrics) Refused(string)                            {}
+func (panickyMetrics) StoreLatency(string, time.Duration, error) {}
+func (m panickyMetrics) BrokerLatency(op string, _ time.Duration, _ error) {
+	if op == "publish" && m.armed.CompareAndSwap(true, false) {
+		panic("metrics on fire")
+	}
+}
+
+// TestPanicWhileAnnouncingClosesTheConnection: a panic while a chat is
+// being delivered closes the sender's connection with 1011 and Shutdown
+// still finishes.
+func TestPanicWhileAnnouncingClosesTheConnection(t *testing.T) {
+	armed := new(atomic.Bool)
+	ts := startServer(t, partyline.Options{Metrics: panickyMetrics{armed}})
+	c := ts.dial(t, "/ws?username=alice&room=lobby")
+	c.Expect("joined")
+	armed.Store(true)
+	c.Send(map[string]any{"type": "chat", "content": "boom", "id": "b"})
+	if code := c.CloseCode(); code != 1011 {
+		t.Fatalf("close code %d, want 1011", code)
+	}
 }

@@ -334,9 +334,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
+		var closing sync.WaitGroup
 		for _, c := range conns {
-			c.closeSocket()
+			closing.Go(c.closeSocket) // at once: a TLS close may wait to send its alert
 		}
+		closing.Wait()
 		<-done
 	}
 	s.hub.stop()

@@ -85,9 +85,10 @@ func (c *Conn) takeQueued() bool {
 func (c *Conn) writePendingNow() bool {
 	for len(c.pending) > 0 {
 		frames := c.pending[:min(len(c.pending), maxIovecs)]
+		want := totalLen(frames)
 		n := c.writeNow(frames)
 		c.advance(n)
-		if n < totalLen(frames) {
+		if n < want {
 			return false
 		}
 	}
