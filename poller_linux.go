@@ -20,7 +20,7 @@ import (
 type poller struct {
 	mu    sync.Mutex // guards the following
 	set   *os.File   // the epoll set; nil while no connection is registered
-	epfd  int        // set's descriptor (File.Fd would make it blocking)
+	epfd  int        // set's descriptor, for epoll_ctl
 	conns map[int32]*Conn
 }
 
