@@ -13,6 +13,7 @@ import (
 // runs only while there are connections.
 type heartbeat struct {
 	interval, wait time.Duration
+	emptied        chan struct{} // signalled when the last connection leaves
 
 	mu      sync.Mutex // guards the following
 	slots   []map[*Conn]struct{}
@@ -30,7 +31,7 @@ const (
 
 func newHeartbeat(interval, wait time.Duration) *heartbeat {
 	n := int(min(max(interval/heartbeatTick, 1), maxHeartbeatSlots))
-	h := &heartbeat{interval: interval, wait: wait, slots: make([]map[*Conn]struct{}, n)}
+	h := &heartbeat{interval: interval, wait: wait, emptied: make(chan struct{}, 1), slots: make([]map[*Conn]struct{}, n)}
 	for i := range h.slots {
 		h.slots[i] = make(map[*Conn]struct{})
 	}
@@ -57,7 +58,9 @@ func (h *heartbeat) remove(c *Conn) {
 	defer h.mu.Unlock()
 	if _, ok := h.slots[c.heartbeatSlot][c]; ok {
 		delete(h.slots[c.heartbeatSlot], c)
-		h.count--
+		if h.count--; h.count == 0 {
+			signal(h.emptied) // the goroutine ends now, not at its next tick
+		}
 	}
 }
 
@@ -67,7 +70,10 @@ func (h *heartbeat) run() {
 	defer ticker.Stop()
 	var due []*Conn
 	for slot := 0; ; slot = (slot + 1) % len(h.slots) {
-		<-ticker.C
+		select {
+		case <-ticker.C:
+		case <-h.emptied:
+		}
 		if due = h.due(slot, due[:0]); due == nil {
 			return
 		}
