@@ -74,7 +74,8 @@ func (h *heartbeat) run() {
 		case <-ticker.C:
 		case <-h.emptied:
 		}
-		if due = h.due(slot, due[:0]); due == nil {
+		var live bool
+		if due, live = h.due(slot, due[:0]); !live {
 			return
 		}
 		now := monotonic()
@@ -85,20 +86,17 @@ func (h *heartbeat) run() {
 	}
 }
 
-// due appends the connections of slot to list. It returns nil, and marks
-// the goroutine stopped, when there are no connections at all.
-func (h *heartbeat) due(slot int, list []*Conn) []*Conn {
+// due appends the connections of slot to list. live is false, and the
+// goroutine marked stopped, when there are no connections at all.
+func (h *heartbeat) due(slot int, list []*Conn) (_ []*Conn, live bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.count == 0 {
 		h.running = false
-		return nil
+		return list, false
 	}
 	for c := range h.slots[slot] {
 		list = append(list, c)
 	}
-	if list == nil {
-		list = []*Conn{}
-	}
-	return list
+	return list, true
 }

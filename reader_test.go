@@ -70,12 +70,7 @@ func readUntilType(ws *websocket.Conn, typ string) bool {
 // server read ahead are not lost.
 func TestFramesSentWithTheHandshake(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "ws://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(waitTime))
+	conn := ts.dialTCP(t)
 	if _, err := conn.Write(append(upgradeRequest("/ws?username=early"), maskedText(`{"type":"ping","id":"early"}`)...)); err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +92,19 @@ func TestFramesSentWithTheHandshake(t *testing.T) {
 	}
 }
 
+// dialTCP opens a plain TCP connection to the server, for tests that speak
+// the protocol byte by byte; it is closed at the end of the test.
+func (ts *testServer) dialTCP(t *testing.T) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "ws://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(waitTime))
+	return conn
+}
+
 // upgradeRequest is a WebSocket handshake request for path.
 func upgradeRequest(path string) []byte {
 	return []byte("GET " + path + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
@@ -107,12 +115,7 @@ func upgradeRequest(path string) []byte {
 // the ack are written together, so one read on the client finds both.
 func TestEchoAndAckLeaveInOneWrite(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "ws://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(waitTime))
+	conn := ts.dialTCP(t)
 	if _, err := conn.Write(upgradeRequest("/ws?username=alice&room=lobby")); err != nil {
 		t.Fatal(err)
 	}
@@ -216,11 +219,7 @@ func TestNotAHandshake(t *testing.T) {
 func TestHangupAfterBytesIsSeen(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
 	for round := range 20 {
-		conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "ws://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn.SetDeadline(time.Now().Add(waitTime))
+		conn := ts.dialTCP(t)
 		conn.Write(upgradeRequest(fmt.Sprintf("/ws?username=u%d", round)))
 		br := bufio.NewReader(conn)
 		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
@@ -239,7 +238,6 @@ func TestHangupAfterBytesIsSeen(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
-		conn.Close()
 	}
 }
 

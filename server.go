@@ -117,11 +117,7 @@ func writeHandshakeError(w http.ResponseWriter, err *ws.HandshakeError) {
 	if err.Status == http.StatusMethodNotAllowed {
 		code = CodeMethodNotAllowed
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(err.Status)
-	json.NewEncoder(w).Encode(map[string]any{
-		"error": map[string]string{"code": code, "message": err.Message},
-	})
+	writeJSONError(w, err.Status, code, err.Message)
 }
 
 // admission is what a request was admitted with.
@@ -381,9 +377,14 @@ func (s *Server) Ready(ctx context.Context) error {
 // status its code maps to.
 func WriteHTTPError(w http.ResponseWriter, err error) {
 	code := ErrorCode(err)
+	writeJSONError(w, HTTPStatus(code), code, ErrorMessage(err))
+}
+
+// writeJSONError writes {"error":{"code":…,"message":…}} with status.
+func writeJSONError(w http.ResponseWriter, status int, code, message string) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(HTTPStatus(code))
+	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]any{
-		"error": map[string]string{"code": code, "message": ErrorMessage(err)},
+		"error": map[string]string{"code": code, "message": message},
 	})
 }
