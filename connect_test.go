@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/partyline/partyline"
 )
@@ -84,6 +85,48 @@ func TestShutdownRefusesAndClosesWithGoingAway(t *testing.T) {
 	}
 	if status, code := ts.refusal(t, "/ws?username=bob", nil); status != 503 || code != "shutting_down" {
 		t.Fatalf("dial during shutdown: got %d %s, want 503 shutting_down", status, code)
+	}
+}
+
+// stuckStore is a memory store whose appends hang until their context ends,
+// as on a database that stopped answering.
+type stuckStore struct {
+	*partyline.MemoryStore
+	entered chan struct{}
+}
+
+func (s *stuckStore) Append(ctx context.Context, m partyline.Message) (partyline.Message, error) {
+	s.entered <- struct{}{}
+	<-ctx.Done()
+	return partyline.Message{}, ctx.Err()
+}
+
+func TestForcedShutdownCancelsBackendCallsInFlight(t *testing.T) {
+	store := &stuckStore{MemoryStore: partyline.NewMemoryStore(0), entered: make(chan struct{}, 1)}
+	ts := startServer(t, partyline.Options{Store: store})
+	c := ts.dial(t, "/ws?username=alice&room=lobby")
+	c.Expect("joined")
+	c.Expect("online_users")
+	c.Send(map[string]any{"type": "chat", "content": "into the void", "id": "a"})
+	<-store.entered
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := ts.Shutdown(ctx); err != context.DeadlineExceeded {
+		t.Fatalf("Shutdown = %v, want context.DeadlineExceeded", err)
+	}
+	// Without the cancel, Shutdown waits for the append's own 5 s timeout.
+	if waited := time.Since(start); waited > 4*time.Second {
+		t.Fatalf("Shutdown took %v: it waited for the stuck append to time out", waited)
+	}
+	for {
+		f, err := c.Read(waitTime)
+		if err != nil {
+			break // closed
+		}
+		if f.Str("type") == "ack" {
+			t.Fatalf("got %v for a message that was never committed", f)
+		}
 	}
 }
 

@@ -24,10 +24,15 @@ const backendTimeout = 5 * time.Second
 type hub struct {
 	srv *Server
 
-	tasks       sync.WaitGroup // background work: gap fills, resyncs, re-announcing
-	quit        chan struct{}  // closed by stop
-	stopOnce    sync.Once
-	reconnected chan struct{} // signalled when the broker has reconnected
+	tasks sync.WaitGroup // background work: gap fills, resyncs, re-announcing
+	quit  chan struct{}  // closed by stop
+	// backends is the parent of every Store, Broker and Presence call;
+	// abortBackends cancels it, so that a forced shutdown need not wait
+	// for calls in flight to time out.
+	backends      context.Context
+	abortBackends context.CancelFunc
+	stopOnce      sync.Once
+	reconnected   chan struct{} // signalled when the broker has reconnected
 
 	announceMu  sync.Mutex // guards the following
 	unannounced map[string]bool
@@ -44,13 +49,16 @@ type hub struct {
 }
 
 func newHub(srv *Server) *hub {
+	backends, abort := context.WithCancel(context.Background())
 	return &hub{
-		srv:         srv,
-		quit:        make(chan struct{}),
-		reconnected: make(chan struct{}, 1),
-		subs:        make(map[string]int),
-		rooms:       make(map[string]*room),
-		users:       make(map[string][]*Conn),
+		srv:           srv,
+		backends:      backends,
+		abortBackends: abort,
+		quit:          make(chan struct{}),
+		reconnected:   make(chan struct{}, 1),
+		subs:          make(map[string]int),
+		rooms:         make(map[string]*room),
+		users:         make(map[string][]*Conn),
 	}
 }
 
@@ -78,7 +86,7 @@ func (h *hub) unsubscribe(topic string) {
 		return
 	}
 	delete(h.subs, topic)
-	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+	ctx, cancel := h.backendContext()
 	defer cancel()
 	if err := h.srv.opts.Broker.Unsubscribe(ctx, topic); err != nil {
 		h.srv.log.Warn("broker unsubscribe failed", "topic", topic, "err", err)
@@ -174,7 +182,7 @@ func (h *hub) removeUserConn(c *Conn) {
 	if !last {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+	ctx, cancel := h.backendContext()
 	defer cancel()
 	if _, err := h.srv.opts.Presence.Remove(ctx, "", c.username); err != nil {
 		h.srv.log.Warn("presence remove failed", "user", c.username, "err", err)
@@ -285,7 +293,7 @@ func (h *hub) reannounce() (done bool) {
 
 // announceLatest publishes the room's latest stored message to the broker.
 func (h *hub) announceLatest(room string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+	ctx, cancel := h.backendContext()
 	defer cancel()
 	latest, err := h.srv.opts.Store.History(ctx, room, HistoryQuery{Limit: 1})
 	if err != nil {
@@ -353,7 +361,7 @@ func (h *hub) announcePresence(joined bool, room, user string) {
 	if room == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+	ctx, cancel := h.backendContext()
 	defer cancel()
 	h.publish(ctx, roomTopicPrefix+room, presenceEvent(joined, room, user, "", h.srv.opts.Now()))
 }
@@ -379,6 +387,12 @@ func (h *hub) stopping() bool {
 func (h *hub) stop() {
 	h.stopOnce.Do(func() { close(h.quit) })
 	h.tasks.Wait()
+	h.abortBackends()
+}
+
+// backendContext bounds one backend call made on the hub's own account.
+func (h *hub) backendContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(h.backends, backendTimeout)
 }
 
 // unavailable wraps a backend failure as the unavailable protocol error.

@@ -220,7 +220,7 @@ func (r *room) fillGap() {
 	if to == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+	ctx, cancel := r.hub.backendContext()
 	defer cancel()
 	messages, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{Forward: true, After: from, Limit: int(min(to-from-1, pageSize))})
 	r.mu.Lock()
@@ -280,7 +280,7 @@ func (r *room) resync() {
 			if gone || r.hub.stopping() {
 				return
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+			ctx, cancel := r.hub.backendContext()
 			messages, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{Forward: true, After: from, Limit: pageSize})
 			cancel()
 			if err != nil || len(messages) == 0 {
@@ -394,7 +394,7 @@ func (r *room) exit(c *Conn) {
 	delete(r.subs, c)
 	r.members = nil
 	r.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+	ctx, cancel := r.hub.backendContext()
 	defer cancel()
 	r.presenceMu.Lock()
 	defer r.presenceMu.Unlock()
@@ -444,7 +444,7 @@ func (r *room) replay(c *Conn, sub *subscription) {
 	cursor := sub.after
 	r.mu.Unlock()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+		ctx, cancel := r.hub.backendContext()
 		messages, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{Forward: true, After: cursor, Limit: pageSize})
 		cancel()
 		if err != nil {
