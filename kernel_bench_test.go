@@ -1,0 +1,105 @@
+//go:build linux
+
+package partyline_test
+
+import (
+	"net"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkLoopbackWrite measures the floor under every delivery: one
+// non-blocking write(2) of a 80-byte frame to one of many loopback TCP
+// sockets, with nothing of partyline in the way. On loopback the call also
+// runs the receiving side of TCP, so this is what the kernel charges a
+// server per delivery before any code of its own; it leaves out waking a
+// sleeping reader. cpu-ns/write is the process's CPU time (rusage) per
+// write; compare it with partyline bench's CPU/M on the same machine.
+func BenchmarkLoopbackWrite(b *testing.B) {
+	for _, sockets := range []int{1000, 8000} {
+		b.Run("sockets="+strconv.Itoa(sockets), func(b *testing.B) {
+			senders, receivers := loopbackPairs(b, sockets)
+			frame := make([]byte, 80)
+			drain := make([]byte, 64<<10)
+			const roundsBetweenDrains = 20 // stays well inside the receive buffers
+			b.ResetTimer()
+			cpu := processCPU()
+			for i := range b.N {
+				if err := writeOnce(senders[i%sockets], frame); err != nil {
+					b.Fatal(err)
+				}
+				if (i+1)%(sockets*roundsBetweenDrains) == 0 {
+					b.StopTimer()
+					cpu -= processCPU()
+					drainAll(receivers, drain)
+					cpu += processCPU()
+					b.StartTimer()
+				}
+			}
+			b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/write")
+		})
+	}
+}
+
+// loopbackPairs connects n TCP pairs over 127.0.0.1 and returns the
+// descriptors of both ends, closed at the end of the benchmark.
+func loopbackPairs(b *testing.B, n int) (senders, receivers []int) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	for range n {
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Skipf("dialing pair %d of %d: %v (raise ulimit -n)", len(senders)+1, n, err)
+		}
+		server, err := ln.Accept()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { client.Close(); server.Close() })
+		senders = append(senders, descriptor(b, server))
+		receivers = append(receivers, descriptor(b, client))
+	}
+	return senders, receivers
+}
+
+// descriptor returns c's socket, which stays non-blocking and owned by c.
+func descriptor(b *testing.B, c net.Conn) int {
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		b.Fatal(err)
+	}
+	fd := -1
+	raw.Control(func(s uintptr) { fd = int(s) })
+	return fd
+}
+
+func writeOnce(fd int, frame []byte) error {
+	n, err := syscall.Write(fd, frame)
+	if err == nil && n != len(frame) {
+		err = syscall.EAGAIN
+	}
+	return err
+}
+
+// drainAll reads every socket until it would block.
+func drainAll(fds []int, buf []byte) {
+	for _, fd := range fds {
+		for {
+			if n, err := syscall.Read(fd, buf); err != nil || n < len(buf) {
+				break
+			}
+		}
+	}
+}
+
+// processCPU is the user and system time the process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
