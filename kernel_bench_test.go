@@ -43,6 +43,28 @@ func BenchmarkLoopbackWrite(b *testing.B) {
 	}
 }
 
+// BenchmarkLoopbackWriteRead measures the floor under a heartbeat: the
+// server writes a ping and reads a pong, so at least one write(2) and one
+// read(2) of a small segment. cpu-ns/pair is the process's CPU time per
+// write on one socket and read of it at the other end.
+func BenchmarkLoopbackWriteRead(b *testing.B) {
+	const sockets = 1000
+	senders, receivers := loopbackPairs(b, sockets)
+	frame := make([]byte, 6) // a masked pong with no payload
+	buf := make([]byte, 64)
+	b.ResetTimer()
+	cpu := processCPU()
+	for i := range b.N {
+		if err := writeOnce(senders[i%sockets], frame); err != nil {
+			b.Fatal(err)
+		}
+		if n, err := readOnce(receivers[i%sockets], buf); err != nil || n != len(frame) {
+			b.Fatalf("read %d bytes, %v; want %d", n, err, len(frame))
+		}
+	}
+	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/pair")
+}
+
 // loopbackPairs connects n TCP pairs over 127.0.0.1 and returns the
 // descriptors of both ends, closed at the end of the benchmark.
 func loopbackPairs(b *testing.B, n int) (senders, receivers []int) {
@@ -84,6 +106,18 @@ func writeOnce(fd int, frame []byte) error {
 		err = syscall.EAGAIN
 	}
 	return err
+}
+
+// readOnce reads what one write sent, retrying the moments before the
+// kernel has queued it.
+func readOnce(fd int, buf []byte) (int, error) {
+	for range 1_000_000 {
+		n, err := syscall.Read(fd, buf)
+		if err != syscall.EAGAIN {
+			return n, err
+		}
+	}
+	return 0, syscall.EAGAIN
 }
 
 // drainAll reads every socket until it would block.
