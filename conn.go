@@ -33,6 +33,7 @@ type Conn struct {
 
 	readState     atomic.Int32 // readIdle, readRunning… (reader.go)
 	hangup        atomic.Bool  // the poller saw the peer close or fail
+	pinged        atomic.Bool  // a ping is on its way; the next arrival is likely its pong
 	heard         atomic.Int64 // when the client last sent a frame (monotonic)
 	heartbeatSlot int          // owned by the heartbeat
 
@@ -146,7 +147,7 @@ func (c *Conn) serve(early []byte) {
 		c.readLoop()
 		return
 	}
-	c.readAvailable()
+	c.readArrived()
 }
 
 // register hands the socket to the poller. The descriptor cannot be closed
@@ -272,6 +273,7 @@ func (c *Conn) heartbeat(now int64, wait time.Duration) {
 		c.close(0, "") // dropped, as a dead network would
 		return
 	}
+	c.pinged.Store(true)
 	if c.queue.requestPing() {
 		c.write()
 	}

@@ -118,7 +118,7 @@ func (p *poller) run(set syscall.RawConn) {
 		}
 		p.mu.Unlock()
 		for _, c := range ready {
-			c.readable()
+			c.arrived()
 		}
 		clear(ready)
 		ready = ready[:0]

@@ -37,7 +37,7 @@ func (c *Conn) readable() {
 		switch c.readState.Load() {
 		case readIdle:
 			if c.readState.CompareAndSwap(readIdle, readRunning) {
-				go c.readAvailable()
+				go c.readArrived()
 				return
 			}
 		case readRunning:
@@ -50,19 +50,65 @@ func (c *Conn) readable() {
 	}
 }
 
-// readAvailable is the reader of a poller-driven connection: it reads and
-// handles what has arrived until the socket is drained, then gives the role
-// back, unless more arrived meanwhile.
-func (c *Conn) readAvailable() {
+// arrived is the poller telling c that bytes have arrived. After a ping they
+// are most likely the pong alone: the poller reads and handles it itself,
+// rather than start a reader for six bytes. Anything else it has read goes
+// to a reader. Only the first arrival after each ping is read here, so the
+// poller's share of the reading stays bounded by the heartbeat's rate.
+func (c *Conn) arrived() {
+	if !c.pinged.Swap(false) || !c.readState.CompareAndSwap(readIdle, readRunning) {
+		c.readable()
+		return
+	}
+	buf := readBuffers.Get().(*[]byte)
+	n, drained := 0, false
+	if !c.hangup.Load() && c.reader.Buffered() == 0 {
+		n, drained = c.readFirst(*buf)
+	}
+	if n == 0 && drained && c.readState.CompareAndSwap(readRunning, readIdle) {
+		readBuffers.Put(buf)
+		return
+	}
+	go c.readAvailable(buf, n, drained)
+}
+
+// readFirst makes the poller's one read. It handles a lone pong, returning
+// 0 and drained; otherwise it returns the bytes read for the reader to
+// handle, and whether the socket is drained. After a failure or the end of
+// the stream it returns 0, not drained: the reader's own read sees it again.
+func (c *Conn) readFirst(buf []byte) (n int, drained bool) {
+	n, err := c.readNow(buf)
+	switch {
+	case err == syscall.EAGAIN:
+		return 0, true
+	case err != nil || n == 0:
+		return 0, false
+	case ws.IsPong(buf[:n]):
+		return 0, c.consume(buf[:n]) // a Reader holding nothing accepts it
+	}
+	return n, n < len(buf)
+}
+
+// readArrived is readAvailable with nothing read yet.
+func (c *Conn) readArrived() { c.readAvailable(readBuffers.Get().(*[]byte), 0, false) }
+
+// readAvailable is the reader of a poller-driven connection: it handles the
+// first n bytes of buf, reads and handles the rest of what has arrived until
+// the socket is drained (unless it is already), then gives the role back,
+// unless more arrived meanwhile. buf goes back to the pool when it ends.
+func (c *Conn) readAvailable(buf *[]byte, n int, drained bool) {
 	for {
-		if !c.readUntilDrained() {
+		if n > 0 && !c.consume((*buf)[:n]) || !drained && !c.readUntilDrained(*buf) {
+			readBuffers.Put(buf)
 			c.endReading()
 			return
 		}
 		if c.readState.CompareAndSwap(readRunning, readIdle) {
+			readBuffers.Put(buf)
 			return
 		}
 		c.readState.Store(readRunning)
+		n, drained = 0, false
 	}
 }
 
@@ -73,12 +119,10 @@ func (c *Conn) readAvailable() {
 // A read shorter than the buffer means the socket was drained: what arrives
 // next is a new event. Not after a hangup: the end of the stream may wait
 // behind the bytes just read, and no event would come for it.
-func (c *Conn) readUntilDrained() bool {
-	buf := readBuffers.Get().(*[]byte)
-	defer readBuffers.Put(buf)
+func (c *Conn) readUntilDrained(buf []byte) bool {
 	for {
-		n, err := c.readNow(*buf)
-		if n > 0 && !c.consume((*buf)[:n]) {
+		n, err := c.readNow(buf)
+		if n > 0 && !c.consume(buf[:n]) {
 			return false
 		}
 		switch {
@@ -87,7 +131,7 @@ func (c *Conn) readUntilDrained() bool {
 		case err == syscall.EINTR:
 		case err != nil || n == 0:
 			return false
-		case n < len(*buf) && !c.hangup.Load():
+		case n < len(buf) && !c.hangup.Load():
 			return true
 		}
 	}

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -141,9 +143,12 @@ func TestEchoAndAckLeaveInOneWrite(t *testing.T) {
 }
 
 // maskedText frames a short text message as a client must, masked.
-func maskedText(s string) []byte {
+func maskedText(s string) []byte { return maskedFrame(0x81, s) }
+
+// maskedFrame frames a short payload with first (FIN and opcode), masked.
+func maskedFrame(first byte, s string) []byte {
 	mask := [4]byte{1, 2, 3, 4}
-	frame := []byte{0x81, 0x80 | byte(len(s)), mask[0], mask[1], mask[2], mask[3]}
+	frame := []byte{first, 0x80 | byte(len(s)), mask[0], mask[1], mask[2], mask[3]}
 	for i := range len(s) {
 		frame = append(frame, s[i]^mask[i%4])
 	}
@@ -152,26 +157,78 @@ func maskedText(s string) []byte {
 
 // readServerFrame reads one short unmasked server frame's payload.
 func readServerFrame(br *bufio.Reader) (string, error) {
+	_, payload, err := readServerFrameOp(br)
+	return payload, err
+}
+
+// readServerFrameOp reads one short unmasked server frame: its first byte
+// (FIN and opcode) and its payload.
+func readServerFrameOp(br *bufio.Reader) (first byte, payload string, err error) {
 	var header [2]byte
-	if _, err := br.Read(header[:1]); err != nil {
-		return "", err
-	}
-	if _, err := br.Read(header[1:]); err != nil {
-		return "", err
+	if _, err := io.ReadFull(br, header[:]); err != nil {
+		return 0, "", err
 	}
 	n := int(header[1] & 0x7F)
 	if n > 125 {
-		return "", fmt.Errorf("frame too long for this test: %d", n)
+		return 0, "", fmt.Errorf("frame too long for this test: %d", n)
 	}
-	payload := make([]byte, n)
-	for read := 0; read < n; {
-		m, err := br.Read(payload[read:])
-		if err != nil {
-			return "", err
+	b := make([]byte, n)
+	if _, err := io.ReadFull(br, b); err != nil {
+		return 0, "", err
+	}
+	return header[0], string(b), nil
+}
+
+// TestWhatFollowsAPing: the first arrival after a ping is read by the
+// poller itself when it is the pong alone; whatever else it is, a message,
+// a pong and a message in one packet, or the end of the stream, is handled
+// as any arrival.
+func TestWhatFollowsAPing(t *testing.T) {
+	ts := startServer(t, partyline.Options{PingInterval: 30 * time.Millisecond, PongWait: time.Second})
+	conn := ts.dialTCP(t)
+	if _, err := conn.Write(upgradeRequest("/ws?username=alice")); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	pong, message := maskedFrame(0x8A, "p"), maskedText(`{"type":"ping"}`)
+	for _, answer := range [][]byte{pong, message, slices.Concat(pong, message), pong, message} {
+		awaitPing(t, br)
+		if _, err := conn.Write(answer); err != nil {
+			t.Fatal(err)
 		}
-		read += m
+		if !bytes.HasSuffix(answer, message) {
+			continue
+		}
+		for { // the message is answered
+			first, payload, err := readServerFrameOp(br)
+			if err != nil {
+				t.Fatalf("waiting for the answer to %q: %v", answer, err)
+			}
+			if first == 0x81 && strings.Contains(payload, `"type":"pong"`) {
+				break
+			}
+		}
 	}
-	return string(payload), nil
+	awaitPing(t, br)
+	conn.(*net.TCPConn).CloseWrite()
+	waitUntil(t, "the connection to end", func() bool { return ts.Stats().Connections == 0 })
+}
+
+// awaitPing reads server frames until a ping.
+func awaitPing(t *testing.T, br *bufio.Reader) {
+	t.Helper()
+	for {
+		first, _, err := readServerFrameOp(br)
+		if err != nil {
+			t.Fatalf("waiting for a ping: %v", err)
+		}
+		if first == 0x89 {
+			return
+		}
+	}
 }
 
 // TestNotAHandshake: requests to /ws that cannot be upgraded get a JSON

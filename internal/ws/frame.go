@@ -16,6 +16,18 @@ const (
 	OpPong         byte = 0xA
 )
 
+// IsPong reports whether b is exactly one complete, masked pong frame: the
+// commonest arrival on a quiet connection, which a Reader holding nothing
+// (Buffered returns 0) always accepts.
+func IsPong(b []byte) bool {
+	const header = 6 // two bytes and the masking key
+	if len(b) < header || b[0] != 0x80|OpPong || b[1]&0x80 == 0 {
+		return false
+	}
+	length := int(b[1] & 0x7f)
+	return length <= 125 && len(b) == header+length
+}
+
 // maxHeader is the longest frame header a client sends: 2 bytes, a 64-bit
 // length and the masking key.
 const maxHeader = 14

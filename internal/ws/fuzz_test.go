@@ -54,6 +54,9 @@ func FuzzReader(f *testing.F) {
 		if wantErr != nil && closeCode(wantErr) <= 0 {
 			t.Fatalf("error %v is not a *CloseError", wantErr)
 		}
+		if IsPong(input) && (wantErr != nil || len(wantMessages) != 1 || wantMessages[0].op != OpPong || whole.Buffered() != 0) {
+			t.Fatalf("IsPong, but a Reader handled %v, %v, holding %d bytes", wantMessages, wantErr, whole.Buffered())
+		}
 	})
 }
 

@@ -311,3 +311,36 @@ func BenchmarkFeed(b *testing.B) {
 		}
 	}
 }
+
+func TestIsPong(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		bytes []byte
+		want  bool
+	}{
+		{"empty pong", frame(0x8A, ""), true},
+		{"pong with the ping's payload", frame(0x8A, "0123456789"), true},
+		{"longest pong", frame(0x8A, strings.Repeat("p", 125)), true},
+		{"nothing", nil, false},
+		{"unmasked pong", encodeFrame(0x8A, nil, 0, nil), false},
+		{"pong with a 16-bit length", encodeFrame(0x8A, []byte("p"), 2, &testKey), false},
+		{"pong without FIN", frame(0x0A, ""), false},
+		{"pong with RSV1", frame(0xCA, ""), false},
+		{"ping", frame(0x89, ""), false},
+		{"text", frame(0x81, "pong"), false},
+		{"half a pong", frame(0x8A, "0123")[:7], false},
+		{"two pongs", join(frame(0x8A, ""), frame(0x8A, "")), false},
+		{"a pong and a message", join(frame(0x8A, ""), frame(0x81, "hi")), false},
+	} {
+		if got := IsPong(tc.bytes); got != tc.want {
+			t.Errorf("%s: IsPong = %v, want %v", tc.name, got, tc.want)
+		}
+		if !tc.want {
+			continue
+		}
+		got, err := feed(NewReader(testLimit), tc.bytes)
+		if err != nil || len(got) != 1 || got[0].op != OpPong {
+			t.Errorf("%s: a Reader handled %v, %v; want the pong alone", tc.name, got, err)
+		}
+	}
+}
