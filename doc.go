@@ -24,9 +24,11 @@
 // on through the runtime's network poller) and ends. When bytes arrive the
 // poller starts a reader for that connection, which reads and handles them
 // in order until the socket is drained, and ends (reader.go); at most one
-// reader runs per connection. TLS connections, and all connections on other
-// systems, keep a reader goroutine that blocks in Read. One heartbeat
-// goroutine per Server pings every connection (heartbeat.go). Writing needs
+// reader runs per connection. The first arrival after a ping is read by the
+// poller itself, and a lone pong is handled there with no reader at all.
+// TLS connections, and all connections on other systems, keep a reader
+// goroutine that blocks in Read. One heartbeat goroutine per Server pings
+// every connection (heartbeat.go). Writing needs
 // no goroutine while the socket takes what is written at once: whoever
 // queues a frame on a connection with no writer writes it itself. Only when
 // the socket would block, or for the close handshake, does a writer
