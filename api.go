@@ -47,7 +47,7 @@ func (s *Server) publish(ctx context.Context, msg Message) (Message, error) {
 func (s *Server) commit(ctx context.Context, msg Message) (Message, error) {
 	msg.ID = newMessageID()
 	msg.Timestamp = s.opts.Now().UnixMilli()
-	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	ctx, cancel := s.hub.bound(ctx)
 	defer cancel()
 	start := time.Now()
 	stored, err := s.opts.Store.Append(ctx, msg)
@@ -62,8 +62,6 @@ func (s *Server) commit(ctx context.Context, msg Message) (Message, error) {
 // failure is not the sender's: the message is committed, and the hub
 // delivers it once the broker takes it.
 func (s *Server) announce(ctx context.Context, stored Message) {
-	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
-	defer cancel()
 	s.hub.publish(ctx, roomTopicPrefix+stored.Room, chatEvent(stored))
 }
 
@@ -208,7 +206,7 @@ func (s *Server) History(ctx context.Context, room string, q HistoryQuery) ([]Me
 	if !ValidRoom(room) {
 		return nil, newError(CodeInvalidRoom, "not a valid room name")
 	}
-	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	ctx, cancel := s.hub.bound(ctx)
 	defer cancel()
 	start := time.Now()
 	messages, err := s.opts.Store.History(ctx, room, q)

@@ -24,7 +24,7 @@ const (
 // ctx is the context of a client's request. It is not cancelled when the
 // connection closes: a message being committed is finished and acked. Only
 // a forced shutdown cancels it.
-func (c *Conn) ctx() context.Context { return c.srv.hub.backends }
+func (c *Conn) ctx() context.Context { return c.srv.hub.inFlight }
 
 // handle decodes and answers one client message. It returns false when the
 // connection must stop reading. A panic in a handler closes the connection

@@ -101,9 +101,24 @@ func (s *stuckStore) Append(ctx context.Context, m partyline.Message) (partyline
 	return partyline.Message{}, ctx.Err()
 }
 
+// carefulPresence is a memory presence that, like one over the network,
+// fails calls whose context has ended.
+type carefulPresence struct{ *partyline.MemoryPresence }
+
+func (p carefulPresence) Remove(ctx context.Context, room, user string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	return p.MemoryPresence.Remove(ctx, room, user)
+}
+
+// TestForcedShutdownCancelsBackendCallsInFlight: when the grace runs out,
+// a call stuck in the store is cancelled rather than waited for, and the
+// connection's cleanup, which comes after, still removes its presence.
 func TestForcedShutdownCancelsBackendCallsInFlight(t *testing.T) {
 	store := &stuckStore{MemoryStore: partyline.NewMemoryStore(0), entered: make(chan struct{}, 1)}
-	ts := startServer(t, partyline.Options{Store: store})
+	presence := carefulPresence{partyline.NewMemoryPresence()}
+	ts := startServer(t, partyline.Options{Store: store, Presence: presence})
 	c := ts.dial(t, "/ws?username=alice&room=lobby")
 	c.Expect("joined")
 	c.Expect("online_users")
@@ -127,6 +142,9 @@ func TestForcedShutdownCancelsBackendCallsInFlight(t *testing.T) {
 		if f.Str("type") == "ack" {
 			t.Fatalf("got %v for a message that was never committed", f)
 		}
+	}
+	if users, _ := presence.Users(context.Background(), "lobby"); len(users) != 0 {
+		t.Fatalf("after the shutdown, lobby still shows %v online", users)
 	}
 }
 

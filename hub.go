@@ -26,11 +26,10 @@ type hub struct {
 
 	tasks sync.WaitGroup // background work: gap fills, resyncs, re-announcing
 	quit  chan struct{}  // closed by stop
-	// backends is the parent of every Store, Broker and Presence call;
-	// abortBackends cancels it, so that a forced shutdown need not wait
-	// for calls in flight to time out.
-	backends      context.Context
-	abortBackends context.CancelFunc
+	// inFlight is the parent of the Store, Broker and Presence calls made
+	// for clients and by the hub; abortInFlight cancels it (see bound).
+	inFlight      context.Context
+	abortInFlight context.CancelFunc
 	stopOnce      sync.Once
 	reconnected   chan struct{} // signalled when the broker has reconnected
 
@@ -49,11 +48,11 @@ type hub struct {
 }
 
 func newHub(srv *Server) *hub {
-	backends, abort := context.WithCancel(context.Background())
+	inFlight, abort := context.WithCancel(context.Background())
 	return &hub{
 		srv:           srv,
-		backends:      backends,
-		abortBackends: abort,
+		inFlight:      inFlight,
+		abortInFlight: abort,
 		quit:          make(chan struct{}),
 		reconnected:   make(chan struct{}, 1),
 		subs:          make(map[string]int),
@@ -67,6 +66,8 @@ func (h *hub) subscribe(ctx context.Context, topic string) error {
 	h.subMu.Lock()
 	defer h.subMu.Unlock()
 	if h.subs[topic] == 0 {
+		ctx, cancel := h.bound(ctx)
+		defer cancel()
 		start := time.Now()
 		err := h.srv.opts.Broker.Subscribe(ctx, topic)
 		h.srv.opts.Metrics.BrokerLatency("subscribe", time.Since(start), err)
@@ -199,7 +200,7 @@ func (h *hub) userConns(user string) []*Conn {
 
 // presence runs one Presence call with a timeout; a failure is unavailable.
 func (h *hub) presence(ctx context.Context, call func(context.Context, Presence) (bool, error)) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	ctx, cancel := h.bound(ctx)
 	defer cancel()
 	ok, err := call(ctx, h.srv.opts.Presence)
 	if err != nil {
@@ -214,7 +215,7 @@ func (h *hub) presence(ctx context.Context, call func(context.Context, Presence)
 func (h *hub) publish(ctx context.Context, topic string, e event) error {
 	e.at = time.Now().UnixNano()
 	payload := e.marshal()
-	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	ctx, cancel := h.bound(ctx)
 	defer cancel()
 	start := time.Now()
 	err := h.srv.opts.Broker.Publish(ctx, topic, payload)
@@ -387,12 +388,26 @@ func (h *hub) stopping() bool {
 func (h *hub) stop() {
 	h.stopOnce.Do(func() { close(h.quit) })
 	h.tasks.Wait()
-	h.abortBackends()
+}
+
+// abortedBackendTimeout bounds each backend call made after a forced
+// shutdown has cancelled those in flight.
+const abortedBackendTimeout = time.Second
+
+// bound bounds one backend call made for parent: it gets backendTimeout,
+// and a forced shutdown cancels it while it runs. A call made after that,
+// such as a closing connection's presence removal or a committed message's
+// announcement, is still tried, for abortedBackendTimeout at most.
+func (h *hub) bound(parent context.Context) (context.Context, context.CancelFunc) {
+	if h.inFlight.Err() != nil {
+		return context.WithTimeout(context.WithoutCancel(parent), abortedBackendTimeout)
+	}
+	return context.WithTimeout(parent, backendTimeout)
 }
 
 // backendContext bounds one backend call made on the hub's own account.
 func (h *hub) backendContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(h.backends, backendTimeout)
+	return h.bound(h.inFlight)
 }
 
 // unavailable wraps a backend failure as the unavailable protocol error.

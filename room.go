@@ -113,7 +113,7 @@ func (r *room) dispose() {
 }
 
 func (r *room) lastSeq(ctx context.Context) (uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	ctx, cancel := r.hub.bound(ctx)
 	defer cancel()
 	start := time.Now()
 	last, err := r.hub.srv.opts.Store.LastSeq(ctx, r.name)
@@ -362,7 +362,7 @@ func (r *room) recoveryPoint(ctx context.Context, since *uint64) (sub *subscript
 	if since == nil {
 		return sub, false, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	ctx, cancel := r.hub.bound(ctx)
 	defer cancel()
 	next, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{Forward: true, After: *since, Limit: 1})
 	if err != nil {
@@ -422,7 +422,7 @@ func (r *room) decrementLocked(ctx context.Context, c *Conn) {
 
 // onlineUsers returns the room's users, sorted and unique.
 func (r *room) onlineUsers(ctx context.Context) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	ctx, cancel := r.hub.bound(ctx)
 	defer cancel()
 	users, err := r.hub.srv.opts.Presence.Users(ctx, r.name)
 	if err != nil {

@@ -311,8 +311,9 @@ func (s *Server) untrack(c *Conn) {
 // Shutdown stops accepting connections, closes every connection with 1001
 // and waits until each has finished, or until ctx is done; then it cancels
 // the Store, Broker and Presence calls in flight, closes what remains at
-// once and returns ctx's error. Acked messages are already committed, so
-// nothing acked is lost; a message whose commit is cancelled is not acked.
+// once (the connections' cleanup still gets a short time with the backends)
+// and returns ctx's error. Acked messages are already committed, so nothing
+// acked is lost; a message whose commit is cancelled is not acked.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.shuttingDown = true
@@ -331,7 +332,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
-		s.hub.abortBackends()
+		s.hub.abortInFlight()
 		var closing sync.WaitGroup
 		for _, c := range conns {
 			closing.Go(c.closeSocket) // at once: a TLS close may wait to send its alert
