@@ -98,7 +98,7 @@ func (c *Conn) readArrived() { c.readAvailable(readBuffers.Get().(*[]byte), 0, f
 // unless more arrived meanwhile. buf goes back to the pool when it ends.
 func (c *Conn) readAvailable(buf *[]byte, n int, drained bool) {
 	for {
-		if n > 0 && !c.consume((*buf)[:n]) || !drained && !c.readUntilDrained(*buf) {
+		if c.stopReading || n > 0 && !c.consume((*buf)[:n]) || !drained && !c.readUntilDrained(*buf) {
 			readBuffers.Put(buf)
 			c.endReading()
 			return
