@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -75,13 +74,6 @@ func sourceDialers(n int) []*net.Dialer {
 		}
 	}
 	return ds
-}
-
-// bindNoPort sets IP_BIND_ADDRESS_NO_PORT, best effort.
-func bindNoPort(_, _ string, c syscall.RawConn) error {
-	return c.Control(func(fd uintptr) {
-		_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
-	})
 }
 
 // url returns the connection URL for username in room ("" for none).

@@ -224,3 +224,6 @@ func writeFD(fd int, b []byte, deadline time.Time) error {
 	}
 	return nil
 }
+
+// closeFD closes a socket taken from the runtime.
+func closeFD(fd int) error { return syscall.Close(fd) }

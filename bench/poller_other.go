@@ -18,3 +18,6 @@ func (*poller) add(*client) error { return errors.ErrUnsupported }
 func (*poller) close() {}
 
 func writeFD(int, []byte, time.Time) error { return errors.ErrUnsupported }
+
+// closeFD is never needed: no socket is taken from the runtime here.
+func closeFD(int) error { return errors.ErrUnsupported }

@@ -180,7 +180,7 @@ func (c *wsConn) closeFD() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fd >= 0 {
-		syscall.Close(c.fd)
+		closeFD(c.fd)
 		c.fd = -1
 	}
 }
