@@ -24,14 +24,15 @@ const backendTimeout = 5 * time.Second
 type hub struct {
 	srv *Server
 
-	tasks sync.WaitGroup // background work: gap fills, resyncs, re-announcing
-	quit  chan struct{}  // closed by stop
+	tasks       sync.WaitGroup // background work: gap fills, resyncs, re-announcing
+	quit        chan struct{}  // closed by stop
+	stopOnce    sync.Once
+	reconnected chan struct{} // signalled when the broker has reconnected
+
 	// inFlight is the parent of the Store, Broker and Presence calls made
 	// for clients and by the hub; abortInFlight cancels it (see bound).
 	inFlight      context.Context
 	abortInFlight context.CancelFunc
-	stopOnce      sync.Once
-	reconnected   chan struct{} // signalled when the broker has reconnected
 
 	announceMu  sync.Mutex // guards the following
 	unannounced map[string]bool

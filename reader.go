@@ -12,8 +12,9 @@ import (
 // The read path. A connection's bytes are parsed by its ws.Reader and
 // handled in order by one goroutine at a time: the reader. On Linux a plain
 // TCP connection has no reader while it is idle. The poller reports
-// arrivals; readable starts a reader that reads until the socket is drained
-// and then ends. TLS connections, and all connections elsewhere, keep a
+// arrivals (arrived); readable starts a reader that reads until the socket
+// is drained and then ends. A lone pong after a ping needs no reader: the
+// poller handles it. TLS connections, and all connections elsewhere, keep a
 // reader of their own that blocks in Read.
 
 // Reader states (Conn.readState).
