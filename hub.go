@@ -155,8 +155,10 @@ func (h *hub) addUserConn(ctx context.Context, c *Conn, ready func()) error {
 			return err
 		}
 	}
-	ready()
+	// Under h.mu, so that the welcome is queued before any frame for the
+	// user can reach c, and none sent once the client has it misses c.
 	h.mu.Lock()
+	ready()
 	h.users[c.username] = append(h.users[c.username], c)
 	h.mu.Unlock()
 	return nil

@@ -2,6 +2,7 @@ package partyline_test
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,23 @@ func TestDirectMessages(t *testing.T) {
 	bob.Send(map[string]any{"type": "direct", "to": "nobody", "content": "hello?", "id": "d2"})
 	if f := bob.Expect("error"); f.Str("code") != "user_offline" || f.Str("id") != "d2" {
 		t.Fatalf("direct to an offline user: %v, want user_offline", f)
+	}
+}
+
+// TestDirectRightAfterWelcome: a connection is registered for its user by
+// the time its welcome is out, so a direct message sent the moment it
+// arrives reaches it.
+func TestDirectRightAfterWelcome(t *testing.T) {
+	ts := startServer(t, partyline.Options{RateLimit: -1})
+	alice := ts.dial(t, "/ws?username=alice")
+	ts.dial(t, "/ws?username=bob") // bob stays online throughout
+	for i := range 300 {
+		bob := ts.dial(t, "/ws?username=bob")
+		alice.Send(map[string]any{"type": "direct", "to": "bob", "content": strconv.Itoa(i)})
+		if f := bob.Expect("direct"); f.Str("content") != strconv.Itoa(i) {
+			t.Fatalf("bob's new connection got %v, want direct %d", f, i)
+		}
+		bob.Conn.Close()
 	}
 }
 
