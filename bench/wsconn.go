@@ -160,8 +160,17 @@ func (c *wsConn) writeFrame(op byte, payload []byte, timeout time.Duration) erro
 }
 
 // Read reads from the connection through the runtime: the reader
-// goroutine's way, and the only one over TLS. Only before detach.
-func (c *wsConn) Read(b []byte) (int, error) { return c.conn.Read(b) }
+// goroutine's way, and the only one over TLS. Only before detach; once
+// closeConn has run it returns net.ErrClosed.
+func (c *wsConn) Read(b []byte) (int, error) {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn == nil {
+		return 0, net.ErrClosed
+	}
+	return conn.Read(b)
+}
 
 // closeConn closes the connection if it is still the runtime's; a
 // detached socket stays open for closeFD.
