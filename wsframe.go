@@ -1,6 +1,10 @@
 package partyline
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/partyline/partyline/internal/ws"
+)
 
 // WebSocket framing of what the server writes (RFC 6455 §5.2): server
 // frames are unmasked, so a frame is a 2 to 10 byte header and the payload.
@@ -18,32 +22,17 @@ var pingFrame = []byte{finBit | opPing, 0}
 
 // textFrame prepares a complete text frame carrying payload.
 func textFrame(payload []byte) []byte {
-	return appendFrame(make([]byte, 0, 10+len(payload)), opText, payload)
+	return ws.AppendFrame(make([]byte, 0, 10+len(payload)), finBit|opText, payload, nil)
 }
 
 // controlFrame prepares a ping, pong or close frame; payload is at most 125
 // bytes.
 func controlFrame(op byte, payload []byte) []byte {
-	return appendFrame(make([]byte, 0, 2+len(payload)), op, payload[:min(len(payload), 125)])
+	return ws.AppendFrame(make([]byte, 0, 2+len(payload)), finBit|op, payload[:min(len(payload), 125)], nil)
 }
 
 // closeFrame prepares a close frame with code and reason.
 func closeFrame(code int, reason string) []byte {
 	payload := binary.BigEndian.AppendUint16(nil, uint16(code))
 	return controlFrame(opClose, append(payload, reason...))
-}
-
-func appendFrame(b []byte, op byte, payload []byte) []byte {
-	b = append(b, finBit|op)
-	switch n := len(payload); {
-	case n <= 125:
-		b = append(b, byte(n))
-	case n <= 0xFFFF:
-		b = append(b, 126)
-		b = binary.BigEndian.AppendUint16(b, uint16(n))
-	default:
-		b = append(b, 127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	return append(b, payload...)
 }

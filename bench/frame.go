@@ -27,30 +27,6 @@ const (
 
 var errFragmented = errors.New("bench: the server sent a fragmented message (FIN=0), which the bench does not read")
 
-// appendClientFrame appends to dst one final client frame of type op
-// carrying payload masked with key.
-func appendClientFrame(dst []byte, op byte, key [4]byte, payload []byte) []byte {
-	n := len(payload)
-	dst = append(dst, finBit|op)
-	switch {
-	case n <= 125:
-		dst = append(dst, maskBit|byte(n))
-	case n <= 0xFFFF:
-		dst = append(dst, maskBit|126)
-		dst = binary.BigEndian.AppendUint16(dst, uint16(n))
-	default:
-		dst = append(dst, maskBit|127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
-	}
-	dst = append(dst, key[:]...)
-	start := len(dst)
-	dst = append(dst, payload...)
-	for i := range n {
-		dst[start+i] ^= key[i&3]
-	}
-	return dst
-}
-
 // frameSize returns the size of the server frame that b begins: header and
 // payload when b holds the whole header, else how long the header is known
 // to be so far (more than len(b)). It fails on a frame the server must not

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -13,26 +12,17 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/partyline/partyline/internal/ws"
 )
 
 // serverFrame encodes an unmasked frame as a server sends it.
 func serverFrame(op byte, fin bool, payload []byte) []byte {
-	b0 := op
+	first := op
 	if fin {
-		b0 |= finBit
+		first |= finBit
 	}
-	f := []byte{b0}
-	switch n := len(payload); {
-	case n <= 125:
-		f = append(f, byte(n))
-	case n <= 0xFFFF:
-		f = append(f, 126)
-		f = binary.BigEndian.AppendUint16(f, uint16(n))
-	default:
-		f = append(f, 127)
-		f = binary.BigEndian.AppendUint64(f, uint64(n))
-	}
-	return append(f, payload...)
+	return ws.AppendFrame(nil, first, payload, nil)
 }
 
 // testStream is a byte stream of server frames and the stamps its text
@@ -129,31 +119,6 @@ func TestParserRefusesBadFrames(t *testing.T) {
 		err := p.feed(tc.frame, func(bool, byte, []byte) error { return nil })
 		if err == nil {
 			t.Errorf("%s frame: no error", tc.name)
-		}
-	}
-}
-
-func TestAppendClientFrame(t *testing.T) {
-	key := [4]byte{1, 2, 3, 4}
-	for _, n := range []int{0, 1, 125, 126, 0xFFFF, 0x10000} {
-		payload := bytes.Repeat([]byte("ab"), n/2+1)[:n]
-		f := appendClientFrame(nil, opText, key, payload)
-		head := map[bool]int{true: 2, false: 4}[n <= 125]
-		if n > 0xFFFF {
-			head = 10
-		}
-		if f[0] != finBit|opText || f[1]&maskBit == 0 || len(f) != head+4+n {
-			t.Fatalf("%d bytes: header % x, length %d", n, f[:2], len(f))
-		}
-		if !bytes.Equal(f[head:head+4], key[:]) {
-			t.Fatalf("%d bytes: mask key % x", n, f[head:head+4])
-		}
-		got := f[head+4:]
-		for i := range got {
-			got[i] ^= key[i&3]
-		}
-		if !bytes.Equal(got, payload) {
-			t.Fatalf("%d bytes: unmasked payload differs", n)
 		}
 	}
 }

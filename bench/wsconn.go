@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/partyline/partyline/internal/ws"
 )
 
 // Write deadlines.
@@ -144,7 +146,7 @@ func acceptKey(key string) string {
 func (c *wsConn) writeFrame(op byte, payload []byte, timeout time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.out = appendClientFrame(c.out[:0], op, c.mask, payload)
+	c.out = ws.AppendFrame(c.out[:0], finBit|op, payload, &c.mask)
 	deadline := time.Now().Add(timeout)
 	switch {
 	case c.fd >= 0:

@@ -28,6 +28,36 @@ func IsPong(b []byte) bool {
 	return length <= 125 && len(b) == header+length
 }
 
+// AppendFrame appends one frame to b: first is its first byte (FIN, RSV and
+// opcode), and the payload's length takes the shortest encoding. With key
+// the payload is masked, as a client sends it; with a nil key it is not, as
+// a server sends it.
+func AppendFrame(b []byte, first byte, payload []byte, key *[4]byte) []byte {
+	var maskBit byte
+	if key != nil {
+		maskBit = 0x80
+	}
+	b = append(b, first)
+	switch n := len(payload); {
+	case n <= 125:
+		b = append(b, maskBit|byte(n))
+	case n <= 0xFFFF:
+		b = append(b, maskBit|126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, maskBit|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	if key == nil {
+		return append(b, payload...)
+	}
+	b = append(b, key[:]...)
+	start := len(b)
+	b = append(b, payload...)
+	unmask(*key, b[start:]) // masking is the same XOR
+	return b
+}
+
 // maxHeader is the longest frame header a client sends: 2 bytes, a 64-bit
 // length and the masking key.
 const maxHeader = 14

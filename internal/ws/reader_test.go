@@ -344,3 +344,32 @@ func TestIsPong(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendFrame(t *testing.T) {
+	key := [4]byte{1, 2, 3, 4}
+	for _, n := range []int{0, 1, 125, 126, 0xFFFF, 0x10000} {
+		payload := bytes.Repeat([]byte("ab"), n/2+1)[:n]
+		head := map[bool]int{true: 2, false: 4}[n <= 125]
+		if n > 0xFFFF {
+			head = 10
+		}
+		f := AppendFrame(nil, 0x80|OpText, payload, &key)
+		if f[0] != 0x80|OpText || f[1]&0x80 == 0 || len(f) != head+4+n {
+			t.Fatalf("%d bytes: header % x, length %d", n, f[:2], len(f))
+		}
+		if !bytes.Equal(f[head:head+4], key[:]) {
+			t.Fatalf("%d bytes: mask key % x", n, f[head:head+4])
+		}
+		got := f[head+4:]
+		for i := range got { // by hand: the frame was masked with unmask
+			got[i] ^= key[i&3]
+		}
+		if !bytes.Equal(got, payload) {
+			t.Fatalf("%d bytes: unmasked payload differs", n)
+		}
+		plain := AppendFrame(nil, 0x80|OpText, payload, nil)
+		if plain[1]&0x80 != 0 || len(plain) != head+n || !bytes.Equal(plain[head:], payload) {
+			t.Fatalf("%d bytes: unmasked frame header % x, length %d", n, plain[:2], len(plain))
+		}
+	}
+}
