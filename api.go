@@ -101,6 +101,7 @@ func (s *Server) sendDirect(ctx context.Context, d DirectMessage, session string
 		return err
 	}
 	if !online {
+		s.hub.events.undelivered(d)
 		return newError(CodeUserOffline, d.To+" is not online")
 	}
 	frame := textFrame(wire.AppendDirect(nil, wire.Direct{

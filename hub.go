@@ -22,8 +22,10 @@ const backendTimeout = 5 * time.Second
 // and the broker subscriptions they need. It receives the broker's events
 // and routes them to rooms and users.
 type hub struct {
-	srv *Server
+	srv    *Server
+	events *recorder // nil without webhooks
 
+	taskMu      sync.Mutex     // orders startTask before stop's Wait
 	tasks       sync.WaitGroup // background work: gap fills, resyncs, re-announcing
 	quit        chan struct{}  // closed by stop
 	stopOnce    sync.Once
@@ -355,11 +357,17 @@ func (h *hub) HandleReconnect() {
 }
 
 // presenceExpired announces that a dead node's user left room.
-func (h *hub) presenceExpired(room, user string) { h.announcePresence(false, room, user) }
+func (h *hub) presenceExpired(room, user string) {
+	h.events.left(room, user)
+	h.announcePresence(false, room, user)
+}
 
 // presenceRestored announces that a user dropped while their node was cut
 // off is back in room.
-func (h *hub) presenceRestored(room, user string) { h.announcePresence(true, room, user) }
+func (h *hub) presenceRestored(room, user string) {
+	h.events.joined(room, user)
+	h.announcePresence(true, room, user)
+}
 
 func (h *hub) announcePresence(joined bool, room, user string) {
 	if room == "" {
@@ -389,8 +397,22 @@ func (h *hub) stopping() bool {
 
 // stop ends background work after the connections are gone.
 func (h *hub) stop() {
+	h.taskMu.Lock()
 	h.stopOnce.Do(func() { close(h.quit) })
+	h.taskMu.Unlock()
 	h.tasks.Wait()
+}
+
+// startTask counts one more background task, unless stop has begun: then
+// it reports false and the task must not start.
+func (h *hub) startTask() bool {
+	h.taskMu.Lock()
+	defer h.taskMu.Unlock()
+	if h.stopping() {
+		return false
+	}
+	h.tasks.Add(1)
+	return true
 }
 
 // abortedBackendTimeout bounds each backend call made after a forced

@@ -72,6 +72,10 @@ type Options struct {
 	Now func() time.Time
 	// Metrics observes the server's traffic; nil observes nothing.
 	Metrics Metrics
+
+	// Webhooks says which events are recorded for the application's
+	// backend (docs/protocol.md §11.1); the zero value records none.
+	Webhooks WebhookOptions
 }
 
 // withDefaults returns a copy of o with every zero field set to its default,

@@ -324,6 +324,7 @@ func (r *room) enter(ctx context.Context, c *Conn, since *uint64) (*subscription
 			return nil, err
 		}
 		if first {
+			h.events.joined(r.name, c.username)
 			h.publish(ctx, r.topic, presenceEvent(true, r.name, c.username, c.session, h.srv.opts.Now()))
 		}
 	}
@@ -416,6 +417,7 @@ func (r *room) decrementLocked(ctx context.Context, c *Conn) {
 		return
 	}
 	if last {
+		r.hub.events.left(r.name, c.username)
 		r.hub.publish(ctx, r.topic, presenceEvent(false, r.name, c.username, c.session, r.hub.srv.opts.Now()))
 	}
 }

@@ -61,6 +61,9 @@ func New(opts Options) (*Server, error) {
 		heartbeat: newHeartbeat(opts.PingInterval, opts.PongWait),
 	}
 	s.hub = newHub(s)
+	if s.hub.events, err = newRecorder(s.hub, opts.Store, opts.Webhooks); err != nil {
+		return nil, fmt.Errorf("partyline: %w", err)
+	}
 	if err := opts.Broker.Start(s.hub); err != nil {
 		return nil, fmt.Errorf("partyline: start broker: %w", err)
 	}
@@ -69,6 +72,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if r, ok := opts.Presence.(PresenceRestorer); ok {
 		r.StartRestore(s.hub.presenceRestored)
+	}
+	if s.hub.events != nil && s.hub.startTask() {
+		go s.hub.events.run()
 	}
 	return s, nil
 }
