@@ -20,6 +20,9 @@
 //	mux.Handle("GET /metrics", m.Handler())
 //
 // A scrape before srv is set must not happen (serve after New returns).
+//
+// With webhooks, m.Webhook(urls) adds their metrics and is the
+// webhook.Sender's Observer.
 package metrics
 
 import (
@@ -49,6 +52,7 @@ var latencyBuckets = []float64{
 // allocate.
 type Metrics struct {
 	gatherer prometheus.Gatherer
+	register func(...prometheus.Collector) // adds collectors to what gatherer serves
 
 	messagesIn  map[string]prometheus.Counter // by message type, "other" included
 	refusals    map[string]prometheus.Counter // by error code, "other" included
@@ -79,7 +83,7 @@ func New(reg prometheus.Registerer, stats func() partyline.Stats) *Metrics {
 		cs = append(cs, gauges(stats)...)
 	}
 	reg.MustRegister(cs...)
-	m.gatherer = gathererFor(reg, cs)
+	m.gatherer, m.register = gathererFor(reg, cs)
 	return m
 }
 
@@ -126,14 +130,18 @@ func gauges(stats func() partyline.Stats) []prometheus.Collector {
 }
 
 // gathererFor returns reg when it can be scraped, as *prometheus.Registry
-// can; otherwise a registry of cs alone.
-func gathererFor(reg prometheus.Registerer, cs []prometheus.Collector) prometheus.Gatherer {
+// can; otherwise a registry of cs alone. register adds later collectors to
+// reg and to the registry returned.
+func gathererFor(reg prometheus.Registerer, cs []prometheus.Collector) (g prometheus.Gatherer, register func(...prometheus.Collector)) {
 	if g, ok := reg.(prometheus.Gatherer); ok {
-		return g
+		return g, reg.MustRegister
 	}
 	own := prometheus.NewRegistry()
 	own.MustRegister(cs...)
-	return own
+	return own, func(cs ...prometheus.Collector) {
+		reg.MustRegister(cs...)
+		own.MustRegister(cs...)
+	}
 }
 
 // Handler serves the registry given to New in the Prometheus text format:

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/partyline/partyline/webhook"
+)
+
+var secret = []byte("whsec_test")
+
+const batch = `{"events":[` +
+	`{"id":"evt_1","type":"user_online","timestamp":1767225600000,"username":"alice"},` +
+	`{"id":"evt_2","type":"message","timestamp":1767225600001,"room":"lobby","seq":1,"message_id":"m1","username":"alice","content":"hi"}]}`
+
+// lockedBuffer collects what the receiver prints.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func post(t *testing.T, url, body, signature string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if signature != "" {
+		req.Header.Set(webhook.SignatureHeader, signature)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestReceiver(t *testing.T) {
+	var out lockedBuffer
+	srv := httptest.NewServer(newReceiver(secret, &out, 100))
+	defer srv.Close()
+	now := time.Now()
+	good := webhook.Sign(secret, now, []byte(batch))
+
+	if code := post(t, srv.URL, batch, good); code != http.StatusNoContent {
+		t.Fatalf("signed batch: status %d, want 204", code)
+	}
+	printed := out.String()
+	if !strings.Contains(printed, `user_online {"id":"evt_1"`) || !strings.Contains(printed, `message {"id":"evt_2"`) {
+		t.Errorf("printed %q, want both events", printed)
+	}
+
+	// The same batch again, as a retry: accepted, not printed twice.
+	if code := post(t, srv.URL, batch, good); code != http.StatusNoContent {
+		t.Errorf("repeated batch: status %d, want 204", code)
+	}
+	if again := out.String(); again != printed {
+		t.Errorf("a repeated batch printed again: %q", again[len(printed):])
+	}
+
+	tampered := strings.Replace(batch, `"content":"hi"`, `"content":"HI"`, 1)
+	rotated := webhook.Sign([]byte("old secret"), now, []byte(batch)) + "," + good[strings.Index(good, "v1="):]
+	for name, tc := range map[string]struct{ body, sig string }{
+		"tampered body":    {tampered, good},
+		"wrong secret":     {batch, webhook.Sign([]byte("other"), now, []byte(batch))},
+		"old timestamp":    {batch, webhook.Sign(secret, now.Add(-10*time.Minute), []byte(batch))},
+		"no signature":     {batch, ""},
+		"garbage":          {batch, "t=,v1=zz"},
+		"rotation (valid)": {batch, rotated},
+	} {
+		want := http.StatusUnauthorized
+		if name == "rotation (valid)" {
+			want = http.StatusNoContent
+		}
+		if code := post(t, srv.URL, tc.body, tc.sig); code != want {
+			t.Errorf("%s: status %d, want %d", name, code, want)
+		}
+	}
+	if strings.Contains(out.String(), "HI") {
+		t.Errorf("the tampered event was printed: %q", out.String())
+	}
+}
+
+func TestReceiverForgetsOldIDs(t *testing.T) {
+	rc := newReceiver(secret, &bytes.Buffer{}, 2)
+	for _, id := range []string{"a", "b", "c"} {
+		if !rc.firstTime(id) {
+			t.Fatalf("firstTime(%q) = false for a new id", id)
+		}
+	}
+	if rc.firstTime("c") || rc.firstTime("b") {
+		t.Error("a recent id was not remembered")
+	}
+	if !rc.firstTime("a") {
+		t.Error("the oldest id was not forgotten past the bound")
+	}
+	if len(rc.seen) != 2 {
+		t.Errorf("remembers %d ids, want at most 2", len(rc.seen))
+	}
+}
