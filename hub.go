@@ -38,10 +38,16 @@ type hub struct {
 	unannounced map[string]bool
 	announcing  bool // announceLoop is running
 
-	subMu sync.Mutex // serializes broker (un)subscriptions; guards subs
-	subs  map[string]int
+	// userLocks serializes each user's connects and disconnects on this
+	// node, across their Broker and Presence calls; other users' go on.
+	userLocks keyedMutex
 
-	userPresenceMu sync.Mutex // serializes presence changes of the "" room
+	// topicLocks serializes each topic's broker (un)subscriptions, and
+	// only that topic's: the Broker contract wants no concurrent calls for
+	// one topic.
+	topicLocks keyedMutex
+	subsMu     sync.Mutex     // guards subs; never held across a call
+	subs       map[string]int // references per subscribed topic
 
 	mu    sync.RWMutex // guards the following
 	rooms map[string]*room
@@ -64,9 +70,9 @@ func newHub(srv *Server) *hub {
 
 // subscribe takes a reference on topic, subscribing the broker on the first.
 func (h *hub) subscribe(ctx context.Context, topic string) error {
-	h.subMu.Lock()
-	defer h.subMu.Unlock()
-	if h.subs[topic] == 0 {
+	unlock := h.topicLocks.lock(topic)
+	defer unlock()
+	if h.subscribers(topic, 0) == 0 {
 		ctx, cancel := h.bound(ctx)
 		defer cancel()
 		start := time.Now()
@@ -76,23 +82,35 @@ func (h *hub) subscribe(ctx context.Context, topic string) error {
 			return unavailable("broker", err)
 		}
 	}
-	h.subs[topic]++
+	h.subscribers(topic, 1)
 	return nil
 }
 
 // unsubscribe drops a reference on topic, unsubscribing on the last.
 func (h *hub) unsubscribe(topic string) {
-	h.subMu.Lock()
-	defer h.subMu.Unlock()
-	if h.subs[topic]--; h.subs[topic] > 0 {
+	unlock := h.topicLocks.lock(topic)
+	defer unlock()
+	if h.subscribers(topic, -1) > 0 {
 		return
 	}
-	delete(h.subs, topic)
 	ctx, cancel := h.backendContext()
 	defer cancel()
 	if err := h.srv.opts.Broker.Unsubscribe(ctx, topic); err != nil {
 		h.srv.log.Warn("broker unsubscribe failed", "topic", topic, "err", err)
 	}
+}
+
+// subscribers adds delta to topic's references and returns them.
+func (h *hub) subscribers(topic string, delta int) int {
+	h.subsMu.Lock()
+	defer h.subsMu.Unlock()
+	n := h.subs[topic] + delta
+	if n == 0 {
+		delete(h.subs, topic)
+	} else {
+		h.subs[topic] = n
+	}
+	return n
 }
 
 // acquireRoom returns the named room, created and ready, holding a
@@ -135,30 +153,20 @@ func (h *hub) room(name string) *room {
 
 // addUserConn registers c under its user. The user's first connection on
 // this node subscribes to the user's topic and enters the "" presence room.
-// ready runs once the user is online everywhere, before the connection can
-// receive anything addressed to the user: that is when it gets welcome.
-func (h *hub) addUserConn(ctx context.Context, c *Conn, ready func()) error {
-	h.userPresenceMu.Lock()
-	defer h.userPresenceMu.Unlock()
-	h.mu.RLock()
-	first := len(h.users[c.username]) == 0
-	h.mu.RUnlock()
-	if first {
-		if err := h.subscribe(ctx, userTopicPrefix+c.username); err != nil {
-			return err
-		}
-		_, err := h.presence(ctx, func(ctx context.Context, p Presence) (bool, error) {
-			return p.Add(ctx, "", c.username)
-		})
-		if err != nil {
-			h.unsubscribe(userTopicPrefix + c.username)
+// welcome runs once the user is online everywhere, before the connection
+// can receive anything addressed to the user.
+func (h *hub) addUserConn(ctx context.Context, c *Conn, welcome func()) error {
+	unlock := h.userLocks.lock(c.username)
+	defer unlock()
+	if !h.hasConns(c.username) {
+		if err := h.userOnline(ctx, c.username); err != nil {
 			return err
 		}
 	}
 	// Under h.mu, so that the welcome is queued before any frame for the
 	// user can reach c, and none sent once the client has it misses c.
 	h.mu.Lock()
-	ready()
+	welcome()
 	h.users[c.username] = append(h.users[c.username], c)
 	h.mu.Unlock()
 	return nil
@@ -166,8 +174,8 @@ func (h *hub) addUserConn(ctx context.Context, c *Conn, ready func()) error {
 
 // removeUserConn undoes addUserConn.
 func (h *hub) removeUserConn(c *Conn) {
-	h.userPresenceMu.Lock()
-	defer h.userPresenceMu.Unlock()
+	unlock := h.userLocks.lock(c.username)
+	defer unlock()
 	h.mu.Lock()
 	conns := h.users[c.username]
 	i := slices.Index(conns, c)
@@ -183,15 +191,44 @@ func (h *hub) removeUserConn(c *Conn) {
 		h.users[c.username] = conns
 	}
 	h.mu.Unlock()
-	if !last {
-		return
+	if last {
+		h.userOffline(c.username)
 	}
+}
+
+// hasConns reports whether user has connections registered on this node.
+func (h *hub) hasConns(user string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.users[user]) > 0
+}
+
+// userOnline subscribes to the user's topic and enters the user in the ""
+// presence room, as their first connection on this node arrives. The
+// caller holds the user's lock.
+func (h *hub) userOnline(ctx context.Context, user string) error {
+	if err := h.subscribe(ctx, userTopicPrefix+user); err != nil {
+		return err
+	}
+	_, err := h.presence(ctx, func(ctx context.Context, p Presence) (bool, error) {
+		return p.Add(ctx, "", user)
+	})
+	if err != nil {
+		h.unsubscribe(userTopicPrefix + user)
+		return err
+	}
+	return nil
+}
+
+// userOffline undoes userOnline as the user's last connection on this node
+// leaves. The caller holds the user's lock.
+func (h *hub) userOffline(user string) {
 	ctx, cancel := h.backendContext()
 	defer cancel()
-	if _, err := h.srv.opts.Presence.Remove(ctx, "", c.username); err != nil {
-		h.srv.log.Warn("presence remove failed", "user", c.username, "err", err)
+	if _, err := h.srv.opts.Presence.Remove(ctx, "", user); err != nil {
+		h.srv.log.Warn("presence remove failed", "user", user, "err", err)
 	}
-	h.unsubscribe(userTopicPrefix + c.username)
+	h.unsubscribe(userTopicPrefix + user)
 }
 
 // userConns returns the user's connections on this node.

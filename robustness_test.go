@@ -1,7 +1,9 @@
 package partyline_test
 
 import (
+	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,5 +71,111 @@ func TestSlightlyOverTheLimitIsNotClosed(t *testing.T) {
 	}
 	if refused <= partyline.DefaultRateBurst {
 		t.Fatalf("22 chats/s for a minute: %d refusals, want more than the burst of %d", refused, partyline.DefaultRateBurst)
+	}
+}
+
+// stall holds up the backend calls a test picks until it ends.
+type stall struct {
+	entered chan struct{} // signalled when a call is held up
+	release chan struct{} // closed by end
+	once    sync.Once
+}
+
+func newStall() *stall {
+	return &stall{entered: make(chan struct{}, 1), release: make(chan struct{})}
+}
+
+// hold blocks until the stall ends, past the call's deadline too, so that
+// nothing else ends it before the test has seen what it holds up.
+func (s *stall) hold() {
+	signal(s.entered)
+	<-s.release
+}
+
+// await waits for a call to be held up.
+func (s *stall) await(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.entered:
+	case <-time.After(waitTime):
+		t.Fatal("the stalled call was never made")
+	}
+}
+
+// end lets the calls held up, and any to come, go on.
+func (s *stall) end() { s.once.Do(func() { close(s.release) }) }
+
+// signal wakes a waiter on c without blocking.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// stallingPresence is a memory presence whose Add of one user to one room
+// is held up, as by a slow Redis.
+type stallingPresence struct {
+	*partyline.MemoryPresence
+	room, user string
+	stall      *stall
+}
+
+func (p *stallingPresence) Add(ctx context.Context, room, user string) (bool, error) {
+	if room == p.room && user == p.user {
+		p.stall.hold()
+	}
+	return p.MemoryPresence.Add(ctx, room, user)
+}
+
+// stallingBroker is a memory broker whose Subscribe of one topic is held
+// up, as by a slow Redis.
+type stallingBroker struct {
+	*partyline.MemoryBroker
+	topic string
+	stall *stall
+}
+
+func (b *stallingBroker) Subscribe(ctx context.Context, topic string) error {
+	if topic == b.topic {
+		b.stall.hold()
+	}
+	return b.MemoryBroker.Subscribe(ctx, topic)
+}
+
+// TestConnectionStormsDoNotWaitForASlowUser: while one user's connect is
+// stuck in a backend call, other users connect, get their welcome, join
+// rooms and disconnect without waiting for it.
+func TestConnectionStormsDoNotWaitForASlowUser(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		path string // of the slow user's connection
+		last string // the frame the slow user gets once the call returns
+		opts func(*stall) partyline.Options
+	}{
+		{"presence of the user", "/ws?username=slow", "welcome", func(s *stall) partyline.Options {
+			return partyline.Options{Presence: &stallingPresence{partyline.NewMemoryPresence(), "", "slow", s}}
+		}},
+		{"subscription to the user", "/ws?username=slow", "welcome", func(s *stall) partyline.Options {
+			return partyline.Options{Broker: &stallingBroker{partyline.NewMemoryBroker(), "user:slow", s}}
+		}},
+		{"subscription to a room", "/ws?username=slow&room=slow", "joined", func(s *stall) partyline.Options {
+			return partyline.Options{Broker: &stallingBroker{partyline.NewMemoryBroker(), "room:slow", s}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStall()
+			ts := startServer(t, tc.opts(s))
+			t.Cleanup(s.end) // before the shutdown, registered earlier
+			slow := ts.dialRaw(t, tc.path, nil)
+			s.await(t)
+			bob := ts.dial(t, "/ws?username=bob&room=lobby")
+			bob.Expect("joined")
+			ts.dial(t, "/ws?username=carol")
+			bob.Conn.Close()
+			waitUntil(t, "bob's disconnect", func() bool { return ts.Stats().Connections == 2 })
+			s.end()
+			slow.WaitFor(tc.last)
+		})
 	}
 }
