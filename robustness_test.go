@@ -3,6 +3,8 @@ package partyline_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,5 +179,78 @@ func TestConnectionStormsDoNotWaitForASlowUser(t *testing.T) {
 			s.end()
 			slow.WaitFor(tc.last)
 		})
+	}
+}
+
+// stallingLog is a slog handler whose records with a message containing
+// match are held up, as by a slow log sink; it drops every record.
+type stallingLog struct {
+	match string
+	stall *stall
+}
+
+func (h *stallingLog) Enabled(_ context.Context, level slog.Level) bool {
+	return level >= slog.LevelInfo
+}
+
+func (h *stallingLog) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.match) {
+		h.stall.hold()
+	}
+	return nil
+}
+
+func (h *stallingLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *stallingLog) WithGroup(string) slog.Handler      { return h }
+
+// TestEvictionLogDoesNotStallTheRoom: while the eviction of a slow consumer
+// is being logged, to a sink that does not return, the other subscribers of
+// its room still get the next message.
+func TestEvictionLogDoesNotStallTheRoom(t *testing.T) {
+	s := newStall()
+	ts := startServer(t, partyline.Options{
+		SendQueue: 4,
+		WriteWait: time.Second, // the slow consumer's blocked write ends, and the eviction is logged, within it
+		Store:     partyline.NewMemoryStore(8),
+		Logger:    slog.New(&stallingLog{match: "slow consumer", stall: s}),
+	})
+	t.Cleanup(s.end) // before the shutdown, registered earlier
+	slow := ts.dialSmallBuffer(t, "/ws?username=slow&room=lobby")
+	slow.Expect("welcome")
+	slow.Expect("joined") // and reads nothing more
+	fast := ts.dial(t, "/ws?username=fast&room=lobby")
+	fast.Expect("joined")
+	fast.Expect("online_users")
+	publish := func(content string) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := ts.Publish(context.Background(), "lobby", partyline.Publication{Content: content})
+			done <- err
+		}()
+		return done
+	}
+	payload := strings.Repeat("x", 64<<10) // large, so the slow client's socket fills quickly
+	for i := 0; ; i++ {
+		if i == 1000 {
+			t.Fatal("1000 messages of 64 KiB, and the slow consumer was never evicted")
+		}
+		select {
+		case err := <-publish(payload):
+			if err != nil {
+				t.Fatalf("Publish: %v", err)
+			}
+			fast.Expect("chat")
+			continue
+		case <-s.entered: // the eviction is being logged
+		case <-time.After(waitTime):
+			t.Fatal("Publish did not return, and no eviction was logged")
+		}
+		break
+	}
+	publish("after")
+	for {
+		if f := fast.Expect("chat"); f.Str("content") == "after" {
+			break
+		}
 	}
 }
