@@ -65,9 +65,11 @@
 //	room.initMu → room.mu → sendQueue.mu
 //	room.presenceMu → hub.mu
 //	room.presenceMu → room.mu → sendQueue.mu
+//	room.mu → hub.taskMu
+//	hub.announceMu → hub.taskMu
 //
-// Every other lock (Server.mu, hub.announceMu, a keyedMutex's table, the
-// heartbeat's and the poller's) is taken alone. Broker.Publish may be
+// Every other lock (Server.mu, a keyedMutex's table, the heartbeat's and
+// the poller's) is taken alone. Broker.Publish may be
 // called with room.presenceMu held and delivers under hub.mu and room.mu,
 // so a Broker must never call back into the hub synchronously while
 // holding a lock of its own that Publish also takes.

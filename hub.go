@@ -24,8 +24,7 @@ const backendTimeout = 5 * time.Second
 type hub struct {
 	srv *Server
 
-	tasks       sync.WaitGroup // background work: gap fills, resyncs, re-announcing
-	quit        chan struct{}  // closed by stop
+	quit        chan struct{} // closed by stop
 	stopOnce    sync.Once
 	reconnected chan struct{} // signalled when the broker has reconnected
 
@@ -33,6 +32,12 @@ type hub struct {
 	// for clients and by the hub; abortInFlight cancels it (see bound).
 	inFlight      context.Context
 	abortInFlight context.CancelFunc
+
+	// taskMu is held by every tasks.Add and by stop before it waits, so
+	// that no background work starts behind stop's back.
+	taskMu  sync.Mutex
+	stopped bool           // no more tasks start
+	tasks   sync.WaitGroup // background work: gap fills, resyncs, re-announcing
 
 	announceMu  sync.Mutex // guards the following
 	unannounced map[string]bool
@@ -282,9 +287,8 @@ func (h *hub) announceLater(room string) {
 		h.unannounced = make(map[string]bool)
 	}
 	h.unannounced[room] = true
-	if !h.announcing {
+	if !h.announcing && h.startTask() {
 		h.announcing = true
-		h.tasks.Add(1)
 		go h.announceLoop()
 	}
 }
@@ -424,8 +428,23 @@ func (h *hub) stopping() bool {
 	}
 }
 
+// startTask counts a background task that stop must wait for, and reports
+// whether it may start: none does once stop has begun.
+func (h *hub) startTask() bool {
+	h.taskMu.Lock()
+	defer h.taskMu.Unlock()
+	if h.stopped {
+		return false
+	}
+	h.tasks.Add(1)
+	return true
+}
+
 // stop ends background work after the connections are gone.
 func (h *hub) stop() {
+	h.taskMu.Lock()
+	h.stopped = true
+	h.taskMu.Unlock()
 	h.stopOnce.Do(func() { close(h.quit) })
 	h.tasks.Wait()
 }

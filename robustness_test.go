@@ -3,6 +3,7 @@ package partyline_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -251,6 +252,46 @@ func TestEvictionLogDoesNotStallTheRoom(t *testing.T) {
 	for {
 		if f := fast.Expect("chat"); f.Str("content") == "after" {
 			break
+		}
+	}
+}
+
+// failingBroker is a memory broker that cannot publish, as when Redis is
+// down. It signals failed at each attempt.
+type failingBroker struct {
+	*partyline.MemoryBroker
+	failed chan struct{}
+}
+
+func (b *failingBroker) Publish(context.Context, string, []byte) error {
+	signal(b.failed)
+	return fmt.Errorf("broker down: %w", partyline.ErrUnavailable)
+}
+
+// TestPublishRacingShutdown: a message published while the server shuts
+// down, whose broker fails, starts no background work behind Shutdown's
+// back (under -race, a re-announcement counted while Shutdown waits for
+// the hub's work is reported).
+func TestPublishRacingShutdown(t *testing.T) {
+	for range 20 {
+		broker := &failingBroker{partyline.NewMemoryBroker(), make(chan struct{}, 1)}
+		srv, err := partyline.New(partyline.Options{Broker: broker})
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		published := make(chan error, 1)
+		go func() {
+			_, err := srv.Publish(context.Background(), "lobby", partyline.Publication{Content: "during shutdown"})
+			published <- err
+		}()
+		<-broker.failed
+		ctx, cancel := context.WithTimeout(context.Background(), waitTime)
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		cancel()
+		if err := <-published; err != nil {
+			t.Fatalf("Publish: %v (the store took it; the broker's failure is not the caller's)", err)
 		}
 	}
 }
