@@ -168,12 +168,15 @@ func (h *hub) addUserConn(ctx context.Context, c *Conn, welcome func()) error {
 			return err
 		}
 	}
-	// Under h.mu, so that the welcome is queued before any frame for the
-	// user can reach c, and none sent once the client has it misses c.
+	// Queued under h.mu, so that the welcome comes before any frame for the
+	// user can reach c, and none sent once the client has it misses c; but
+	// corked, so that the write waits until h.mu is released.
+	corked := c.queue.cork()
 	h.mu.Lock()
 	welcome()
 	h.users[c.username] = append(h.users[c.username], c)
 	h.mu.Unlock()
+	c.uncork(corked)
 	return nil
 }
 
