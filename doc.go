@@ -69,8 +69,8 @@
 //	hub.announceMu → hub.taskMu
 //
 // Every other lock (Server.mu, a keyedMutex's table, the heartbeat's and
-// the poller's) is taken alone. Broker.Publish may be
-// called with room.presenceMu held and delivers under hub.mu and room.mu,
-// so a Broker must never call back into the hub synchronously while
-// holding a lock of its own that Publish also takes.
+// the poller's) is taken alone. Broker.Publish may be called with
+// room.presenceMu held, and its delivery takes hub.mu and room.mu, so a
+// Broker must never call back into the hub synchronously while holding a
+// lock of its own that Publish also takes.
 package partyline

@@ -24,8 +24,6 @@ const backendTimeout = 5 * time.Second
 type hub struct {
 	srv *Server
 
-	quit        chan struct{} // closed by stop
-	stopOnce    sync.Once
 	reconnected chan struct{} // signalled when the broker has reconnected
 
 	// inFlight is the parent of the Store, Broker and Presence calls made
@@ -33,10 +31,12 @@ type hub struct {
 	inFlight      context.Context
 	abortInFlight context.CancelFunc
 
-	// taskMu is held by every tasks.Add and by stop before it waits, so
-	// that no background work starts behind stop's back.
+	// taskMu guards stopped and quit's closing. Every tasks.Add is made
+	// under it, and stop sets stopped under it before it waits, so no
+	// background work starts behind stop's back.
 	taskMu  sync.Mutex
 	stopped bool           // no more tasks start
+	quit    chan struct{}  // closed by stop
 	tasks   sync.WaitGroup // background work: gap fills, resyncs, re-announcing
 
 	announceMu  sync.Mutex // guards the following
@@ -446,9 +446,11 @@ func (h *hub) startTask() bool {
 // stop ends background work after the connections are gone.
 func (h *hub) stop() {
 	h.taskMu.Lock()
-	h.stopped = true
+	if !h.stopped {
+		h.stopped = true
+		close(h.quit)
+	}
 	h.taskMu.Unlock()
-	h.stopOnce.Do(func() { close(h.quit) })
 	h.tasks.Wait()
 }
 
