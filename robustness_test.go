@@ -231,23 +231,26 @@ func TestEvictionLogDoesNotStallTheRoom(t *testing.T) {
 		return done
 	}
 	payload := strings.Repeat("x", 64<<10) // large, so the slow client's socket fills quickly
-	for i := 0; ; i++ {
-		if i == 1000 {
-			t.Fatal("1000 messages of 64 KiB, and the slow consumer was never evicted")
-		}
+	evicting := false
+publishing:
+	for range 1000 {
 		select {
 		case err := <-publish(payload):
 			if err != nil {
 				t.Fatalf("Publish: %v", err)
 			}
 			fast.Expect("chat")
-			continue
-		case <-s.entered: // the eviction is being logged
+		case <-s.entered:
+			evicting = true
+			break publishing
 		case <-time.After(waitTime):
 			t.Fatal("Publish did not return, and no eviction was logged")
 		}
-		break
 	}
+	if !evicting {
+		t.Fatal("1000 messages of 64 KiB, and the slow consumer's eviction was never logged")
+	}
+	// The log is stuck; the room must not be.
 	publish("after")
 	for {
 		if f := fast.Expect("chat"); f.Str("content") == "after" {
