@@ -230,11 +230,11 @@ func (c *Conn) stopTimers() {
 }
 
 // evict closes a slow consumer. What is queued is dropped: the client
-// resumes from the store with since.
+// resumes from the store with since. It runs on the fan-out path, under the
+// room's lock, so the writer logs the eviction, not evict (writeClose).
 func (c *Conn) evict() {
 	c.closeOnce.Do(func() {
 		c.srv.opts.Metrics.Evicted()
-		c.logger().Info("evicting slow consumer")
 		c.closeCode, c.closeReason = CloseSlowConsumer, "slow consumer"
 		close(c.closing)
 		if c.queue.requestClose(true) {

@@ -51,9 +51,26 @@
 //
 // # Lock order
 //
-// hub.userPresenceMu → hub.subMu → hub.mu; room.initMu → hub.subMu;
-// room.presenceMu → room.mu → sendQueue.mu. Broker.Publish may be called with
-// room.presenceMu held and delivers under room.mu, so a Broker must never
-// call back into the hub synchronously while holding a lock of its own that
-// Publish also takes.
+// No node-wide lock is held across a call to the Store, Broker or
+// Presence. Each user's connects and disconnects on this node are
+// serialized by the user's own lock (hub.userLocks), each topic's broker
+// subscriptions by the topic's (hub.topicLocks), and each room's joins and
+// leaves by the room's (room.initMu, room.presenceMu), so a slow backend
+// call holds up only the user, topic or room it is for. Locks are taken in
+// these orders:
+//
+//	hub.userLocks[user] → hub.topicLocks["user:"+user] → hub.subsMu
+//	hub.userLocks[user] → hub.mu → sendQueue.mu
+//	room.initMu → hub.topicLocks["room:"+room] → hub.subsMu
+//	room.initMu → room.mu → sendQueue.mu
+//	room.presenceMu → hub.mu
+//	room.presenceMu → room.mu → sendQueue.mu
+//	room.mu → hub.taskMu
+//	hub.announceMu → hub.taskMu
+//
+// Every other lock (Server.mu, a keyedMutex's table, the heartbeat's and
+// the poller's) is taken alone. Broker.Publish may be called with
+// room.presenceMu held, and its delivery takes hub.mu and room.mu, so a
+// Broker must never call back into the hub synchronously while holding a
+// lock of its own that Publish also takes.
 package partyline

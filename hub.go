@@ -25,10 +25,6 @@ type hub struct {
 	srv    *Server
 	events *recorder // nil without webhooks
 
-	taskMu      sync.Mutex     // orders startTask before stop's Wait
-	tasks       sync.WaitGroup // background work: gap fills, resyncs, re-announcing
-	quit        chan struct{}  // closed by stop
-	stopOnce    sync.Once
 	reconnected chan struct{} // signalled when the broker has reconnected
 
 	// inFlight is the parent of the Store, Broker and Presence calls made
@@ -36,14 +32,28 @@ type hub struct {
 	inFlight      context.Context
 	abortInFlight context.CancelFunc
 
+	// taskMu guards stopped and quit's closing. Every tasks.Add is made
+	// under it, and stop sets stopped under it before it waits, so no
+	// background work starts behind stop's back.
+	taskMu  sync.Mutex
+	stopped bool           // no more tasks start
+	quit    chan struct{}  // closed by stop
+	tasks   sync.WaitGroup // background work: gap fills, resyncs, re-announcing
+
 	announceMu  sync.Mutex // guards the following
 	unannounced map[string]bool
 	announcing  bool // announceLoop is running
 
-	subMu sync.Mutex // serializes broker (un)subscriptions; guards subs
-	subs  map[string]int
+	// userLocks serializes each user's connects and disconnects on this
+	// node, across their Broker and Presence calls; other users' go on.
+	userLocks keyedMutex
 
-	userPresenceMu sync.Mutex // serializes presence changes of the "" room
+	// topicLocks serializes each topic's broker (un)subscriptions, and
+	// only that topic's: the Broker contract wants no concurrent calls for
+	// one topic.
+	topicLocks keyedMutex
+	subsMu     sync.Mutex     // guards subs; never held across a call
+	subs       map[string]int // references per subscribed topic
 
 	mu    sync.RWMutex // guards the following
 	rooms map[string]*room
@@ -66,9 +76,9 @@ func newHub(srv *Server) *hub {
 
 // subscribe takes a reference on topic, subscribing the broker on the first.
 func (h *hub) subscribe(ctx context.Context, topic string) error {
-	h.subMu.Lock()
-	defer h.subMu.Unlock()
-	if h.subs[topic] == 0 {
+	unlock := h.topicLocks.lock(topic)
+	defer unlock()
+	if h.subscribers(topic, 0) == 0 {
 		ctx, cancel := h.bound(ctx)
 		defer cancel()
 		start := time.Now()
@@ -78,23 +88,35 @@ func (h *hub) subscribe(ctx context.Context, topic string) error {
 			return unavailable("broker", err)
 		}
 	}
-	h.subs[topic]++
+	h.subscribers(topic, 1)
 	return nil
 }
 
 // unsubscribe drops a reference on topic, unsubscribing on the last.
 func (h *hub) unsubscribe(topic string) {
-	h.subMu.Lock()
-	defer h.subMu.Unlock()
-	if h.subs[topic]--; h.subs[topic] > 0 {
+	unlock := h.topicLocks.lock(topic)
+	defer unlock()
+	if h.subscribers(topic, -1) > 0 {
 		return
 	}
-	delete(h.subs, topic)
 	ctx, cancel := h.backendContext()
 	defer cancel()
 	if err := h.srv.opts.Broker.Unsubscribe(ctx, topic); err != nil {
 		h.srv.log.Warn("broker unsubscribe failed", "topic", topic, "err", err)
 	}
+}
+
+// subscribers adds delta to topic's references and returns them.
+func (h *hub) subscribers(topic string, delta int) int {
+	h.subsMu.Lock()
+	defer h.subsMu.Unlock()
+	n := h.subs[topic] + delta
+	if n == 0 {
+		delete(h.subs, topic)
+	} else {
+		h.subs[topic] = n
+	}
+	return n
 }
 
 // acquireRoom returns the named room, created and ready, holding a
@@ -137,39 +159,32 @@ func (h *hub) room(name string) *room {
 
 // addUserConn registers c under its user. The user's first connection on
 // this node subscribes to the user's topic and enters the "" presence room.
-// ready runs once the user is online everywhere, before the connection can
-// receive anything addressed to the user: that is when it gets welcome.
-func (h *hub) addUserConn(ctx context.Context, c *Conn, ready func()) error {
-	h.userPresenceMu.Lock()
-	defer h.userPresenceMu.Unlock()
-	h.mu.RLock()
-	first := len(h.users[c.username]) == 0
-	h.mu.RUnlock()
-	if first {
-		if err := h.subscribe(ctx, userTopicPrefix+c.username); err != nil {
-			return err
-		}
-		_, err := h.presence(ctx, func(ctx context.Context, p Presence) (bool, error) {
-			return p.Add(ctx, "", c.username)
-		})
-		if err != nil {
-			h.unsubscribe(userTopicPrefix + c.username)
+// welcome runs once the user is online everywhere, before the connection
+// can receive anything addressed to the user.
+func (h *hub) addUserConn(ctx context.Context, c *Conn, welcome func()) error {
+	unlock := h.userLocks.lock(c.username)
+	defer unlock()
+	if !h.hasConns(c.username) {
+		if err := h.userOnline(ctx, c.username); err != nil {
 			return err
 		}
 	}
-	// Under h.mu, so that the welcome is queued before any frame for the
-	// user can reach c, and none sent once the client has it misses c.
+	// Queued under h.mu, so that the welcome comes before any frame for the
+	// user can reach c, and none sent once the client has it misses c; but
+	// corked, so that the write waits until h.mu is released.
+	corked := c.queue.cork()
 	h.mu.Lock()
-	ready()
+	welcome()
 	h.users[c.username] = append(h.users[c.username], c)
 	h.mu.Unlock()
+	c.uncork(corked)
 	return nil
 }
 
 // removeUserConn undoes addUserConn.
 func (h *hub) removeUserConn(c *Conn) {
-	h.userPresenceMu.Lock()
-	defer h.userPresenceMu.Unlock()
+	unlock := h.userLocks.lock(c.username)
+	defer unlock()
 	h.mu.Lock()
 	conns := h.users[c.username]
 	i := slices.Index(conns, c)
@@ -185,15 +200,49 @@ func (h *hub) removeUserConn(c *Conn) {
 		h.users[c.username] = conns
 	}
 	h.mu.Unlock()
-	if !last {
-		return
+	if last {
+		h.userOffline(c.username)
 	}
+}
+
+// hasConns reports whether user has connections registered on this node.
+func (h *hub) hasConns(user string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.users[user]) > 0
+}
+
+// userOnline subscribes to the user's topic and enters the user in the ""
+// presence room, as their first connection on this node arrives. The
+// caller holds the user's lock.
+func (h *hub) userOnline(ctx context.Context, user string) error {
+	if err := h.subscribe(ctx, userTopicPrefix+user); err != nil {
+		return err
+	}
+	first, err := h.presence(ctx, func(ctx context.Context, p Presence) (bool, error) {
+		return p.Add(ctx, "", user)
+	})
+	if err != nil {
+		h.unsubscribe(userTopicPrefix + user)
+		return err
+	}
+	if first {
+		h.events.joined("", user)
+	}
+	return nil
+}
+
+// userOffline undoes userOnline as the user's last connection on this node
+// leaves. The caller holds the user's lock.
+func (h *hub) userOffline(user string) {
 	ctx, cancel := h.backendContext()
 	defer cancel()
-	if _, err := h.srv.opts.Presence.Remove(ctx, "", c.username); err != nil {
-		h.srv.log.Warn("presence remove failed", "user", c.username, "err", err)
+	if last, err := h.srv.opts.Presence.Remove(ctx, "", user); err != nil {
+		h.srv.log.Warn("presence remove failed", "user", user, "err", err)
+	} else if last {
+		h.events.left("", user)
 	}
-	h.unsubscribe(userTopicPrefix + c.username)
+	h.unsubscribe(userTopicPrefix + user)
 }
 
 // userConns returns the user's connections on this node.
@@ -247,9 +296,8 @@ func (h *hub) announceLater(room string) {
 		h.unannounced = make(map[string]bool)
 	}
 	h.unannounced[room] = true
-	if !h.announcing {
+	if !h.announcing && h.startTask() {
 		h.announcing = true
-		h.tasks.Add(1)
 		go h.announceLoop()
 	}
 }
@@ -395,24 +443,27 @@ func (h *hub) stopping() bool {
 	}
 }
 
-// stop ends background work after the connections are gone.
-func (h *hub) stop() {
-	h.taskMu.Lock()
-	h.stopOnce.Do(func() { close(h.quit) })
-	h.taskMu.Unlock()
-	h.tasks.Wait()
-}
-
-// startTask counts one more background task, unless stop has begun: then
-// it reports false and the task must not start.
+// startTask counts a background task that stop must wait for, and reports
+// whether it may start: none does once stop has begun.
 func (h *hub) startTask() bool {
 	h.taskMu.Lock()
 	defer h.taskMu.Unlock()
-	if h.stopping() {
+	if h.stopped {
 		return false
 	}
 	h.tasks.Add(1)
 	return true
+}
+
+// stop ends background work after the connections are gone.
+func (h *hub) stop() {
+	h.taskMu.Lock()
+	if !h.stopped {
+		h.stopped = true
+		close(h.quit)
+	}
+	h.taskMu.Unlock()
+	h.tasks.Wait()
 }
 
 // abortedBackendTimeout bounds each backend call made after a forced

@@ -2,14 +2,25 @@ package partyline
 
 import "time"
 
-// rateLimiter is a token bucket: rate tokens a second, at most burst. It is
-// owned by one connection's reader and needs no lock.
+// floodWindow is the span in which more than a burst's worth of refusals
+// closes a connection with 4008 (docs/protocol.md §13, sustained floods).
+const floodWindow = 10 * time.Second
+
+// rateLimiter is a token bucket: rate tokens a second, at most burst. It
+// also remembers its latest refusals, which tell a client that keeps
+// flooding from one that strays over the limit now and then. It is owned by
+// one connection's reader and needs no lock.
 type rateLimiter struct {
-	rate    float64
-	burst   float64
-	tokens  float64
-	last    time.Time
-	strikes int // messages refused since the last one allowed
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+
+	// refusals is a ring of the times (Unix nanoseconds) of the latest
+	// burst+1 refusals; once it is full, the oldest is at next. It is made
+	// at the first refusal, so a client within the limit pays nothing for it.
+	refusals []int64
+	next     int
 }
 
 func newRateLimiter(rate float64, burst int, now time.Time) *rateLimiter {
@@ -20,8 +31,9 @@ func newRateLimiter(rate float64, burst int, now time.Time) *rateLimiter {
 }
 
 // allow takes a token if there is one. When it refuses, abusive reports that
-// the client went on sending through a whole burst's worth of refusals and
-// should be disconnected.
+// the client has now been refused more than burst times within floodWindow,
+// however many of its messages got through in between, and should be
+// disconnected.
 func (l *rateLimiter) allow(now time.Time) (ok, abusive bool) {
 	if l == nil {
 		return true, false
@@ -30,9 +42,24 @@ func (l *rateLimiter) allow(now time.Time) (ok, abusive bool) {
 	l.last = now
 	if l.tokens >= 1 {
 		l.tokens--
-		l.strikes = 0
 		return true, false
 	}
-	l.strikes++
-	return false, float64(l.strikes) > l.burst
+	return false, l.refuse(now)
+}
+
+// refuse records a refusal at now. It reports whether the burst+1 latest
+// refusals, this one included, all fall within floodWindow.
+func (l *rateLimiter) refuse(now time.Time) (abusive bool) {
+	if l.refusals == nil {
+		l.refusals = make([]int64, 0, int(l.burst)+1)
+	}
+	at := now.UnixNano()
+	if len(l.refusals) < cap(l.refusals) {
+		l.refusals = append(l.refusals, at)
+	} else {
+		l.refusals[l.next] = at // over the oldest
+		l.next = (l.next + 1) % len(l.refusals)
+	}
+	full := len(l.refusals) == cap(l.refusals)
+	return full && at-l.refusals[l.next] < floodWindow.Nanoseconds()
 }

@@ -58,7 +58,7 @@ func TestRateLimiterRefillCapsAtBurst(t *testing.T) {
 	}
 }
 
-func TestRateLimiterStrikes(t *testing.T) {
+func TestRateLimiterRefusalsBeyondBurstAreAbusive(t *testing.T) {
 	const burst = 3
 	l := newRateLimiter(1, burst, t0)
 	allowN(l, burst, t0)
@@ -74,18 +74,72 @@ func TestRateLimiterStrikes(t *testing.T) {
 	}
 }
 
-func TestRateLimiterAllowedMessageResetsStrikes(t *testing.T) {
-	const burst = 3
-	l := newRateLimiter(1, burst, t0)
-	allowN(l, burst, t0)
-	allowN(l, burst, t0) // burst refusals: one short of abuse
-	now := t0.Add(time.Second)
-	if ok, _ := l.allow(now); !ok {
-		t.Fatal("a second later, a token should have been allowed")
+// floodUntilAbusive sends at perSecond for up to d and returns how many
+// messages were refused and when (after t0) the limiter called the client
+// abusive, or -1 if it never did.
+func floodUntilAbusive(l *rateLimiter, perSecond float64, d time.Duration) (refused int, abusiveAt time.Duration) {
+	step := time.Duration(float64(time.Second) / perSecond)
+	for at := time.Duration(0); at < d; at += step {
+		ok, abusive := l.allow(t0.Add(at))
+		if abusive {
+			return refused + 1, at
+		}
+		if !ok {
+			refused++
+		}
 	}
-	for i := 1; i <= burst; i++ {
-		if _, abusive := l.allow(now); abusive {
-			t.Fatalf("refusal %d after an allowed message was abusive; strikes were not reset", i)
+	return refused, -1
+}
+
+// TestRateLimiterSustainedFloodIsAbusive: five times over the limit, a
+// client still gets one message in five through, which must not save it.
+func TestRateLimiterSustainedFloodIsAbusive(t *testing.T) {
+	l := newRateLimiter(DefaultRateLimit, DefaultRateBurst, t0)
+	refused, at := floodUntilAbusive(l, 5*DefaultRateLimit, time.Minute)
+	if at < 0 || at > 3*time.Second {
+		t.Fatalf("100 messages/s against 20/s, burst 40: called abusive at %v after %d refusals, want within 3s", at, refused)
+	}
+}
+
+// TestRateLimiterSlightlyOverIsNotAbusive: 10% over the limit, a client
+// is refused now and then, more than burst times in all, but never more
+// than burst times in ten seconds.
+func TestRateLimiterSlightlyOverIsNotAbusive(t *testing.T) {
+	l := newRateLimiter(DefaultRateLimit, DefaultRateBurst, t0)
+	refused, at := floodUntilAbusive(l, 22, 2*time.Minute)
+	if at >= 0 {
+		t.Fatalf("22 messages/s against 20/s, burst 40: called abusive at %v", at)
+	}
+	if refused <= DefaultRateBurst {
+		t.Fatalf("22 messages/s for 2 minutes: %d refusals, want more than the burst of %d", refused, DefaultRateBurst)
+	}
+}
+
+// TestRateLimiterFloodWindowSlides: with no tokens coming back, what
+// counts is how many refusals fall within any ten seconds.
+func TestRateLimiterFloodWindowSlides(t *testing.T) {
+	const burst = 3
+	s := time.Second
+	for _, tc := range []struct {
+		name      string
+		refusals  []time.Duration // after t0
+		wantAbuse bool            // at the last one
+	}{
+		{"burst+1 at once", []time.Duration{0, 0, 0, 0}, true},
+		{"burst+1 within 10s", []time.Duration{0, 3 * s, 6 * s, 9999 * time.Millisecond}, true},
+		{"burst+1 over exactly 10s", []time.Duration{0, 3 * s, 6 * s, 10 * s}, false},
+		{"spread out", []time.Duration{0, 4 * s, 8 * s, 12 * s, 16 * s, 20 * s}, false},
+		{"spread out, then quicker", []time.Duration{0, 4 * s, 8 * s, 12 * s, 13 * s}, true},
+		{"after a pause", []time.Duration{0, 0, 0, 11 * s, 11 * s, 11 * s}, false},
+	} {
+		l := newRateLimiter(0, burst, t0)
+		allowN(l, burst, t0)
+		for i, at := range tc.refusals {
+			ok, abusive := l.allow(t0.Add(at))
+			last := i == len(tc.refusals)-1
+			if ok || abusive != (last && tc.wantAbuse) {
+				t.Fatalf("%s: refusal %d at t0+%v: allow = %v, abusive = %v", tc.name, i+1, at, ok, abusive)
+			}
 		}
 	}
 }

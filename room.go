@@ -195,14 +195,13 @@ func (r *room) drainPendingLocked() {
 }
 
 func (r *room) scheduleGapFillLocked() {
-	if r.gapTimer != nil || r.disposed || r.hub.stopping() {
+	if r.gapTimer != nil || r.disposed || !r.hub.startTask() {
 		return
 	}
 	wait := gapWait
 	if len(r.pending) >= maxPending {
 		wait = 0
 	}
-	r.hub.tasks.Add(1)
 	r.gapTimer = time.AfterFunc(wait, func() {
 		defer r.hub.tasks.Done()
 		r.fillGap()
@@ -270,7 +269,9 @@ func (r *room) oldestPendingLocked() uint64 {
 // resync delivers whatever the store has beyond the last delivered seq,
 // after the broker may have lost events.
 func (r *room) resync() {
-	r.hub.tasks.Add(1)
+	if !r.hub.startTask() {
+		return
+	}
 	go func() {
 		defer r.hub.tasks.Done()
 		for range 1000 { // bounded: at most 100,000 messages per resync

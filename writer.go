@@ -187,8 +187,12 @@ const closeHandshakeWait = time.Second
 
 // writeClose sends the close frame unless writing already failed, waits
 // briefly for the reader to see the client's answer, and closes the socket.
+// It logs an eviction, which the writer goroutine can afford to wait for.
 func (c *Conn) writeClose() {
 	defer close(c.writerDone)
+	if c.closeCode == CloseSlowConsumer {
+		c.logger().Info("evicted slow consumer")
+	}
 	if c.closeCode != 0 && c.writeErr == nil {
 		c.raw.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
 		if _, err := c.raw.Write(closeFrame(c.closeCode, c.closeReason)); err == nil {
