@@ -11,8 +11,9 @@ import (
 type MemoryStore struct {
 	keep int
 
-	mu    sync.Mutex // guards the following
-	rooms map[string]*memoryRoom
+	mu       sync.Mutex // guards the following
+	rooms    map[string]*memoryRoom
+	webhooks memoryWebhooks // the EventLog's and IdempotentStore's state
 }
 
 type memoryRoom struct {
@@ -25,7 +26,7 @@ var _ Store = (*MemoryStore)(nil)
 // NewMemoryStore returns a store keeping the newest keep messages per room;
 // keep 0 keeps all.
 func NewMemoryStore(keep int) *MemoryStore {
-	return &MemoryStore{keep: keep, rooms: make(map[string]*memoryRoom)}
+	return &MemoryStore{keep: keep, rooms: make(map[string]*memoryRoom), webhooks: newMemoryWebhooks()}
 }
 
 // Append implements Store.
@@ -35,13 +36,24 @@ func (s *MemoryStore) Append(ctx context.Context, msg Message) (Message, error) 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.appendLocked(msg)
+}
+
+// appendLocked commits msg, with its message event for the routes that
+// want it, and returns it with its seq.
+func (s *MemoryStore) appendLocked(msg Message) (Message, error) {
 	r := s.rooms[msg.Room]
 	if r == nil {
 		r = &memoryRoom{}
 		s.rooms[msg.Room] = r
 	}
+	msg.Seq = r.last + 1
+	if len(s.webhooks.urls[EventMessage]) > 0 {
+		if err := s.webhooks.recordLocked(MessageEvent(msg)); err != nil {
+			return Message{}, err
+		}
+	}
 	r.last++
-	msg.Seq = r.last
 	r.messages = append(r.messages, msg)
 	if s.keep > 0 && len(r.messages) > 2*s.keep {
 		// Trim in halves so the copy is amortised over keep appends.

@@ -165,8 +165,8 @@ type EventLog interface {
 	PresenceLeft(ctx context.Context, room, user string, due time.Time) error
 	// SweepPresence removes every member whose leave is due at now and
 	// records user_left for each, followed by room_vacated when the room has
-	// no member left (for room "": user_offline alone). Concurrent sweeps,
-	// from any process, decide each leave once.
+	// no member left (for room "": user_offline alone), all at now.
+	// Concurrent sweeps, from any process, decide each leave once.
 	SweepPresence(ctx context.Context, now time.Time) error
 	// PresentUsers returns every (room, user) present and not leaving, for
 	// reconciling with the Presence after a crash.

@@ -18,6 +18,15 @@
 // Retention: History shows exactly the newest keep seqs of a room. Older
 // rows are deleted inside the writers' transactions in steps of about
 // keep/4, so one DELETE serves many appends.
+//
+// Webhooks (partyline.EventLog): a batch's message events are one more
+// statement in its pipeline, queued only when a route wants them, which
+// builds each event's JSON around the seq the room's bump assigned.
+// Presence is decided cluster-wide by row locks: a member's row is claimed
+// with INSERT … ON CONFLICT, and a room's arrivals and sweeps take turns on
+// its row in partyline_webhook_rooms, which counts its members. AppendOnce
+// claims its key with INSERT … ON CONFLICT before it bumps any room, so
+// the callers of one key wait for the first and read what it committed.
 package postgres
 
 import (
@@ -25,11 +34,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/internal/eventlog"
 	"github.com/partyline/partyline/internal/groupcommit"
 	"github.com/partyline/partyline/internal/history"
 )
@@ -52,6 +63,9 @@ type Store struct {
 	trimEvery int64 // a room is trimmed each time its seq crosses a multiple
 
 	queue *groupcommit.Queue[partyline.Message] // appends, for the writer goroutines
+
+	routes     atomic.Pointer[eventlog.Routes] // set by SetWebhookRoutes
+	keysPruned atomic.Int64                    // when AppendOnce last pruned old keys, Unix ms
 }
 
 var (

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/internal/eventlogtest"
 	"github.com/partyline/partyline/internal/storetest"
 	"github.com/partyline/partyline/postgres"
 )
@@ -95,6 +96,18 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestEventLogConformance(t *testing.T) {
+	testURL(t)
+	eventlogtest.Run(t, eventlogtest.Backend{
+		NewStorage: func(t *testing.T) eventlogtest.Opener {
+			url := newSchema(t)
+			return func(t *testing.T) eventlogtest.Store { return open(t, url, 0) }
+		},
+		Durable: true,
+		Shared:  true,
+	})
+}
+
 func TestNodesStartingAtOnceMigrateOnce(t *testing.T) {
 	url := newSchema(t)
 	var wg sync.WaitGroup
@@ -119,7 +132,7 @@ func TestNodesStartingAtOnceMigrateOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "1 0001_init"; got != want {
+	if want := "1 0001_init,2 0002_webhooks"; got != want {
 		t.Errorf("partyline_migrations after four nodes started = %q, want %q", got, want)
 	}
 }
@@ -205,5 +218,22 @@ func BenchmarkAppend(b *testing.B) {
 			defer store.Close()
 			storetest.BenchmarkAppend(b, store, writers)
 		})
+	}
+}
+
+func TestMessageAndEventCommitTogether(t *testing.T) {
+	url := newSchema(t)
+	store := open(t, url, 0)
+	defer store.Close()
+	store.SetWebhookRoutes([]partyline.WebhookRoute{{URL: "https://example.com/hooks"}})
+	if _, err := store.Append(t.Context(), partyline.Message{Room: "r", ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	admin(t, url, `DROP TABLE partyline_webhook_outbox`)
+	if _, err := store.Append(t.Context(), partyline.Message{Room: "r", ID: "b"}); !errors.Is(err, partyline.ErrUnavailable) {
+		t.Errorf("Append whose event cannot be recorded: error %v, want one wrapping ErrUnavailable", err)
+	}
+	if got, err := store.LastSeq(t.Context(), "r"); err != nil || got != 1 {
+		t.Errorf("LastSeq after an Append whose event failed = %d, %v; want 1, nil (rolled back together)", got, err)
 	}
 }

@@ -5,10 +5,12 @@ import (
 	"context"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/internal/eventlog"
 	"github.com/partyline/partyline/internal/groupcommit"
 )
 
@@ -34,33 +36,57 @@ func (s *Store) commit(ctx context.Context, batch []partyline.Message) error {
 }
 
 // commitBatch stores batch in one round trip: a pipeline that PostgreSQL
-// runs as one implicit transaction. It bumps each room's last seq (locking
-// rooms in sorted order), inserts the messages under the seqs below it,
-// and trims rooms whose seq crossed a trimming step; then it gives each
+// runs as one implicit transaction (see queueMessages); then it gives each
 // message its seq.
 func (s *Store) commitBatch(ctx context.Context, batch []partyline.Message) error {
 	rooms := byRoom(batch)
 	pipeline := &pgx.Batch{}
+	if err := s.queueMessages(pipeline, rooms); err != nil {
+		return err
+	}
+	if err := s.pool.SendBatch(ctx, pipeline).Close(); err != nil {
+		return err
+	}
+	assignSeqs(rooms)
+	return nil
+}
+
+// queueMessages queues on pipeline the statements that store rooms'
+// messages: it bumps each room's last seq (locking rooms in sorted order),
+// inserts the messages under the seqs below it, records their message
+// events when a route wants them, and trims rooms whose seq crossed a
+// trimming step. The bumps fill in each room's last; assignSeqs then gives
+// the messages their seqs.
+func (s *Store) queueMessages(pipeline *pgx.Batch, rooms []*roomBatch) error {
 	for _, r := range rooms {
 		pipeline.Queue(bumpRoom, r.room, len(r.messages)).QueryRow(func(row pgx.Row) error {
 			return row.Scan(&r.last)
 		})
 	}
 	pipeline.Queue(insertMessages, messageColumns(rooms)...)
+	if urls := s.webhookRoutes()[partyline.EventMessage]; len(urls) > 0 {
+		columns, err := messageEventColumns(rooms, urls)
+		if err != nil {
+			return err
+		}
+		pipeline.Queue(insertMessageEvents, columns...)
+	}
 	if s.keep != math.MaxInt64 {
 		for _, r := range rooms {
 			pipeline.Queue(trimRoom, r.room, len(r.messages), s.keep, s.trimEvery)
 		}
 	}
-	if err := s.pool.SendBatch(ctx, pipeline).Close(); err != nil {
-		return err
-	}
+	return nil
+}
+
+// assignSeqs gives each message of rooms its seq, counting down from its
+// room's last.
+func assignSeqs(rooms []*roomBatch) {
 	for _, r := range rooms {
 		for i, m := range r.messages {
 			m.Seq = uint64(r.last - int64(len(r.messages)-1-i))
 		}
 	}
-	return nil
 }
 
 // roomBatch is the part of a batch bound for one room.
@@ -102,6 +128,17 @@ SELECT m.room, r.last_seq - m.below, m.id, m.username, m.content, m.data, m.time
 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bytea[], $6::bytea[], $7::bigint[])
 	AS m(room, below, id, username, content, data, timestamp_ms)
 JOIN partyline_rooms r ON r.room = m.room`
+	// insertMessageEvents records each message's event for each URL, in
+	// the order of the URLs and then of the messages, which ascend in seq
+	// within a room: positions follow the ORDER BY, as nextval is evaluated
+	// above the sort.
+	insertMessageEvents = `
+INSERT INTO partyline_webhook_outbox (url, recorded_ms, body)
+SELECT u.url, $6, m.head || convert_to((r.last_seq - m.below)::text, 'UTF8') || m.tail
+FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bytea[]) WITH ORDINALITY AS m(room, below, head, tail, n)
+JOIN partyline_rooms r ON r.room = m.room
+CROSS JOIN unnest($5::text[]) WITH ORDINALITY AS u(url, k)
+ORDER BY u.k, m.n`
 	// trimRoom deletes the room's messages older than the newest $3 ($3 =
 	// keep) when the bump by $2 crossed a multiple of $4 (trimEvery).
 	trimRoom = `
@@ -109,6 +146,27 @@ DELETE FROM partyline_messages m USING partyline_rooms r
 WHERE r.room = $1 AND m.room = $1 AND m.seq <= r.last_seq - $3
 	AND (r.last_seq - $2) / $4 <> r.last_seq / $4`
 )
+
+// messageEventColumns returns the message events of rooms for urls as the
+// arguments insertMessageEvents takes: each event's JSON is cut where its
+// seq goes (eventlog.SplitMessageEvent), for the statement to put in the
+// seq the room's bump assigned.
+func messageEventColumns(rooms []*roomBatch, urls []string) ([]any, error) {
+	var roomNames []string
+	var below []int64
+	var heads, tails [][]byte
+	for _, r := range rooms {
+		for i, m := range r.messages {
+			head, tail, err := eventlog.SplitMessageEvent(*m)
+			if err != nil {
+				return nil, err
+			}
+			roomNames, below = append(roomNames, m.Room), append(below, int64(len(r.messages)-1-i))
+			heads, tails = append(heads, head), append(tails, tail)
+		}
+	}
+	return []any{roomNames, below, heads, tails, urls, time.Now().UnixMilli()}, nil
+}
 
 // messageColumns returns the messages of rooms as the seven arrays
 // insertMessages takes.

@@ -252,7 +252,7 @@ func TestMigrationsAreRecordedOnce(t *testing.T) {
 		rows.Scan(&version, &name)
 		got = append(got, fmt.Sprint(version, " ", name))
 	}
-	if want := []string{"1 0001_init"}; strings.Join(got, ",") != strings.Join(want, ",") {
+	if want := []string{"1 0001_init", "2 0002_webhooks"}; strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("partyline_migrations after two opens = %q, want %q", got, want)
 	}
 }

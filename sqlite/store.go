@@ -18,6 +18,13 @@
 // Retention: History shows exactly the newest keep seqs of a room. Older
 // rows are deleted inside the writer's transactions in steps of about keep/4,
 // so one DELETE serves many appends and trimming never blocks them.
+//
+// Webhooks (partyline.EventLog): the writer records a batch's message events
+// in the batch's transaction, when a route wants them. Presence changes,
+// other events, acknowledgements, leases and AppendOnce are transactions of
+// their own on the same single write connection, taking turns with the
+// writer's batches; AppendOnce assigns seqs with the writer's statements,
+// so they interleave with Append's without gap or repeat.
 package sqlite
 
 import (
@@ -31,6 +38,7 @@ import (
 	"time"
 
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/internal/eventlog"
 	"github.com/partyline/partyline/internal/groupcommit"
 	"github.com/partyline/partyline/internal/history"
 
@@ -52,11 +60,18 @@ type Store struct {
 	keep      int64  // newest messages kept per room; math.MaxInt64 keeps all
 	trimEvery int64  // a room is trimmed each time its seq crosses a multiple
 
-	lockFile *os.File  // holds the flock on path+".lock" while open
-	read     *sql.DB   // History, LastSeq and Ping
-	write    *sql.DB   // one connection, used by the writer goroutine only
-	insert   *sql.Stmt // insertMessage, prepared once on write
-	bump     *sql.Stmt // bumpRoom, prepared once on write
+	lockFile *os.File // holds the flock on path+".lock" while open
+	read     *sql.DB  // History, LastSeq, Ping and the EventLog's reads
+	// write has one connection: the writer goroutine's, which the EventLog's
+	// and AppendOnce's transactions borrow in turn (database/sql queues them
+	// for it), so every write still goes through one connection.
+	write       *sql.DB
+	insert      *sql.Stmt // insertMessage, prepared once on write
+	bump        *sql.Stmt // bumpRoom, prepared once on write
+	insertEvent *sql.Stmt // insertEvent, prepared once on write
+
+	routes     atomic.Pointer[eventlog.Routes] // set by SetWebhookRoutes
+	keysPruned atomic.Int64                    // when AppendOnce last pruned old keys, Unix ms
 
 	fullSync bool
 	queue    *groupcommit.Queue[partyline.Message] // appends, for the writer goroutine
@@ -157,6 +172,9 @@ func (s *Store) openDatabases(ctx context.Context) error {
 		return describe(err)
 	}
 	if s.bump, err = s.write.PrepareContext(ctx, bumpRoom); err != nil {
+		return describe(err)
+	}
+	if s.insertEvent, err = s.write.PrepareContext(ctx, insertEvent); err != nil {
 		return describe(err)
 	}
 	if s.read, err = sql.Open("sqlite", dsn(s.path, readParams)); err != nil {

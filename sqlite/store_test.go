@@ -2,11 +2,13 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
 
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/internal/eventlogtest"
 	"github.com/partyline/partyline/internal/storetest"
 	"github.com/partyline/partyline/sqlite"
 )
@@ -16,6 +18,16 @@ func TestConformance(t *testing.T) {
 		NewStorage: func(t *testing.T) storetest.Opener {
 			path := filepath.Join(t.TempDir(), "partyline.db")
 			return func(t *testing.T, keep int) partyline.Store { return open(t, path, keep) }
+		},
+		Durable: true,
+	})
+}
+
+func TestEventLogConformance(t *testing.T) {
+	eventlogtest.Run(t, eventlogtest.Backend{
+		NewStorage: func(t *testing.T) eventlogtest.Opener {
+			path := filepath.Join(t.TempDir(), "partyline.db")
+			return func(t *testing.T) eventlogtest.Store { return open(t, path, 0) }
 		},
 		Durable: true,
 	})
@@ -41,5 +53,22 @@ func BenchmarkAppend(b *testing.B) {
 			defer store.Close()
 			storetest.BenchmarkAppend(b, store, writers)
 		})
+	}
+}
+
+func TestMessageAndEventCommitTogether(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "e.db")
+	store := open(t, path, 0)
+	defer store.Close()
+	store.SetWebhookRoutes([]partyline.WebhookRoute{{URL: "https://example.com/hooks"}})
+	if _, err := store.Append(t.Context(), partyline.Message{Room: "r", ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	rawExec(t, path, `DROP TABLE webhook_outbox`)
+	if _, err := store.Append(t.Context(), partyline.Message{Room: "r", ID: "b"}); !errors.Is(err, partyline.ErrUnavailable) {
+		t.Errorf("Append whose event cannot be recorded: error %v, want one wrapping ErrUnavailable", err)
+	}
+	if got, err := store.LastSeq(t.Context(), "r"); err != nil || got != 1 {
+		t.Errorf("LastSeq after an Append whose event failed = %d, %v; want 1, nil (rolled back together)", got, err)
 	}
 }

@@ -24,14 +24,24 @@ func (s *Store) commit(ctx context.Context, batch []partyline.Message) error {
 	return nil
 }
 
-// commitBatch assigns each message its seq and inserts the batch, trimming
-// rooms whose seq crossed a trimming step, all in one transaction.
+// commitBatch stores batch in one transaction.
 func (s *Store) commitBatch(ctx context.Context, batch []partyline.Message) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if err := s.storeMessages(ctx, tx, batch); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// storeMessages assigns each message its seq and inserts it, trimming rooms
+// whose seq crossed a trimming step, and records the message events of the
+// routes that want them, all in tx. With no such route it adds nothing to
+// the transaction.
+func (s *Store) storeMessages(ctx context.Context, tx *sql.Tx, batch []partyline.Message) error {
 	for room, messages := range byRoom(batch) {
 		if err := s.assignSeqs(ctx, tx, room, messages); err != nil {
 			return err
@@ -47,7 +57,14 @@ func (s *Store) commitBatch(ctx context.Context, batch []partyline.Message) erro
 			return err
 		}
 	}
-	return tx.Commit()
+	if len(s.webhookRoutes()[partyline.EventMessage]) > 0 {
+		events := make([]partyline.WebhookEvent, len(batch))
+		for i, m := range batch {
+			events[i] = partyline.MessageEvent(m)
+		}
+		return s.record(ctx, tx, events...)
+	}
+	return nil
 }
 
 const insertMessage = `
