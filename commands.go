@@ -147,9 +147,15 @@ func (c *Conn) member(name string) (membership, error) {
 	return m, nil
 }
 
+// checkContent checks a message's content and data. Data from a client's
+// frame is valid JSON already; from Go it may not be, and it must be, to
+// be stored, delivered and told to webhooks.
 func checkContent(content string, data json.RawMessage) error {
-	if content == "" && data == nil {
+	switch {
+	case content == "" && data == nil:
 		return newError(CodeBadRequest, "content or data is required")
+	case data != nil && !json.Valid(data):
+		return newError(CodeBadRequest, "data must be JSON")
 	}
 	return nil
 }
