@@ -44,6 +44,12 @@ type config struct {
 	LogLevel            string
 	LogFormat           string
 	ConfigFile          string
+	WebhookURLs         listFlag
+	WebhookSecret       string
+	WebhookEvents       string
+	WebhookLeaveDelay   time.Duration
+	WebhookTimeout      time.Duration
+	WebhookRetryFor     time.Duration
 }
 
 // flagSet declares the settings with their defaults on a new FlagSet.
@@ -79,6 +85,12 @@ func (c *config) flagSet(output io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.ConfigFile, "config", "", "JSON config file whose keys are these flag names")
+	fs.Var(&c.WebhookURLs, "webhook-url", "URL told every event by webhook (docs/protocol.md §11.1); may repeat")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "secret signing webhook and hook requests (Partyline-Signature)")
+	fs.StringVar(&c.WebhookEvents, "webhook-events", "all", "comma-separated webhook event types to send, or all")
+	fs.DurationVar(&c.WebhookLeaveDelay, "webhook-leave-delay", partyline.DefaultLeaveDelay, "how long user_left, user_offline and room_vacated wait for a return")
+	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", 5*time.Second, "how long one webhook delivery attempt may take")
+	fs.DurationVar(&c.WebhookRetryFor, "webhook-retry-for", 24*time.Hour, "how long an undelivered webhook event is retried")
 	return fs
 }
 
@@ -111,6 +123,7 @@ func loadConfig(args []string, getenv func(string) string, output io.Writer) (*c
 		return nil, err
 	}
 	c.JWTPublicKeys.fresh = true
+	c.WebhookURLs.fresh = true
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -201,7 +214,7 @@ func (c *config) check() error {
 	case c.ShutdownGrace <= 0:
 		return fmt.Errorf("shutdown-grace must be positive, got %s", c.ShutdownGrace)
 	}
-	return nil
+	return c.checkWebhooks()
 }
 
 // origins splits --allowed-origins.

@@ -66,6 +66,11 @@ func TestBadSettingsNameTheSetting(t *testing.T) {
 		{[]string{"--config", file}, nil, `"adress"`},
 		{[]string{"--config", "/does/not/exist.json"}, nil, "exist.json"},
 		{[]string{"stray"}, nil, "stray"},
+		{[]string{"--webhook-url", "ftp://backend/hooks", "--webhook-secret", "s"}, nil, "webhook-url"},
+		{[]string{"--webhook-url", "http://backend/hooks"}, nil, "webhook-secret"},
+		{[]string{"--webhook-events", "message,user_joind"}, nil, "user_joind"},
+		{[]string{"--webhook-leave-delay", "0s"}, nil, "webhook-leave-delay"},
+		{[]string{"--webhook-timeout", "-1s"}, nil, "webhook-timeout"},
 	} {
 		_, err := loadConfig(tc.args, env(tc.env), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {

@@ -38,6 +38,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	m := metrics.New(nil, func() partyline.Stats { return srv.Stats() })
 	opts := cfg.options(b, log)
 	opts.Metrics = m
+	var stopWebhooks func()
+	opts.Webhooks, stopWebhooks, err = startWebhooks(cfg, b.store, m, log)
+	if err != nil {
+		return err
+	}
+	defer stopWebhooks()
 	srv, err = partyline.New(opts)
 	if err != nil {
 		return err
