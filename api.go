@@ -29,7 +29,11 @@ func (s *Server) Publish(ctx context.Context, room string, p Publication) (Messa
 	if err := checkContent(p.Content, p.Data); err != nil {
 		return Message{}, err
 	}
-	return s.publish(ctx, Message{Room: room, Username: p.Username, Content: p.Content, Data: p.Data})
+	content, err := s.askPublish(ctx, p.Username, room, Content{Text: p.Content, Data: p.Data})
+	if err != nil {
+		return Message{}, err
+	}
+	return s.publish(ctx, Message{Room: room, Username: p.Username, Content: content.Text, Data: content.Data})
 }
 
 // publish commits msg, then hands it to the broker for delivery: durability

@@ -101,7 +101,11 @@ func (c *Conn) chat(in wire.Inbound) error {
 	if err := checkContent(in.Content, in.Data); err != nil {
 		return err
 	}
-	m, err := c.srv.commit(c.ctx(), Message{Room: name, Username: c.username, Content: in.Content, Data: in.Data})
+	content, err := c.srv.askPublish(c.ctx(), c.username, name, Content{Text: in.Content, Data: in.Data})
+	if err != nil {
+		return err
+	}
+	m, err := c.srv.commit(c.ctx(), Message{Room: name, Username: c.username, Content: content.Text, Data: content.Data})
 	if err != nil {
 		return err
 	}
@@ -161,6 +165,11 @@ func checkContent(content string, data json.RawMessage) error {
 }
 
 func (c *Conn) joinCommand(in wire.Inbound) error {
+	if _, joined := c.rooms[in.Room]; !joined && ValidRoom(in.Room) && c.identity.CanJoin(in.Room) {
+		if err := c.srv.askJoin(c.ctx(), c.username, in.Room); err != nil {
+			return err
+		}
+	}
 	if err := c.join(in.Room, in.Since); err != nil {
 		return err
 	}

@@ -33,6 +33,9 @@ type Options struct {
 	// Authenticator checks tokens; nil means anonymous mode, where the
 	// username comes from the URL.
 	Authenticator Authenticator
+	// Hooks asks the application's backend who connects and what may
+	// happen (docs/protocol.md §11.2); nil asks nothing.
+	Hooks Hooks
 
 	// AllowedOrigins lists the browser origins allowed to connect
 	// ("https://example.com"), or "*" for any. Empty means the request's own

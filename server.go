@@ -142,11 +142,11 @@ func (s *Server) admit(r *http.Request) (admission, error) {
 	if !s.originAllowed(r) {
 		return admission{}, newError(CodeForbiddenOrigin, "origin not allowed")
 	}
-	identity, err := s.identify(r)
+	identity, join, err := s.identify(r)
 	if err != nil {
 		return admission{}, err
 	}
-	rooms, err := s.requestedRooms(r, identity)
+	rooms, err := s.requestedRooms(r, identity, join)
 	if err != nil {
 		return admission{}, err
 	}
@@ -157,24 +157,50 @@ func (s *Server) admit(r *http.Request) (admission, error) {
 	return a, nil
 }
 
-// identify returns who the client is: from its token in JWT mode, from the
-// URL in anonymous mode.
-func (s *Server) identify(r *http.Request) (Identity, error) {
-	q := r.URL.Query()
+// identify returns who the client is, and the rooms the connect hook has
+// it join: from its token in JWT mode, then from the connect hook when one
+// is configured, whose answer wins; else from the URL in anonymous mode.
+func (s *Server) identify(r *http.Request) (Identity, []string, error) {
+	var token *Identity
 	if s.opts.Authenticator != nil {
-		token := q.Get("token")
-		if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && token == "" {
-			token = strings.TrimSpace(bearer)
-		}
-		if token == "" {
-			return Identity{}, newError(CodeUnauthorized, "a token is required")
-		}
-		id, err := s.opts.Authenticator.Authenticate(r.Context(), token)
+		id, err := s.authenticate(r)
 		if err != nil {
-			return Identity{}, &Error{Code: CodeUnauthorized, Message: ErrorMessage(err), Err: err}
+			return Identity{}, nil, err
 		}
-		return id, nil
+		token = &id
 	}
+	decision, err := s.askConnect(r, token)
+	switch {
+	case err != nil:
+		return Identity{}, nil, err
+	case decision != nil:
+		return decision.Identity, decision.Join, nil
+	case token != nil:
+		return *token, nil, nil
+	}
+	id, err := anonymous(r)
+	return id, nil, err
+}
+
+// authenticate checks the request's token.
+func (s *Server) authenticate(r *http.Request) (Identity, error) {
+	token := r.URL.Query().Get("token")
+	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && token == "" {
+		token = strings.TrimSpace(bearer)
+	}
+	if token == "" {
+		return Identity{}, newError(CodeUnauthorized, "a token is required")
+	}
+	id, err := s.opts.Authenticator.Authenticate(r.Context(), token)
+	if err != nil {
+		return Identity{}, &Error{Code: CodeUnauthorized, Message: ErrorMessage(err), Err: err}
+	}
+	return id, nil
+}
+
+// anonymous returns the identity a URL names in anonymous mode.
+func anonymous(r *http.Request) (Identity, error) {
+	q := r.URL.Query()
 	name := q.Get("username")
 	if name == "" {
 		name = q.Get("user")
@@ -189,8 +215,9 @@ func (s *Server) identify(r *http.Request) (Identity, error) {
 }
 
 // requestedRooms returns the rooms named by the URL, path room first, in
-// order and without repeats; or the default room when none is named.
-func (s *Server) requestedRooms(r *http.Request, id Identity) ([]string, error) {
+// order and without repeats, or the default room when none is named; then
+// those join adds (the connect hook's, which need no join hook).
+func (s *Server) requestedRooms(r *http.Request, id Identity, join []string) ([]string, error) {
 	var rooms []string
 	if name := pathRoom(r); name != "" {
 		rooms = append(rooms, name)
@@ -210,14 +237,35 @@ func (s *Server) requestedRooms(r *http.Request, id Identity) ([]string, error) 
 		return nil, newError(CodeTooManyRooms, fmt.Sprintf("at most %d rooms per connection", s.opts.MaxRooms))
 	}
 	for _, name := range rooms {
-		if !ValidRoom(name) {
-			return nil, newError(CodeInvalidRoom, "room names must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-		}
-		if !id.CanJoin(name) {
-			return nil, newError(CodeForbiddenRoom, "not allowed to join "+name)
+		if err := s.mayJoin(r.Context(), id, name); err != nil {
+			return nil, err
 		}
 	}
+	for _, name := range join {
+		if !slices.Contains(rooms, name) {
+			rooms = append(rooms, name)
+		}
+	}
+	if len(rooms) > s.opts.MaxRooms {
+		return nil, newError(CodeTooManyRooms, fmt.Sprintf("at most %d rooms per connection", s.opts.MaxRooms))
+	}
 	return rooms, nil
+}
+
+// mayJoin checks a room of the URL: its name, the identity's rooms and the
+// join hook, whose refusal is forbidden_room.
+func (s *Server) mayJoin(ctx context.Context, id Identity, room string) error {
+	if !ValidRoom(room) {
+		return newError(CodeInvalidRoom, "room names must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+	}
+	if !id.CanJoin(room) {
+		return newError(CodeForbiddenRoom, "not allowed to join "+room)
+	}
+	err := s.askJoin(ctx, id.Username, room)
+	if ErrorCode(err) == CodeForbidden {
+		return &Error{Code: CodeForbiddenRoom, Message: ErrorMessage(err), Err: err}
+	}
+	return err
 }
 
 // pathRoom returns the {room} of /ws/{room}: the mux's path value when the
