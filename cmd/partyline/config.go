@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/hook"
 )
 
 // config holds every setting of docs/protocol.md §2.
@@ -50,6 +51,11 @@ type config struct {
 	WebhookLeaveDelay   time.Duration
 	WebhookTimeout      time.Duration
 	WebhookRetryFor     time.Duration
+	HookConnect         string
+	HookJoin            string
+	HookPublish         string
+	HookHeaders         string
+	HookTimeout         time.Duration
 }
 
 // flagSet declares the settings with their defaults on a new FlagSet.
@@ -91,6 +97,11 @@ func (c *config) flagSet(output io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.WebhookLeaveDelay, "webhook-leave-delay", partyline.DefaultLeaveDelay, "how long user_left, user_offline and room_vacated wait for a return")
 	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", 5*time.Second, "how long one webhook delivery attempt may take")
 	fs.DurationVar(&c.WebhookRetryFor, "webhook-retry-for", 24*time.Hour, "how long an undelivered webhook event is retried")
+	fs.StringVar(&c.HookConnect, "hook-connect", "", "URL asked who connects, before each upgrade (docs/protocol.md §11.2)")
+	fs.StringVar(&c.HookJoin, "hook-join", "", "URL asked before each join")
+	fs.StringVar(&c.HookPublish, "hook-publish", "", "URL asked before each chat is stored; may rewrite it")
+	fs.StringVar(&c.HookHeaders, "hook-headers", "Cookie,Authorization", "request headers passed to the connect hook, comma-separated")
+	fs.DurationVar(&c.HookTimeout, "hook-timeout", hook.DefaultTimeout, "how long a hook may take to answer; then the action is refused")
 	return fs
 }
 

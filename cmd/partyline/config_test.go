@@ -71,6 +71,9 @@ func TestBadSettingsNameTheSetting(t *testing.T) {
 		{[]string{"--webhook-events", "message,user_joind"}, nil, "user_joind"},
 		{[]string{"--webhook-leave-delay", "0s"}, nil, "webhook-leave-delay"},
 		{[]string{"--webhook-timeout", "-1s"}, nil, "webhook-timeout"},
+		{[]string{"--hook-join", "backend/join", "--webhook-secret", "s"}, nil, "hook-join"},
+		{[]string{"--hook-publish", "http://backend/publish"}, nil, "webhook-secret"},
+		{[]string{"--hook-connect", "http://backend/connect", "--webhook-secret", "s", "--hook-timeout", "0s"}, nil, "hook-timeout"},
 	} {
 		_, err := loadConfig(tc.args, env(tc.env), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {

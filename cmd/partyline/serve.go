@@ -44,6 +44,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stopWebhooks()
+	if opts.Hooks, err = cfg.hooks(log); err != nil {
+		return err
+	}
 	srv, err = partyline.New(opts)
 	if err != nil {
 		return err

@@ -10,11 +10,12 @@ import (
 	"strings"
 
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/hook"
 	"github.com/partyline/partyline/metrics"
 	"github.com/partyline/partyline/webhook"
 )
 
-// checkWebhooks validates the webhook settings.
+// checkWebhooks validates the webhook and hook settings.
 func (c *config) checkWebhooks() error {
 	for _, u := range c.WebhookURLs.values {
 		if err := checkHTTPURL(u); err != nil {
@@ -24,9 +25,17 @@ func (c *config) checkWebhooks() error {
 	if _, err := c.webhookTypes(); err != nil {
 		return err
 	}
+	for name, u := range map[string]string{"hook-connect": c.HookConnect, "hook-join": c.HookJoin, "hook-publish": c.HookPublish} {
+		if err := checkHTTPURL(u); u != "" && err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	hooked := c.HookConnect != "" || c.HookJoin != "" || c.HookPublish != ""
 	switch {
-	case len(c.WebhookURLs.values) > 0 && c.WebhookSecret == "":
-		return fmt.Errorf("webhook-secret is required with webhook-url: every request is signed")
+	case (len(c.WebhookURLs.values) > 0 || hooked) && c.WebhookSecret == "":
+		return fmt.Errorf("webhook-secret is required with webhook-url and the hook URLs: every request is signed")
+	case c.HookTimeout <= 0:
+		return fmt.Errorf("hook-timeout must be positive, got %s", c.HookTimeout)
 	case c.WebhookLeaveDelay <= 0:
 		return fmt.Errorf("webhook-leave-delay must be positive, got %s", c.WebhookLeaveDelay)
 	case c.WebhookTimeout <= 0:
@@ -70,6 +79,28 @@ func (c *config) webhookRoutes() []partyline.WebhookRoute {
 		routes = append(routes, partyline.WebhookRoute{URL: u, Types: types})
 	}
 	return routes
+}
+
+// hooks returns the client of the hook URLs, or nil when none is set.
+func (c *config) hooks(log *slog.Logger) (partyline.Hooks, error) {
+	if c.HookConnect == "" && c.HookJoin == "" && c.HookPublish == "" {
+		return nil, nil
+	}
+	var headers []string
+	for _, h := range strings.Split(c.HookHeaders, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			headers = append(headers, h)
+		}
+	}
+	client, err := hook.New(hook.Options{
+		ConnectURL: c.HookConnect, JoinURL: c.HookJoin, PublishURL: c.HookPublish,
+		Headers: headers, Timeout: c.HookTimeout, Secret: []byte(c.WebhookSecret),
+		Logger: log.With("subsystem", "hook"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client, nil
 }
 
 // startWebhooks starts the sender of the store's webhook events, when URLs
