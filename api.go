@@ -59,6 +59,7 @@ func (s *Server) commit(ctx context.Context, msg Message) (Message, error) {
 	if err != nil {
 		return Message{}, unavailable("store", err)
 	}
+	s.hub.events.committed()
 	return stored, nil
 }
 

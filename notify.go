@@ -3,6 +3,7 @@ package partyline
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 )
@@ -38,10 +39,11 @@ const maxUnrecorded = 100_000
 // Store in the commit of each message. A change the store cannot take is
 // retried in order, behind any earlier one still waiting.
 type recorder struct {
-	hub   *hub
-	log   EventLog
-	opts  WebhookOptions
-	sweep time.Duration // how often due leaves are decided
+	hub      *hub
+	log      EventLog
+	opts     WebhookOptions
+	sweep    time.Duration // how often due leaves are decided
+	messages bool          // a route wants message events
 
 	mu       sync.Mutex // guards the following
 	retrying []func(context.Context) error
@@ -61,7 +63,9 @@ func newRecorder(h *hub, store Store, opts WebhookOptions) (*recorder, error) {
 		opts.LeaveDelay = DefaultLeaveDelay
 	}
 	log.SetWebhookRoutes(opts.Routes)
-	return &recorder{hub: h, log: log, opts: opts, sweep: min(max(opts.LeaveDelay/4, 100*time.Millisecond), time.Second)}, nil
+	r := &recorder{hub: h, log: log, opts: opts, sweep: min(max(opts.LeaveDelay/4, 100*time.Millisecond), time.Second)}
+	r.messages = slices.ContainsFunc(opts.Routes, func(route WebhookRoute) bool { return route.Wants(EventMessage) })
+	return r, nil
 }
 
 var errNoEventLog = errors.New("webhooks need a store that records events (memory, sqlite or postgres)")
@@ -84,6 +88,14 @@ func (r *recorder) left(room, user string) {
 	}
 	due := r.hub.srv.opts.Now().Add(r.opts.LeaveDelay)
 	r.record(func(ctx context.Context) error { return r.log.PresenceLeft(ctx, room, user, due) })
+}
+
+// committed tells the sender that the Store recorded a message event with
+// the message it committed, if a route wants those.
+func (r *recorder) committed() {
+	if r != nil && r.messages {
+		r.recorded()
+	}
 }
 
 // undelivered records a direct message whose recipient was offline.
