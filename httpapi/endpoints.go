@@ -49,6 +49,17 @@ func (h *handler) listRooms(w http.ResponseWriter, r *http.Request) {
 	}{rooms})
 }
 
+// roomInfo answers a room's counts: users, this node's connections and its
+// latest seq; zeros for a room nobody is in.
+func (h *handler) roomInfo(w http.ResponseWriter, r *http.Request) {
+	info, err := h.srv.Room(r.Context(), r.PathValue("room"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
 // roomUsers lists the users online in a room.
 func (h *handler) roomUsers(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("room")

@@ -29,7 +29,13 @@ type testServer struct {
 // built with opts on a loopback httptest server, shut down at the end of t.
 func startServer(t testing.TB, opts httpapi.Options) *testServer {
 	t.Helper()
-	srv, err := partyline.New(partyline.Options{})
+	return startServerWith(t, partyline.Options{}, opts)
+}
+
+// startServerWith is startServer over a Server built with sopts.
+func startServerWith(t testing.TB, sopts partyline.Options, opts httpapi.Options) *testServer {
+	t.Helper()
+	srv, err := partyline.New(sopts)
 	if err != nil {
 		t.Fatalf("partyline.New: %v", err)
 	}
