@@ -81,6 +81,7 @@ func (h *handler) routes() *http.ServeMux {
 		"/api/rooms/{room}":             {http.MethodGet: h.roomInfo},
 		"/api/rooms/{room}/users":       {http.MethodGet: h.roomUsers},
 		"/api/rooms/{room}/messages":    {http.MethodGet: h.roomHistory, http.MethodPost: h.publish},
+		"/api/messages":                 {http.MethodPost: h.publishMany},
 		"/api/users/{user}/messages":    {http.MethodPost: h.sendDirect},
 		"/api/users/{user}/connections": {http.MethodDelete: h.disconnect},
 	} {
