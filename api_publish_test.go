@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/partyline/partyline"
 )
@@ -41,5 +42,28 @@ func TestPublishManyStopsAtTheFirstFailure(t *testing.T) {
 	}
 	if n := store.appended.Load(); n != 3 {
 		t.Errorf("%d appends, want 3: none after the failure", n)
+	}
+}
+
+func TestPublishOnceRemembersTheKeyForTheWindow(t *testing.T) {
+	clock := newFakeClock()
+	ts := startServer(t, partyline.Options{Now: clock.Now})
+	pub := partyline.Publication{Content: "hi"}
+	first, replayed, err := ts.PublishOnce(t.Context(), "k", []string{"a"}, pub)
+	if err != nil || replayed || len(first) != 1 {
+		t.Fatalf("PublishOnce = %+v, %v, %v; want one new message", first, replayed, err)
+	}
+	if m := first[0]; m.Seq != 1 || m.Room != "a" || m.Username != "system" || m.ID == "" || m.Timestamp != clock.Now().UnixMilli() {
+		t.Errorf("PublishOnce stored %+v, want seq 1 in a from system, an id and the clock's time", m)
+	}
+	clock.Advance(partyline.IdempotencyWindow - time.Second)
+	again, replayed, err := ts.PublishOnce(t.Context(), "k", []string{"a"}, pub)
+	if err != nil || !replayed || len(again) != 1 || again[0].ID != first[0].ID || again[0].Timestamp != first[0].Timestamp {
+		t.Errorf("PublishOnce within the window = %+v, %v, %v; want the first message replayed", again, replayed, err)
+	}
+	clock.Advance(2 * time.Second)
+	later, replayed, err := ts.PublishOnce(t.Context(), "k", []string{"a"}, pub)
+	if err != nil || replayed || len(later) != 1 || later[0].Seq != 2 {
+		t.Errorf("PublishOnce after the window = %+v, %v, %v; want a new message, seq 2", later, replayed, err)
 	}
 }

@@ -1,6 +1,7 @@
 // Package httpapi serves partyline's HTTP API (docs/protocol.md §6 and
 // §11.3): publish to a room or several, list rooms, read a room's counts,
-// users and history, message a user and disconnect a user. It is built only on the public methods of
+// users and history, message a user and disconnect a user. Publishing takes
+// an Idempotency-Key header (Server.PublishOnce). It is built only on the public methods of
 // *partyline.Server, so an embedding program can mount it beside its own
 // routes:
 //
