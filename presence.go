@@ -40,6 +40,15 @@ type RoomLister interface {
 	Rooms(ctx context.Context) ([]string, error)
 }
 
+// Counter is implemented by a Presence that can count a room's online users
+// without listing them, for GET /api/rooms/{room}: cheap however large the
+// room. The Server falls back to the length of Users without it.
+type Counter interface {
+	// Count returns how many distinct users are online in room on any node:
+	// the length Users would return, 0 for a room with nobody.
+	Count(ctx context.Context, room string) (int, error)
+}
+
 // PresenceExpirer is implemented by a Presence shared between nodes, which
 // must forget the users of a node that died without a word. Start is called
 // once by the hub; the Presence then calls expired for every (room, user)

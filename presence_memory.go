@@ -15,6 +15,7 @@ type MemoryPresence struct {
 var (
 	_ Presence   = (*MemoryPresence)(nil)
 	_ RoomLister = (*MemoryPresence)(nil)
+	_ Counter    = (*MemoryPresence)(nil)
 )
 
 // NewMemoryPresence returns an empty presence.
@@ -71,6 +72,13 @@ func (p *MemoryPresence) Contains(ctx context.Context, room, user string) (bool,
 	defer p.mu.Unlock()
 	_, ok := p.rooms[room][user]
 	return ok, nil
+}
+
+// Count implements Counter.
+func (p *MemoryPresence) Count(ctx context.Context, room string) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.rooms[room]), nil
 }
 
 // Rooms implements RoomLister: the rooms with online users, sorted.

@@ -14,19 +14,34 @@ type publishBody struct {
 	Username string          `json:"username"`
 }
 
-// publish stores a message in the room and delivers it like a client's chat.
+// publish stores a message in the room and delivers it like a client's
+// chat; with an Idempotency-Key, once (see publishOnce).
 func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
-	var body publishBody
-	if !h.decodeBody(w, r, &body) {
-		return
-	}
-	msg, err := h.srv.Publish(r.Context(), r.PathValue("room"), partyline.Publication{
-		Username: body.Username, Content: body.Content, Data: absentIfNull(body.Data),
-	})
+	key, once, err := idempotencyKey(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	var body publishBody
+	if !h.decodeBody(w, r, &body) {
+		return
+	}
+	room := r.PathValue("room")
+	pub := partyline.Publication{Username: body.Username, Content: body.Content, Data: absentIfNull(body.Data)}
+	if once {
+		h.publishOnce(w, r, key, room, pub)
+		return
+	}
+	msg, err := h.srv.Publish(r.Context(), room, pub)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writePublished(w, msg)
+}
+
+// writePublished answers 201 with msg's seq, id and timestamp.
+func writePublished(w http.ResponseWriter, msg partyline.Message) {
 	writeJSON(w, http.StatusCreated, struct {
 		Seq       uint64 `json:"seq"`
 		ID        string `json:"id"`
@@ -47,6 +62,17 @@ func (h *handler) listRooms(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
 		Rooms []partyline.RoomInfo `json:"rooms"`
 	}{rooms})
+}
+
+// roomInfo answers a room's counts: users, this node's connections and its
+// latest seq; zeros for a room nobody is in.
+func (h *handler) roomInfo(w http.ResponseWriter, r *http.Request) {
+	info, err := h.srv.Room(r.Context(), r.PathValue("room"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
 }
 
 // roomUsers lists the users online in a room.

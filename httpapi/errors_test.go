@@ -102,6 +102,8 @@ func TestMethodNotAllowed(t *testing.T) {
 		{"PUT", "/api/rooms/lobby/messages", "GET, HEAD, POST"},
 		{"DELETE", "/api/rooms/lobby/messages", "GET, HEAD, POST"},
 		{"POST", "/api/rooms/lobby/users", "GET, HEAD"},
+		{"POST", "/api/rooms/lobby", "GET, HEAD"},
+		{"DELETE", "/api/rooms/lobby", "GET, HEAD"},
 		{"GET", "/api/users/bob/messages", "POST"},
 		{"GET", "/api/users/bob/connections", "DELETE"},
 		{"POST", "/api/users/bob/connections", "DELETE"},
@@ -125,7 +127,7 @@ func TestHead(t *testing.T) {
 
 func TestUnknownPathIsNotFound(t *testing.T) {
 	ts := startServer(t, httpapi.Options{})
-	for _, path := range []string{"/api/", "/api/nope", "/api/rooms/", "/api/rooms/lobby", "/api/rooms/lobby/messages/1", "/api/users/bob"} {
+	for _, path := range []string{"/api/", "/api/nope", "/api/rooms/", "/api/rooms/lobby/nope", "/api/rooms/lobby/messages/1", "/api/users/bob"} {
 		resp := ts.do(t, "GET", path, "")
 		if resp.status != http.StatusNotFound || resp.errorCode(t) != partyline.CodeNotFound {
 			t.Errorf("GET %s: %d %s, want 404 not_found", path, resp.status, resp.body)

@@ -1,6 +1,7 @@
-// Package httpapi serves partyline's HTTP API (docs/protocol.md §6): publish
-// to a room, list rooms, read a room's users and history, message a user and
-// disconnect a user. It is built only on the public methods of
+// Package httpapi serves partyline's HTTP API (docs/protocol.md §6 and
+// §11.3): publish to a room or several, list rooms, read a room's counts,
+// users and history, message a user and disconnect a user. Publishing takes
+// an Idempotency-Key header (Server.PublishOnce). It is built only on the public methods of
 // *partyline.Server, so an embedding program can mount it beside its own
 // routes:
 //
@@ -78,8 +79,10 @@ func (h *handler) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	for path, methods := range map[string]map[string]http.HandlerFunc{
 		"/api/rooms":                    {http.MethodGet: h.listRooms},
+		"/api/rooms/{room}":             {http.MethodGet: h.roomInfo},
 		"/api/rooms/{room}/users":       {http.MethodGet: h.roomUsers},
 		"/api/rooms/{room}/messages":    {http.MethodGet: h.roomHistory, http.MethodPost: h.publish},
+		"/api/messages":                 {http.MethodPost: h.publishMany},
 		"/api/users/{user}/messages":    {http.MethodPost: h.sendDirect},
 		"/api/users/{user}/connections": {http.MethodDelete: h.disconnect},
 	} {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/partyline/partyline"
@@ -23,13 +24,20 @@ type testServer struct {
 	handler http.Handler // the API handler alone, for in-process requests
 	url     string       // http://127.0.0.1:port
 	key     string       // the API key sent by do, if any
+	stop    func()       // shuts the server down, once; also when t ends
 }
 
 // startServer serves a memory-backed Server with /ws, /ws/{room} and the API
 // built with opts on a loopback httptest server, shut down at the end of t.
 func startServer(t testing.TB, opts httpapi.Options) *testServer {
 	t.Helper()
-	srv, err := partyline.New(partyline.Options{})
+	return startServerWith(t, partyline.Options{}, opts)
+}
+
+// startServerWith is startServer over a Server built with sopts.
+func startServerWith(t testing.TB, sopts partyline.Options, opts httpapi.Options) *testServer {
+	t.Helper()
+	srv, err := partyline.New(sopts)
 	if err != nil {
 		t.Fatalf("partyline.New: %v", err)
 	}
@@ -39,7 +47,7 @@ func startServer(t testing.TB, opts httpapi.Options) *testServer {
 	mux.Handle("/ws/{room}", srv)
 	mux.Handle("/api/", api)
 	hs := httptest.NewServer(mux)
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTime)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
@@ -47,7 +55,8 @@ func startServer(t testing.TB, opts httpapi.Options) *testServer {
 		}
 		hs.Close()
 	})
-	return &testServer{srv: srv, handler: api, url: hs.URL, key: opts.APIKey}
+	t.Cleanup(stop)
+	return &testServer{srv: srv, handler: api, url: hs.URL, key: opts.APIKey, stop: stop}
 }
 
 // response is an answer read in full.

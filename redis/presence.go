@@ -66,6 +66,7 @@ var (
 	_ partyline.Presence         = (*Presence)(nil)
 	_ partyline.PresenceRestorer = (*Presence)(nil)
 	_ partyline.PresenceExpirer  = (*Presence)(nil)
+	_ partyline.Counter          = (*Presence)(nil)
 	_ partyline.Pinger           = (*Presence)(nil)
 )
 
@@ -151,6 +152,19 @@ func (p *Presence) Contains(ctx context.Context, room, user string) (bool, error
 		return false, unavailable("presence contains", err)
 	}
 	return ok, nil
+}
+
+// Count implements partyline.Counter in O(1): the room's hash holds one
+// field per user held by any node (the drop script deletes a field when its
+// last node lets go), so its length is the number of users online.
+func (p *Presence) Count(ctx context.Context, room string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	n, err := p.rdb.HLen(ctx, p.roomKey(room)).Result()
+	if err != nil {
+		return 0, unavailable("presence count", err)
+	}
+	return int(n), nil
 }
 
 // Rooms returns the rooms where at least one user is online on some node,

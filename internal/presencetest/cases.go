@@ -107,6 +107,41 @@ func testConcurrent(t *testing.T, b Backend) {
 	}
 }
 
+func testCount(t *testing.T, b Backend) {
+	p := counter(t, nodes(t, b, 1))
+	checkCount(t, p, "lobby", 0)
+	checkCount(t, p, "", 0)
+	add(t, p, "lobby", "bob", true)
+	add(t, p, "lobby", "ann", true)
+	add(t, p, "other", "cy", true)
+	add(t, p, "", "bob", true)
+	checkCount(t, p, "lobby", 2)
+	checkCount(t, p, "other", 1)
+	checkCount(t, p, "", 1)
+	checkCount(t, p, "lobby-2", 0)
+	remove(t, p, "lobby", "bob", true)
+	checkCount(t, p, "lobby", 1)
+	remove(t, p, "lobby", "ann", true)
+	checkCount(t, p, "lobby", 0)
+	checkCount(t, p, "other", 1)
+}
+
+// testCountTwoNodes checks that a user held by two nodes counts once, and
+// until the last of them lets go.
+func testCountTwoNodes(t *testing.T, b Backend) {
+	ns := nodes(t, b, 2)
+	a, c := counter(t, ns), ns[1]
+	add(t, a, "lobby", "bob", true)
+	add(t, c, "lobby", "bob", false)
+	add(t, c, "lobby", "ann", true)
+	checkCount(t, a, "lobby", 2)
+	checkCount(t, c, "lobby", 2)
+	remove(t, a, "lobby", "bob", false)
+	checkCount(t, c, "lobby", 2)
+	remove(t, c, "lobby", "bob", true)
+	checkCount(t, a, "lobby", 1)
+}
+
 func testTwoNodes(t *testing.T, b Backend) {
 	ns := nodes(t, b, 2)
 	a, c := ns[0], ns[1]

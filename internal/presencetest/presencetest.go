@@ -6,6 +6,9 @@
 // process that dies) has them dropped within the TTL, and the surviving
 // nodes' PresenceExpirer callbacks report each dropped (room, user) exactly
 // once across the cluster.
+//
+// A Presence that is a partyline.Counter has its Count checked against
+// Users wherever the suite checks Users, and in a case of its own.
 package presencetest
 
 import (
@@ -48,8 +51,10 @@ func Run(t *testing.T, b Backend) {
 	t.Run("RoomsApart", func(t *testing.T) { testRoomsApart(t, b) })
 	t.Run("ServerRoom", func(t *testing.T) { testServerRoom(t, b) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, b) })
+	t.Run("Count", func(t *testing.T) { testCount(t, b) })
 	if b.Cluster {
 		t.Run("TwoNodes", func(t *testing.T) { testTwoNodes(t, b) })
+		t.Run("CountTwoNodes", func(t *testing.T) { testCountTwoNodes(t, b) })
 		t.Run("ConcurrentFirstLast", func(t *testing.T) { testConcurrentFirstLast(t, b) })
 		t.Run("NodeExpiry", func(t *testing.T) { testNodeExpiry(t, b) })
 	}
@@ -101,7 +106,8 @@ func remove(t *testing.T, p partyline.Presence, room, user string, last bool) {
 	}
 }
 
-// checkUsers fails t unless p.Users(room) is want, and not nil.
+// checkUsers fails t unless p.Users(room) is want, and not nil, and, when
+// p is a partyline.Counter, p.Count(room) is its length.
 func checkUsers(t *testing.T, p partyline.Presence, room string, want ...string) {
 	t.Helper()
 	got, err := p.Users(testContext(t), room)
@@ -114,6 +120,31 @@ func checkUsers(t *testing.T, p partyline.Presence, room string, want ...string)
 	if !slices.Equal(got, want) {
 		t.Fatalf("Users(%q) = %q, want %q", room, got, want)
 	}
+	if _, ok := p.(partyline.Counter); ok {
+		checkCount(t, p, room, len(want))
+	}
+}
+
+// checkCount fails t unless p, a partyline.Counter, counts want users in
+// room.
+func checkCount(t *testing.T, p partyline.Presence, room string, want int) {
+	t.Helper()
+	got, err := p.(partyline.Counter).Count(testContext(t), room)
+	if err != nil {
+		t.Fatalf("Count(%q): %v", room, err)
+	}
+	if got != want {
+		t.Fatalf("Count(%q) = %d, want %d", room, got, want)
+	}
+}
+
+// counter returns the first of nodes, skipping t unless it counts.
+func counter(t *testing.T, nodes []partyline.Presence) partyline.Presence {
+	t.Helper()
+	if _, ok := nodes[0].(partyline.Counter); !ok {
+		t.Skipf("%T is not a partyline.Counter", nodes[0])
+	}
+	return nodes[0]
 }
 
 // checkContains fails t unless p.Contains(room, user) is want.

@@ -1,0 +1,142 @@
+package partyline
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// MaxPublishRooms is the most rooms one PublishMany or PublishOnce may name.
+const MaxPublishRooms = 100
+
+// MaxIdempotencyKey is the longest idempotency key, in bytes.
+const MaxIdempotencyKey = 255
+
+// PublishMany stores one message per room, in the order of rooms, and
+// delivers each exactly like Publish. It returns the stored messages in
+// that order. Everything is checked before anything is stored: rooms must
+// name 1 to MaxPublishRooms distinct valid rooms (else an error with code
+// bad_request, or invalid_room naming the bad one), and the username,
+// content and data must be as Publish wants them.
+//
+// The messages are committed one after another, not atomically: when the
+// store fails midway, PublishMany returns the messages committed before the
+// failure, which are delivered, with the error. PublishOnce commits them
+// all or none.
+func (s *Server) PublishMany(ctx context.Context, rooms []string, p Publication) ([]Message, error) {
+	messages, err := s.newMessages(rooms, p)
+	if err != nil {
+		return nil, err
+	}
+	stored := make([]Message, 0, len(messages))
+	for _, msg := range messages {
+		m, err := s.publish(ctx, msg)
+		if err != nil {
+			return stored, err
+		}
+		stored = append(stored, m)
+	}
+	return stored, nil
+}
+
+// PublishOnce is PublishMany made idempotent by key, for retries that must
+// not publish twice (the Idempotency-Key of docs/protocol.md §11.3). It
+// commits the messages in one transaction together with key, then delivers
+// each. When key was committed within IdempotencyWindow — by this node or
+// another sharing the store, before a restart or since — it stores and
+// delivers nothing and returns the messages committed with the key then,
+// with replayed set: the key decides, even when rooms or p differ from the
+// first call's. Concurrent calls with one key commit once.
+//
+// The key must be 1 to MaxIdempotencyKey printable ASCII characters, and
+// the Store must implement IdempotentStore; otherwise the error has code
+// bad_request. rooms and p are checked as PublishMany checks them, before
+// the key is looked up.
+func (s *Server) PublishOnce(ctx context.Context, key string, rooms []string, p Publication) (stored []Message, replayed bool, err error) {
+	if !validIdempotencyKey(key) {
+		return nil, false, newError(CodeBadRequest, fmt.Sprintf("an idempotency key must be 1 to %d printable ASCII characters", MaxIdempotencyKey))
+	}
+	messages, err := s.newMessages(rooms, p)
+	if err != nil {
+		return nil, false, err
+	}
+	store, ok := s.opts.Store.(IdempotentStore)
+	if !ok {
+		return nil, false, newError(CodeBadRequest, "this server's store does not remember idempotency keys; send the request without one")
+	}
+	now := s.opts.Now()
+	for i := range messages {
+		messages[i].ID = newMessageID()
+		messages[i].Timestamp = now.UnixMilli()
+	}
+	stored, replayed, err = s.appendOnce(ctx, store, key, messages, now)
+	if err != nil {
+		return nil, false, err
+	}
+	if !replayed {
+		for _, m := range stored {
+			s.announce(ctx, m)
+		}
+	}
+	return stored, replayed, nil
+}
+
+// appendOnce commits messages with key through store, bounded and timed
+// like commit.
+func (s *Server) appendOnce(ctx context.Context, store IdempotentStore, key string, messages []Message, now time.Time) ([]Message, bool, error) {
+	ctx, cancel := s.hub.bound(ctx)
+	defer cancel()
+	start := time.Now()
+	stored, replayed, err := store.AppendOnce(ctx, key, messages, now)
+	s.opts.Metrics.StoreLatency("append_once", time.Since(start), err)
+	if err != nil {
+		return nil, false, unavailable("store", err)
+	}
+	return stored, replayed, nil
+}
+
+// newMessages checks a publication to rooms and returns its messages, one
+// per room in the order of rooms, without id, time or seq.
+func (s *Server) newMessages(rooms []string, p Publication) ([]Message, error) {
+	if p.Username == "" {
+		p.Username = "system"
+	}
+	if len(rooms) == 0 || len(rooms) > MaxPublishRooms {
+		return nil, newError(CodeBadRequest, fmt.Sprintf("rooms must name 1 to %d rooms, not %d", MaxPublishRooms, len(rooms)))
+	}
+	seen := make(map[string]struct{}, len(rooms))
+	for i, room := range rooms {
+		if !ValidRoom(room) {
+			return nil, newError(CodeInvalidRoom, fmt.Sprintf("rooms[%d] %q is not a valid room name: room names must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", i, room))
+		}
+		if _, dup := seen[room]; dup {
+			return nil, newError(CodeBadRequest, fmt.Sprintf("rooms names %q twice; name each room once", room))
+		}
+		seen[room] = struct{}{}
+	}
+	if !ValidUsername(p.Username) {
+		return nil, newError(CodeInvalidUsername, "not a valid username")
+	}
+	if err := checkContent(p.Content, p.Data); err != nil {
+		return nil, err
+	}
+	messages := make([]Message, len(rooms))
+	for i, room := range rooms {
+		messages[i] = Message{Room: room, Username: p.Username, Content: p.Content, Data: p.Data}
+	}
+	return messages, nil
+}
+
+// validIdempotencyKey reports whether key is 1 to MaxIdempotencyKey
+// printable ASCII characters (space to tilde).
+func validIdempotencyKey(key string) bool {
+	if key == "" || len(key) > MaxIdempotencyKey {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < ' ' || key[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
