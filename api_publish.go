@@ -24,7 +24,7 @@ const MaxIdempotencyKey = 255
 // failure, which are delivered, with the error. PublishOnce commits them
 // all or none.
 func (s *Server) PublishMany(ctx context.Context, rooms []string, p Publication) ([]Message, error) {
-	messages, err := s.newMessages(rooms, p)
+	messages, err := s.newMessages(ctx, rooms, p)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +56,7 @@ func (s *Server) PublishOnce(ctx context.Context, key string, rooms []string, p 
 	if !validIdempotencyKey(key) {
 		return nil, false, newError(CodeBadRequest, fmt.Sprintf("an idempotency key must be 1 to %d printable ASCII characters", MaxIdempotencyKey))
 	}
-	messages, err := s.newMessages(rooms, p)
+	messages, err := s.newMessages(ctx, rooms, p)
 	if err != nil {
 		return nil, false, err
 	}
@@ -92,12 +92,16 @@ func (s *Server) appendOnce(ctx context.Context, store IdempotentStore, key stri
 	if err != nil {
 		return nil, false, unavailable("store", err)
 	}
+	if !replayed {
+		s.hub.events.committed()
+	}
 	return stored, replayed, nil
 }
 
 // newMessages checks a publication to rooms and returns its messages, one
-// per room in the order of rooms, without id, time or seq.
-func (s *Server) newMessages(rooms []string, p Publication) ([]Message, error) {
+// per room in the order of rooms, without id, time or seq, as the publish
+// hook, if any, allows and rewrites them.
+func (s *Server) newMessages(ctx context.Context, rooms []string, p Publication) ([]Message, error) {
 	if p.Username == "" {
 		p.Username = "system"
 	}
@@ -122,7 +126,11 @@ func (s *Server) newMessages(rooms []string, p Publication) ([]Message, error) {
 	}
 	messages := make([]Message, len(rooms))
 	for i, room := range rooms {
-		messages[i] = Message{Room: room, Username: p.Username, Content: p.Content, Data: p.Data}
+		content, err := s.askPublish(ctx, p.Username, room, Content{Text: p.Content, Data: p.Data})
+		if err != nil {
+			return nil, err
+		}
+		messages[i] = Message{Room: room, Username: p.Username, Content: content.Text, Data: content.Data}
 	}
 	return messages, nil
 }

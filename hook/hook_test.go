@@ -276,6 +276,16 @@ func TestPublishHook(t *testing.T) {
 	if _, err := srv.Publish(context.Background(), "lobby", partyline.Publication{Content: "spam"}); partyline.ErrorCode(err) != partyline.CodeForbidden {
 		t.Errorf("Publish refused by the hook = %v, want forbidden", err)
 	}
+	many, err := srv.PublishMany(context.Background(), []string{"lobby", "other"}, partyline.Publication{Content: "darn"})
+	if err != nil || len(many) != 2 || many[0].Content != "d**n" || many[1].Content != "d**n" {
+		t.Errorf("PublishMany through the hook = %v, %v, want both rewritten", many, err)
+	}
+	if _, err := srv.PublishMany(context.Background(), []string{"quiet", "lobby"}, partyline.Publication{Content: "spam"}); partyline.ErrorCode(err) != partyline.CodeForbidden {
+		t.Errorf("PublishMany refused by the hook = %v, want forbidden", err)
+	}
+	if last, _ := srv.store.LastSeq(context.Background(), "quiet"); last != 0 {
+		t.Errorf("a refused PublishMany stored %d messages", last)
+	}
 	if asked := b.asked("/publish"); asked[len(asked)-1]["username"] != "system" {
 		t.Errorf("publish hook for an API message was asked %v", asked[len(asked)-1])
 	}
