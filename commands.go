@@ -30,6 +30,8 @@ func (c *Conn) ctx() context.Context { return c.srv.hub.inFlight }
 // connection must stop reading. A panic in a handler closes the connection
 // with 1011 instead of skipping its cleanup.
 func (c *Conn) handle(frame []byte) (keepReading bool) {
+	c.roomsMu.Lock()
+	defer c.roomsMu.Unlock()
 	defer func() {
 		if p := recover(); p != nil {
 			c.logger().Error("panic while handling a message", "panic", p, "stack", string(debug.Stack()))
@@ -226,19 +228,55 @@ func (c *Conn) rejoin(m membership) error {
 }
 
 func (c *Conn) leave(in wire.Inbound) error {
-	m, err := c.member(in.Room)
+	if err := c.leaveRoom(in.Room); err != nil {
+		return err
+	}
+	c.ack(in.ID)
+	return nil
+}
+
+// leaveRoom unsubscribes the connection from a room it is in and tells the
+// client with left.
+func (c *Conn) leaveRoom(name string) error {
+	m, err := c.member(name)
 	if err != nil {
 		return err
 	}
-	delete(c.rooms, in.Room)
+	delete(c.rooms, name)
 	m.room.exit(c)
 	if m.sub.replayDone != nil {
 		<-m.sub.replayDone // nothing of the room may follow left
 	}
 	c.srv.hub.releaseRoom(m.room)
-	c.send(wire.AppendLeft(nil, in.Room))
-	c.ack(in.ID)
+	c.send(wire.AppendLeft(nil, name))
 	return nil
+}
+
+// serverJoin joins the connection to a room on the server's initiative
+// (PUT /api/users/{user}/rooms/{room}), as a join frame would, and reports
+// whether it joined: not when it was in the room already, or is closing.
+func (c *Conn) serverJoin(name string) bool {
+	c.roomsMu.Lock()
+	defer c.roomsMu.Unlock()
+	if _, in := c.rooms[name]; in || c.roomsGone || c.isClosing() {
+		return false
+	}
+	if err := c.join(name, nil); err != nil {
+		c.sendError(err, nil)
+		return false
+	}
+	return true
+}
+
+// serverLeave is serverJoin's opposite: it reports whether the connection
+// left the room.
+func (c *Conn) serverLeave(name string) bool {
+	c.roomsMu.Lock()
+	defer c.roomsMu.Unlock()
+	if c.roomsGone {
+		return false
+	}
+	return c.leaveRoom(name) == nil
 }
 
 func (c *Conn) direct(in wire.Inbound) error {

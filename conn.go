@@ -42,9 +42,14 @@ type Conn struct {
 	stopReading bool
 	identity    Identity
 	limiter     *rateLimiter
-	rooms       map[string]membership
-	expiry      *time.Timer // closes the connection when its token expires
-	idle        *time.Timer // closes the connection when it sends nothing
+	// rooms is the reader's; roomsMu lets a server-side join or leave
+	// (serverJoin) change it between two messages, and roomsGone, set by
+	// cleanup, says the connection is in no room for good.
+	roomsMu   sync.Mutex
+	rooms     map[string]membership
+	roomsGone bool
+	expiry    *time.Timer // closes the connection when its token expires
+	idle      *time.Timer // closes the connection when it sends nothing
 
 	// Owned by whoever holds the writer role (see writer.go).
 	pending  [][]byte // frames taken from the queue, not yet written
@@ -172,6 +177,8 @@ func (c *Conn) welcome() bool {
 		c.close(closeInternalError, "service unavailable")
 		return false
 	}
+	c.roomsMu.Lock()
+	defer c.roomsMu.Unlock()
 	for _, name := range c.urlRooms {
 		if err := c.join(name, nil); err != nil {
 			c.sendError(err, nil)
@@ -184,6 +191,9 @@ func (c *Conn) welcome() bool {
 // its slot.
 func (c *Conn) cleanup() {
 	c.stopTimers()
+	c.roomsMu.Lock()
+	c.roomsGone = true
+	c.roomsMu.Unlock()
 	rooms := make([]string, 0, len(c.rooms))
 	for name, m := range c.rooms {
 		rooms = append(rooms, name)
