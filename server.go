@@ -142,19 +142,23 @@ func (s *Server) admit(r *http.Request) (admission, error) {
 	if !s.originAllowed(r) {
 		return admission{}, newError(CodeForbiddenOrigin, "origin not allowed")
 	}
+	// The slot first, so that a flood beyond the limits never reaches the
+	// application's backend through the hooks.
+	ip := clientIP(r)
+	if !s.reserve(ip) {
+		return admission{}, newError(CodeTooManyConnections, "too many connections")
+	}
 	identity, join, err := s.identify(r)
 	if err != nil {
+		s.release(ip)
 		return admission{}, err
 	}
 	rooms, err := s.requestedRooms(r, identity, join)
 	if err != nil {
+		s.release(ip)
 		return admission{}, err
 	}
-	a := admission{identity: identity, rooms: rooms, ip: clientIP(r)}
-	if !s.reserve(a.ip) {
-		return admission{}, newError(CodeTooManyConnections, "too many connections")
-	}
-	return a, nil
+	return admission{identity: identity, rooms: rooms, ip: ip}, nil
 }
 
 // identify returns who the client is, and the rooms the connect hook has
@@ -173,6 +177,9 @@ func (s *Server) identify(r *http.Request) (Identity, []string, error) {
 	switch {
 	case err != nil:
 		return Identity{}, nil, err
+	case decision != nil && token != nil:
+		decision.Identity.Expires = token.Expires // the token still expires
+		return decision.Identity, decision.Join, nil
 	case decision != nil:
 		return decision.Identity, decision.Join, nil
 	case token != nil:
