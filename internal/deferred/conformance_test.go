@@ -7,6 +7,7 @@ import (
 	"github.com/partyline/partyline"
 	"github.com/partyline/partyline/internal/brokertest"
 	"github.com/partyline/partyline/internal/deferred"
+	"github.com/partyline/partyline/internal/eventlogtest"
 	"github.com/partyline/partyline/internal/presencetest"
 	"github.com/partyline/partyline/internal/storetest"
 )
@@ -57,6 +58,21 @@ func TestStoreConformance(t *testing.T) {
 
 // TestBrokerConformance sets each stand-in before the suite starts it, so
 // Start starts the real broker.
+// TestEventLogConformance: a stand-in set at once to a memory store keeps
+// webhook events and idempotency keys as the store does; the suite sets its
+// routes after Set.
+func TestEventLogConformance(t *testing.T) {
+	eventlogtest.Run(t, eventlogtest.Backend{
+		NewStorage: func(t *testing.T) eventlogtest.Opener {
+			return func(t *testing.T) eventlogtest.Store {
+				s := deferred.NewStore()
+				s.Set(memoryStore{partyline.NewMemoryStore(0)})
+				return s
+			}
+		},
+	})
+}
+
 func TestBrokerConformance(t *testing.T) {
 	brokertest.Run(t, brokertest.Backend{
 		NewTransport: func(t *testing.T) brokertest.NewNode {

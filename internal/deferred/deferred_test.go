@@ -320,3 +320,22 @@ func TestPresenceCallbacksPassedOnAtSet(t *testing.T) {
 		t.Fatalf("Rooms after Set = %q, %v; want [lobby]", rooms, err)
 	}
 }
+
+// TestStoreRoutesPassedOnAtSet: webhook routes set before the real store
+// is there reach it at Set, before anything can be appended, so the first
+// message records its event.
+func TestStoreRoutesPassedOnAtSet(t *testing.T) {
+	s := deferred.NewStore()
+	const url = "https://example.test/hook"
+	s.SetWebhookRoutes([]partyline.WebhookRoute{{URL: url}})
+	if _, err := s.Append(t.Context(), partyline.Message{Room: "lobby", Content: "early"}); !errors.Is(err, partyline.ErrUnavailable) {
+		t.Fatalf("Append before Set = %v, want an error wrapping ErrUnavailable", err)
+	}
+	s.Set(memoryStore{partyline.NewMemoryStore(10)})
+	if _, err := s.Append(t.Context(), partyline.Message{Room: "lobby", Content: "hi"}); err != nil {
+		t.Fatalf("Append after Set: %v", err)
+	}
+	if n, err := s.CountPending(t.Context(), url); n != 1 || err != nil {
+		t.Fatalf("CountPending(%s) after one message = %d, %v; want 1, nil: the routes did not reach the store", url, n, err)
+	}
+}

@@ -15,6 +15,7 @@ type SharedPresence interface {
 	partyline.PresenceExpirer
 	partyline.PresenceRestorer
 	partyline.RoomLister
+	partyline.Counter
 }
 
 // Presence stands in for a SharedPresence until Set: before, every call
@@ -36,6 +37,7 @@ var (
 	_ partyline.PresenceExpirer  = (*Presence)(nil)
 	_ partyline.PresenceRestorer = (*Presence)(nil)
 	_ partyline.RoomLister       = (*Presence)(nil)
+	_ partyline.Counter          = (*Presence)(nil)
 	_ partyline.Connector        = (*Presence)(nil)
 	_ StandIn                    = (*Presence)(nil)
 )
@@ -125,6 +127,15 @@ func (p *Presence) Rooms(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	return real.Rooms(ctx)
+}
+
+// Count implements partyline.Counter.
+func (p *Presence) Count(ctx context.Context, room string) (int, error) {
+	real, err := p.get()
+	if err != nil {
+		return 0, err
+	}
+	return real.Count(ctx, room)
 }
 
 // Ping implements partyline.Pinger: before Set it fails at once with the
