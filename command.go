@@ -24,7 +24,9 @@ import (
 // unsubscribing from the user's topic at that moment, or a client other than
 // a node listening on the channel — delays the answer by commandWait without
 // losing the other nodes' counts. With a Broker that is no PublishCounter,
-// every command waits commandWait.
+// every command waits commandWait. When the broker cannot take the command,
+// the requesting node acts on its own connections alone and answers with
+// their count and the broker's error.
 
 // nodeTopicPrefix starts the topic on which a node receives replies.
 const nodeTopicPrefix = "node:"
@@ -100,17 +102,19 @@ func (c *commands) total(t *tally) (sum, replies int) {
 
 // command has every node act on its connections of user (and room, for
 // commands about one) and returns the sum of the nodes' counts, waiting
-// for them at most commandWait.
+// for them at most commandWait. When the broker cannot take the command,
+// this node acts alone and returns its own count with the error.
 func (h *hub) command(ctx context.Context, user string, kind commandKind, room string) (int, error) {
+	e := event{kind: eventCommand, command: kind, node: h.commands.node(), room: room}
 	if err := h.listenForReplies(ctx); err != nil {
-		return 0, err
+		return h.act(user, e), err
 	}
 	request, t := h.commands.open()
 	defer h.commands.close(request)
-	e := event{kind: eventCommand, command: kind, request: request, node: h.commands.node(), room: room}
+	e.request = request
 	receivers, err := h.publishCounted(ctx, userTopicPrefix+user, e)
 	if err != nil {
-		return 0, err
+		return h.act(user, e), err
 	}
 	return h.tallied(ctx, t, receivers), nil
 }
@@ -130,26 +134,30 @@ func (h *hub) listenForReplies(ctx context.Context) error {
 	return nil
 }
 
-// publishCounted publishes e on topic as publish does, and returns how many
-// nodes the broker handed it to, or -1 when the Broker cannot count.
+// publishCounted hands e to the broker and returns how many nodes the
+// broker handed it to, or -1 when the Broker cannot count.
 func (h *hub) publishCounted(ctx context.Context, topic string, e event) (int, error) {
-	counter, ok := h.srv.opts.Broker.(PublishCounter)
-	if !ok {
-		return -1, h.publish(ctx, topic, e)
-	}
 	e.at = time.Now().UnixNano()
 	payload := e.marshal()
 	ctx, cancel := h.bound(ctx)
 	defer cancel()
 	start := time.Now()
-	n, err := counter.PublishCount(ctx, topic, payload)
+	n, err := publishCount(ctx, h.srv.opts.Broker, topic, payload)
 	h.srv.opts.Metrics.BrokerLatency("publish", time.Since(start), err)
 	if err != nil {
-		h.srv.log.Warn("broker publish failed; delivering locally", "topic", topic, "err", err)
-		h.HandleEvent(topic, payload)
+		h.srv.log.Warn("broker publish failed; acting on this node only", "topic", topic, "err", err)
 		return 0, unavailable("broker", err)
 	}
 	return n, nil
+}
+
+// publishCount publishes payload through b and returns how many nodes
+// received it, or -1 when b is no PublishCounter.
+func publishCount(ctx context.Context, b Broker, topic string, payload []byte) (int, error) {
+	if counter, ok := b.(PublishCounter); ok {
+		return counter.PublishCount(ctx, topic, payload)
+	}
+	return -1, b.Publish(ctx, topic, payload)
 }
 
 // tallied waits until receivers nodes have replied to t (when receivers is
@@ -165,20 +173,14 @@ func (h *hub) tallied(ctx context.Context, t *tally, receivers int) int {
 		}
 		select {
 		case <-t.changed:
+			continue
 		case <-timeout.C:
-			return h.commandSum(t)
 		case <-ctx.Done():
-			return h.commandSum(t)
 		case <-h.quit:
-			return h.commandSum(t)
 		}
+		sum, _ = h.commands.total(t)
+		return sum
 	}
-}
-
-// commandSum returns the sum of t's replies so far.
-func (h *hub) commandSum(t *tally) int {
-	sum, _ := h.commands.total(t)
-	return sum
 }
 
 // handleCommandEvent routes a command or a reply from the broker: a

@@ -2,6 +2,8 @@ package partyline_test
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,6 +96,54 @@ func TestDisconnectWaitsAtMostTheBound(t *testing.T) {
 			if n != 2 || took < commandWait-100*time.Millisecond || took > commandWait+time.Second {
 				t.Fatalf("Disconnect(bob with 2 connections) = %d after %s, want 2 after about %s", n, took, commandWait)
 			}
+			checkKicked(t, bobs, alice)
+		})
+	}
+}
+
+// outageBroker is a memory broker whose Subscribe and Publish fail once
+// down is set.
+type outageBroker struct {
+	*partyline.MemoryBroker
+	down atomic.Bool
+}
+
+// errBrokerDown is the outageBroker's error while down.
+var errBrokerDown = fmt.Errorf("test broker down: %w", partyline.ErrUnavailable)
+
+func (b *outageBroker) Subscribe(ctx context.Context, topic string) error {
+	if b.down.Load() {
+		return errBrokerDown
+	}
+	return b.MemoryBroker.Subscribe(ctx, topic)
+}
+
+func (b *outageBroker) PublishCount(ctx context.Context, topic string, payload []byte) (int, error) {
+	if b.down.Load() {
+		return 0, errBrokerDown
+	}
+	return b.MemoryBroker.PublishCount(ctx, topic, payload)
+}
+
+// TestDisconnectWithTheBrokerDown: when the broker cannot take the kick —
+// be it the subscription to this node's replies (the first command) or the
+// command itself that fails — this node closes its own connections of the
+// user and answers their count with an unavailable error.
+func TestDisconnectWithTheBrokerDown(t *testing.T) {
+	for _, listening := range []bool{false, true} {
+		t.Run(fmt.Sprintf("listening=%v", listening), func(t *testing.T) {
+			broker := &outageBroker{MemoryBroker: partyline.NewMemoryBroker()}
+			ts := startServer(t, partyline.Options{Broker: broker})
+			if listening {
+				disconnect(t, ts.Server, "nobody") // subscribes to this node's replies
+			}
+			bobs, alice := connectBob(t, ts)
+			broker.down.Store(true)
+			n, err := ts.Disconnect(t.Context(), "bob")
+			if n != 2 || partyline.ErrorCode(err) != partyline.CodeUnavailable {
+				t.Fatalf("Disconnect(bob) with the broker down = %d, %v; want 2 and unavailable", n, err)
+			}
+			broker.down.Store(false)
 			checkKicked(t, bobs, alice)
 		})
 	}
