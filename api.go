@@ -122,20 +122,16 @@ func (s *Server) sendDirect(ctx context.Context, d DirectMessage, session string
 	return nil
 }
 
-// Disconnect closes every connection of user with close code 4003 and
-// returns how many this node held; other nodes close theirs too.
+// Disconnect closes every connection of user, on every node, with close
+// code 4003 and returns how many it closed. It waits at most two seconds
+// for the other nodes' counts, then answers with those it has (command.go).
+// When the broker cannot take the command, this node's connections are
+// closed and the error wraps ErrUnavailable.
 func (s *Server) Disconnect(ctx context.Context, user string) (int, error) {
 	if !ValidUsername(user) {
 		return 0, newError(CodeInvalidUsername, "not a valid username")
 	}
-	n := 0
-	for _, c := range s.hub.userConns(user) {
-		if !c.isClosing() {
-			n++
-		}
-	}
-	err := s.hub.publish(ctx, userTopicPrefix+user, event{kind: eventKick})
-	return n, err
+	return s.hub.command(ctx, user, commandKick, "")
 }
 
 // RoomInfo describes a room with online users.

@@ -28,6 +28,17 @@ type Broker interface {
 	Close() error
 }
 
+// PublishCounter is implemented by a Broker that can tell how many nodes an
+// event reached. The hub uses it to know how many replies a cluster command
+// will get (command.go).
+type PublishCounter interface {
+	// PublishCount is Publish that also returns how many nodes were handed
+	// the event: those subscribed to topic, this one included. It may count
+	// a node that is going away or unsubscribing and never handles the
+	// event, never the other way round.
+	PublishCount(ctx context.Context, topic string, payload []byte) (int, error)
+}
+
 // BrokerHandler receives a Broker's events.
 type BrokerHandler interface {
 	// HandleEvent is called with one event of a subscribed topic. It must not

@@ -14,7 +14,10 @@ type MemoryBroker struct {
 	closed  bool
 }
 
-var _ Broker = (*MemoryBroker)(nil)
+var (
+	_ Broker         = (*MemoryBroker)(nil)
+	_ PublishCounter = (*MemoryBroker)(nil)
+)
 
 // NewMemoryBroker returns a broker for a server that runs alone.
 func NewMemoryBroker() *MemoryBroker {
@@ -32,13 +35,21 @@ func (b *MemoryBroker) Start(h BrokerHandler) error {
 // Publish implements Broker. It delivers synchronously, on the caller's
 // goroutine, which the hub's non-blocking fan-out makes safe.
 func (b *MemoryBroker) Publish(ctx context.Context, topic string, payload []byte) error {
+	_, err := b.PublishCount(ctx, topic, payload)
+	return err
+}
+
+// PublishCount implements PublishCounter: it reports 1 when this node is
+// subscribed to topic, and delivers as Publish does; 0 when it is not.
+func (b *MemoryBroker) PublishCount(ctx context.Context, topic string, payload []byte) (int, error) {
 	b.mu.RLock()
 	h, ok := b.handler, b.topics[topic] && !b.closed
 	b.mu.RUnlock()
-	if ok && h != nil {
-		h.HandleEvent(topic, payload)
+	if !ok || h == nil {
+		return 0, nil
 	}
-	return nil
+	h.HandleEvent(topic, payload)
+	return 1, nil
 }
 
 // Subscribe implements Broker.

@@ -2,8 +2,10 @@ package partyline_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -184,4 +186,32 @@ func TestDefaultRoom(t *testing.T) {
 	if w := named.Expect("welcome"); strings.Join(w.Strings("rooms"), ",") != "elsewhere" {
 		t.Fatalf("a URL naming a room got %v, want only that room", w)
 	}
+}
+
+// connectingBroker is a memory broker that has not connected until told.
+type connectingBroker struct {
+	*partyline.MemoryBroker
+	up atomic.Bool
+}
+
+// Connected implements partyline.Connector.
+func (b *connectingBroker) Connected() error {
+	if !b.up.Load() {
+		return fmt.Errorf("not connected yet: %w", partyline.ErrUnavailable)
+	}
+	return nil
+}
+
+// TestRefusedUntilTheBackendsConnect: while a backend reports that it has
+// not connected, WebSocket requests are refused before the upgrade with
+// 503 unavailable; once it has, they are served.
+func TestRefusedUntilTheBackendsConnect(t *testing.T) {
+	broker := &connectingBroker{MemoryBroker: partyline.NewMemoryBroker()}
+	ts := startServer(t, partyline.Options{Broker: broker})
+	if status, code := ts.refusal(t, "/ws?username=alice&room=lobby", nil); status != http.StatusServiceUnavailable || code != partyline.CodeUnavailable {
+		t.Fatalf("dial before the broker connected = %d %s, want 503 %s", status, code, partyline.CodeUnavailable)
+	}
+	broker.up.Store(true)
+	alice := ts.dial(t, "/ws?username=alice&room=lobby")
+	alice.Expect("joined")
 }

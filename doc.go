@@ -28,7 +28,9 @@
 // poller itself, and a lone pong is handled there with no reader at all.
 // TLS connections, and all connections on other systems, keep a reader
 // goroutine that blocks in Read. One heartbeat goroutine per Server pings
-// every connection (heartbeat.go). Writing needs
+// every connection (heartbeat.go), and a cluster command (a kick) runs on a
+// goroutine of the hub's, counted like its gap fills, on each node it
+// reaches (command.go). Writing needs
 // no goroutine while the socket takes what is written at once: whoever
 // queues a frame on a connection with no writer writes it itself. Only when
 // the socket would block, or for the close handshake, does a writer

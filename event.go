@@ -13,7 +13,20 @@ const (
 	eventPresence                      // user_joined or user_left of a room
 	eventTyping                        // a typing indicator of a room
 	eventDirect                        // a direct message to a user
-	eventKick                          // close every connection of a user
+	eventKick                          // close every connection of a user (nodes before commands send it)
+	eventCommand                       // a cluster command to every connection of a user (command.go)
+	eventReply                         // a node's answer to a cluster command
+
+	lastEventKind = eventReply
+)
+
+// commandKind says what a cluster command asks of a user's connections.
+type commandKind byte
+
+const (
+	commandKick commandKind = iota + 1 // close them with 4003
+
+	lastCommandKind = commandKick
 )
 
 // event is what travels over the Broker. The frame is already encoded, so
@@ -24,43 +37,118 @@ type event struct {
 	at     int64  // Unix nanoseconds when it was published, for latency
 	except string // a session that must not receive it (the sender's)
 	frame  []byte // the server frame, a complete WebSocket frame (wsframe.go)
+
+	// Only a command or a reply carries the following.
+	command commandKind
+	request uint64 // the requester's number for the command, echoed by replies
+	node    string // command: the node to reply to; reply: the node replying
+	room    string // command: the room it concerns, if any
+	count   uint64 // reply: how many connections the node acted on
 }
 
 var errBadEvent = errors.New("partyline: malformed broker event")
 
-// marshal encodes e as kind, seq, at, except and frame.
+// marshal encodes e as kind, seq, at, except, then for a command or a
+// reply command, request, node, room and count, then frame. The events of
+// the older kinds are encoded as before commands existed.
 func (e event) marshal() []byte {
-	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(e.except)+len(e.frame))
+	b := make([]byte, 0, 2+5*binary.MaxVarintLen64+len(e.except)+len(e.node)+len(e.room)+len(e.frame))
 	b = append(b, byte(e.kind))
 	b = binary.AppendUvarint(b, e.seq)
 	b = binary.AppendVarint(b, e.at)
-	b = binary.AppendUvarint(b, uint64(len(e.except)))
-	b = append(b, e.except...)
+	b = appendString(b, e.except)
+	if e.kind.isCommand() {
+		b = append(b, byte(e.command))
+		b = binary.AppendUvarint(b, e.request)
+		b = appendString(b, e.node)
+		b = appendString(b, e.room)
+		b = binary.AppendUvarint(b, e.count)
+	}
 	return append(b, e.frame...)
+}
+
+// isCommand reports whether events of kind k carry the command fields.
+func (k eventKind) isCommand() bool { return k == eventCommand || k == eventReply }
+
+// appendString appends s with its length before it.
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 // parseEvent decodes an event; the frame aliases b.
 func parseEvent(b []byte) (event, error) {
 	var e event
-	if len(b) < 1 || b[0] < byte(eventChat) || b[0] > byte(eventKick) {
+	if len(b) < 1 || b[0] < byte(eventChat) || b[0] > byte(lastEventKind) {
 		return e, errBadEvent
 	}
 	e.kind = eventKind(b[0])
-	b = b[1:]
-	var n int
-	if e.seq, n = binary.Uvarint(b); n <= 0 {
-		return e, errBadEvent
+	d := decoder{b: b[1:]}
+	e.seq = d.uvarint()
+	e.at = d.varint()
+	e.except = d.string()
+	if e.kind.isCommand() {
+		e.command = commandKind(d.byte())
+		e.request = d.uvarint()
+		e.node = d.string()
+		e.room = d.string()
+		e.count = d.uvarint()
+		if e.command < commandKick || e.command > lastCommandKind {
+			d.bad = true
+		}
 	}
-	b = b[n:]
-	if e.at, n = binary.Varint(b); n <= 0 {
-		return e, errBadEvent
+	if d.bad {
+		return event{}, errBadEvent
 	}
-	b = b[n:]
-	size, n := binary.Uvarint(b)
-	if n <= 0 || size > uint64(len(b)-n) {
-		return e, errBadEvent
-	}
-	b = b[n:]
-	e.except, e.frame = string(b[:size]), b[size:]
+	e.frame = d.b
 	return e, nil
+}
+
+// decoder reads an event's fields in turn; after the first that does not
+// fit, bad is set and every read returns a zero value.
+type decoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	return d.advance(v, n)
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	return int64(d.advance(uint64(v), n))
+}
+
+// advance consumes n bytes holding v, or marks d bad when n is not positive.
+func (d *decoder) advance(v uint64, n int) uint64 {
+	if d.bad || n <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if d.bad || len(d.b) == 0 {
+		d.bad = true
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+// string reads a length and that many bytes.
+func (d *decoder) string() string {
+	size := d.uvarint()
+	if d.bad || size > uint64(len(d.b)) {
+		d.bad = true
+		return ""
+	}
+	s := string(d.b[:size])
+	d.b = d.b[size:]
+	return s
 }

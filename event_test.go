@@ -16,6 +16,10 @@ func TestEventRoundTrip(t *testing.T) {
 		{kind: eventDirect, seq: math.MaxUint64, at: math.MaxInt64, except: string(make([]byte, 300)), frame: bytes.Repeat([]byte("x"), 1<<16)},
 		{kind: eventKick, at: math.MinInt64},
 		{kind: eventKick, except: "\xff\x00 not utf-8"},
+		{kind: eventCommand, at: 7, command: commandKick, request: 1, node: "0123456789abcdef"},
+		{kind: eventCommand, command: commandKick, request: math.MaxUint64, node: "n", room: "lobby", frame: []byte("x")},
+		{kind: eventReply, command: commandKick, request: 300, node: "fedcba9876543210", count: 2},
+		{kind: eventReply, command: lastCommandKind, count: math.MaxUint64, except: "s", node: string(make([]byte, 200))},
 	} {
 		b := e.marshal()
 		got, err := parseEvent(b)
@@ -31,6 +35,7 @@ func TestEventRoundTrip(t *testing.T) {
 
 func TestParseEventMalformed(t *testing.T) {
 	valid := event{kind: eventChat, seq: 300, at: 5, except: "abc", frame: []byte("frame")}.marshal()
+	validCommand := event{kind: eventReply, command: commandKick, request: 9, node: "n1", count: 300}.marshal()
 	tests := []struct {
 		name string
 		b    []byte
@@ -38,7 +43,7 @@ func TestParseEventMalformed(t *testing.T) {
 		{"nil", nil},
 		{"empty", []byte{}},
 		{"kind 0", []byte{0, 1, 1, 0}},
-		{"kind past kick", []byte{byte(eventKick) + 1, 1, 1, 0}},
+		{"kind past the last", []byte{byte(lastEventKind) + 1, 1, 1, 0}},
 		{"kind 255", []byte{255, 1, 1, 0}},
 		{"kind only", []byte{byte(eventChat)}},
 		{"truncated seq", []byte{byte(eventChat), 0x80}},
@@ -49,6 +54,15 @@ func TestParseEventMalformed(t *testing.T) {
 		{"except longer than the rest", []byte{byte(eventChat), 1, 1, 5, 'a', 'b'}},
 		{"except length huge", append([]byte{byte(eventChat), 1, 1}, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01)},
 		{"valid cut after the except length", valid[:4]},
+		{"command without its fields", []byte{byte(eventCommand), 1, 1, 0}},
+		{"command 0", []byte{byte(eventCommand), 1, 1, 0, 0, 1, 0, 0, 0}},
+		{"command past the last", []byte{byte(eventCommand), 1, 1, 0, byte(lastCommandKind) + 1, 1, 0, 0, 0}},
+		{"reply with command 0", []byte{byte(eventReply), 1, 1, 0, 0, 1, 0, 0, 0}},
+		{"command cut after node", []byte{byte(eventCommand), 1, 1, 0, byte(commandKick), 1, 2, 'a', 'b'}},
+		{"command node longer than the rest", []byte{byte(eventCommand), 1, 1, 0, byte(commandKick), 1, 9, 'a'}},
+		{"command room longer than the rest", []byte{byte(eventCommand), 1, 1, 0, byte(commandKick), 1, 0, 3, 'a'}},
+		{"reply count truncated", []byte{byte(eventReply), 1, 1, 0, byte(commandKick), 1, 0, 0, 0x80}},
+		{"valid command cut", validCommand[:len(validCommand)-1]},
 	}
 	for _, tt := range tests {
 		if _, err := parseEvent(tt.b); !errors.Is(err, errBadEvent) {
@@ -80,16 +94,26 @@ func FuzzParseEvent(f *testing.F) {
 	f.Add(event{kind: eventDirect, seq: math.MaxUint64, at: math.MinInt64}.marshal())
 	f.Add([]byte{byte(eventChat), 0x80, 0x80, 0x80})
 	f.Add([]byte{byte(eventTyping), 1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, 'x'})
+	f.Add(event{kind: eventCommand, command: commandKick, request: 1, node: "0123456789abcdef", room: "lobby"}.marshal())
+	f.Add(event{kind: eventReply, command: commandKick, request: 1, node: "fedcba9876543210", count: 3}.marshal())
+	f.Add([]byte{byte(eventCommand), 1, 1, 0, byte(commandKick), 1, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add([]byte{byte(eventReply), 0, 0, 0, byte(lastCommandKind) + 1, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := parseEvent(b)
 		if err != nil {
 			return
 		}
-		if e.kind < eventChat || e.kind > eventKick {
+		if e.kind < eventChat || e.kind > lastEventKind {
 			t.Fatalf("parseEvent(%x) accepted kind %d", b, e.kind)
 		}
-		if len(e.except)+len(e.frame) >= len(b) {
-			t.Fatalf("parseEvent(%x): except %d + frame %d bytes from a %d-byte input", b, len(e.except), len(e.frame), len(b))
+		if e.kind.isCommand() && (e.command < commandKick || e.command > lastCommandKind) {
+			t.Fatalf("parseEvent(%x) accepted command %d", b, e.command)
+		}
+		if !e.kind.isCommand() && (e.command != 0 || e.request != 0 || e.node != "" || e.room != "" || e.count != 0) {
+			t.Fatalf("parseEvent(%x) set command fields on kind %d: %v", b, e.kind, describeEvent(e))
+		}
+		if n := len(e.except) + len(e.node) + len(e.room) + len(e.frame); n >= len(b) {
+			t.Fatalf("parseEvent(%x): %d bytes of strings and frame from a %d-byte input", b, n, len(b))
 		}
 		again, err := parseEvent(e.marshal())
 		if err != nil {
@@ -102,7 +126,8 @@ func FuzzParseEvent(f *testing.F) {
 }
 
 func eventsEqual(a, b event) bool {
-	return a.kind == b.kind && a.seq == b.seq && a.at == b.at && a.except == b.except && bytes.Equal(a.frame, b.frame)
+	return a.kind == b.kind && a.seq == b.seq && a.at == b.at && a.except == b.except && bytes.Equal(a.frame, b.frame) &&
+		a.command == b.command && a.request == b.request && a.node == b.node && a.room == b.room && a.count == b.count
 }
 
 func describeEvent(e event) string {
@@ -110,5 +135,6 @@ func describeEvent(e event) string {
 	if len(frame) > 40 {
 		frame = frame[:40]
 	}
-	return fmt.Sprintf("{kind:%d seq:%d at:%d except:%q frame(%d bytes):%q}", e.kind, e.seq, e.at, e.except, len(e.frame), frame)
+	return fmt.Sprintf("{kind:%d seq:%d at:%d except:%q command:%d request:%d node:%q room:%q count:%d frame(%d bytes):%q}",
+		e.kind, e.seq, e.at, e.except, e.command, e.request, e.node, e.room, e.count, len(e.frame), frame)
 }

@@ -58,6 +58,8 @@ type hub struct {
 	mu    sync.RWMutex // guards the following
 	rooms map[string]*room
 	users map[string][]*Conn // a user's connections on this node
+
+	commands commands // cluster commands awaiting replies, under a lock of their own
 }
 
 func newHub(srv *Server) *hub {
@@ -367,6 +369,10 @@ func (h *hub) HandleEvent(topic string, payload []byte) {
 	e, err := parseEvent(payload)
 	if err != nil {
 		h.srv.log.Warn("dropping malformed broker event", "topic", topic, "err", err)
+		return
+	}
+	if e.kind.isCommand() {
+		h.handleCommandEvent(topic, e)
 		return
 	}
 	if name, ok := strings.CutPrefix(topic, roomTopicPrefix); ok {

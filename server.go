@@ -139,6 +139,9 @@ func (s *Server) admit(r *http.Request) (admission, error) {
 	if !s.accepting() {
 		return admission{}, newError(CodeShuttingDown, "server is shutting down")
 	}
+	if err := s.connected(); err != nil {
+		return admission{}, err
+	}
 	if !s.originAllowed(r) {
 		return admission{}, newError(CodeForbiddenOrigin, "origin not allowed")
 	}
@@ -346,6 +349,23 @@ func (s *Server) accepting() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return !s.shuttingDown
+}
+
+// connected returns an unavailable error naming the first of the Store,
+// Broker and Presence that is a Connector and has not connected yet, or
+// nil. A Connector answers without I/O, so every request can ask.
+func (s *Server) connected() error {
+	for _, part := range []struct {
+		name    string
+		backend any
+	}{{"store", s.opts.Store}, {"broker", s.opts.Broker}, {"presence", s.opts.Presence}} {
+		if c, ok := part.backend.(Connector); ok {
+			if err := c.Connected(); err != nil {
+				return unavailable(part.name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // track registers a live connection; it fails once shutdown has begun.

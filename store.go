@@ -63,3 +63,13 @@ type Store interface {
 type Pinger interface {
 	Ping(ctx context.Context) error
 }
+
+// Connector is implemented by a Store, Broker or Presence that connects to
+// its service in the background, such as one whose service was down when
+// the program started. Connected reports at once, without network I/O,
+// whether it has connected: nil once it has, else an error wrapping
+// ErrUnavailable. While one has not, the Server refuses WebSocket
+// connections before the upgrade with 503 unavailable.
+type Connector interface {
+	Connected() error
+}

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/partyline/partyline"
 	"github.com/partyline/partyline/internal/eventlog"
@@ -79,7 +80,11 @@ var (
 //
 // The URL may set pgxpool's pool_max_conns; half the pool's connections,
 // at least one, serve appends. Open fails with an error wrapping
-// partyline.ErrUnavailable when the database cannot be reached.
+// partyline.ErrUnavailable when the database cannot be reached, or is not
+// ready yet (starting up, out of connections), so that the caller may try
+// again later; with another error when the server refuses what it is asked
+// (bad credentials, an unknown database or setting, a migration it
+// rejects), which waiting will not mend.
 func Open(ctx context.Context, url string, keep int) (*Store, error) {
 	if keep < 0 {
 		return nil, fmt.Errorf("postgres: keep %d must not be negative", keep)
@@ -107,7 +112,7 @@ func Open(ctx context.Context, url string, keep int) (*Store, error) {
 	defer cancel()
 	if err := migrate(ctx, pool); err != nil {
 		pool.Close()
-		if errors.Is(err, errNewerSchema) {
+		if errors.Is(err, errNewerSchema) || refused(err) {
 			return nil, fmt.Errorf("postgres: open: %w", err)
 		}
 		return nil, unavailable("open", err)
@@ -219,6 +224,24 @@ func (s *Store) Close() error {
 	s.queue.Close()
 	s.pool.Close()
 	return nil
+}
+
+// refused reports whether err is the server's answer to a request it will
+// not serve as long as nothing changes on its side: any error of
+// PostgreSQL's but those of the classes that pass (08 connection
+// exception, 40 transaction rollback, 53 insufficient resources, 57
+// operator intervention such as "the database system is starting up", 58
+// system error).
+func refused(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || len(pgErr.Code) < 2 {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "08", "40", "53", "57", "58":
+		return false
+	}
+	return true
 }
 
 // unavailable wraps a failure of the database in partyline.ErrUnavailable.

@@ -182,6 +182,21 @@ func TestOpenUnreachable(t *testing.T) {
 	}
 }
 
+// TestOpenRefused: when PostgreSQL answers but refuses the connection
+// (here an unknown database), Open fails with an error that does not wrap
+// ErrUnavailable: waiting will not mend it.
+func TestOpenRefused(t *testing.T) {
+	u, err := url.Parse(testURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/partyline_no_such_database"
+	_, err = postgres.Open(t.Context(), u.String(), 0)
+	if err == nil || errors.Is(err, partyline.ErrUnavailable) || !strings.Contains(err.Error(), "3D000") {
+		t.Fatalf("Open on an unknown database: %v, want PostgreSQL's refusal (3D000), not wrapping ErrUnavailable", err)
+	}
+}
+
 func TestOpenBadURL(t *testing.T) {
 	_, err := postgres.Open(t.Context(), "postgres://user:secret@127.0.0.1:5432/db?pool_max_conns=lots", 0)
 	if err == nil || !strings.HasPrefix(err.Error(), "postgres: ") || strings.Contains(err.Error(), "secret") {

@@ -60,8 +60,9 @@ type Broker struct {
 }
 
 var (
-	_ partyline.Broker = (*Broker)(nil)
-	_ partyline.Pinger = (*Broker)(nil)
+	_ partyline.Broker         = (*Broker)(nil)
+	_ partyline.Pinger         = (*Broker)(nil)
+	_ partyline.PublishCounter = (*Broker)(nil)
 )
 
 // newBroker returns an unstarted broker on rdb.
@@ -101,12 +102,24 @@ func (b *Broker) Start(h partyline.BrokerHandler) error {
 
 // Publish implements partyline.Broker. It gives up after Options.Timeout.
 func (b *Broker) Publish(ctx context.Context, topic string, payload []byte) error {
+	_, err := b.PublishCount(ctx, topic, payload)
+	return err
+}
+
+// PublishCount implements partyline.PublishCounter with the answer of
+// Redis's PUBLISH: how many clients are subscribed to topic's channel. Each
+// node subscribes with one PubSub connection of its own, and only to
+// channels (never patterns), so that is the number of nodes — as long as
+// nothing else listens to the channel, such as redis-cli's SUBSCRIBE or a
+// PSUBSCRIBE matching it, which Redis counts too.
+func (b *Broker) PublishCount(ctx context.Context, topic string, payload []byte) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
-	if err := b.rdb.Publish(ctx, b.prefix+topic, payload).Err(); err != nil {
-		return unavailable("publish", err)
+	n, err := b.rdb.Publish(ctx, b.prefix+topic, payload).Result()
+	if err != nil {
+		return 0, unavailable("publish", err)
 	}
-	return nil
+	return int(n), nil
 }
 
 // Subscribe implements partyline.Broker. It returns once Redis has

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/url"
 	"runtime"
 	"runtime/pprof"
 	"strings"
@@ -172,6 +173,21 @@ func TestOpenErrors(t *testing.T) {
 		return err
 	})
 	checkUnavailable(t, "Open", err, took, outageTimeout+time.Second)
+}
+
+// TestOpenRefused: when Redis answers but refuses the connection's set-up
+// (here a database number out of range), Open fails with an error that
+// does not wrap ErrUnavailable: waiting will not mend it.
+func TestOpenRefused(t *testing.T) {
+	u, err := url.Parse(testURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/100000"
+	_, err = redis.Open(t.Context(), u.String(), redis.Options{})
+	if err == nil || errors.Is(err, partyline.ErrUnavailable) || !strings.Contains(err.Error(), "DB index is out of range") {
+		t.Fatalf("Open on database 100000: %v, want Redis's refusal, not wrapping ErrUnavailable", err)
+	}
 }
 
 // TestNoGoroutineLeak checks that closing a Client and what it made brings

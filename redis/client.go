@@ -99,7 +99,10 @@ type Client struct {
 
 // Open connects to the Redis server at url (redis://host:port/db, or
 // rediss:// for TLS) and checks that it answers. It returns an error wrapping
-// partyline.ErrUnavailable when it does not.
+// partyline.ErrUnavailable when it does not, or is not ready yet (loading
+// its data, no primary), so that the caller may try again later; and
+// another error when Redis refuses what it is asked (a wrong password, a
+// database number out of range), which waiting will not mend.
 func Open(ctx context.Context, url string, opts Options) (*Client, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -118,11 +121,42 @@ func Open(ctx context.Context, url string, opts Options) (*Client, error) {
 	// seconds; the callers retry what matters.
 	ropts.MaxRetries = 1
 	c := &Client{rdb: goredis.NewClient(ropts), opts: opts}
-	if err := c.Ping(ctx); err != nil {
+	if err := pingAtOpen(ctx, c.rdb, opts.Timeout); err != nil {
 		c.rdb.Close()
 		return nil, fmt.Errorf("redis: open %s: %w", ropts.Addr, err)
 	}
 	return c, nil
+}
+
+// pingAtOpen is ping for Open: a refusal does not wrap ErrUnavailable.
+func pingAtOpen(ctx context.Context, rdb *goredis.Client, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := rdb.Ping(ctx).Err()
+	switch {
+	case err == nil:
+		return nil
+	case refused(err):
+		return fmt.Errorf("redis: ping: %w", err)
+	default:
+		return unavailable("ping", err)
+	}
+}
+
+// refused reports whether err holds Redis's answer to a request it will not
+// serve as long as nothing changes on its side: any error reply but those
+// that pass (LOADING, BUSY, MASTERDOWN, TRYAGAIN).
+func refused(err error) bool {
+	var reply goredis.Error
+	if !errors.As(err, &reply) {
+		return false
+	}
+	for _, passing := range []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN"} {
+		if goredis.HasErrorPrefix(err, passing) {
+			return false
+		}
+	}
+	return true
 }
 
 // Broker returns a new Broker for this node. Each Broker holds one PubSub

@@ -12,6 +12,8 @@ import (
 	"os"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/partyline/partyline"
 	"github.com/partyline/partyline/httpapi"
 	"github.com/partyline/partyline/metrics"
@@ -29,7 +31,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	b, err := openBackends(ctx, cfg)
+	goredis.SetLogger(redisLogger{log.With("subsystem", "go-redis")})
+	b, err := openBackends(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -160,6 +163,17 @@ func newLogger(cfg *config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// redisLogger passes the Redis client's own lines, one per failed dial
+// while Redis is down, to slog at debug level: what matters of them reaches
+// the log once, as partyline's warnings (SPEC §13: a state change, not
+// every attempt).
+type redisLogger struct{ log *slog.Logger }
+
+// Printf implements go-redis's internal.Logging.
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...))
 }
 
 func authMode(cfg *config) string {

@@ -49,12 +49,14 @@ func Run(t *testing.T, b Backend) {
 	t.Run("ManyTopics", func(t *testing.T) { testManyTopics(t, b) })
 	t.Run("ConcurrentPublishers", func(t *testing.T) { testConcurrentPublishers(t, b) })
 	t.Run("CloseStopsDelivery", func(t *testing.T) { testCloseStopsDelivery(t, b) })
+	t.Run("PublishCount", func(t *testing.T) { testPublishCount(t, b) })
 	if b.Cluster {
 		t.Run("TwoNodes", func(t *testing.T) { testTwoNodes(t, b) })
 		t.Run("SubscribeIsImmediate", func(t *testing.T) { testSubscribeIsImmediate(t, b) })
 		t.Run("OnlyWhereNeeded", func(t *testing.T) { testOnlyWhereNeeded(t, b) })
 		t.Run("ConcurrentPublishersTwoNodes", func(t *testing.T) { testConcurrentPublishersTwoNodes(t, b) })
 		t.Run("CloseStopsDeliveryTwoNodes", func(t *testing.T) { testCloseStopsDeliveryTwoNodes(t, b) })
+		t.Run("PublishCountTwoNodes", func(t *testing.T) { testPublishCountTwoNodes(t, b) })
 	}
 }
 
@@ -188,6 +190,25 @@ func (n node) publish(t testing.TB, topic string, payload []byte) {
 	t.Helper()
 	if err := n.Publish(context.Background(), topic, payload); err != nil {
 		t.Fatalf("Publish(%q): %v", topic, err)
+	}
+}
+
+// publishCount publishes payload to topic through n, which must be a
+// partyline.PublishCounter, and returns the count, failing t on error.
+func (n node) publishCount(t testing.TB, topic string, payload []byte) int {
+	t.Helper()
+	count, err := n.Broker.(partyline.PublishCounter).PublishCount(context.Background(), topic, payload)
+	if err != nil {
+		t.Fatalf("PublishCount(%q): %v", topic, err)
+	}
+	return count
+}
+
+// counting skips t unless b's brokers are partyline.PublishCounters.
+func counting(t *testing.T, b partyline.Broker) {
+	t.Helper()
+	if _, ok := b.(partyline.PublishCounter); !ok {
+		t.Skipf("%T is not a partyline.PublishCounter", b)
 	}
 }
 

@@ -269,3 +269,53 @@ func collect(t *testing.T, rec *Recorder, n int) map[string]int {
 	}
 	return got
 }
+
+// testPublishCount checks that PublishCount reports whether this node
+// received the event, and delivers like Publish.
+func testPublishCount(t *testing.T, b Backend) {
+	n := nodes(t, b, 1)[0]
+	counting(t, n.Broker)
+	if got := n.publishCount(t, "user:ann", []byte("nobody")); got != 0 {
+		t.Fatalf("PublishCount to a topic nobody subscribes = %d, want 0", got)
+	}
+	n.subscribe(t, "user:ann")
+	if got := n.publishCount(t, "user:ann", []byte("counted")); got != 1 {
+		t.Fatalf("PublishCount to a topic this node subscribes = %d, want 1", got)
+	}
+	n.rec.Expect(t, "user:ann", []byte("counted"))
+	// Unsubscribe stops delivery at once, but the transport may count the
+	// node a little longer (PublishCounter allows it: Redis until it has
+	// processed the UNSUBSCRIBE); never for good.
+	n.unsubscribe(t, "user:ann")
+	deadline := time.Now().Add(wait)
+	for got := n.publishCount(t, "user:ann", []byte("gone")); got != 0; got = n.publishCount(t, "user:ann", []byte("gone")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("PublishCount after Unsubscribe = %d for %s, want 0", got, wait)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	n.subscribe(t, "room:mark")
+	n.publish(t, "room:mark", []byte("marker"))
+	n.rec.Expect(t, "room:mark", []byte("marker")) // no "gone" came first
+	n.rec.ExpectNone(t)
+}
+
+// testPublishCountTwoNodes checks that PublishCount counts every node
+// subscribed to the topic, the publisher's own included or not.
+func testPublishCountTwoNodes(t *testing.T, b Backend) {
+	ns := nodes(t, b, 3)
+	a, c, d := ns[0], ns[1], ns[2]
+	counting(t, a.Broker)
+	a.subscribe(t, "user:ann")
+	c.subscribe(t, "user:ann")
+	if got := d.publishCount(t, "user:ann", []byte("from d")); got != 2 {
+		t.Fatalf("PublishCount from a third node to a topic two nodes subscribe = %d, want 2", got)
+	}
+	if got := a.publishCount(t, "user:ann", []byte("from a")); got != 2 {
+		t.Fatalf("PublishCount from a subscribed node = %d, want 2 (itself and the other)", got)
+	}
+	for _, n := range []node{a, c} {
+		n.rec.Expect(t, "user:ann", []byte("from d"))
+		n.rec.Expect(t, "user:ann", []byte("from a"))
+	}
+}
