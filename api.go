@@ -134,6 +134,29 @@ func (s *Server) Disconnect(ctx context.Context, user string) (int, error) {
 	return s.hub.command(ctx, user, commandKick, "")
 }
 
+// JoinUser subscribes every connection of user, on every node, to room, as
+// if each had sent join (docs/protocol.md §11.3), after asking the join
+// hook. It returns how many connections joined: those already in the room
+// are not counted. The nodes' answers are awaited as Disconnect's are.
+func (s *Server) JoinUser(ctx context.Context, user, room string) (int, error) {
+	if err := checkNames(room, user); err != nil {
+		return 0, err
+	}
+	if err := s.askJoin(ctx, user, room); err != nil {
+		return 0, err
+	}
+	return s.hub.command(ctx, user, commandJoin, room)
+}
+
+// LeaveUser unsubscribes every connection of user, on every node, from
+// room, as if each had sent leave, and returns how many left.
+func (s *Server) LeaveUser(ctx context.Context, user, room string) (int, error) {
+	if err := checkNames(room, user); err != nil {
+		return 0, err
+	}
+	return s.hub.command(ctx, user, commandLeave, room)
+}
+
 // RoomInfo describes a room with online users.
 type RoomInfo struct {
 	Room string `json:"room"`

@@ -209,9 +209,27 @@ func (h *hub) act(user string, e event) int {
 	switch e.command {
 	case commandKick:
 		return h.kick(user)
+	case commandJoin, commandLeave:
+		return h.moveUser(user, e.room, e.command == commandJoin)
 	default:
 		return 0 // parseEvent admits no other
 	}
+}
+
+// moveUser joins (or makes leave) this node's connections of user to room
+// and returns how many joined (or left).
+func (h *hub) moveUser(user, room string, join bool) int {
+	n := 0
+	for _, c := range h.userConns(user) {
+		moved := c.serverLeave
+		if join {
+			moved = c.serverJoin
+		}
+		if moved(room) {
+			n++
+		}
+	}
+	return n
 }
 
 // kick closes this node's connections of user with 4003 and returns how

@@ -24,9 +24,11 @@ const (
 type commandKind byte
 
 const (
-	commandKick commandKind = iota + 1 // close them with 4003
+	commandKick  commandKind = iota + 1 // close them with 4003
+	commandJoin                         // subscribe them to a room
+	commandLeave                        // unsubscribe them from a room
 
-	lastCommandKind = commandKick
+	lastCommandKind = commandLeave
 )
 
 // event is what travels over the Broker. The frame is already encoded, so

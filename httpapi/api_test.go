@@ -310,3 +310,34 @@ func TestDisconnectClosesEveryConnectionWith4003(t *testing.T) {
 		t.Errorf("disconnect invalid user: %d %s, want 400 invalid_username", resp.status, resp.body)
 	}
 }
+
+func TestServerSideSubscriptions(t *testing.T) {
+	ts := startServer(t, httpapi.Options{})
+	phone := ts.dial(t, "/ws?username=bob", 0)
+	laptop := ts.dial(t, "/ws/news?username=bob", 1)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		body         string
+	}{
+		{"PUT", "/api/users/bob/rooms/news", http.StatusOK, `{"connections":1}`}, // the laptop is in already
+		{"PUT", "/api/users/nobody/rooms/news", http.StatusOK, `{"connections":0}`},
+		{"DELETE", "/api/users/bob/rooms/news", http.StatusOK, `{"connections":2}`},
+		{"DELETE", "/api/users/bob/rooms/news", http.StatusOK, `{"connections":0}`},
+		{"PUT", "/api/users/bob/rooms/bad%20room", http.StatusBadRequest, ""},
+		{"PUT", "/api/users/b%20b/rooms/news", http.StatusBadRequest, ""},
+	} {
+		resp := ts.do(t, tc.method, tc.path, "")
+		if resp.status != tc.status || tc.body != "" && strings.TrimSpace(string(resp.body)) != tc.body {
+			t.Errorf("%s %s = %d %s, want %d %s", tc.method, tc.path, resp.status, resp.body, tc.status, tc.body)
+		}
+	}
+	if f := phone.WaitFor("joined"); f.Str("room") != "news" {
+		t.Errorf("bob's phone got %v, want joined news", f)
+	}
+	for name, c := range map[string]*wstest.Client{"phone": phone, "laptop": laptop} {
+		if f := c.WaitFor("left"); f.Str("room") != "news" {
+			t.Errorf("bob's %s got %v, want left news", name, f)
+		}
+	}
+}

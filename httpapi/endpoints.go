@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
@@ -184,6 +185,32 @@ func (h *handler) disconnect(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Closed int `json:"closed"`
+	}{n})
+}
+
+// joinUser subscribes every connection of a user to a room.
+func (h *handler) joinUser(w http.ResponseWriter, r *http.Request) {
+	h.moveUser(w, r, h.srv.JoinUser)
+}
+
+// leaveUser unsubscribes every connection of a user from a room.
+func (h *handler) leaveUser(w http.ResponseWriter, r *http.Request) {
+	h.moveUser(w, r, h.srv.LeaveUser)
+}
+
+// moveUser answers {"connections":N} for a JoinUser or LeaveUser.
+func (h *handler) moveUser(w http.ResponseWriter, r *http.Request, move func(ctx context.Context, user, room string) (int, error)) {
+	user, ok := pathUser(w, r)
+	if !ok {
+		return
+	}
+	n, err := move(r.Context(), user, r.PathValue("room"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Connections int `json:"connections"`
 	}{n})
 }
 

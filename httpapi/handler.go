@@ -78,13 +78,14 @@ func New(srv *partyline.Server, opts Options) http.Handler {
 func (h *handler) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	for path, methods := range map[string]map[string]http.HandlerFunc{
-		"/api/rooms":                    {http.MethodGet: h.listRooms},
-		"/api/rooms/{room}":             {http.MethodGet: h.roomInfo},
-		"/api/rooms/{room}/users":       {http.MethodGet: h.roomUsers},
-		"/api/rooms/{room}/messages":    {http.MethodGet: h.roomHistory, http.MethodPost: h.publish},
-		"/api/messages":                 {http.MethodPost: h.publishMany},
-		"/api/users/{user}/messages":    {http.MethodPost: h.sendDirect},
-		"/api/users/{user}/connections": {http.MethodDelete: h.disconnect},
+		"/api/rooms":                     {http.MethodGet: h.listRooms},
+		"/api/rooms/{room}":              {http.MethodGet: h.roomInfo},
+		"/api/rooms/{room}/users":        {http.MethodGet: h.roomUsers},
+		"/api/rooms/{room}/messages":     {http.MethodGet: h.roomHistory, http.MethodPost: h.publish},
+		"/api/messages":                  {http.MethodPost: h.publishMany},
+		"/api/users/{user}/messages":     {http.MethodPost: h.sendDirect},
+		"/api/users/{user}/connections":  {http.MethodDelete: h.disconnect},
+		"/api/users/{user}/rooms/{room}": {http.MethodPut: h.joinUser, http.MethodDelete: h.leaveUser},
 	} {
 		allow := make([]string, 0, len(methods)+1)
 		for method, fn := range methods {

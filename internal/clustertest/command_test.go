@@ -103,3 +103,49 @@ func TestKickCountWithAStrayListener(t *testing.T) {
 	checkClosedWith(t, partyline.CloseKicked, bobs...)
 	t.Logf("answered %d after %s", n, took.Round(time.Millisecond))
 }
+
+// moveUser calls PUT or DELETE /api/users/{user}/rooms/{room} on n and
+// returns the count of connections it answered.
+func (n *node) moveUser(t *testing.T, method, user, room string) int {
+	t.Helper()
+	var answer struct{ Connections *int }
+	status := n.call(t, method, "/users/"+user+"/rooms/"+room, "", &answer)
+	if status != http.StatusOK || answer.Connections == nil {
+		t.Fatalf("%s /api/users/%s/rooms/%s on node %s = %d %+v, want 200 {connections: N}", method, user, room, n.name, status, answer)
+	}
+	return *answer.Connections
+}
+
+// TestServerSideSubscriptionsAcrossNodes: PUT /api/users/{user}/rooms/{room}
+// on node A joins the user's connections on B and C to the room, which
+// they then hear; DELETE makes them leave. Each answers the count over
+// every node.
+func TestServerSideSubscriptionsAcrossNodes(t *testing.T) {
+	cl := startCluster(t, 3)
+	a, b, c := cl.nodes[0], cl.nodes[1], cl.nodes[2]
+	alice := a.dial(t, "alice", "/ws/news")
+	alice.expectJoin("news")
+	bobs := []*client{b.dial(t, "bob", "/ws"), b.dial(t, "bob", "/ws/news"), c.dial(t, "bob", "/ws")}
+	for _, who := range bobs {
+		who.sync()
+	}
+	if n := a.moveUser(t, "PUT", "bob", "news"); n != 2 {
+		t.Fatalf("PUT bob into news (3 connections, 1 already in) = %d, want 2", n)
+	}
+	for _, who := range []*client{bobs[0], bobs[2]} {
+		who.expectJoin("news")
+	}
+	alice.send(map[string]any{"type": "chat", "room": "news", "content": "extra!"})
+	for _, who := range bobs {
+		who.await("the chat in news", func(f frame) bool { return f.Type == "chat" && f.Content == "extra!" })
+	}
+	if n := a.moveUser(t, "DELETE", "bob", "news"); n != 3 {
+		t.Fatalf("DELETE bob from news = %d, want 3", n)
+	}
+	for _, who := range bobs {
+		who.await("left", func(f frame) bool { return f.Type == "left" && f.Room == "news" })
+	}
+	if n := c.moveUser(t, "PUT", "nobody", "news"); n != 0 {
+		t.Fatalf("PUT of an offline user = %d, want 0", n)
+	}
+}
