@@ -10,6 +10,10 @@ import (
 
 const webhookSecret = "cluster-webhook-secret"
 
+// leaveDelay is the test clusters' --webhook-leave-delay: long enough for a
+// reconnect on a loaded machine to beat it.
+const leaveDelay = 2 * time.Second
+
 // startWebhookNodes starts three partyline processes sharing Redis and a
 // fresh PostgreSQL schema, each sending webhooks to recv.
 func startWebhookNodes(t *testing.T, recv *webhooktest.Receiver, store string) []*partylineNode {
@@ -17,7 +21,7 @@ func startWebhookNodes(t *testing.T, recv *webhooktest.Receiver, store string) [
 	return startNodes(t, []string{"A", "B", "C"},
 		"--store", store, "--broker", redisURL, "--presence-ttl", presenceTTL.String(),
 		"--rate-limit", "-1", "--webhook-url", recv.URL, "--webhook-secret", webhookSecret,
-		"--webhook-leave-delay", "1s")
+		"--webhook-leave-delay", leaveDelay.String())
 }
 
 // TestWebhooksOncePerCluster: publishers on three processes write to one
@@ -61,7 +65,7 @@ func TestWebhooksOncePerCluster(t *testing.T) {
 	a2 := nodes[1].dial(t, alice, "/ws")
 	recv.WaitFor(t, waitTime, 1, "user_online", isAlice("user_online"))
 	a1.close()
-	time.Sleep(1500 * time.Millisecond) // past the leave delay: alice is still on B
+	time.Sleep(leaveDelay + 500*time.Millisecond) // past the leave delay: alice is still on B
 	if got := recv.Matching(isAlice("user_offline")); len(got) != 0 {
 		t.Fatalf("user_offline while alice is still on node B: %v", got)
 	}
@@ -77,7 +81,7 @@ func TestWebhooksOncePerCluster(t *testing.T) {
 	b1.close()
 	b2 := nodes[2].dial(t, bob, "/ws/"+room)
 	b2.expectJoin(room)
-	time.Sleep(2 * time.Second) // past the leave delay and a few sweeps
+	time.Sleep(leaveDelay + time.Second) // past the leave delay and a few sweeps
 	if got := recv.Matching(isBob); len(got) != 2 {
 		t.Fatalf("bob's events after a flap = %v, want only the first user_online and user_joined", got)
 	}
