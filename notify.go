@@ -199,16 +199,35 @@ func (r *recorder) run() {
 		case <-r.hub.quit:
 			return
 		case <-sweep.C:
-			ctx, cancel := r.hub.backendContext()
-			err := r.log.SweepPresence(ctx, r.hub.srv.opts.Now())
-			cancel()
-			if err == nil {
-				r.recorded()
-			}
+			r.sweepDue()
 		case <-reconcile.C:
 			r.reconcile()
 			reconcile.Reset(reconcileEvery)
 		}
+	}
+}
+
+// sweepDue decides the leaves that are due. A user the Presence has back
+// in the room keeps it: a rejoin on another node may have been recorded
+// before the leave it follows (each node records what the Presence told it,
+// in its own time), and the Presence is what says who is there.
+func (r *recorder) sweepDue() {
+	ctx, cancel := r.hub.backendContext()
+	defer cancel()
+	now := r.hub.srv.opts.Now()
+	due, err := r.log.DueLeaves(ctx, now)
+	if err != nil || len(due) == 0 {
+		return
+	}
+	for _, ru := range due {
+		if back, err := r.hub.srv.opts.Presence.Contains(ctx, ru.Room, ru.User); err != nil {
+			return // decide nothing the Presence cannot confirm
+		} else if back {
+			r.log.PresenceJoined(ctx, ru.Room, ru.User, now) // calls the leave off, silently
+		}
+	}
+	if r.log.SweepPresence(ctx, now) == nil {
+		r.recorded()
 	}
 }
 

@@ -213,6 +213,23 @@ func (s *MemoryStore) PresentUsers(ctx context.Context) ([]RoomUser, error) {
 	return out, nil
 }
 
+// DueLeaves implements EventLog.
+func (s *MemoryStore) DueLeaves(ctx context.Context, now time.Time) ([]RoomUser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []RoomUser
+	for key, leaving := range s.webhooks.presence {
+		if !leaving.IsZero() && !leaving.After(now) {
+			out = append(out, key)
+		}
+	}
+	slices.SortFunc(out, compareRoomUsers)
+	return out, nil
+}
+
 // PendingEvents implements EventLog.
 func (s *MemoryStore) PendingEvents(ctx context.Context, url string, limit int) ([]PendingEvent, error) {
 	if err := ctx.Err(); err != nil {

@@ -171,6 +171,9 @@ type EventLog interface {
 	// PresentUsers returns every (room, user) present and not leaving, for
 	// reconciling with the Presence after a crash.
 	PresentUsers(ctx context.Context) ([]RoomUser, error)
+	// DueLeaves returns every (room, user) whose leave is due at now, which
+	// SweepPresence would decide, sorted.
+	DueLeaves(ctx context.Context, now time.Time) ([]RoomUser, error)
 
 	// PendingEvents returns up to limit of url's unacknowledged events,
 	// oldest first.

@@ -244,12 +244,23 @@ RETURNING members`
 
 // PresentUsers implements partyline.EventLog.
 func (s *Store) PresentUsers(ctx context.Context) ([]partyline.RoomUser, error) {
+	return s.roomUsers(ctx, "present users", `
+SELECT room, username FROM partyline_webhook_presence WHERE leave_due_ms IS NULL ORDER BY room, username`)
+}
+
+// DueLeaves implements partyline.EventLog.
+func (s *Store) DueLeaves(ctx context.Context, now time.Time) ([]partyline.RoomUser, error) {
+	return s.roomUsers(ctx, "due leaves", `
+SELECT room, username FROM partyline_webhook_presence WHERE leave_due_ms <= $1 ORDER BY room, username`, now.UnixMilli())
+}
+
+// roomUsers runs a query of (room, username) rows.
+func (s *Store) roomUsers(ctx context.Context, op, query string, args ...any) ([]partyline.RoomUser, error) {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `
-SELECT room, username FROM partyline_webhook_presence WHERE leave_due_ms IS NULL ORDER BY room, username`)
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
-		return nil, unavailable("present users", err)
+		return nil, unavailable(op, err)
 	}
 	users, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (partyline.RoomUser, error) {
 		var ru partyline.RoomUser
@@ -257,7 +268,7 @@ SELECT room, username FROM partyline_webhook_presence WHERE leave_due_ms IS NULL
 		return ru, err
 	})
 	if err != nil {
-		return nil, unavailable("present users", err)
+		return nil, unavailable(op, err)
 	}
 	return users, nil
 }

@@ -183,6 +183,20 @@ SELECT room, username FROM webhook_presence WHERE leave_due_ms IS NULL ORDER BY 
 	return users, nil
 }
 
+// DueLeaves implements partyline.EventLog.
+func (s *Store) DueLeaves(ctx context.Context, now time.Time) ([]partyline.RoomUser, error) {
+	rows, err := s.read.QueryContext(ctx, `
+SELECT room, username FROM webhook_presence WHERE leave_due_ms <= ? ORDER BY room, username`, now.UnixMilli())
+	if err != nil {
+		return nil, unavailable("due leaves", err)
+	}
+	users, err := scanRoomUsers(rows)
+	if err != nil {
+		return nil, unavailable("due leaves", err)
+	}
+	return users, nil
+}
+
 // PendingEvents implements partyline.EventLog.
 func (s *Store) PendingEvents(ctx context.Context, url string, limit int) ([]partyline.PendingEvent, error) {
 	rows, err := s.read.QueryContext(ctx, `

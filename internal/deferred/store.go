@@ -139,6 +139,15 @@ func (s *Store) SweepPresence(ctx context.Context, now time.Time) error {
 	return real.SweepPresence(ctx, now)
 }
 
+// DueLeaves implements partyline.EventLog.
+func (s *Store) DueLeaves(ctx context.Context, now time.Time) ([]partyline.RoomUser, error) {
+	real, err := s.get()
+	if err != nil {
+		return nil, err
+	}
+	return real.DueLeaves(ctx, now)
+}
+
 // PresentUsers implements partyline.EventLog.
 func (s *Store) PresentUsers(ctx context.Context) ([]partyline.RoomUser, error) {
 	real, err := s.get()

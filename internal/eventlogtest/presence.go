@@ -156,9 +156,20 @@ func testPresentUsers(t *testing.T, b Backend) {
 	if got := presentUsers(t, p.store); !slices.Equal(got, want) {
 		t.Errorf("PresentUsers with bob leaving lobby = %v, want %v", got, want)
 	}
+	ctx := testContext(t)
+	if due, err := p.store.DueLeaves(ctx, t0); err != nil || len(due) != 0 {
+		t.Errorf("DueLeaves before bob's leave is due = %v, %v, want none", due, err)
+	}
+	bob := []partyline.RoomUser{{Room: "lobby", User: "bob"}}
+	if due, err := p.store.DueLeaves(ctx, t0.Add(time.Second)); err != nil || !slices.Equal(due, bob) {
+		t.Errorf("DueLeaves when bob's leave is due = %v, %v, want %v", due, err, bob)
+	}
 	p.sweep(t0.Add(time.Second))
 	if got := presentUsers(t, p.store); !slices.Equal(got, want) {
 		t.Errorf("PresentUsers after bob left lobby = %v, want %v", got, want)
+	}
+	if due, err := p.store.DueLeaves(ctx, t0.Add(time.Second)); err != nil || len(due) != 0 {
+		t.Errorf("DueLeaves after the sweep = %v, %v, want none", due, err)
 	}
 }
 
