@@ -48,6 +48,9 @@ type Conn struct {
 
 	// Owned by whoever holds the writer role (see writer.go).
 	pending  [][]byte // frames taken from the queue, not yet written
+	cut      bool     // pending[0] is the tail of a frame cut by a short write
+	merged   *[]byte  // the merge buffer (writer.go's prepare), or nil
+	inBuffer int      // how many frames at the head of pending are in it
 	closeDue bool     // the close frame is next
 	writeErr error    // the socket failed; nothing more is written
 

@@ -15,7 +15,9 @@ import (
 // wait (up to the write wait); it ends when the queue is empty.
 //
 // Frames are complete WebSocket frames (wsframe.go), prepared once per
-// fan-out. Only this file writes.
+// fan-out. A connection that has fallen behind has several queued: they
+// leave merged, as few text frames as the merge buffer holds per write
+// (prepare). Only this file writes.
 
 // send queues a JSON frame for the client.
 func (c *Conn) send(payload []byte) { c.sendFrame(textFrame(payload)) }
@@ -84,7 +86,7 @@ func (c *Conn) takeQueued() bool {
 // socket filled up.
 func (c *Conn) writePendingNow() bool {
 	for len(c.pending) > 0 {
-		frames := c.pending[:min(len(c.pending), maxIovecs)]
+		frames := c.pending[:c.prepare()]
 		want := totalLen(frames)
 		n := c.writeNow(frames)
 		c.advance(n)
@@ -94,6 +96,32 @@ func (c *Conn) writePendingNow() bool {
 	}
 	c.clearPending()
 	return true
+}
+
+// prepare merges the text frames at the head of c.pending into as few
+// frames as the merge buffer holds (mergeText), when the buffer is free,
+// and returns how many frames of c.pending the next write takes: those up
+// to the last merged one, so that what follows is merged in turn once the
+// buffer is written; or, with nothing merged, all of them.
+func (c *Conn) prepare() int {
+	if c.inBuffer == 0 && len(c.pending) > 1 {
+		start := 0
+		if c.cut {
+			start = 1 // a frame's tail: not a frame to merge
+		}
+		if c.merged == nil {
+			c.merged = mergeBuffers.Get().(*[]byte)
+		}
+		rest, buf, through := mergeText(c.pending[start:], (*c.merged)[:0])
+		c.pending, *c.merged = c.pending[:start+len(rest)], buf
+		if through > 0 {
+			c.inBuffer = start + through
+		}
+	}
+	if c.inBuffer > 0 {
+		return c.inBuffer
+	}
+	return min(len(c.pending), maxIovecs)
 }
 
 // maxIovecs is how many frames one writev takes (Linux's IOV_MAX).
@@ -125,12 +153,21 @@ func (c *Conn) advance(n int) {
 		n -= len(c.pending[i])
 		i++
 	}
-	if i < len(c.pending) {
-		c.pending[i] = c.pending[i][n:]
+	cut := i < len(c.pending) && (n > 0 || c.cut && i == 0)
+	c.drop(i)
+	if len(c.pending) > 0 {
+		c.pending[0] = c.pending[0][n:]
 	}
-	remaining := copy(c.pending, c.pending[i:])
+	c.cut = cut
+}
+
+// drop removes the first k frames of c.pending, written.
+func (c *Conn) drop(k int) {
+	remaining := copy(c.pending, c.pending[k:])
 	clear(c.pending[remaining:])
 	c.pending = c.pending[:remaining]
+	c.inBuffer = max(c.inBuffer-k, 0)
+	c.cut = false
 }
 
 func totalLen(frames [][]byte) int {
@@ -167,10 +204,16 @@ func (c *Conn) writePending() error {
 		return nil
 	}
 	c.raw.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
-	buffers := net.Buffers(c.pending)
-	_, err := buffers.WriteTo(c.raw)
-	c.raw.SetWriteDeadline(time.Time{}) // direct writes must not inherit it
-	return err
+	defer c.raw.SetWriteDeadline(time.Time{}) // direct writes must not inherit it
+	for len(c.pending) > 0 {
+		k := c.prepare()
+		buffers := net.Buffers(c.pending[:k]) // WriteTo empties c.pending[:k]
+		if _, err := buffers.WriteTo(c.raw); err != nil {
+			return err
+		}
+		c.drop(k)
+	}
+	return nil
 }
 
 func (c *Conn) clearPending() {
@@ -179,6 +222,11 @@ func (c *Conn) clearPending() {
 	if cap(c.pending) > 64 {
 		c.pending = nil // a burst does not pin its memory on a quiet connection
 	}
+	if c.merged != nil {
+		mergeBuffers.Put(c.merged)
+		c.merged = nil
+	}
+	c.inBuffer, c.cut = 0, false
 }
 
 // closeHandshakeWait is how long the writer waits for the client to answer
