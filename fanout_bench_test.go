@@ -33,8 +33,8 @@ func benchConn(s *Server, i int) *Conn {
 }
 
 // BenchmarkFanout measures a room delivering one chat message, already
-// encoded, to every subscriber: room.handle → deliverLocked → Conn.send →
-// sendQueue.push, per message and per delivery.
+// encoded, to every subscriber: room.handle → a pass → flushLocked →
+// Conn.sendFrame → sendQueue.push, per message and per delivery.
 func BenchmarkFanout(b *testing.B) {
 	for _, subscribers := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("subscribers=%d", subscribers), func(b *testing.B) {

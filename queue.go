@@ -40,6 +40,21 @@ func (q *sendQueue) push(frame []byte) (full, claimed bool) {
 	return false, q.claimWriterLocked()
 }
 
+// pushAll is push for several frames at once, all or none: one fan-out
+// pass's frames for the connection.
+func (q *sendQueue) pushAll(frames [][]byte) (full, claimed bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.dropped {
+		return false, false
+	}
+	if len(q.frames)+len(frames) > q.limit {
+		return true, false
+	}
+	q.frames = append(q.frames, frames...)
+	return false, q.claimWriterLocked()
+}
+
 // pushPaced appends frame once the queue is at most half full, waiting for
 // the writer to make room, so a long replay never causes an eviction and
 // leaves room for live frames; when it claims the writer role it calls

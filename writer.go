@@ -34,6 +34,18 @@ func (c *Conn) sendFrame(frame []byte) {
 	}
 }
 
+// sendFrames queues one fan-out pass's frames for the client, which leave
+// together, merged into one frame (mergeText).
+func (c *Conn) sendFrames(frames [][]byte) {
+	full, claimed := c.queue.pushAll(frames)
+	if full {
+		c.evict()
+	}
+	if claimed {
+		c.write()
+	}
+}
+
 // uncork writes what was queued since cork claimed the writer role.
 func (c *Conn) uncork(corked bool) {
 	if corked {
