@@ -31,7 +31,7 @@ func checkSeqs(t *testing.T, who string, seqs []uint64, first uint64) {
 // objects in one WebSocket message, in order.
 func TestQueuedMessagesLeaveAsOneFrame(t *testing.T) {
 	const total = 2000
-	ts := startServer(t, partyline.Options{RateLimit: -1, SendQueue: total, Store: partyline.NewMemoryStore(0)})
+	ts := startServer(t, partyline.Options{RateLimit: -1, SendQueue: total, MaxLag: -1, Store: partyline.NewMemoryStore(0)})
 	slow := ts.dialSmallBuffer(t, "/ws?username=slow&room=lobby")
 	slow.Expect("welcome")
 	slow.Expect("joined")

@@ -53,6 +53,7 @@ type Conn struct {
 	inBuffer int      // how many frames at the head of pending are in it
 	closeDue bool     // the close frame is next
 	writeErr error    // the socket failed; nothing more is written
+	lag      lagState // what the kernel may still hold (lag.go)
 
 	tasks      sync.WaitGroup // replays running for this connection
 	readerDone chan struct{}
@@ -82,7 +83,7 @@ func newConn(s *Server, raw net.Conn, a admission) *Conn {
 		urlRooms:   a.rooms,
 		identity:   a.identity,
 		reader:     ws.NewReader(s.opts.MaxMessageSize),
-		queue:      newSendQueue(s.opts.SendQueue),
+		queue:      newSendQueue(s.opts.SendQueue, s.opts.MaxLag),
 		limiter:    newRateLimiter(s.opts.RateLimit, s.opts.RateBurst, s.opts.Now()),
 		rooms:      make(map[string]membership),
 		readerDone: make(chan struct{}),
@@ -238,7 +239,7 @@ func (c *Conn) evict() {
 	c.closeOnce.Do(func() {
 		c.srv.opts.Metrics.Evicted()
 		c.logger().Info("evicting slow consumer")
-		c.closeCode, c.closeReason = CloseSlowConsumer, "slow consumer"
+		c.closeCode, c.closeReason = CloseSlowConsumer, slowConsumerReason(c.srv.opts.MaxLag)
 		close(c.closing)
 		if c.queue.requestClose(true) {
 			c.write()

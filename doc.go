@@ -55,7 +55,9 @@
 // reader owns its memberships, identity and rate limiter; whoever holds a
 // connection's writer role (claimed from its queue) owns what is being
 // written. Fan-out never waits on a client: a full queue evicts the
-// connection (close 4009).
+// connection (close 4009), and so does one that lags: whose oldest
+// undelivered byte, queued or unsent in the kernel, has waited longer than
+// Options.MaxLag (lag.go).
 //
 // # Lock order
 //

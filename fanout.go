@@ -36,6 +36,7 @@ func (r *room) flushLocked() {
 	if len(events) == 0 {
 		return
 	}
+	tick() // the lag rule's clock (lag.go)
 	counts := r.counts[:0]
 	for range events {
 		counts = append(counts, 0)

@@ -85,7 +85,7 @@ func TestEventsArrivingDuringAPassWait(t *testing.T) {
 		queued := len(c.queue.frames)
 		c.queue.mu.Unlock()
 		if queued > 0 { // a take of nothing would give the writer role back
-			batch, _, _, _ := c.queue.take(nil)
+			batch, _ := c.queue.take(nil)
 			got = append(got, batch...)
 		}
 		if time.Now().After(deadline) {

@@ -494,6 +494,8 @@ func (r *room) onlineUsers(ctx context.Context) ([]string, error) {
 // connection leaves the room or closes.
 func (r *room) replay(c *Conn, sub *subscription) {
 	defer close(sub.replayDone)
+	c.queue.replaying(1) // paced, never evicted for lagging
+	defer c.queue.replaying(-1)
 	r.mu.Lock()
 	cursor := sub.after
 	r.mu.Unlock()

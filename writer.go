@@ -22,11 +22,11 @@ import (
 // send queues a JSON frame for the client.
 func (c *Conn) send(payload []byte) { c.sendFrame(textFrame(payload)) }
 
-// sendFrame queues a prepared frame without blocking. A full queue means
-// the client cannot keep up: it is evicted with 4009.
+// sendFrame queues a prepared frame without blocking. A full or lagging
+// queue means the client cannot keep up: it is evicted with 4009.
 func (c *Conn) sendFrame(frame []byte) {
-	full, claimed := c.queue.push(frame)
-	if full {
+	slow, claimed := c.queue.push(frame)
+	if slow {
 		c.evict()
 	}
 	if claimed {
@@ -37,8 +37,8 @@ func (c *Conn) sendFrame(frame []byte) {
 // sendFrames queues one fan-out pass's frames for the client, which leave
 // together, merged into one frame (mergeText).
 func (c *Conn) sendFrames(frames [][]byte) {
-	full, claimed := c.queue.pushAll(frames)
-	if full {
+	slow, claimed := c.queue.pushAll(frames)
+	if slow {
 		c.evict()
 	}
 	if claimed {
@@ -77,18 +77,26 @@ func (c *Conn) writeWithoutBlocking() bool {
 }
 
 // takeQueued moves the queue's frames and ping into c.pending. It returns
-// false when there was nothing, which releases the writer role: from then on
-// the writer's fields belong to the next writer, so it touches none.
+// false when there was nothing, which releases the writer role: from then
+// on the writer's fields belong to the next writer, so it touches none. A
+// connection found lagging (lag.go) is evicted here: what was taken is
+// dropped and the close is next.
 func (c *Conn) takeQueued() bool {
-	pending, ping, closing, idle := c.queue.take(c.pending)
-	if idle {
+	pending, w := c.queue.take(c.pending)
+	if w.idle {
 		return false
 	}
 	c.pending = pending
-	if ping {
+	if c.lagging(w) {
+		c.evict()
+		c.clearPending()
+		c.closeDue = true
+		return true
+	}
+	if w.ping {
 		c.pending = append(c.pending, pingFrame)
 	}
-	c.closeDue = c.closeDue || closing
+	c.closeDue = c.closeDue || w.closing
 	return true
 }
 
@@ -155,6 +163,7 @@ func (c *Conn) writeNow(frames [][]byte) int {
 	if err != nil || n < 0 {
 		return 0
 	}
+	c.lag.written += int64(n)
 	return n
 }
 
@@ -220,7 +229,9 @@ func (c *Conn) writePending() error {
 	for len(c.pending) > 0 {
 		k := c.prepare()
 		buffers := net.Buffers(c.pending[:k]) // WriteTo empties c.pending[:k]
-		if _, err := buffers.WriteTo(c.raw); err != nil {
+		n, err := buffers.WriteTo(c.raw)
+		c.lag.written += n
+		if err != nil {
 			return err
 		}
 		c.drop(k)

@@ -23,7 +23,7 @@ func TestVersionAndHelp(t *testing.T) {
 	if err := run(t.Context(), []string{"--help"}, &out, &out); err != nil {
 		t.Fatalf("--help: %v", err)
 	}
-	for _, name := range []string{"-addr", "-store", "-broker", "-jwt-secret", "-send-queue", "-history-size", "-config"} {
+	for _, name := range []string{"-addr", "-store", "-broker", "-jwt-secret", "-send-queue", "-max-lag", "-history-size", "-config"} {
 		if !strings.Contains(out.String(), name) {
 			t.Errorf("--help does not list %s", name)
 		}
