@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/partyline/partyline"
 	"github.com/partyline/partyline/internal/wstest"
 )
@@ -313,5 +315,45 @@ func TestStuckAfterABurstIsEvicted(t *testing.T) {
 	}
 	if _, _, code, _ := stuck.readAll(t); code != partyline.CloseSlowConsumer {
 		t.Fatalf("closed with %d, want 4009", code)
+	}
+}
+
+// TestSlowReaderGetsItsClose has a subscriber read, and answer pings, at a
+// fraction of what the room sends: once evicted, it reads through the
+// backlog the kernel holds for it to the 4009 and its "retry after",
+// rather than a reset that would discard them.
+func TestSlowReaderGetsItsClose(t *testing.T) {
+	const maxLag = 200 * time.Millisecond
+	metrics := &evictionCounter{}
+	ts := startServer(t, partyline.Options{MaxLag: maxLag, PingInterval: 50 * time.Millisecond,
+		RateLimit: -1, Store: partyline.NewMemoryStore(0), Metrics: metrics})
+	slow := ts.dialSmallBuffer(t, "/ws?username=slow&room=lobby")
+	slow.Expect("welcome")
+	slow.Expect("joined")
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // 2 KB every 5 ms, 400 KB/s, until the test ends
+		content := strings.Repeat("x", 2<<10)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			ts.Publish(context.Background(), "lobby", partyline.Publication{Content: content})
+		}
+	}()
+	deadline := time.Now().Add(4 * waitTime)
+	for {
+		slow.Conn.SetReadDeadline(deadline)
+		_, _, err := slow.Conn.ReadMessage() // pings are answered meanwhile
+		if err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != partyline.CloseSlowConsumer || !retryReason.MatchString(ce.Text) {
+				t.Fatalf("slow reader ended with %v (evictions %d), want close 4009 with its retry after", err, metrics.evicted.Load())
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // about 100 KB/s: more than a second to reach the close
 	}
 }

@@ -258,14 +258,27 @@ const closeHandshakeWait = time.Second
 
 // writeClose sends the close frame unless writing already failed, waits
 // briefly for the reader to see the client's answer, and closes the socket.
+//
+// A slow consumer reads its close frame only after the backlog the kernel
+// holds for it. It is given the write wait to get there (less if the
+// server shuts down), and the socket is half-closed meanwhile: were it
+// closed, the kernel would answer what the client still sends (pongs to
+// the pings it reads late) with a reset, which discards what the client
+// has yet to read, the close frame and its "retry after" included.
 func (c *Conn) writeClose() {
 	defer close(c.writerDone)
 	if c.closeCode != 0 && c.writeErr == nil {
 		c.raw.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
 		if _, err := c.raw.Write(closeFrame(c.closeCode, c.closeReason)); err == nil {
+			wait, stopping := closeHandshakeWait, (<-chan struct{})(nil)
+			if half, ok := c.raw.(interface{ CloseWrite() error }); ok && c.closeCode == CloseSlowConsumer {
+				half.CloseWrite()
+				wait, stopping = max(wait, c.srv.opts.WriteWait), c.srv.stopping
+			}
 			select {
 			case <-c.readerDone:
-			case <-time.After(closeHandshakeWait):
+			case <-time.After(wait):
+			case <-stopping:
 			}
 		}
 	}
