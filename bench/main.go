@@ -123,7 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Payload, "payload", 64, "chat content size in `bytes` (at least 20: a send-time stamp, then padding)")
 	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "time connected and publishing before measuring")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measuring window")
-	fs.DurationVar(&c.Drain, "drain", 5*time.Second, "after the window, wait for in-flight deliveries until none arrives for this long")
+	fs.DurationVar(&c.Drain, "drain", 5*time.Second, "after the window, wait for in-flight deliveries until none arrives for this long (overload: 10s, and at most this long)")
 	fs.DurationVar(&c.Timeout, "timeout", 0, "bound on the whole run (0: warmup+duration+drain+1m+1s per 1000 connections)")
 	fs.IntVar(&c.PID, "pid", 0, "server process ID: read its CPU and RSS from /proc")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 0, "idle: the server's ping interval, for the expected heartbeat count")

@@ -16,7 +16,8 @@ import (
 // the wait the close reason asks for and resume with since (replayLat:
 // what their replays delivered, late by design). Every message of the
 // window that reached a subscriber by the end of the drain, live or
-// replayed, counts as delivered.
+// replayed, counts as delivered; the drain lasts --drain at most, not
+// until deliveries stop, so what is late beyond it is not.
 //
 // To resume, each connection keeps the seq of the last chat it received,
 // which the overload scenario reads from every chat object (fanout and
