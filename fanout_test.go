@@ -98,3 +98,45 @@ func TestEventsArrivingDuringAPassWait(t *testing.T) {
 		}
 	}
 }
+
+// TestAPassFitsTheSendQueue hands a room more events at once than half a
+// send queue: they are delivered over several passes, so that a subscriber
+// that keeps up is never evicted for the size of a pass.
+func TestAPassFitsTheSendQueue(t *testing.T) {
+	s, err := New(Options{SendQueue: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	r, err := s.hub.acquireRoom(context.Background(), "passes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.hub.releaseRoom(r)
+	c := benchConn(s, 0)
+	r.mu.Lock()
+	r.subs[c] = &subscription{}
+	first := r.last + 1
+	r.mu.Unlock()
+	r.inboxMu.Lock()
+	for i := range 10 {
+		r.inbox = append(r.inbox, event{kind: eventChat, seq: first + uint64(i), frame: textFrame([]byte(fmt.Sprint(i)))})
+	}
+	r.delivering = true
+	r.inboxMu.Unlock()
+	var got [][]byte
+	for passes := 1; ; passes++ {
+		more := r.pass()
+		batch, _ := c.queue.take(nil)
+		if len(batch) > 4 {
+			t.Fatalf("pass %d delivered %d frames, want at most half the queue of 8", passes, len(batch))
+		}
+		got = append(got, batch...)
+		if !more {
+			break
+		}
+	}
+	if len(got) != 10 || c.isClosing() {
+		t.Fatalf("%d frames delivered, closing %v; want all 10 and no eviction", len(got), c.isClosing())
+	}
+}

@@ -167,13 +167,21 @@ func (r *room) handle(e event) {
 // maxSpareInbox bounds the capacity an emptied inbox keeps for the next one.
 const maxSpareInbox = 1024
 
-// pass delivers what the inbox holds. It reports whether more arrived
-// meanwhile; the caller is then still the one delivering and must pass
-// again.
+// pass delivers what the inbox holds, up to half a send queue: a pass's
+// frames must fit a subscriber's queue, or the server's own delay would
+// evict subscribers that keep up. It reports whether events are left or
+// arrived meanwhile; the caller is then still the one delivering and must
+// pass again.
 func (r *room) pass() (more bool) {
 	r.inboxMu.Lock()
 	events := r.inbox
-	r.inbox, r.spare = r.spare, nil
+	if n := max(1, r.hub.srv.opts.SendQueue/2); len(events) > n {
+		events = events[:n:n]
+		r.inbox = append(r.spare[:0], r.inbox[n:]...)
+	} else {
+		r.inbox = r.spare
+	}
+	r.spare = nil
 	r.inboxMu.Unlock()
 
 	r.mu.Lock()
