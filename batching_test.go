@@ -26,7 +26,7 @@ func checkSeqs(t *testing.T, who string, seqs []uint64, first uint64) {
 
 // TestQueuedMessagesLeaveAsOneFrame has a subscriber stop reading for a
 // moment while a burst is published. On loopback the kernel takes the
-// first megabytes (its send buffer starts near 2 MB there); what queues up
+// first megabytes (a send buffer starts near 4 MB there); what queues up
 // behind them reaches the subscriber merged, several "\n"-separated
 // objects in one WebSocket message, in order.
 func TestQueuedMessagesLeaveAsOneFrame(t *testing.T) {
