@@ -31,7 +31,11 @@ type Result struct {
 	Delivered      uint64  `json:"delivered"`
 	DeliveryRatio  float64 `json:"delivery_ratio"`
 	DeliveriesPerS float64 `json:"deliveries_per_s"`
-	Latency        Latency `json:"latency"` // overload: of what arrived live
+	// ReceivedPerS counts every chat delivery made during the window,
+	// whenever its message was sent: the rate the system sustained, late
+	// warm-up traffic included.
+	ReceivedPerS float64 `json:"received_per_s"`
+	Latency      Latency `json:"latency"` // overload: of what arrived live
 
 	// Overload: subscribers closed with 4009, connections that resumed,
 	// and the deliveries their replays made (in Delivered, not Latency).
@@ -67,6 +71,7 @@ type ProcStats struct {
 	CPUSeconds        float64 `json:"cpu_s"`
 	CPUPercent        float64 `json:"cpu_pct"` // of one core
 	CPUPerMillion     float64 `json:"cpu_s_per_m_deliveries,omitempty"`
+	CPUPerMReceived   float64 `json:"cpu_s_per_m_received,omitempty"` // per delivery made in the window (ReceivedPerS)
 	CPUPerHeartbeatUS float64 `json:"cpu_us_per_heartbeat,omitempty"`
 	RSSBefore         int64   `json:"rss_before_bytes"`
 	RSSAfter          int64   `json:"rss_after_bytes"`
@@ -95,6 +100,7 @@ func (r *run) fill(res *Result, clients []*client, before procSample, w window, 
 	}
 	res.SentPerSecond = float64(res.Sent) / secs
 	res.DeliveriesPerS = float64(res.Delivered) / secs
+	res.ReceivedPerS = float64(w.received[1]-w.received[0]) / secs
 	if res.Expected > 0 {
 		res.DeliveryRatio = float64(res.Delivered) / float64(res.Expected)
 	}
@@ -125,6 +131,9 @@ func (r *run) procStats(res *Result, cpu time.Duration, secs float64, rssBefore,
 	if res.Delivered > 0 {
 		s.CPUPerMillion = s.CPUSeconds / (float64(res.Delivered) / 1e6)
 	}
+	if res.ReceivedPerS > 0 {
+		s.CPUPerMReceived = s.CPUSeconds / (res.ReceivedPerS * secs / 1e6)
+	}
 	if res.Heartbeats > 0 {
 		s.CPUPerHeartbeatUS = s.CPUSeconds / float64(res.Heartbeats) * 1e6
 	}
@@ -152,6 +161,7 @@ func writeTable(w io.Writer, res *Result) {
 		row("sent", "%d (%.0f/s)", res.Sent, res.SentPerSecond)
 		row("delivered", "%d of %d by the drain's end: ratio %.4f, %.0f/s; live %d, replayed %d",
 			res.Delivered, res.Expected, res.DeliveryRatio, res.DeliveriesPerS, res.Latency.Count, res.Replayed)
+		row("received", "%.0f/s in the window, whenever sent", res.ReceivedPerS)
 		row("evicted", "%d (4009), resumed %d", res.Evicted, res.Resumed)
 		latency("lag ms (live)", res.Latency)
 		if res.ReplayLatency != nil && res.ReplayLatency.Count > 0 {
@@ -179,6 +189,9 @@ func writeProcRow(row func(string, string, ...any), name string, s *ProcStats) {
 	line := fmt.Sprintf("cpu %.2fs (%.1f%%)", s.CPUSeconds, s.CPUPercent)
 	if s.CPUPerMillion > 0 {
 		line += fmt.Sprintf(", %.2f s/M deliveries", s.CPUPerMillion)
+	}
+	if s.CPUPerMReceived > 0 && s.CPUPerMReceived != s.CPUPerMillion {
+		line += fmt.Sprintf(" (%.2f s/M received)", s.CPUPerMReceived)
 	}
 	if s.CPUPerHeartbeatUS > 0 {
 		line += fmt.Sprintf(", %.1f µs/heartbeat", s.CPUPerHeartbeatUS)

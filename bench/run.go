@@ -182,10 +182,11 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 
 // window holds the samples taken at the start and end of the window.
 type window struct {
-	server  [2]procSample // zero without --pid
-	self    [2]time.Duration
-	selfRSS int64 // at the end
-	wall    time.Duration
+	server   [2]procSample // zero without --pid
+	self     [2]time.Duration
+	selfRSS  int64 // at the end
+	wall     time.Duration
+	received [2]uint64 // chat deliveries so far, whenever sent
 }
 
 // measure opens the window, waits it out and closes it.
@@ -196,6 +197,7 @@ func (r *run) measure(ctx context.Context) (window, error) {
 		return w, err
 	}
 	w.self[0] = selfCPU()
+	w.received[0] = r.received()
 	start := time.Now()
 	ns := r.now()
 	r.winEnd.Store(ns + int64(r.cfg.Duration))
@@ -205,6 +207,7 @@ func (r *run) measure(ctx context.Context) (window, error) {
 		return w, fmt.Errorf("bench: measuring: %w", err)
 	}
 	w.self[1] = selfCPU()
+	w.received[1] = r.received()
 	w.wall = time.Since(start)
 	if s, err := readProc(os.Getpid()); err == nil {
 		w.selfRSS = s.RSS
@@ -213,6 +216,11 @@ func (r *run) measure(ctx context.Context) (window, error) {
 		return w, err
 	}
 	return w, nil
+}
+
+// received counts the chat deliveries so far, in the window or not.
+func (r *run) received() uint64 {
+	return r.lat.count() + r.replayLat.count() + sum(&r.outside)
 }
 
 // sampleServer reads the server process, or returns zero without --pid.
