@@ -53,8 +53,12 @@ type Conn struct {
 
 	// Owned by whoever holds the writer role (see writer.go).
 	pending  [][]byte // frames taken from the queue, not yet written
+	cut      bool     // pending[0] is the tail of a frame cut by a short write
+	merged   *[]byte  // the merge buffer (writer.go's prepare), or nil
+	inBuffer int      // how many frames at the head of pending are in it
 	closeDue bool     // the close frame is next
 	writeErr error    // the socket failed; nothing more is written
+	lag      lagState // what the kernel may still hold (lag.go)
 
 	tasks      sync.WaitGroup // replays running for this connection
 	readerDone chan struct{}
@@ -84,7 +88,7 @@ func newConn(s *Server, raw net.Conn, a admission) *Conn {
 		urlRooms:   a.rooms,
 		identity:   a.identity,
 		reader:     ws.NewReader(s.opts.MaxMessageSize),
-		queue:      newSendQueue(s.opts.SendQueue),
+		queue:      newSendQueue(s.opts.SendQueue, s.opts.MaxLag),
 		limiter:    newRateLimiter(s.opts.RateLimit, s.opts.RateBurst, s.opts.Now()),
 		rooms:      make(map[string]membership),
 		readerDone: make(chan struct{}),
@@ -245,7 +249,7 @@ func (c *Conn) stopTimers() {
 func (c *Conn) evict() {
 	c.closeOnce.Do(func() {
 		c.srv.opts.Metrics.Evicted()
-		c.closeCode, c.closeReason = CloseSlowConsumer, "slow consumer"
+		c.closeCode, c.closeReason = CloseSlowConsumer, slowConsumerReason(c.srv.opts.MaxLag)
 		close(c.closing)
 		if c.queue.requestClose(true) {
 			c.write()

@@ -12,9 +12,13 @@
 // seq order, buffering early arrivals and filling gaps from the Store → for
 // each subscriber, a non-blocking push of the same bytes onto its bounded
 // queue (queue.go) and, when no writer is busy with that connection, a
-// non-blocking write(2) of them straight to its socket (writer.go). On one
-// node the memory broker hands events straight back, so the path is the same
-// as in a cluster. Nothing is delivered before it is committed.
+// non-blocking write(2) of them straight to its socket (writer.go). A room
+// delivers in passes (fanout.go): events that arrive while a pass runs wait
+// in its inbox and the next pass delivers them together, each subscriber's
+// share in one write, merged into one frame; so a room that falls behind
+// its publishers pays a write per subscriber per pass, not per message. On
+// one node the memory broker hands events straight back, so the path is the
+// same as in a cluster. Nothing is delivered before it is committed.
 //
 // # Goroutines
 //
@@ -36,11 +40,15 @@
 // the socket would block, or for the close handshake, does a writer
 // goroutine run, until the queue is empty. A join with since adds a replay
 // goroutine for the time it takes to catch up, and a room of 256
-// subscribers or more fans out on every CPU for the length of one delivery.
-// The last reader of a connection waits for its writer and replays before it
-// cleans up, and Server.Shutdown waits for every connection. Rooms run
-// short-lived gap-fill timers and the hub a re-announce loop after broker
-// failures, both counted so that Shutdown waits for them.
+// subscribers or more fans out on every CPU for the length of one pass. The
+// goroutine that hands a room an event delivers that pass itself; if more
+// events arrived meanwhile, a delivery goroutine takes over the room's
+// passes until its inbox is empty, so a publisher never waits for fan-outs
+// other than its own. The last reader of a connection waits for its writer
+// and replays before it cleans up, and Server.Shutdown waits for every
+// connection. Rooms run short-lived gap-fill timers and delivery
+// goroutines, and the hub a re-announce loop after broker failures, all
+// counted so that Shutdown waits for them.
 //
 // # Who owns what
 //
@@ -49,7 +57,9 @@
 // reader owns its memberships, identity and rate limiter; whoever holds a
 // connection's writer role (claimed from its queue) owns what is being
 // written. Fan-out never waits on a client: a full queue evicts the
-// connection (close 4009).
+// connection (close 4009), and so does one that lags: whose oldest
+// undelivered byte, queued or unsent in the kernel, has waited longer than
+// Options.MaxLag (lag.go).
 //
 // # Lock order
 //
@@ -70,7 +80,7 @@
 //	room.mu → hub.taskMu
 //	hub.announceMu → hub.taskMu
 //
-// Every other lock (Server.mu, a keyedMutex's table, the heartbeat's and
+// Every other lock (Server.mu, room.inboxMu, a keyedMutex's table, the heartbeat's and
 // the poller's) is taken alone. Broker.Publish may be called with
 // room.presenceMu held, and its delivery takes hub.mu and room.mu, so a
 // Broker must never call back into the hub synchronously while holding a

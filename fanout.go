@@ -3,6 +3,8 @@ package partyline
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // parallelFanout is the room size from which one delivery is split across
@@ -27,38 +29,88 @@ func (r *room) membersLocked() []member {
 	return r.members
 }
 
-// fanOut calls send for every member and returns how many it sent to. A
-// large room is split in one chunk per CPU, the calling goroutine taking
-// the first; it returns when all are done, so deliveries stay in order.
-// send may read members' subscriptions: the caller holds r.mu throughout.
-func fanOut(members []member, send func(member) bool) int {
+// flushLocked delivers the pass's events (room.batch) to every subscriber
+// and counts each chat message's deliveries. The caller holds r.mu.
+func (r *room) flushLocked() {
+	events := r.batch
+	if len(events) == 0 {
+		return
+	}
+	tick() // the lag rule's clock (lag.go)
+	counts := r.counts[:0]
+	for range events {
+		counts = append(counts, 0)
+	}
+	fanOut(r.membersLocked(), func(part []member) { deliverPart(part, events, counts) })
+	now := time.Now().UnixNano()
+	for i := range events {
+		if e := &events[i]; e.kind == eventChat {
+			latency := time.Duration(0)
+			if e.at != 0 {
+				latency = time.Duration(now - e.at)
+			}
+			r.hub.srv.opts.Metrics.MessageOut(int(counts[i]), latency)
+		}
+	}
+	clear(events)
+	r.batch, r.counts = events[:0], counts[:0]
+	if cap(events) > maxSpareInbox {
+		r.batch, r.counts = nil, nil
+	}
+}
+
+// deliverPart sends each member of part its share of events: the chat it is
+// live for and the other events unless it sent them, pushed at once and
+// written in one write. It adds to counts how many members got each event.
+func deliverPart(part []member, events []event, counts []int64) {
+	var smallFrames [8][]byte
+	var smallCounts [8]int64
+	frames, got := smallFrames[:0], smallCounts[:0]
+	for range events {
+		got = append(got, 0)
+	}
+	for _, m := range part {
+		frames = frames[:0]
+		for i := range events {
+			e := &events[i]
+			if e.kind == eventChat && (m.sub.recovering || e.seq <= m.sub.after) ||
+				e.kind != eventChat && m.conn.session == e.except {
+				continue
+			}
+			frames = append(frames, e.frame) // encoded once, for every subscriber
+			got[i]++
+		}
+		switch len(frames) {
+		case 0:
+		case 1:
+			m.conn.sendFrame(frames[0])
+		default:
+			m.conn.sendFrames(frames)
+		}
+	}
+	for i, n := range got {
+		atomic.AddInt64(&counts[i], n)
+	}
+}
+
+// fanOut calls send with parts of members that together hold each member
+// once. A large room is split in one part per CPU, the calling goroutine
+// taking the first; it returns when all are done, so deliveries stay in
+// order. send may read members' subscriptions: the caller holds r.mu
+// throughout.
+func fanOut(members []member, send func(part []member)) {
 	chunks := min(runtime.GOMAXPROCS(0), len(members)/(parallelFanout/2))
 	if len(members) < parallelFanout || chunks < 2 {
-		return sendAll(members, send)
+		send(members)
+		return
 	}
 	size := (len(members) + chunks - 1) / chunks
 	chunks = (len(members) + size - 1) / size // no chunk starts past the end
-	counts := make([]int, chunks)
 	var wg sync.WaitGroup
 	for i := 1; i < chunks; i++ {
 		part := members[i*size : min((i+1)*size, len(members))]
-		wg.Go(func() { counts[i] = sendAll(part, send) })
+		wg.Go(func() { send(part) })
 	}
-	counts[0] = sendAll(members[:size], send)
+	send(members[:size])
 	wg.Wait()
-	total := 0
-	for _, n := range counts {
-		total += n
-	}
-	return total
-}
-
-func sendAll(members []member, send func(member) bool) int {
-	n := 0
-	for _, m := range members {
-		if send(m) {
-			n++
-		}
-	}
-	return n
 }

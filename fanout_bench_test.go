@@ -21,7 +21,7 @@ const fanoutDrainEvery = 32
 // benchConn is a subscriber with only a queue: room.handle's delivery path
 // needs no WebSocket.
 func benchConn(s *Server, i int) *Conn {
-	q := newSendQueue(s.opts.SendQueue)
+	q := newSendQueue(s.opts.SendQueue, s.opts.MaxLag)
 	q.writing = true // the benchmark is the writer: never start one
 	return &Conn{
 		srv:      s,
@@ -33,8 +33,8 @@ func benchConn(s *Server, i int) *Conn {
 }
 
 // BenchmarkFanout measures a room delivering one chat message, already
-// encoded, to every subscriber: room.handle → deliverLocked → Conn.send →
-// sendQueue.push, per message and per delivery.
+// encoded, to every subscriber: room.handle → a pass → flushLocked →
+// Conn.sendFrame → sendQueue.push, per message and per delivery.
 func BenchmarkFanout(b *testing.B) {
 	for _, subscribers := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("subscribers=%d", subscribers), func(b *testing.B) {
@@ -80,7 +80,7 @@ func benchmarkFanout(b *testing.B, subscribers int) {
 	delivered := 0
 	drainAll := func() {
 		for _, c := range conns {
-			batch, _, _, _ = c.queue.take(batch[:0])
+			batch, _ = c.queue.take(batch[:0])
 			c.queue.writing = true // the benchmark is the writer: never start one
 			delivered += len(batch)
 			clear(batch)

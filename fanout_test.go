@@ -1,9 +1,12 @@
 package partyline
 
 import (
+	"context"
+	"fmt"
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestFanOutReachesEveryMemberOnce checks the chunking for many CPU counts
@@ -14,11 +17,126 @@ func TestFanOutReachesEveryMemberOnce(t *testing.T) {
 		runtime.GOMAXPROCS(procs)
 		for _, n := range []int{0, 1, 255, 256, 257, 1000, 16769} {
 			members := make([]member, n)
+			for i := range members {
+				members[i].sub = &subscription{}
+			}
 			var calls atomic.Int64
-			sent := fanOut(members, func(member) bool { calls.Add(1); return true })
-			if sent != n || calls.Load() != int64(n) {
-				t.Errorf("GOMAXPROCS %d, %d members: sent %d with %d calls, want %d", procs, n, sent, calls.Load(), n)
+			fanOut(members, func(part []member) {
+				for _, m := range part {
+					m.sub.after++ // counts visits of each member
+				}
+				calls.Add(int64(len(part)))
+			})
+			if calls.Load() != int64(n) {
+				t.Errorf("GOMAXPROCS %d, %d members: %d sent, want %d", procs, n, calls.Load(), n)
+			}
+			for i, m := range members {
+				if m.sub.after != 1 {
+					t.Fatalf("GOMAXPROCS %d, %d members: member %d visited %d times, want once", procs, n, i, m.sub.after)
+				}
 			}
 		}
+	}
+}
+
+// TestEventsArrivingDuringAPassWait checks that handing a room an event
+// while a pass runs does not wait for that pass, and that what arrives
+// meanwhile is delivered by the next pass, in order.
+func TestEventsArrivingDuringAPassWait(t *testing.T) {
+	s, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	r, err := s.hub.acquireRoom(context.Background(), "passes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.hub.releaseRoom(r)
+	c := benchConn(s, 0) // its queue never starts a writer: the test takes
+	chat := func(seq uint64) event {
+		return event{kind: eventChat, seq: seq, frame: textFrame([]byte(fmt.Sprint(seq)))}
+	}
+	r.mu.Lock()
+	r.subs[c] = &subscription{}
+	first := r.last + 1
+	// Hold the room's lock, as a long pass would: the first event's
+	// goroutine becomes the one delivering, and waits.
+	done := make(chan struct{})
+	go func() { r.handle(chat(first)); close(done) }()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		r.inboxMu.Lock()
+		taken := r.delivering && len(r.inbox) == 0
+		r.inboxMu.Unlock()
+		if taken {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first event's pass did not start")
+		}
+	}
+	r.handle(chat(first + 1)) // would deadlock if it waited for the pass
+	r.handle(chat(first + 2))
+	r.mu.Unlock()
+	<-done
+	var got [][]byte
+	for deadline := time.Now().Add(5 * time.Second); len(got) < 3; time.Sleep(time.Millisecond) {
+		c.queue.mu.Lock()
+		queued := len(c.queue.frames)
+		c.queue.mu.Unlock()
+		if queued > 0 { // a take of nothing would give the writer role back
+			batch, _ := c.queue.take(nil)
+			got = append(got, batch...)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d frames delivered, want 3", len(got))
+		}
+	}
+	for i, f := range got {
+		if want := fmt.Sprint(first + uint64(i)); string(textPayload(f)) != want {
+			t.Fatalf("frame %d is %q, want %q", i, textPayload(f), want)
+		}
+	}
+}
+
+// TestAPassFitsTheSendQueue hands a room more events at once than half a
+// send queue: they are delivered over several passes, so that a subscriber
+// that keeps up is never evicted for the size of a pass.
+func TestAPassFitsTheSendQueue(t *testing.T) {
+	s, err := New(Options{SendQueue: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	r, err := s.hub.acquireRoom(context.Background(), "passes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.hub.releaseRoom(r)
+	c := benchConn(s, 0)
+	r.mu.Lock()
+	r.subs[c] = &subscription{}
+	first := r.last + 1
+	r.mu.Unlock()
+	r.inboxMu.Lock()
+	for i := range 10 {
+		r.inbox = append(r.inbox, event{kind: eventChat, seq: first + uint64(i), frame: textFrame([]byte(fmt.Sprint(i)))})
+	}
+	r.delivering = true
+	r.inboxMu.Unlock()
+	var got [][]byte
+	for passes := 1; ; passes++ {
+		more := r.pass()
+		batch, _ := c.queue.take(nil)
+		if len(batch) > 4 {
+			t.Fatalf("pass %d delivered %d frames, want at most half the queue of 8", passes, len(batch))
+		}
+		got = append(got, batch...)
+		if !more {
+			break
+		}
+	}
+	if len(got) != 10 || c.isClosing() {
+		t.Fatalf("%d frames delivered, closing %v; want all 10 and no eviction", len(got), c.isClosing())
 	}
 }

@@ -78,7 +78,7 @@ func (h *heartbeat) run() {
 		if due, live = h.due(slot, due[:0]); !live {
 			return
 		}
-		now := monotonic()
+		now := tick() // also the lag rule's clock (lag.go)
 		for _, c := range due {
 			c.heartbeat(now, h.wait)
 		}

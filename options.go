@@ -13,6 +13,7 @@ const (
 	DefaultWriteWait      = 10 * time.Second
 	DefaultMaxMessageSize = 16384
 	DefaultSendQueue      = 256
+	DefaultMaxLag         = 5 * time.Second
 	DefaultRateLimit      = 20
 	DefaultRateBurst      = 40
 	DefaultMaxRooms       = 100
@@ -56,6 +57,12 @@ type Options struct {
 	// SendQueue is the outbound queue length per connection; a connection
 	// whose queue overflows is closed with 4009.
 	SendQueue int
+	// MaxLag is how long the oldest byte not yet delivered to a connection
+	// may wait, in its queue or unsent in the kernel, before the connection
+	// is evicted with 4009 as a slow consumer; it can resume with since.
+	// Default DefaultMaxLag; negative turns the rule off, leaving only
+	// SendQueue.
+	MaxLag time.Duration
 	// RateLimit is the sustained inbound messages per second per
 	// connection, RateBurst the bucket size. A negative RateLimit disables
 	// rate limiting.
@@ -91,6 +98,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.MaxMessageSize = DefaultMaxMessageSize
 	}
 	setInt(&o.SendQueue, DefaultSendQueue)
+	setDuration(&o.MaxLag, DefaultMaxLag)
 	if o.RateLimit == 0 {
 		o.RateLimit = DefaultRateLimit
 	}

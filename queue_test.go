@@ -35,19 +35,19 @@ func checkBatch(t *testing.T, got [][]byte, want ...string) {
 }
 
 func TestQueueStartsOneWriterAndStopsWhenIdle(t *testing.T) {
-	q := newSendQueue(4)
+	q := newSendQueue(4, 0)
 	if full, start := q.push([]byte("a")); full || !start {
 		t.Fatalf("first push: full %v start %v, want a writer started", full, start)
 	}
 	if _, start := q.push([]byte("b")); start {
 		t.Fatal("second push started another writer while one runs")
 	}
-	batch, ping, closing, idle := q.take(nil)
+	batch, w := q.take(nil)
 	checkBatch(t, batch, "a", "b")
-	if ping || closing || idle {
-		t.Fatalf("take: ping %v closing %v idle %v, want only frames", ping, closing, idle)
+	if w.ping || w.closing || w.idle {
+		t.Fatalf("take: %+v, want only frames", w)
 	}
-	if _, _, _, idle := q.take(nil); !idle {
+	if _, w := q.take(nil); !w.idle {
 		t.Fatal("take of an empty queue did not tell the writer to stop")
 	}
 	if _, start := q.push([]byte("c")); !start {
@@ -56,7 +56,7 @@ func TestQueueStartsOneWriterAndStopsWhenIdle(t *testing.T) {
 }
 
 func TestQueuePushUntilFull(t *testing.T) {
-	q := newSendQueue(3)
+	q := newSendQueue(3, 0)
 	for i, f := range frames(3) {
 		if full, _ := q.push(f); full {
 			t.Fatalf("push %d reported full below the limit", i)
@@ -65,31 +65,31 @@ func TestQueuePushUntilFull(t *testing.T) {
 	if full, _ := q.push([]byte("x")); !full {
 		t.Fatal("push beyond the limit was not reported full")
 	}
-	batch, _, _, _ := q.take(nil)
+	batch, _ := q.take(nil)
 	checkBatch(t, batch, "0", "1", "2")
 }
 
 func TestQueueTakeAppendsToBatch(t *testing.T) {
-	q := newSendQueue(4)
+	q := newSendQueue(4, 0)
 	q.push([]byte("b"))
-	batch, _, _, _ := q.take([][]byte{[]byte("a")})
+	batch, _ := q.take([][]byte{[]byte("a")})
 	checkBatch(t, batch, "a", "b")
 }
 
 func TestQueuePingAndClose(t *testing.T) {
-	q := newSendQueue(4)
+	q := newSendQueue(4, 0)
 	if !q.requestPing() {
 		t.Fatal("a ping on a quiet queue did not start a writer")
 	}
-	if _, ping, closing, _ := q.take(nil); !ping || closing {
-		t.Fatalf("take: ping %v closing %v, want a ping", ping, closing)
+	if _, w := q.take(nil); !w.ping || w.closing {
+		t.Fatalf("take: %+v, want a ping", w)
 	}
 	q.push([]byte("last words"))
 	q.requestClose(false)
-	batch, _, closing, idle := q.take(nil)
+	batch, w := q.take(nil)
 	checkBatch(t, batch, "last words")
-	if !closing || idle {
-		t.Fatalf("take after close: closing %v idle %v, want the close", closing, idle)
+	if !w.closing || w.idle {
+		t.Fatalf("take after close: %+v, want the close", w)
 	}
 	if full, start := q.push([]byte("late")); full || start {
 		t.Fatal("a push after close was accepted")
@@ -100,20 +100,20 @@ func TestQueuePingAndClose(t *testing.T) {
 }
 
 func TestQueueCloseWithDropDiscardsFrames(t *testing.T) {
-	q := newSendQueue(4)
+	q := newSendQueue(4, 0)
 	q.push([]byte("stale"))
 	q.take(nil)
 	q.push([]byte("never sent"))
 	if q.requestClose(true) {
 		t.Fatal("close started a second writer while one runs")
 	}
-	if batch, _, closing, _ := q.take(nil); len(batch) != 0 || !closing {
-		t.Fatalf("take after an evicting close: %q closing %v, want no frames and the close", batch, closing)
+	if batch, w := q.take(nil); len(batch) != 0 || !w.closing {
+		t.Fatalf("take after an evicting close: %q %+v, want no frames and the close", batch, w)
 	}
 }
 
 func TestQueueTakeReleasesBurstMemory(t *testing.T) {
-	q := newSendQueue(1000)
+	q := newSendQueue(1000, 0)
 	for _, f := range frames(100) {
 		q.push(f)
 	}
@@ -124,7 +124,7 @@ func TestQueueTakeReleasesBurstMemory(t *testing.T) {
 }
 
 func TestQueuePushPacedWaitsForRoom(t *testing.T) {
-	q := newSendQueue(4)
+	q := newSendQueue(4, 0)
 	started := 0
 	start := func() { started++ }
 	done := make(chan struct{})
@@ -162,7 +162,7 @@ func TestQueuePushPacedWaitsForRoom(t *testing.T) {
 }
 
 func TestQueueConcurrent(t *testing.T) {
-	q := newSendQueue(1 << 20)
+	q := newSendQueue(1<<20, 0)
 	var wg sync.WaitGroup
 	for p := range 4 {
 		wg.Go(func() {
@@ -175,7 +175,7 @@ func TestQueueConcurrent(t *testing.T) {
 	stop := make(chan struct{})
 	wg.Go(func() {
 		for {
-			batch, _, _, _ := q.take(nil)
+			batch, _ := q.take(nil)
 			got += len(batch)
 			select {
 			case <-stop:
@@ -196,7 +196,7 @@ func TestQueueConcurrent(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	batch, _, _, _ := q.take(nil)
+	batch, _ := q.take(nil)
 	if got+len(batch) != 4000 {
 		t.Fatalf("took %d frames, want 4000", got+len(batch))
 	}
@@ -206,7 +206,7 @@ func TestQueueConcurrent(t *testing.T) {
 // connection: the push that claims the writer role, the take of the frame
 // and the take that finds the queue empty and gives the role back.
 func BenchmarkQueueDelivery(b *testing.B) {
-	q := newSendQueue(256)
+	q := newSendQueue(256, 0)
 	frame := []byte("frame")
 	var batch [][]byte
 	b.ReportAllocs()
@@ -214,9 +214,81 @@ func BenchmarkQueueDelivery(b *testing.B) {
 		if _, claimed := q.push(frame); !claimed {
 			b.Fatal("the push did not claim the writer role")
 		}
-		batch, _, _, _ = q.take(batch[:0])
-		if _, _, _, idle := q.take(batch[:0]); !idle {
+		batch, _ = q.take(batch[:0])
+		if _, w := q.take(batch[:0]); !w.idle {
 			b.Fatal("the writer role was not given back")
 		}
+	}
+}
+
+// TestQueueLagRule drives the coarse clock by hand: a queue whose oldest
+// frame has waited longer than the max lag is slow at the next push and at
+// the take, except while a replay runs or drains.
+func TestQueueLagRule(t *testing.T) {
+	defer coarseClock.Store(coarseClock.Load())
+	at := func(d time.Duration) { coarseClock.Store(int64(time.Hour + d)) }
+	q := newSendQueue(100, time.Second)
+	at(0)
+	if slow, claimed := q.push([]byte("a")); slow || !claimed {
+		t.Fatalf("first push: slow %v claimed %v, want a writer", slow, claimed)
+	}
+	at(900 * time.Millisecond)
+	if slow, _ := q.push([]byte("b")); slow {
+		t.Fatal("a push 0.9 s after the oldest frame, max lag 1 s: slow")
+	}
+	at(1100 * time.Millisecond)
+	if slow, _ := q.pushAll([][]byte{[]byte("c"), []byte("d")}); !slow {
+		t.Fatal("a push 1.1 s after the oldest frame, max lag 1 s: not slow")
+	}
+	if batch, w := q.take(nil); !w.lagging || len(batch) != 2 {
+		t.Fatalf("take: %q %+v, want a and b, lagging", batch, w)
+	}
+	// The take emptied the queue: the next frame starts a new wait.
+	at(5 * time.Second)
+	q.push([]byte("e"))
+	at(5500 * time.Millisecond)
+	if batch, w := q.take(nil); w.lagging || len(batch) != 1 {
+		t.Fatalf("take: %q %+v, want e, not lagging", batch, w)
+	}
+
+	q.replaying(1)
+	q.push([]byte("f"))
+	at(20 * time.Second)
+	if slow, _ := q.push([]byte("g")); slow {
+		t.Fatal("a push behind a 14.5 s old frame during a replay: slow")
+	}
+	if _, w := q.take(nil); w.lagging || !w.replaying {
+		t.Fatalf("take during a replay: %+v, want replaying, not lagging", w)
+	}
+	q.replaying(-1)
+	q.push([]byte("h"))
+	at(30 * time.Second)
+	if slow, _ := q.push([]byte("i")); slow {
+		t.Fatal("a push while the replay drains: slow")
+	}
+	if _, w := q.take(nil); w.lagging || w.replaying || !w.draining {
+		t.Fatalf("take after the replay: %+v, want draining, not lagging", w)
+	}
+	q.push([]byte("j"))
+	at(40 * time.Second)
+	q.drained() // the lag counts from now
+	at(40*time.Second + 900*time.Millisecond)
+	if slow, _ := q.push([]byte("k")); slow {
+		t.Fatal("a push 0.9 s after the replay drained: slow")
+	}
+	at(41*time.Second + 100*time.Millisecond)
+	if slow, _ := q.push([]byte("l")); !slow {
+		t.Fatal("a push 1.1 s after the replay drained: not slow")
+	}
+}
+
+func TestQueueWithoutLagRule(t *testing.T) {
+	defer coarseClock.Store(coarseClock.Load())
+	q := newSendQueue(100, 0)
+	coarseClock.Store(0)
+	q.push([]byte("a"))
+	coarseClock.Store(int64(time.Hour))
+	if slow, _ := q.push([]byte("b")); slow {
+		t.Fatal("max lag 0: a push behind an hour-old frame is slow")
 	}
 }

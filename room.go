@@ -36,6 +36,11 @@ type room struct {
 	presenceMu sync.Mutex     // serializes presence changes; guards users
 	users      map[string]int // local connections per user
 
+	inboxMu    sync.Mutex // guards the following; never held with another lock
+	inbox      []event    // events handed to the room, waiting for the next pass
+	spare      []event    // the inbox's other buffer
+	delivering bool       // a pass is running or about to: it takes the inbox
+
 	mu       sync.Mutex // guards the following
 	ready    bool
 	disposed bool   // no more background work: the room is gone
@@ -44,6 +49,8 @@ type room struct {
 	gapTimer *time.Timer
 	subs     map[*Conn]*subscription
 	members  []member // subs as a slice for fan-out; nil after a change
+	batch    []event  // what the current pass delivers, in order (fanout.go)
+	counts   []int64  // deliveries of each event of batch
 }
 
 // subscription is one connection's membership of a room.
@@ -91,6 +98,7 @@ func (r *room) init(ctx context.Context) error {
 	r.mu.Lock()
 	r.ready, r.last = true, last
 	r.drainPendingLocked()
+	r.flushLocked()
 	r.mu.Unlock()
 	return nil
 }
@@ -124,12 +132,84 @@ func (r *room) lastSeq(ctx context.Context) (uint64, error) {
 	return last, nil
 }
 
-// handle takes one event of the room from the broker.
+// handle takes one event of the room from the broker. Events are delivered
+// in passes (fanout.go): the goroutine that finds the room idle delivers its
+// event at once; events that arrive meanwhile wait in the inbox, and the
+// next pass delivers them together, each subscriber's share of them in one
+// write. So a room that cannot keep up with its publishers pays one write
+// per subscriber per pass, not per message, and catches up. A publisher
+// waits for no fan-out but that of its own event: the passes after it are
+// a goroutine's, which runs while the inbox keeps filling.
 func (r *room) handle(e event) {
+	r.inboxMu.Lock()
+	r.inbox = append(r.inbox, e)
+	if r.delivering {
+		r.inboxMu.Unlock()
+		return
+	}
+	r.delivering = true
+	r.inboxMu.Unlock()
+	if !r.pass() {
+		return
+	}
+	if !r.hub.startTask() {
+		for r.pass() { // stopping: finish here rather than start a goroutine
+		}
+		return
+	}
+	go func() {
+		defer r.hub.tasks.Done()
+		for r.pass() {
+		}
+	}()
+}
+
+// maxSpareInbox bounds the capacity an emptied inbox keeps for the next one.
+const maxSpareInbox = 1024
+
+// pass delivers what the inbox holds, up to half a send queue: a pass's
+// frames must fit a subscriber's queue, or the server's own delay would
+// evict subscribers that keep up. It reports whether events are left or
+// arrived meanwhile; the caller is then still the one delivering and must
+// pass again.
+func (r *room) pass() (more bool) {
+	r.inboxMu.Lock()
+	events := r.inbox
+	if n := max(1, r.hub.srv.opts.SendQueue/2); len(events) > n {
+		events = events[:n:n]
+		r.inbox = append(r.spare[:0], r.inbox[n:]...)
+	} else {
+		r.inbox = r.spare
+	}
+	r.spare = nil
+	r.inboxMu.Unlock()
+
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	for _, e := range events {
+		r.handleLocked(e)
+	}
+	r.flushLocked()
+	r.mu.Unlock()
+
+	clear(events)
+	if cap(events) > maxSpareInbox {
+		events = nil
+	}
+	r.inboxMu.Lock()
+	defer r.inboxMu.Unlock()
+	r.spare = events[:0]
+	if len(r.inbox) == 0 {
+		r.delivering = false
+		return false
+	}
+	return true
+}
+
+// handleLocked adds an event to the pass: in seq order for chat,
+// buffering early arrivals and filling gaps from the store.
+func (r *room) handleLocked(e event) {
 	if e.kind != eventChat {
-		r.broadcastLocked(e)
+		r.batch = append(r.batch, e)
 		return
 	}
 	switch {
@@ -146,32 +226,11 @@ func (r *room) handle(e event) {
 	}
 }
 
-// broadcastLocked sends a non-chat event to every subscriber but the sender.
-func (r *room) broadcastLocked(e event) {
-	fanOut(r.membersLocked(), func(m member) bool {
-		if m.conn.session == e.except {
-			return false
-		}
-		m.conn.sendFrame(e.frame)
-		return true
-	})
-}
-
-// deliverLocked sends the next chat message to every live subscriber.
+// deliverLocked adds the next chat message to the pass, for every live
+// subscriber.
 func (r *room) deliverLocked(e event) {
-	n := fanOut(r.membersLocked(), func(m member) bool {
-		if m.sub.recovering || e.seq <= m.sub.after {
-			return false
-		}
-		m.conn.sendFrame(e.frame) // one frame, encoded once, for every subscriber
-		return true
-	})
+	r.batch = append(r.batch, e)
 	r.last = e.seq
-	latency := time.Duration(0)
-	if e.at != 0 {
-		latency = time.Duration(time.Now().UnixNano() - e.at)
-	}
-	r.hub.srv.opts.Metrics.MessageOut(n, latency)
 }
 
 // drainPendingLocked delivers buffered events that have become next in line.
@@ -254,6 +313,7 @@ func (r *room) catchUpLocked(messages []Message, limit uint64) {
 		r.last = limit - 1
 	}
 	r.drainPendingLocked()
+	r.flushLocked()
 }
 
 func (r *room) oldestPendingLocked() uint64 {
@@ -443,6 +503,8 @@ func (r *room) onlineUsers(ctx context.Context) ([]string, error) {
 // connection leaves the room or closes.
 func (r *room) replay(c *Conn, sub *subscription) {
 	defer close(sub.replayDone)
+	c.queue.replaying(1) // paced, never evicted for lagging
+	defer c.queue.replaying(-1)
 	r.mu.Lock()
 	cursor := sub.after
 	r.mu.Unlock()

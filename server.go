@@ -26,7 +26,8 @@ type Server struct {
 	poller    *poller // nil where there is none: each connection reads on its own goroutine
 	heartbeat *heartbeat
 
-	wg sync.WaitGroup // one per connection being served
+	wg       sync.WaitGroup // one per connection being served
+	stopping chan struct{}  // closed when Shutdown begins
 
 	mu           sync.Mutex // guards the following
 	conns        map[*Conn]struct{}
@@ -59,6 +60,7 @@ func New(opts Options) (*Server, error) {
 		perIP:     make(map[string]int),
 		poller:    newPoller(),
 		heartbeat: newHeartbeat(opts.PingInterval, opts.PongWait),
+		stopping:  make(chan struct{}),
 	}
 	s.hub = newHub(s)
 	if s.hub.events, err = newRecorder(s.hub, opts.Store, opts.Webhooks); err != nil {
@@ -397,6 +399,9 @@ func (s *Server) untrack(c *Conn) {
 // acked is lost; a message whose commit is cancelled is not acked.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.shuttingDown {
+		close(s.stopping)
+	}
 	s.shuttingDown = true
 	conns := make([]*Conn, 0, len(s.conns))
 	for c := range s.conns {

@@ -15,16 +15,30 @@ import (
 // wait (up to the write wait); it ends when the queue is empty.
 //
 // Frames are complete WebSocket frames (wsframe.go), prepared once per
-// fan-out. Only this file writes.
+// fan-out. A connection that has fallen behind has several queued: they
+// leave merged, as few text frames as the merge buffer holds per write
+// (prepare). Only this file writes.
 
 // send queues a JSON frame for the client.
 func (c *Conn) send(payload []byte) { c.sendFrame(textFrame(payload)) }
 
-// sendFrame queues a prepared frame without blocking. A full queue means
-// the client cannot keep up: it is evicted with 4009.
+// sendFrame queues a prepared frame without blocking. A full or lagging
+// queue means the client cannot keep up: it is evicted with 4009.
 func (c *Conn) sendFrame(frame []byte) {
-	full, claimed := c.queue.push(frame)
-	if full {
+	slow, claimed := c.queue.push(frame)
+	if slow {
+		c.evict()
+	}
+	if claimed {
+		c.write()
+	}
+}
+
+// sendFrames queues one fan-out pass's frames for the client, which leave
+// together, merged into one frame (mergeText).
+func (c *Conn) sendFrames(frames [][]byte) {
+	slow, claimed := c.queue.pushAll(frames)
+	if slow {
 		c.evict()
 	}
 	if claimed {
@@ -63,18 +77,26 @@ func (c *Conn) writeWithoutBlocking() bool {
 }
 
 // takeQueued moves the queue's frames and ping into c.pending. It returns
-// false when there was nothing, which releases the writer role: from then on
-// the writer's fields belong to the next writer, so it touches none.
+// false when there was nothing, which releases the writer role: from then
+// on the writer's fields belong to the next writer, so it touches none. A
+// connection found lagging (lag.go) is evicted here: what was taken is
+// dropped and the close is next.
 func (c *Conn) takeQueued() bool {
-	pending, ping, closing, idle := c.queue.take(c.pending)
-	if idle {
+	pending, w := c.queue.take(c.pending)
+	if w.idle {
 		return false
 	}
 	c.pending = pending
-	if ping {
+	if c.lagging(w) {
+		c.evict()
+		c.clearPending()
+		c.closeDue = true
+		return true
+	}
+	if w.ping {
 		c.pending = append(c.pending, pingFrame)
 	}
-	c.closeDue = c.closeDue || closing
+	c.closeDue = c.closeDue || w.closing
 	return true
 }
 
@@ -84,7 +106,7 @@ func (c *Conn) takeQueued() bool {
 // socket filled up.
 func (c *Conn) writePendingNow() bool {
 	for len(c.pending) > 0 {
-		frames := c.pending[:min(len(c.pending), maxIovecs)]
+		frames := c.pending[:c.prepare()]
 		want := totalLen(frames)
 		n := c.writeNow(frames)
 		c.advance(n)
@@ -94,6 +116,32 @@ func (c *Conn) writePendingNow() bool {
 	}
 	c.clearPending()
 	return true
+}
+
+// prepare merges the text frames at the head of c.pending into as few
+// frames as the merge buffer holds (mergeText), when the buffer is free,
+// and returns how many frames of c.pending the next write takes: those up
+// to the last merged one, so that what follows is merged in turn once the
+// buffer is written; or, with nothing merged, all of them.
+func (c *Conn) prepare() int {
+	if c.inBuffer == 0 && len(c.pending) > 1 {
+		start := 0
+		if c.cut {
+			start = 1 // a frame's tail: not a frame to merge
+		}
+		if c.merged == nil {
+			c.merged = mergeBuffers.Get().(*[]byte)
+		}
+		rest, buf, through := mergeText(c.pending[start:], (*c.merged)[:0])
+		c.pending, *c.merged = c.pending[:start+len(rest)], buf
+		if through > 0 {
+			c.inBuffer = start + through
+		}
+	}
+	if c.inBuffer > 0 {
+		return c.inBuffer
+	}
+	return min(len(c.pending), maxIovecs)
 }
 
 // maxIovecs is how many frames one writev takes (Linux's IOV_MAX).
@@ -115,6 +163,7 @@ func (c *Conn) writeNow(frames [][]byte) int {
 	if err != nil || n < 0 {
 		return 0
 	}
+	c.lag.written += int64(n)
 	return n
 }
 
@@ -125,12 +174,21 @@ func (c *Conn) advance(n int) {
 		n -= len(c.pending[i])
 		i++
 	}
-	if i < len(c.pending) {
-		c.pending[i] = c.pending[i][n:]
+	cut := i < len(c.pending) && (n > 0 || c.cut && i == 0)
+	c.drop(i)
+	if len(c.pending) > 0 {
+		c.pending[0] = c.pending[0][n:]
 	}
-	remaining := copy(c.pending, c.pending[i:])
+	c.cut = cut
+}
+
+// drop removes the first k frames of c.pending, written.
+func (c *Conn) drop(k int) {
+	remaining := copy(c.pending, c.pending[k:])
 	clear(c.pending[remaining:])
 	c.pending = c.pending[:remaining]
+	c.inBuffer = max(c.inBuffer-k, 0)
+	c.cut = false
 }
 
 func totalLen(frames [][]byte) int {
@@ -167,10 +225,18 @@ func (c *Conn) writePending() error {
 		return nil
 	}
 	c.raw.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
-	buffers := net.Buffers(c.pending)
-	_, err := buffers.WriteTo(c.raw)
-	c.raw.SetWriteDeadline(time.Time{}) // direct writes must not inherit it
-	return err
+	defer c.raw.SetWriteDeadline(time.Time{}) // direct writes must not inherit it
+	for len(c.pending) > 0 {
+		k := c.prepare()
+		buffers := net.Buffers(c.pending[:k]) // WriteTo empties c.pending[:k]
+		n, err := buffers.WriteTo(c.raw)
+		c.lag.written += n
+		if err != nil {
+			return err
+		}
+		c.drop(k)
+	}
+	return nil
 }
 
 func (c *Conn) clearPending() {
@@ -179,6 +245,11 @@ func (c *Conn) clearPending() {
 	if cap(c.pending) > 64 {
 		c.pending = nil // a burst does not pin its memory on a quiet connection
 	}
+	if c.merged != nil {
+		mergeBuffers.Put(c.merged)
+		c.merged = nil
+	}
+	c.inBuffer, c.cut = 0, false
 }
 
 // closeHandshakeWait is how long the writer waits for the client to answer
@@ -188,6 +259,13 @@ const closeHandshakeWait = time.Second
 // writeClose sends the close frame unless writing already failed, waits
 // briefly for the reader to see the client's answer, and closes the socket.
 // It logs an eviction, which the writer goroutine can afford to wait for.
+//
+// A slow consumer reads its close frame only after the backlog the kernel
+// holds for it. It is given the write wait to get there (less if the
+// server shuts down), and the socket is half-closed meanwhile: were it
+// closed, the kernel would answer what the client still sends (pongs to
+// the pings it reads late) with a reset, which discards what the client
+// has yet to read, the close frame and its "retry after" included.
 func (c *Conn) writeClose() {
 	defer close(c.writerDone)
 	if c.closeCode == CloseSlowConsumer {
@@ -196,9 +274,15 @@ func (c *Conn) writeClose() {
 	if c.closeCode != 0 && c.writeErr == nil {
 		c.raw.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
 		if _, err := c.raw.Write(closeFrame(c.closeCode, c.closeReason)); err == nil {
+			wait, stopping := closeHandshakeWait, (<-chan struct{})(nil)
+			if half, ok := c.raw.(interface{ CloseWrite() error }); ok && c.closeCode == CloseSlowConsumer {
+				half.CloseWrite()
+				wait, stopping = max(wait, c.srv.opts.WriteWait), c.srv.stopping
+			}
 			select {
 			case <-c.readerDone:
-			case <-time.After(closeHandshakeWait):
+			case <-time.After(wait):
+			case <-stopping:
 			}
 		}
 	}

@@ -18,14 +18,35 @@ import (
 // serialized by the wsConn.
 type client struct {
 	id        int
+	user      string
 	room      int // index into run.rooms, or -1
 	publisher bool
+	slow      bool // overload: read by slowReadLoop, at most SlowRate bytes/s
 	conn      *wsConn
 	ready     atomic.Bool    // its "joined" (or, without a room, "welcome") arrived
 	lat       *Histogram     // records its in-window deliveries' latencies
+	replayLat *Histogram     // overload: the same, for what a resume replayed
 	outside   *atomic.Uint64 // counts deliveries of messages sent outside the window
 	frames    *atomic.Uint64 // counts messages received
 	parser    frameParser    // owned by the reader
+
+	// Overload: a resumed connection replaces this one (successor), having
+	// joined with since = lastSeq; seqs up to replayUntil are its replay.
+	lastSeq, replayUntil uint64 // owned by the reader
+	resuming             bool   // waiting for the joined that ends a resume's join
+	successor            atomic.Pointer[client]
+}
+
+// latest returns the connection that now stands for c: c, or the last of
+// the connections that resumed it.
+func (c *client) latest() *client {
+	for {
+		next := c.successor.Load()
+		if next == nil {
+			return c
+		}
+		c = next
+	}
 }
 
 // startReading hands c to a poller, or starts its reader goroutine when
@@ -35,7 +56,12 @@ func (r *run) startReading(c *client) {
 	pending := c.conn.pending
 	c.conn.pending = nil
 	if err := r.receive(c, pending); err != nil {
-		r.noteClosed(err)
+		r.ended(c, err)
+		return
+	}
+	if c.slow {
+		r.readers.Add(1)
+		go r.slowReadLoop(c)
 		return
 	}
 	if c.conn.raw != nil && len(r.pollers) > 0 {
@@ -56,12 +82,12 @@ func (r *run) readLoop(c *client) {
 		n, err := c.conn.Read(buf)
 		if n > 0 {
 			if err := r.receive(c, buf[:n]); err != nil {
-				r.noteClosed(err)
+				r.ended(c, err)
 				return
 			}
 		}
 		if err != nil {
-			r.noteClosed(err)
+			r.ended(c, err)
 			return
 		}
 	}
@@ -87,6 +113,10 @@ func (r *run) handleFrame(c *client, fin bool, op byte, payload []byte, now int6
 	case op == opText:
 		c.frames.Add(1)
 		r.inspect(c, payload)
+		if r.cfg.Scenario == Overload {
+			r.recordOverload(c, payload, now)
+			break
+		}
 		from, to := r.winStart.Load(), r.winEnd.Load()
 		forEachStamp(payload, func(stamp int64) {
 			if stamp >= from && stamp < to {
@@ -151,7 +181,7 @@ func (r *run) publish(ctx context.Context, c *client, room string, members uint6
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	for r.send(c, frame, digits, members) {
+	for r.send(c.latest(), frame, digits, members) {
 		select {
 		case <-ctx.Done():
 			return
@@ -170,7 +200,8 @@ func (r *run) send(c *client, frame []byte, digits int, members uint64) bool {
 	putStamp(frame[digits:], ns)
 	if err := c.conn.writeFrame(opText, frame, chatWriteTimeout); err != nil {
 		r.noteSendError(err)
-		return false
+		// Overload: an evicted publisher goes on once it has resumed.
+		return r.cfg.Scenario == Overload && !r.closing.Load()
 	}
 	if ns >= r.winStart.Load() {
 		r.sent.Add(1)

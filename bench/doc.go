@@ -19,7 +19,9 @@
 // sharded histogram, without allocating.
 //
 // Goroutines: the pollers or readers; one per publishing connection
-// (run.publish), the writer of its chat frames; one progress printer. A
+// (run.publish), the writer of its chat frames; one progress printer; in
+// the overload scenario, a reader per slow subscriber (slowReadLoop) and
+// one per evicted connection waiting to resume (overload.go). A
 // connection's writes — chats, pongs from its reader, the final close —
 // are serialized by its wsConn. Run waits for all of them before it
 // returns, and closes the pollers' epoll sets.

@@ -2,8 +2,10 @@ package bench
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,22 +17,34 @@ import (
 
 // fakeServer speaks just enough of the protocol for the bench: welcome,
 // joined and online_users batched in one frame, chat fan-out to the room
-// (sender included), and optional pings. It lets the bench be tested
-// against a server other than partyline, as it is meant to be used.
+// (sender included) with seqs, join with since (a replay from its log),
+// optional pings, and, for the overload scenario, slow-consumer eviction of
+// chosen users. It lets the bench be tested against a server other than
+// partyline, as it is meant to be used.
 type fakeServer struct {
 	pingEvery time.Duration
 	dropEvery int64 // drop every n-th chat delivery; 0 = none
 	silent    bool  // never send welcome or joined
 	bigHello  int   // bytes of padding added to the greeting
+	// evict closes the first connection of each of these users with 4009
+	// once it has received evictAfter chats.
+	evict      []string
+	evictAfter int
 
 	deliveries atomic.Int64
-	mu         sync.Mutex // guards rooms
+	mu         sync.Mutex // guards the following; held while fanning out
 	rooms      map[string]map[*fakeConn]bool
+	seqs       map[string]uint64   // each room's last seq
+	logs       map[string][][]byte // each room's chats, by seq - 1
+	evicted    map[string]bool     // users evicted once already
 }
 
 type fakeConn struct {
-	mu sync.Mutex // serializes writes
-	ws *websocket.Conn
+	user     string
+	received int             // chats written to it; guarded by fakeServer.mu
+	joined   map[string]bool // rooms joined by message; guarded by fakeServer.mu
+	mu       sync.Mutex      // serializes writes
+	ws       *websocket.Conn
 }
 
 func (c *fakeConn) write(b []byte) {
@@ -43,6 +57,7 @@ func (c *fakeConn) write(b []byte) {
 func startFake(t *testing.T, f *fakeServer) string {
 	t.Helper()
 	f.rooms = map[string]map[*fakeConn]bool{}
+	f.seqs, f.logs, f.evicted = map[string]uint64{}, map[string][][]byte{}, map[string]bool{}
 	ts := httptest.NewServer(f)
 	t.Cleanup(ts.Close)
 	return "ws" + strings.TrimPrefix(ts.URL, "http")
@@ -60,10 +75,11 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer ws.Close()
-	c := &fakeConn{ws: ws}
+	c := &fakeConn{user: user, ws: ws, joined: map[string]bool{}}
 	rooms := r.URL.Query()["room"]
 	f.join(c, rooms)
 	defer f.leave(c, rooms)
+	defer f.leaveJoined(c)
 	if !f.silent {
 		c.write(greeting(user, rooms, f.bigHello))
 	}
@@ -77,7 +93,7 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return
 		}
-		f.handle(user, msg)
+		f.handle(c, msg)
 	}
 }
 
@@ -126,26 +142,58 @@ func (f *fakeServer) ping(c *fakeConn, done chan struct{}) {
 	}
 }
 
-// handle fans a chat message out to its room.
-func (f *fakeServer) handle(user string, msg []byte) {
-	var in struct{ Type, Room, Content string }
-	if json.Unmarshal(msg, &in) != nil || in.Type != "chat" {
+func (f *fakeServer) leaveJoined(c *fakeConn) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for room := range c.joined {
+		delete(f.rooms[room], c)
+	}
+}
+
+// handle answers a client message: a chat is fanned out to its room, a
+// join with since replays the room's log after since, then goes live.
+func (f *fakeServer) handle(from *fakeConn, msg []byte) {
+	var in struct {
+		Type, Room, Content string
+		Since               uint64
+	}
+	if json.Unmarshal(msg, &in) != nil {
 		return
 	}
-	out, _ := json.Marshal(map[string]any{
-		"type": "chat", "room": in.Room, "username": user, "content": in.Content,
-		"timestamp": time.Now().UnixMilli(), "seq": 1, "id": "m1",
-	})
 	f.mu.Lock()
-	members := make([]*fakeConn, 0, len(f.rooms[in.Room]))
-	for c := range f.rooms[in.Room] {
-		members = append(members, c)
-	}
-	f.mu.Unlock()
-	for _, c := range members {
-		if n := f.deliveries.Add(1); f.dropEvery > 0 && n%f.dropEvery == 0 {
-			continue
+	defer f.mu.Unlock()
+	switch in.Type {
+	case "join":
+		from.write([]byte(fmt.Sprintf(`{"type":"joined","room":%q,"seq":%d,"recovered":true}`+"\n"+
+			`{"type":"online_users","room":%q,"users":[%q],"content":%q}`, in.Room, f.seqs[in.Room], in.Room, from.user, from.user)))
+		for _, out := range f.logs[in.Room][min(in.Since, f.seqs[in.Room]):] {
+			from.write(out)
 		}
-		c.write(out)
+		from.joined[in.Room] = true
+		if f.rooms[in.Room] == nil {
+			f.rooms[in.Room] = map[*fakeConn]bool{}
+		}
+		f.rooms[in.Room][from] = true
+	case "chat":
+		f.seqs[in.Room]++
+		out, _ := json.Marshal(map[string]any{
+			"type": "chat", "room": in.Room, "username": from.user, "content": in.Content,
+			"timestamp": time.Now().UnixMilli(), "seq": f.seqs[in.Room], "id": "m1",
+		})
+		f.logs[in.Room] = append(f.logs[in.Room], out)
+		for c := range f.rooms[in.Room] {
+			if n := f.deliveries.Add(1); f.dropEvery > 0 && n%f.dropEvery == 0 {
+				continue
+			}
+			if c.received++; c.received > f.evictAfter && slices.Contains(f.evict, c.user) && !f.evicted[c.user] {
+				f.evicted[c.user] = true
+				delete(f.rooms[in.Room], c)
+				c.mu.Lock()
+				_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4009, "slow consumer; retry after 50ms"), time.Now().Add(time.Second))
+				c.mu.Unlock()
+				continue
+			}
+			c.write(out)
+		}
 	}
 }

@@ -13,21 +13,25 @@ import (
 
 // Scenario names.
 const (
-	Idle   = "idle"
-	Fanout = "fanout"
-	Rooms  = "rooms"
+	Idle     = "idle"
+	Fanout   = "fanout"
+	Rooms    = "rooms"
+	Overload = "overload"
 )
 
 // Config is one run's settings. Main fills it from flags; zero values of
 // the optional fields take the defaults noted.
 type Config struct {
 	URL      string // ws://host:port, or with a path to the WebSocket endpoint (default /ws)
-	Scenario string // Idle, Fanout or Rooms
+	Scenario string // Idle, Fanout, Rooms or Overload
 
 	Connections int     // idle, rooms: connections
-	Subscribers int     // fanout: connections in the room, publishers included
-	Publishers  int     // fanout: how many subscribers also publish; 0: one per 10 msg/s
-	Rate        float64 // fanout: msg/s in total; rooms: msg/s per connection
+	Subscribers int     // fanout, overload: connections in the room, publishers included
+	Publishers  int     // fanout, overload: how many subscribers also publish; 0: one per 10 msg/s
+	Rate        float64 // fanout, overload: msg/s in total; rooms: msg/s per connection
+	Slow        int     // overload: subscribers that read at most SlowRate bytes/s
+	SlowRate    int     // overload: bytes/s a slow subscriber reads
+	NoResume    bool    // overload: an evicted subscriber stays away instead of resuming
 	Rooms       int     // idle, rooms: rooms the connections are spread over (idle: 0 = none)
 	Users       int     // distinct usernames cycled over connections; 0: one per connection
 	Payload     int     // chat content bytes, at least 20
@@ -85,6 +89,13 @@ Scenarios:
           which P publish R msg/s in total; each message reaches all N.
   rooms   --connections C --rooms R --rate r: C connections spread over R
           rooms, each publishing r msg/s to its room.
+  overload  fanout beyond what the server can deliver (defaults: 10,000
+          subscribers, 100 msg/s, --warmup 5s --duration 20s --drain 10s),
+          optionally with --slow subscribers that read at --slow-rate. A
+          subscriber closed with 4009 resumes after the "retry after" of
+          its close reason, with since; the report splits what arrived
+          live (its lag) from what the resumes replayed, and counts the
+          evicted.
 
 Flags:
 `
@@ -99,17 +110,20 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.URL, "url", "ws://127.0.0.1:8080", "server `URL`; connects to URL/ws?username=…&room=… unless a path is given")
-	fs.StringVar(&c.Scenario, "scenario", Fanout, "idle, fanout or rooms")
+	fs.StringVar(&c.Scenario, "scenario", Fanout, "idle, fanout, rooms or overload")
 	fs.IntVar(&c.Connections, "connections", 10000, "idle, rooms: connections")
-	fs.IntVar(&c.Subscribers, "subscribers", 1000, "fanout: connections in the room, publishers included")
-	fs.IntVar(&c.Publishers, "publishers", 0, "fanout: subscribers that also publish (0: one per 10 msg/s, under the server's default rate limit)")
-	fs.Float64Var(&c.Rate, "rate", 0, "fanout: msg/s in total (default 100); rooms: msg/s per connection (default 1)")
+	fs.IntVar(&c.Subscribers, "subscribers", 1000, "fanout: connections in the room, publishers included (overload: 10000)")
+	fs.IntVar(&c.Publishers, "publishers", 0, "fanout, overload: subscribers that also publish (0: one per 10 msg/s, under the server's default rate limit)")
+	fs.Float64Var(&c.Rate, "rate", 0, "fanout, overload: msg/s in total (default 100); rooms: msg/s per connection (default 1)")
+	fs.IntVar(&c.Slow, "slow", 0, "overload: subscribers (not publishers) that read slowly")
+	fs.IntVar(&c.SlowRate, "slow-rate", 4096, "overload: `bytes` per second a slow subscriber reads")
+	fs.BoolVar(&c.NoResume, "no-resume", false, "overload: evicted subscribers stay away instead of resuming with since")
 	fs.IntVar(&c.Rooms, "rooms", 1000, "idle, rooms: rooms to spread connections over (idle: 0 joins none)")
 	fs.IntVar(&c.Users, "users", 0, "distinct usernames cycled over the connections (0: one per connection; a few spare the server the O(N²) presence traffic of N users joining one room)")
 	fs.IntVar(&c.Payload, "payload", 64, "chat content size in `bytes` (at least 20: a send-time stamp, then padding)")
 	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "time connected and publishing before measuring")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measuring window")
-	fs.DurationVar(&c.Drain, "drain", 5*time.Second, "after the window, wait for in-flight deliveries until none arrives for this long")
+	fs.DurationVar(&c.Drain, "drain", 5*time.Second, "after the window, wait for in-flight deliveries until none arrives for this long (overload: 10s, and at most this long)")
 	fs.DurationVar(&c.Timeout, "timeout", 0, "bound on the whole run (0: warmup+duration+drain+1m+1s per 1000 connections)")
 	fs.IntVar(&c.PID, "pid", 0, "server process ID: read its CPU and RSS from /proc")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 0, "idle: the server's ping interval, for the expected heartbeat count")
@@ -122,7 +136,27 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
 	}
+	if c.Scenario == Overload {
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		c.overloadDefaults(given)
+	}
 	return c, c.validate()
+}
+
+// overloadDefaults sets the overload scenario's own defaults for the flags
+// not given: the issue's 10,000 subscribers and longer phases.
+func (c *Config) overloadDefaults(given map[string]bool) {
+	for name, set := range map[string]func(){
+		"subscribers": func() { c.Subscribers = 10000 },
+		"warmup":      func() { c.Warmup = 5 * time.Second },
+		"duration":    func() { c.Duration = 20 * time.Second },
+		"drain":       func() { c.Drain = 10 * time.Second },
+	} {
+		if !given[name] {
+			set()
+		}
+	}
 }
 
 // validate fills scenario defaults and reports the first bad setting.
@@ -136,12 +170,12 @@ func (c *Config) validate() error {
 		if c.Connections < 1 {
 			return fmt.Errorf("bench: --connections %d: want at least 1", c.Connections)
 		}
-	case Fanout:
+	case Fanout, Overload:
 		if c.Subscribers < 1 {
 			return fmt.Errorf("bench: --subscribers %d: want at least 1", c.Subscribers)
 		}
 	default:
-		return fmt.Errorf("bench: --scenario %q: want idle, fanout or rooms", c.Scenario)
+		return fmt.Errorf("bench: --scenario %q: want idle, fanout, rooms or overload", c.Scenario)
 	}
 	if err := c.validateRates(); err != nil {
 		return err
@@ -154,7 +188,7 @@ func (c *Config) validateRates() error {
 		return fmt.Errorf("bench: --rate %g: want a positive rate", c.Rate)
 	}
 	switch c.Scenario {
-	case Fanout:
+	case Fanout, Overload:
 		if c.Rate == 0 {
 			c.Rate = 100
 		}
@@ -163,6 +197,12 @@ func (c *Config) validateRates() error {
 		}
 		if c.Publishers == 0 {
 			c.Publishers = min(c.Subscribers, max(1, int((c.Rate+9)/10)))
+		}
+		if c.Slow < 0 || c.Slow > c.Subscribers-c.Publishers {
+			return fmt.Errorf("bench: --slow %d: want 0 to the %d subscribers that do not publish", c.Slow, c.Subscribers-c.Publishers)
+		}
+		if c.Slow > 0 && c.SlowRate < 1 {
+			return fmt.Errorf("bench: --slow-rate %d: want at least 1 byte/s", c.SlowRate)
 		}
 	case Rooms:
 		if c.Rate == 0 {
@@ -205,7 +245,7 @@ func (c *Config) validateRest() error {
 
 // connections returns how many connections the scenario opens.
 func (c *Config) connections() int {
-	if c.Scenario == Fanout {
+	if c.Scenario == Fanout || c.Scenario == Overload {
 		return c.Subscribers
 	}
 	return c.Connections

@@ -14,7 +14,13 @@ import (
 // startPartyline serves a real hub over loopback and returns its ws:// URL.
 func startPartyline(t *testing.T) string {
 	t.Helper()
-	srv, err := partyline.New(partyline.Options{})
+	return startPartylineWith(t, partyline.Options{})
+}
+
+// startPartylineWith is startPartyline with opts.
+func startPartylineWith(t *testing.T, opts partyline.Options) string {
+	t.Helper()
+	srv, err := partyline.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,5 +60,32 @@ func TestSmokeIdleAgainstPartyline(t *testing.T) {
 	if res.Connected != 10 || res.NotReady != 0 || len(res.Closed) != 0 || res.ErrorFrames != 0 {
 		t.Errorf("connected %d not ready %d closed %v error frames %d: want 10 quiet ready connections",
 			res.Connected, res.NotReady, res.Closed, res.ErrorFrames)
+	}
+}
+
+// TestSmokeOverloadAgainstPartyline runs the overload scenario against a
+// partyline with a short max lag and two subscribers that read at a third
+// of what the room sends: they are evicted, learn it once they have read
+// their backlog (the close frame waits behind it), and resume, while the
+// others keep receiving fresh messages.
+func TestSmokeOverloadAgainstPartyline(t *testing.T) {
+	cfg := shortConfig(startPartylineWith(t, partyline.Options{MaxLag: 300 * time.Millisecond,
+		PingInterval: 100 * time.Millisecond, RateLimit: -1}), Overload)
+	// The room sends about 110 KB/s: the slow subscribers' first window
+	// (64 KB) fills within a second.
+	cfg.Subscribers, cfg.Publishers, cfg.Rate, cfg.Payload = 12, 2, 100, 1000
+	cfg.Slow, cfg.SlowRate = 2, 40<<10
+	res := runOK(t, cfg)
+	if res.Evicted < 1 || res.Resumed < 1 {
+		t.Errorf("evicted %d, resumed %d: want the slow subscribers shed and resumed", res.Evicted, res.Resumed)
+	}
+	if res.Sent == 0 || res.Latency.Count == 0 || res.ErrorFrames != 0 || res.DialFailures != 0 {
+		t.Errorf("sent %d, live deliveries %d, error frames %d (%s), dial failures %d",
+			res.Sent, res.Latency.Count, res.ErrorFrames, res.FirstError, res.DialFailures)
+	}
+	// The ten who keep up get what they get live within the max lag and a
+	// little; generous, for a loaded machine and the race detector.
+	if p99 := res.Latency.P99; p99 > 3000 {
+		t.Errorf("live lag p99 %.0f ms, want well under the max lag plus a little", p99)
 	}
 }

@@ -135,7 +135,7 @@ func (p *poller) run() {
 		for _, rc := range ready {
 			if err := p.drain(rc.c, rc.fd, rc.hangup); err != nil {
 				p.forget(rc.c)
-				p.r.noteClosed(err)
+				p.r.ended(rc.c, err)
 			}
 		}
 		clear(ready)

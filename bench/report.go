@@ -31,7 +31,18 @@ type Result struct {
 	Delivered      uint64  `json:"delivered"`
 	DeliveryRatio  float64 `json:"delivery_ratio"`
 	DeliveriesPerS float64 `json:"deliveries_per_s"`
-	Latency        Latency `json:"latency"`
+	// ReceivedPerS counts every chat delivery made during the window,
+	// whenever its message was sent: the rate the system sustained, late
+	// warm-up traffic included.
+	ReceivedPerS float64 `json:"received_per_s"`
+	Latency      Latency `json:"latency"` // overload: of what arrived live
+
+	// Overload: subscribers closed with 4009, connections that resumed,
+	// and the deliveries their replays made (in Delivered, not Latency).
+	Evicted       int64    `json:"evicted,omitempty"`
+	Resumed       int64    `json:"resumed,omitempty"`
+	Replayed      uint64   `json:"replayed,omitempty"`
+	ReplayLatency *Latency `json:"replay_latency,omitempty"`
 
 	Heartbeats         uint64  `json:"heartbeats"` // server pings answered in the window
 	HeartbeatsExpected float64 `json:"heartbeats_expected,omitempty"`
@@ -60,6 +71,7 @@ type ProcStats struct {
 	CPUSeconds        float64 `json:"cpu_s"`
 	CPUPercent        float64 `json:"cpu_pct"` // of one core
 	CPUPerMillion     float64 `json:"cpu_s_per_m_deliveries,omitempty"`
+	CPUPerMReceived   float64 `json:"cpu_s_per_m_received,omitempty"` // per delivery made in the window (ReceivedPerS)
 	CPUPerHeartbeatUS float64 `json:"cpu_us_per_heartbeat,omitempty"`
 	RSSBefore         int64   `json:"rss_before_bytes"`
 	RSSAfter          int64   `json:"rss_after_bytes"`
@@ -79,10 +91,16 @@ func (r *run) fill(res *Result, clients []*client, before procSample, w window, 
 	}
 	secs := w.wall.Seconds()
 	res.Window = secs
-	lat := r.lat.merged()
-	res.Sent, res.Expected, res.Delivered = r.sent.Load(), r.expected.Load(), lat.Count()
+	lat, replay := r.lat.merged(), r.replayLat.merged()
+	res.Sent, res.Expected, res.Delivered = r.sent.Load(), r.expected.Load(), lat.Count()+replay.Count()
+	if c.Scenario == Overload {
+		res.Evicted, res.Resumed, res.Replayed = r.evicted.Load(), r.resumed.Load(), replay.Count()
+		summary := replay.Summary()
+		res.ReplayLatency = &summary
+	}
 	res.SentPerSecond = float64(res.Sent) / secs
 	res.DeliveriesPerS = float64(res.Delivered) / secs
+	res.ReceivedPerS = float64(w.received[1]-w.received[0]) / secs
 	if res.Expected > 0 {
 		res.DeliveryRatio = float64(res.Delivered) / float64(res.Expected)
 	}
@@ -113,6 +131,9 @@ func (r *run) procStats(res *Result, cpu time.Duration, secs float64, rssBefore,
 	if res.Delivered > 0 {
 		s.CPUPerMillion = s.CPUSeconds / (float64(res.Delivered) / 1e6)
 	}
+	if res.ReceivedPerS > 0 {
+		s.CPUPerMReceived = s.CPUSeconds / (res.ReceivedPerS * secs / 1e6)
+	}
 	if res.Heartbeats > 0 {
 		s.CPUPerHeartbeatUS = s.CPUSeconds / float64(res.Heartbeats) * 1e6
 	}
@@ -130,13 +151,26 @@ func writeTable(w io.Writer, res *Result) {
 	row("connections", "%d of %d (%d not ready, %d dial failures) in %.1fs", res.Connected, res.Connections, res.NotReady, res.DialFailures, res.DialSeconds)
 	row("rooms / publishers", "%d / %d, rate %g, payload %d B", res.Rooms, res.Publishers, res.Rate, res.Payload)
 	row("window", "%.1fs, then %.1fs draining", res.Window, res.DrainSeconds)
-	if res.Scenario != Idle {
+	latency := func(name string, l Latency) {
+		row(name, "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f", l.P50, l.P90, l.P99, l.P999, l.Max)
+	}
+	switch res.Scenario {
+	case Idle:
+		row("heartbeats", "%d (expected %.0f)", res.Heartbeats, res.HeartbeatsExpected)
+	case Overload:
+		row("sent", "%d (%.0f/s)", res.Sent, res.SentPerSecond)
+		row("delivered", "%d of %d by the drain's end: ratio %.4f, %.0f/s; live %d, replayed %d",
+			res.Delivered, res.Expected, res.DeliveryRatio, res.DeliveriesPerS, res.Latency.Count, res.Replayed)
+		row("received", "%.0f/s in the window, whenever sent", res.ReceivedPerS)
+		row("evicted", "%d (4009), resumed %d", res.Evicted, res.Resumed)
+		latency("lag ms (live)", res.Latency)
+		if res.ReplayLatency != nil && res.ReplayLatency.Count > 0 {
+			latency("lag ms (replayed)", *res.ReplayLatency)
+		}
+	default:
 		row("sent", "%d (%.0f/s)", res.Sent, res.SentPerSecond)
 		row("delivered", "%d of %d: ratio %.4f, %.0f/s", res.Delivered, res.Expected, res.DeliveryRatio, res.DeliveriesPerS)
-		l := res.Latency
-		row("latency ms", "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f", l.P50, l.P90, l.P99, l.P999, l.Max)
-	} else {
-		row("heartbeats", "%d (expected %.0f)", res.Heartbeats, res.HeartbeatsExpected)
+		latency("latency ms", res.Latency)
 	}
 	if res.Server != nil {
 		writeProcRow(row, "server", res.Server)
@@ -155,6 +189,9 @@ func writeProcRow(row func(string, string, ...any), name string, s *ProcStats) {
 	line := fmt.Sprintf("cpu %.2fs (%.1f%%)", s.CPUSeconds, s.CPUPercent)
 	if s.CPUPerMillion > 0 {
 		line += fmt.Sprintf(", %.2f s/M deliveries", s.CPUPerMillion)
+	}
+	if s.CPUPerMReceived > 0 && s.CPUPerMReceived != s.CPUPerMillion {
+		line += fmt.Sprintf(" (%.2f s/M received)", s.CPUPerMReceived)
 	}
 	if s.CPUPerHeartbeatUS > 0 {
 		line += fmt.Sprintf(", %.1f µs/heartbeat", s.CPUPerHeartbeatUS)
@@ -210,7 +247,7 @@ type progressMark struct {
 
 // printProgress prints one status line, rates against last.
 func (r *run) printProgress(w io.Writer, last progressMark) progressMark {
-	inWindow := r.lat.count()
+	inWindow := r.lat.count() + r.replayLat.count()
 	next := progressMark{deliveries: inWindow + sum(&r.outside), frames: sum(&r.frames)}
 	line := fmt.Sprintf("bench: %4.0fs %-7s conns %d ready %d | sent %d delivered %d (%d/s) frames %d/s | errors %d closed %d",
 		time.Since(r.epoch).Seconds(), *r.phase.Load(), r.connected.Load(), r.ready.Load(),

@@ -23,12 +23,16 @@ const phaseSlack = 2 * time.Second
 // run is one bench run. Stamps and the window bounds are nanoseconds since
 // epoch on the monotonic clock.
 type run struct {
+	ctx     context.Context // the run's, bounded by cfg.Timeout
 	cfg     Config
 	epoch   time.Time
 	dialer  *dialer
 	pollers []*poller // read the connections; none: a reader goroutine each
 	rooms   []string  // room names; a client's room indexes this
 	lat     shardedHistogram
+	// replayLat records, in the overload scenario, the deliveries that
+	// resumed connections' replays made (lat keeps those that came live).
+	replayLat shardedHistogram
 	// outside counts, per latency shard, deliveries of messages stamped
 	// outside the window (warm-up traffic); frames all messages received.
 	outside, frames [latencyShards]paddedCounter
@@ -45,10 +49,14 @@ type run struct {
 	closing          atomic.Bool    // the bench is closing the connections itself
 	readers          sync.WaitGroup // the pollers and reader goroutines
 	publishers       sync.WaitGroup
+	resumes          sync.WaitGroup // overload: connections waiting to resume
+	evicted, resumed atomic.Int64   // overload: closes with 4009, and resumed connections
+	nextID           atomic.Int64   // overload: ids of resumed connections
 
 	mu             sync.Mutex // guards the following
 	closed         map[string]int
 	firstClose     string
+	replacements   []*client // overload: connections opened by resumes
 	firstError     string
 	sendErrors     int
 	firstSendError string
@@ -89,7 +97,9 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	r := &run{cfg: cfg, epoch: time.Now(), dialer: d, lat: newShardedHistogram(latencyShards), closed: map[string]int{}}
+	r := &run{ctx: ctx, cfg: cfg, epoch: time.Now(), dialer: d, lat: newShardedHistogram(latencyShards),
+		replayLat: newShardedHistogram(latencyShards), closed: map[string]int{}}
+	r.nextID.Store(int64(cfg.connections()))
 	r.winStart.Store(math.MaxInt64)
 	r.winEnd.Store(math.MaxInt64)
 	r.setPhase("start")
@@ -172,10 +182,11 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 
 // window holds the samples taken at the start and end of the window.
 type window struct {
-	server  [2]procSample // zero without --pid
-	self    [2]time.Duration
-	selfRSS int64 // at the end
-	wall    time.Duration
+	server   [2]procSample // zero without --pid
+	self     [2]time.Duration
+	selfRSS  int64 // at the end
+	wall     time.Duration
+	received [2]uint64 // chat deliveries so far, whenever sent
 }
 
 // measure opens the window, waits it out and closes it.
@@ -186,6 +197,7 @@ func (r *run) measure(ctx context.Context) (window, error) {
 		return w, err
 	}
 	w.self[0] = selfCPU()
+	w.received[0] = r.received()
 	start := time.Now()
 	ns := r.now()
 	r.winEnd.Store(ns + int64(r.cfg.Duration))
@@ -195,6 +207,7 @@ func (r *run) measure(ctx context.Context) (window, error) {
 		return w, fmt.Errorf("bench: measuring: %w", err)
 	}
 	w.self[1] = selfCPU()
+	w.received[1] = r.received()
 	w.wall = time.Since(start)
 	if s, err := readProc(os.Getpid()); err == nil {
 		w.selfRSS = s.RSS
@@ -203,6 +216,11 @@ func (r *run) measure(ctx context.Context) (window, error) {
 		return w, err
 	}
 	return w, nil
+}
+
+// received counts the chat deliveries so far, in the window or not.
+func (r *run) received() uint64 {
+	return r.lat.count() + r.replayLat.count() + sum(&r.outside)
 }
 
 // sampleServer reads the server process, or returns zero without --pid.
@@ -221,6 +239,7 @@ func (r *run) sampleServer() (procSample, error) {
 type connSpec struct {
 	room      int // index into run.rooms, or -1
 	publisher bool
+	slow      bool // overload: reads at most SlowRate bytes/s
 }
 
 // plan names the scenario's rooms and returns its connections.
@@ -228,10 +247,11 @@ func (r *run) plan() []connSpec {
 	c := r.cfg
 	specs := make([]connSpec, c.connections())
 	switch c.Scenario {
-	case Fanout:
-		r.rooms = []string{"bench-fanout"}
+	case Fanout, Overload:
+		r.rooms = []string{"bench-" + c.Scenario}
 		for i := range specs {
-			specs[i] = connSpec{room: 0, publisher: i < c.Publishers}
+			specs[i] = connSpec{room: 0, publisher: i < c.Publishers,
+				slow: i >= c.Publishers && i < c.Publishers+c.Slow}
 		}
 	default:
 		r.rooms = make([]string, c.Rooms)
@@ -281,16 +301,26 @@ func (r *run) dialOne(ctx context.Context, i int, s connSpec) *client {
 	if s.room >= 0 {
 		room = r.rooms[s.room]
 	}
-	conn, err := r.dialer.dial(ctx, i, r.dialer.url(username(i, r.cfg.Users), room))
+	user := username(i, r.cfg.Users)
+	conn, err := r.dialer.dial(ctx, i, r.dialer.url(user, room))
 	if err != nil {
 		r.noteDialError(err)
 		return nil
 	}
-	c := &client{id: i, room: s.room, publisher: s.publisher, conn: conn, lat: r.lat.shard(i),
-		outside: &r.outside[i%latencyShards].Uint64, frames: &r.frames[i%latencyShards].Uint64}
+	if s.slow {
+		conn.slowDown()
+	}
+	c := r.newClient(i, user, s, conn)
 	r.connected.Add(1)
 	r.startReading(c)
 	return c
+}
+
+// newClient makes connection id of spec s, user's, over conn.
+func (r *run) newClient(id int, user string, s connSpec, conn *wsConn) *client {
+	return &client{id: id, user: user, room: s.room, publisher: s.publisher, slow: s.slow, conn: conn,
+		lat: r.lat.shard(id), replayLat: r.replayLat.shard(id),
+		outside: &r.outside[id%latencyShards].Uint64, frames: &r.frames[id%latencyShards].Uint64}
 }
 
 func (r *run) noteDialError(err error) {
@@ -332,9 +362,10 @@ func (r *run) startPublishers(ctx context.Context, clients []*client) {
 	if len(pubs) == 0 {
 		return
 	}
-	// Fanout: Rate is the total, shared by the publishers; rooms: per connection.
+	// Fanout, overload: Rate is the total, shared by the publishers; rooms:
+	// per connection.
 	perPublisher := r.cfg.Rate
-	if r.cfg.Scenario == Fanout {
+	if r.cfg.Scenario != Rooms {
 		perPublisher = r.cfg.Rate / float64(len(pubs))
 	}
 	interval := time.Duration(float64(time.Second) / perPublisher)
@@ -348,15 +379,21 @@ func (r *run) startPublishers(ctx context.Context, clients []*client) {
 // drain waits until every delivery expected from the window has arrived,
 // or none has for cfg.Drain, or ctx ends, and returns how long it waited.
 // Waiting out slow deliveries keeps them in the ratio and the latencies.
+// The overload scenario waits cfg.Drain at most: what it reports is what
+// had arrived by then.
 func (r *run) drain(ctx context.Context) time.Duration {
 	start := time.Now()
-	last, lastChange := r.lat.count(), start
+	count := func() uint64 { return r.lat.count() + r.replayLat.count() }
+	last, lastChange := count(), start
 	for last < r.expected.Load() && time.Since(lastChange) < r.cfg.Drain {
 		if sleep(ctx, 10*time.Millisecond) != nil {
 			break
 		}
-		if n := r.lat.count(); n != last {
-			last, lastChange = n, time.Now()
+		if n := count(); n != last {
+			last = n
+			if r.cfg.Scenario != Overload {
+				lastChange = time.Now()
+			}
 		}
 	}
 	return time.Since(start)
@@ -367,7 +404,13 @@ func (r *run) drain(ctx context.Context) time.Duration {
 // sockets the pollers read are closed last, once nothing reads them.
 func (r *run) closeAll(clients []*client) {
 	r.setPhase("close")
+	r.mu.Lock() // ended starts a resume only before this
 	r.closing.Store(true)
+	r.mu.Unlock()
+	r.resumes.Wait()
+	r.mu.Lock()
+	clients = append(clients, r.replacements...)
+	r.mu.Unlock()
 	normal := []byte{0x03, 0xE8} // 1000, normal closure
 	r.forEach(clients, func(c *client) {
 		_ = c.conn.writeFrame(opClose, normal, closeWriteTimeout)

@@ -245,3 +245,69 @@ func TestRunStopsAtTimeout(t *testing.T) {
 		t.Errorf("Run against a server that never says joined: %v after %v, want the deadline", err, time.Since(start))
 	}
 }
+
+// TestRunOverloadResumesTheEvicted has the fake evict two subscribers with
+// 4009 partway through: each comes back after the wait its close reason
+// asks for, resumes with since, and by the end of the drain every member
+// has every message of the window, the replayed ones counted apart.
+func TestRunOverloadResumesTheEvicted(t *testing.T) {
+	cfg := shortConfig(startFake(t, &fakeServer{evict: []string{"b3", "b4"}, evictAfter: 30}), Overload)
+	cfg.Subscribers, cfg.Publishers, cfg.Rate = 6, 1, 40
+	res := runOK(t, cfg)
+	if res.Evicted != 2 || res.Resumed != 2 || res.Closed["4009"] != 2 {
+		t.Errorf("evicted %d, resumed %d, closes %v: want 2 evicted with 4009, both resumed", res.Evicted, res.Resumed, res.Closed)
+	}
+	if res.Sent == 0 || res.Expected != res.Sent*6 || res.Delivered != res.Expected {
+		t.Errorf("sent %d, delivered %d of %d: want every message to all 6 by the drain's end", res.Sent, res.Delivered, res.Expected)
+	}
+	r := res.ReplayLatency
+	if r == nil || res.Replayed == 0 || r.Count != res.Replayed || res.Latency.Count+res.Replayed != res.Delivered {
+		t.Errorf("replayed %d (latency %+v), live %d, delivered %d: want the resumes' replays counted apart",
+			res.Replayed, r, res.Latency.Count, res.Delivered)
+	}
+	if l := res.Latency; l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.Max {
+		t.Errorf("live lag %+v: want 0 < p50 <= p99 <= max", l)
+	}
+	if res.ErrorFrames != 0 || res.DialFailures != 0 {
+		t.Errorf("error frames %d (%s), dial failures %d: want none", res.ErrorFrames, res.FirstError, res.DialFailures)
+	}
+	var buf bytes.Buffer
+	writeTable(&buf, res)
+	for _, want := range []string{"evicted", "resumed 2", "lag ms (live)", "lag ms (replayed)"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, buf.String())
+		}
+	}
+}
+
+func TestOverloadDefaults(t *testing.T) {
+	cfg, err := parseFlags([]string{"--scenario", "overload"}, new(bytes.Buffer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Subscribers != 10000 || cfg.Rate != 100 || cfg.Publishers != 10 ||
+		cfg.Warmup != 5*time.Second || cfg.Duration != 20*time.Second || cfg.Drain != 10*time.Second {
+		t.Errorf("overload defaults: subscribers %d rate %v publishers %d warmup %v duration %v drain %v",
+			cfg.Subscribers, cfg.Rate, cfg.Publishers, cfg.Warmup, cfg.Duration, cfg.Drain)
+	}
+	cfg, err = parseFlags([]string{"--scenario", "overload", "--subscribers", "2000", "--duration", "5s"}, new(bytes.Buffer))
+	if err != nil || cfg.Subscribers != 2000 || cfg.Duration != 5*time.Second {
+		t.Errorf("overload with flags: %v, subscribers %d duration %v: want the flags to win", err, cfg.Subscribers, cfg.Duration)
+	}
+	if _, err := parseFlags([]string{"--scenario", "overload", "--subscribers", "20", "--slow", "15"}, new(bytes.Buffer)); err == nil || !strings.Contains(err.Error(), "--slow") {
+		t.Errorf("15 slow of 20 subscribers with 2 publishers: %v, want an error naming --slow", err)
+	}
+}
+
+func TestRetryWait(t *testing.T) {
+	for reason, want := range map[string]time.Duration{
+		"slow consumer; retry after 1500ms": 1500 * time.Millisecond,
+		"retry after 20 ms":                 20 * time.Millisecond,
+		"slow consumer":                     defaultRetry,
+		"":                                  defaultRetry,
+	} {
+		if got := retryWait(reason); got != want {
+			t.Errorf("retryWait(%q) = %v, want %v", reason, got, want)
+		}
+	}
+}

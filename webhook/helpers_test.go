@@ -117,6 +117,9 @@ func (l *testLog) PresenceJoined(context.Context, string, string, time.Time) err
 func (l *testLog) PresenceLeft(context.Context, string, string, time.Time) error   { return nil }
 func (l *testLog) SweepPresence(context.Context, time.Time) error                  { return nil }
 func (l *testLog) PresentUsers(context.Context) ([]partyline.RoomUser, error)      { return nil, nil }
+func (l *testLog) DueLeaves(context.Context, time.Time) ([]partyline.RoomUser, error) {
+	return nil, nil
+}
 
 func (l *testLog) PendingEvents(_ context.Context, url string, limit int) ([]partyline.PendingEvent, error) {
 	l.mu.Lock()

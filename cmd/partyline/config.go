@@ -30,6 +30,7 @@ type config struct {
 	WriteWait           time.Duration
 	MaxMessageSize      int64
 	SendQueue           int
+	MaxLag              time.Duration
 	RateLimit           float64
 	RateBurst           int
 	MaxRooms            int
@@ -76,6 +77,7 @@ func (c *config) flagSet(output io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.WriteWait, "write-wait", partyline.DefaultWriteWait, "how long a write may take")
 	fs.Int64Var(&c.MaxMessageSize, "max-message-size", partyline.DefaultMaxMessageSize, "largest inbound message in bytes (close 1009)")
 	fs.IntVar(&c.SendQueue, "send-queue", partyline.DefaultSendQueue, "outbound queue per connection, in messages")
+	fs.DurationVar(&c.MaxLag, "max-lag", partyline.DefaultMaxLag, "evict (4009) a connection whose oldest undelivered message has waited this long, queued or in the kernel (negative: off)")
 	fs.Float64Var(&c.RateLimit, "rate-limit", partyline.DefaultRateLimit, "messages per second per connection (negative: off)")
 	fs.IntVar(&c.RateBurst, "rate-burst", partyline.DefaultRateBurst, "rate limit burst")
 	fs.IntVar(&c.MaxRooms, "max-rooms", partyline.DefaultMaxRooms, "rooms per connection")

@@ -20,7 +20,7 @@ func TestDefaultsMatchTheSpec(t *testing.T) {
 	}
 	if c.Addr != ":8080" || c.Store != "sqlite:./partyline.db" || c.Broker != "memory" ||
 		c.PingInterval != 54*time.Second || c.PongWait != 60*time.Second || c.WriteWait != 10*time.Second ||
-		c.MaxMessageSize != 16384 || c.SendQueue != 256 || c.RateLimit != 20 || c.RateBurst != 40 ||
+		c.MaxMessageSize != 16384 || c.SendQueue != 256 || c.MaxLag != 5*time.Second || c.RateLimit != 20 || c.RateBurst != 40 ||
 		c.MaxRooms != 100 || c.HistorySize != 1000 || c.PresenceTTL != 60*time.Second ||
 		c.ShutdownGrace != 10*time.Second || c.LogLevel != "info" || c.LogFormat != "text" {
 		t.Fatalf("defaults = %+v, want those of docs/protocol.md §2", c)

@@ -23,7 +23,7 @@ func TestVersionAndHelp(t *testing.T) {
 	if err := run(t.Context(), []string{"--help"}, &out, &out); err != nil {
 		t.Fatalf("--help: %v", err)
 	}
-	for _, name := range []string{"-addr", "-store", "-broker", "-jwt-secret", "-send-queue", "-history-size", "-config",
+	for _, name := range []string{"-addr", "-store", "-broker", "-jwt-secret", "-send-queue", "-max-lag", "-history-size", "-config",
 		"-webhook-url", "-webhook-secret", "-webhook-events", "-webhook-leave-delay", "-webhook-timeout", "-webhook-retry-for",
 		"-hook-connect", "-hook-join", "-hook-publish", "-hook-headers", "-hook-timeout"} {
 		if !strings.Contains(out.String(), name) {

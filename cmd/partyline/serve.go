@@ -145,6 +145,7 @@ func (c *config) options(b *backends, log *slog.Logger) partyline.Options {
 		IdleTimeout:         c.IdleTimeout,
 		MaxMessageSize:      c.MaxMessageSize,
 		SendQueue:           c.SendQueue,
+		MaxLag:              c.MaxLag,
 		RateLimit:           c.RateLimit,
 		RateBurst:           c.RateBurst,
 		MaxRooms:            c.MaxRooms,

@@ -23,10 +23,12 @@
 //    same content and data, a seq after the one we had seen when sending),
 //    its promise resolves with that seq; otherwise it is sent again. So a
 //    queued message is neither lost nor sent twice.
-//  - Reconnect uses exponential backoff with jitter. Close 4003 (kicked)
-//    stops; 4001 (token expired) stops unless `token` is a function that can
-//    fetch a new one; everything else (1001 shutdown, 4009 slow consumer,
-//    network loss) reconnects and resumes.
+//  - Reconnect uses exponential backoff with jitter, and waits at least as
+//    long as a close reason's "retry after Nms" asks (a 4009 slow-consumer
+//    close carries one). Close 4003 (kicked) stops; 4001 (token expired)
+//    stops unless `token` is a function that can fetch a new one;
+//    everything else (1001 shutdown, 4009 slow consumer, network loss)
+//    reconnects and resumes.
 
 const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
 const ROOM = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
@@ -93,6 +95,12 @@ const PERMANENT = new Set([
 ]);
 
 const encoder = new TextEncoder();
+
+/** The wait a close reason asks for ("…retry after 1500ms"), or null. */
+export function retryAfter(reason) {
+  const m = /retry after (\d+)\s*ms/.exec(reason ?? "");
+  return m ? Number(m[1]) : null;
+}
 
 /**
  * A connection to a partyline server that survives disconnects.
@@ -471,7 +479,12 @@ export class Partyline extends EventTarget {
   #scheduleReconnect(code, reason) {
     const n = this.#attempt++;
     const ceiling = Math.min(this.#opts.maxDelay, this.#opts.minDelay * 2 ** Math.min(n, 30));
-    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2); // "equal jitter"
+    let delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2); // "equal jitter"
+    // A server that sheds load says when to come back ("slow consumer;
+    // retry after 1500ms", already randomized so that the clients it closed
+    // together return spread out): wait at least that long.
+    const hint = retryAfter(reason);
+    if (hint !== null) delay = Math.max(delay, Math.min(hint, this.#opts.maxDelay));
     this.#setState(State.RECONNECTING, { attempt: this.#attempt, delay, retryAt: Date.now() + delay, code, reason }, true);
     clearTimeout(this.#retryTimer);
     this.#retryTimer = setTimeout(() => this.#open(), delay);

@@ -1,0 +1,127 @@
+package partyline
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+)
+
+// The lag rule (docs/protocol.md §5.4). A connection is a slow consumer
+// when the oldest byte not yet delivered to it has waited longer than
+// Options.MaxLag, whether it waits in the connection's queue or in the
+// kernel: a full queue is only the last sign of it, since the kernel's
+// socket buffers, autotuned to megabytes, can hold minutes of messages
+// before the queue fills. Both places are checked without a system call
+// per delivery:
+//
+//   - The queue stamps the moment its oldest frame was pushed (one int64,
+//     from the coarse clock below); every push and take compares it with
+//     the max lag (queue.go).
+//   - The kernel is asked how much of what was written the client has not
+//     acknowledged (SIOCOUTQ) by the writer, at each ping turn and at most
+//     every max lag / 4 while the connection is being written to. The
+//     writer counts the bytes it has written and keeps a mark: how much it
+//     had written at some earlier moment. Once the unacknowledged bytes
+//     reach below the mark, everything written up to that moment has left,
+//     and the mark moves to now; while they do not, the oldest byte still
+//     in the kernel is at least as old as the mark.
+//
+// A replay is exempt (§5.3): it is paced to the client however slow, and
+// the lag counts from the moment the client has read what the replay wrote
+// (queue.go's draining), so a resumed client is not evicted for the
+// replay's own backlog, again and again.
+
+// coarseClock is the monotonic clock (reader.go's monotonic) as last read
+// by a fan-out pass or a heartbeat tick: the lag rule's clock, read with a
+// load instead of a clock call per delivery. It lags the real one by at
+// most a pass or a heartbeat tick, well under any sensible max lag.
+var coarseClock atomic.Int64
+
+// tick reads the monotonic clock and publishes it as the coarse clock.
+func tick() int64 {
+	now := monotonic()
+	coarseClock.Store(now)
+	return now
+}
+
+// coarseNow returns the coarse clock.
+func coarseNow() int64 { return coarseClock.Load() }
+
+// lagState is a connection's record of what the kernel may still hold. It
+// belongs to whoever holds the writer role.
+type lagState struct {
+	written   int64 // bytes written to the socket
+	markAt    int64 // the mark: when written was markBytes
+	markBytes int64
+	askedAt   int64 // when the kernel was last asked
+	replayed  int64 // written when the last replay ended
+	busy      bool  // the kernel held unacknowledged bytes when last asked
+}
+
+// lagging reports whether the connection has fallen more than the max lag
+// behind: w says whether the frames just taken had; otherwise, when a
+// check is due, the kernel is asked. The writer calls it after each take.
+func (c *Conn) lagging(w work) bool {
+	maxLag := int64(c.srv.opts.MaxLag)
+	switch {
+	case maxLag <= 0:
+		return false
+	case w.lagging:
+		return true
+	}
+	l, now := &c.lag, coarseNow()
+	if w.replaying {
+		l.markAt, l.markBytes, l.replayed, l.busy = now, l.written, l.written, true
+		return false
+	}
+	if c.rawConn == nil { // the kernel is not asked: the queue alone counts
+		if w.draining {
+			c.queue.drained()
+		}
+		return false
+	}
+	if !l.busy && !w.draining && l.written-l.markBytes <= int64(len(pingFrame)) {
+		// The kernel had sent everything when last asked, and nothing but
+		// a ping was written since: an idle connection, not asked again.
+		l.markAt, l.markBytes = now, l.written
+		return false
+	}
+	if !w.ping && now-l.askedAt < maxLag/4 {
+		return false
+	}
+	l.askedAt = now
+	unacked, ok := unackedBytes(c.rawConn)
+	if !ok {
+		if w.draining {
+			c.queue.drained()
+		}
+		return false
+	}
+	delivered := l.written - int64(unacked)
+	l.busy = unacked > 0
+	if w.draining {
+		if delivered < l.replayed { // the client is still catching up
+			l.markAt, l.markBytes = now, l.written
+			return false
+		}
+		c.queue.drained()
+	}
+	if delivered >= l.markBytes {
+		l.markAt, l.markBytes = now, l.written
+		return false
+	}
+	return now-l.markAt > maxLag
+}
+
+// slowConsumerReason is the reason of a 4009 close: it tells the client how
+// long to wait before it resumes, a random time between a fifth and a half
+// of the max lag, so that clients evicted together come back spread out
+// rather than in one storm (partyline.js honours it).
+func slowConsumerReason(maxLag time.Duration) string {
+	if maxLag <= 0 {
+		maxLag = DefaultMaxLag
+	}
+	retry := maxLag/5 + rand.N(maxLag*3/10+1)
+	return fmt.Sprintf("slow consumer; retry after %dms", retry.Milliseconds())
+}
