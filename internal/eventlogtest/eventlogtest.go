@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/partyline/partyline"
+	"github.com/partyline/partyline/internal/storetest"
 )
 
 // Store is what the suite tests: a Store that keeps webhook events and
@@ -293,27 +294,6 @@ func checkMessageEvent(t *testing.T, what string, p partyline.PendingEvent, m pa
 	}
 }
 
-// diffMessage describes how got differs from want, or returns "".
-func diffMessage(got, want partyline.Message) string {
-	switch {
-	case got.Room != want.Room:
-		return fmt.Sprintf("Room = %q, want %q", got.Room, want.Room)
-	case got.Seq != want.Seq:
-		return fmt.Sprintf("Seq = %d, want %d", got.Seq, want.Seq)
-	case got.ID != want.ID:
-		return fmt.Sprintf("ID = %q, want %q", got.ID, want.ID)
-	case got.Username != want.Username:
-		return fmt.Sprintf("Username = %q, want %q", got.Username, want.Username)
-	case got.Content != want.Content:
-		return fmt.Sprintf("Content = %q, want %q", got.Content, want.Content)
-	case (got.Data == nil) != (want.Data == nil) || !bytes.Equal(got.Data, want.Data):
-		return fmt.Sprintf("Data = %q (nil %t), want %q (nil %t)", got.Data, got.Data == nil, want.Data, want.Data == nil)
-	case got.Timestamp != want.Timestamp:
-		return fmt.Sprintf("Timestamp = %d, want %d", got.Timestamp, want.Timestamp)
-	}
-	return ""
-}
-
 // checkMessages fails t unless got equals want message by message.
 func checkMessages(t *testing.T, what string, got, want []partyline.Message) {
 	t.Helper()
@@ -321,7 +301,7 @@ func checkMessages(t *testing.T, what string, got, want []partyline.Message) {
 		t.Fatalf("%s: %d messages, want %d", what, len(got), len(want))
 	}
 	for i := range got {
-		if d := diffMessage(got[i], want[i]); d != "" {
+		if d := storetest.DiffMessage(got[i], want[i]); d != "" {
 			t.Errorf("%s: message %d: %s", what, i, d)
 		}
 	}

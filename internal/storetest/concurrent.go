@@ -76,7 +76,7 @@ func checkPrefix(t *testing.T, store partyline.Store, msg partyline.Message) boo
 			msg.Room, msg.Seq+1, seqs(page), err, msg.Seq)
 		return false
 	}
-	if d := diffMessage(page[len(page)-1], msg); d != "" {
+	if d := DiffMessage(page[len(page)-1], msg); d != "" {
 		t.Errorf("History(%q) right after Append: newest message %s", msg.Room, d)
 		return false
 	}

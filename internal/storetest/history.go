@@ -31,7 +31,7 @@ func testRoundTrip(t *testing.T, b Backend) {
 		if err != nil {
 			t.Fatalf("Append(%s): %v", messages[i].ID, err)
 		}
-		if d := diffMessage(got, messages[i]); d != "" {
+		if d := DiffMessage(got, messages[i]); d != "" {
 			t.Errorf("Append(%s) returned %s", messages[i].ID, d)
 		}
 	}

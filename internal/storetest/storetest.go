@@ -170,8 +170,9 @@ func equalSeqs(a, b []uint64) bool {
 	return true
 }
 
-// diffMessage describes how got differs from want, or returns "".
-func diffMessage(got, want partyline.Message) string {
+// DiffMessage describes how got differs from want, field by field, or
+// returns "" when they are equal.
+func DiffMessage(got, want partyline.Message) string {
 	switch {
 	case got.Room != want.Room:
 		return fmt.Sprintf("Room = %q, want %q", got.Room, want.Room)
@@ -198,7 +199,7 @@ func checkMessages(t *testing.T, what string, got, want []partyline.Message) {
 		t.Fatalf("%s: seqs %v, want %v", what, seqs(got), seqs(want))
 	}
 	for i := range got {
-		if d := diffMessage(got[i], want[i]); d != "" {
+		if d := DiffMessage(got[i], want[i]); d != "" {
 			t.Errorf("%s: message %d: %s", what, i, d)
 		}
 	}
@@ -235,7 +236,7 @@ func testAppendAssignsSeq(t *testing.T, b Backend) {
 		}
 		want[room]++
 		msg.Seq = want[room]
-		if d := diffMessage(got, msg); d != "" {
+		if d := DiffMessage(got, msg); d != "" {
 			t.Errorf("Append #%d to %q returned %s", i, room, d)
 		}
 	}
