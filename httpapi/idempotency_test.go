@@ -2,21 +2,17 @@ package httpapi_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/partyline/partyline"
 	"github.com/partyline/partyline/httpapi"
+	"github.com/partyline/partyline/internal/pgtest"
 	"github.com/partyline/partyline/postgres"
 	"github.com/partyline/partyline/sqlite"
 )
@@ -295,42 +291,8 @@ func TestIdempotencyKeyAcrossRestartSQLite(t *testing.T) {
 	checkConcurrentKey(t, []*testServer{after}, "burst", "restart-2")
 }
 
-// newPostgresSchema creates an empty schema on PARTYLINE_TEST_POSTGRES,
-// dropped when t ends, and returns a URL that uses it; it skips t when the
-// variable is not set.
-func newPostgresSchema(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("PARTYLINE_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("PARTYLINE_TEST_POSTGRES is not set; set it to a PostgreSQL URL, " +
-			"e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable, to run the PostgreSQL tests")
-	}
-	name := "partyline_test_" + strings.ToLower(rand.Text()[:12])
-	admin := func(sql string) {
-		conn, err := pgx.Connect(context.Background(), base)
-		if err != nil {
-			t.Fatalf("connect to %s: %v", base, err)
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(context.Background(), sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	admin("CREATE SCHEMA " + name)
-	t.Cleanup(func() { admin("DROP SCHEMA " + name + " CASCADE") })
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("PARTYLINE_TEST_POSTGRES must be a URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", name)
-	q.Set("pool_max_conns", "4")
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 func TestIdempotencyKeyAcrossNodesPostgres(t *testing.T) {
-	schema := newPostgresSchema(t)
+	schema := pgtest.Schema(t)
 	var nodes []*testServer
 	var brokers []*countingBroker
 	for range 2 {

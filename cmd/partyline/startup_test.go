@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -21,7 +19,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/jackc/pgx/v5"
+
+	"github.com/partyline/partyline/internal/pgtest"
 )
 
 // The tests of this file start partyline while its PostgreSQL or Redis is
@@ -162,46 +161,12 @@ func startChild(t *testing.T, cmd *exec.Cmd, stop syscall.Signal) *child {
 	return c
 }
 
-// testSchema creates a schema on PARTYLINE_TEST_POSTGRES, dropped when t
-// ends, and returns a URL that uses it; it skips t without the variable.
-func testSchema(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("PARTYLINE_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("PARTYLINE_TEST_POSTGRES is not set; set it to a PostgreSQL URL, " +
-			"e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable, to run the tests with a PostgreSQL store")
-	}
-	name := "partyline_cmd_" + strings.ToLower(rand.Text()[:12])
-	admin := func(sql string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Fatalf("connect to PARTYLINE_TEST_POSTGRES: %v", err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	admin("CREATE SCHEMA " + name)
-	t.Cleanup(func() { admin("DROP SCHEMA " + name + " CASCADE") })
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("PARTYLINE_TEST_POSTGRES must be a URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", name)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // TestStartsBeforeRedis: a node pointed at a port where no Redis listens
 // starts, is live but not ready, refuses WebSocket clients with 503
 // unavailable; when a redis-server starts on that port, it connects by
 // itself, becomes ready and serves a chat.
 func TestStartsBeforeRedis(t *testing.T) {
-	store := testSchema(t)
+	store := pgtest.Schema(t)
 	redisServer, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Skip("redis-server is not on PATH; this test starts its own Redis late")
