@@ -231,21 +231,21 @@ func (c *Client) call(ctx context.Context, url string, body, answer any) (int, e
 	req.Header.Set(webhook.SignatureHeader, webhook.Sign(c.opts.Secret, time.Now(), payload))
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return 0, c.refuse("calling "+redact(url), err)
+		return 0, c.refuse("calling "+webhook.Redact(url), err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	switch {
 	case err != nil:
-		return 0, c.refuse("reading the answer of "+redact(url), err)
+		return 0, c.refuse("reading the answer of "+webhook.Redact(url), err)
 	case len(data) > maxAnswer:
-		return 0, c.refuse("the answer of "+redact(url)+" is too large", nil)
+		return 0, c.refuse("the answer of "+webhook.Redact(url)+" is too large", nil)
 	}
 	decode := answer != nil && len(bytes.TrimSpace(data)) > 0 &&
 		(resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusForbidden)
 	if decode {
 		if err := json.Unmarshal(data, answer); err != nil {
-			return 0, c.refuse("the answer of "+redact(url)+" is not the JSON expected", err)
+			return 0, c.refuse("the answer of "+webhook.Redact(url)+" is not the JSON expected", err)
 		}
 	}
 	return resp.StatusCode, nil
@@ -261,13 +261,4 @@ func (c *Client) unexpected(hook string, status int) error {
 func (c *Client) refuse(why string, err error) error {
 	c.log.Warn("hook refused the action: "+why, "err", err)
 	return &partyline.Error{Code: partyline.CodeUnavailable, Message: "the application's backend is unavailable", Err: err}
-}
-
-// redact returns url without credentials, query or fragment, for logs.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "a hook URL"
-	}
-	return u.Scheme + "://" + u.Host + u.Path
 }

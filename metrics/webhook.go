@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"net/url"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,7 +58,7 @@ func (m *Metrics) Webhook(urls []string) *Webhook {
 		if _, ok := w.urls[u]; ok {
 			continue
 		}
-		label := urlLabel(u)
+		label := webhook.Redact(u)
 		if used[label]++; used[label] > 1 {
 			label += "#" + strconv.Itoa(used[label])
 		}
@@ -70,16 +69,6 @@ func (m *Metrics) Webhook(urls []string) *Webhook {
 
 func newWebhookCounter(name, help string) *prometheus.CounterVec {
 	return newCounterVec("webhook_"+name, help, "url")
-}
-
-// urlLabel returns raw without its password, query and fragment.
-func urlLabel(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "invalid"
-	}
-	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
-	return u.Redacted()
 }
 
 func (w *Webhook) children(url string) webhookChildren {

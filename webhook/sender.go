@@ -163,10 +163,10 @@ func New(opts Options) (*Sender, error) {
 	for i, raw := range opts.URLs {
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("webhook: Options.URLs[%d] %q is not an http or https URL", i, redact(raw))
+			return nil, fmt.Errorf("webhook: Options.URLs[%d] %q is not an http or https URL", i, Redact(raw))
 		}
 		if slices.Contains(opts.URLs[:i], raw) {
-			return nil, fmt.Errorf("webhook: Options.URLs[%d] %q is listed twice", i, redact(raw))
+			return nil, fmt.Errorf("webhook: Options.URLs[%d] %q is listed twice", i, Redact(raw))
 		}
 	}
 	s := &Sender{
@@ -205,7 +205,7 @@ func New(opts Options) (*Sender, error) {
 		s.loops = append(s.loops, &loop{
 			s:    s,
 			url:  u,
-			log:  logger.With("url", redact(u)),
+			log:  logger.With("url", Redact(u)),
 			wake: make(chan struct{}, 1),
 		})
 	}
@@ -227,9 +227,9 @@ func randomOwner() string {
 	return fmt.Sprintf("%s-%012x", host, rand.Uint64()>>16)
 }
 
-// redact returns u without its password, query and fragment, which may
-// hold credentials, for logs and metrics.
-func redact(raw string) string {
+// Redact returns a URL without its password, query and fragment, which
+// may hold credentials, for logs and metrics.
+func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "invalid URL"

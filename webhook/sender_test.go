@@ -426,8 +426,8 @@ func TestRedact(t *testing.T) {
 		"https://user:hunter2@example.com/hook?token=hunter2": "https://user:xxxxx@example.com/hook",
 		"http://example.com/hook#frag":                        "http://example.com/hook",
 	} {
-		if got := redact(raw); got != want {
-			t.Errorf("redact(%q) = %q, want %q", raw, got, want)
+		if got := Redact(raw); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", raw, got, want)
 		}
 	}
 }
