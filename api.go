@@ -109,15 +109,15 @@ func (s *Server) sendDirect(ctx context.Context, d DirectMessage, session string
 		s.hub.events.undelivered(d)
 		return newError(CodeUserOffline, d.To+" is not online")
 	}
-	frame := textFrame(wire.AppendDirect(nil, wire.Direct{
+	payload := wire.AppendDirect(nil, wire.Direct{
 		From: d.From, To: d.To, Content: d.Content, Data: d.Data,
 		Timestamp: s.opts.Now().UnixMilli(), ID: newMessageID(),
-	}))
-	if err := s.hub.publish(ctx, userTopicPrefix+d.To, event{kind: eventDirect, except: session, frame: frame}); err != nil {
+	})
+	if err := s.hub.publish(ctx, userTopicPrefix+d.To, event{kind: eventDirect, except: session, payload: payload}); err != nil {
 		return err
 	}
 	if d.From != d.To && session != "" {
-		return s.hub.publish(ctx, userTopicPrefix+d.From, event{kind: eventDirect, except: session, frame: frame})
+		return s.hub.publish(ctx, userTopicPrefix+d.From, event{kind: eventDirect, except: session, payload: payload})
 	}
 	return nil
 }

@@ -116,7 +116,7 @@ func (c *Conn) chat(in wire.Inbound) error {
 	// brokers deliver later, over the network: nothing to gain, and a slow
 	// broker must not hold up the sender's other frames.
 	if _, local := c.srv.opts.Broker.(*MemoryBroker); local {
-		defer c.uncork(c.queue.cork())
+		defer c.queue.cork()()
 	}
 	c.srv.announce(c.ctx(), m)
 	if in.ID != nil {
@@ -223,7 +223,7 @@ func (c *Conn) rejoin(m membership) error {
 	}
 	m.room.mu.Lock()
 	defer m.room.mu.Unlock()
-	c.send(joinedFrames(m.room.name, m.room.last, false, false, users))
+	c.queue.push(joinedMessage(m.room.name, m.room.last, false, false, users))
 	return nil
 }
 
@@ -248,7 +248,7 @@ func (c *Conn) leaveRoom(name string) error {
 		<-m.sub.replayDone // nothing of the room may follow left
 	}
 	c.srv.hub.releaseRoom(m.room)
-	c.send(wire.AppendLeft(nil, name))
+	c.queue.push(markedMessage(wire.AppendLeft(nil, name), markLeft, name, 0))
 	return nil
 }
 
@@ -305,7 +305,7 @@ func (c *Conn) typing(in wire.Inbound) error {
 	}
 	m.room.mu.Unlock()
 	if relay {
-		e := event{kind: eventTyping, except: c.session, frame: textFrame(wire.AppendTyping(nil, in.Room, c.username))}
+		e := event{kind: eventTyping, except: c.session, payload: wire.AppendTyping(nil, in.Room, c.username)}
 		c.srv.hub.publish(c.ctx(), m.room.topic, e)
 	}
 	c.ack(in.ID)

@@ -52,13 +52,13 @@ type Conn struct {
 	idle      *time.Timer // closes the connection when it sends nothing
 
 	// Owned by whoever holds the writer role (see writer.go).
-	pending  [][]byte // frames taken from the queue, not yet written
-	cut      bool     // pending[0] is the tail of a frame cut by a short write
-	merged   *[]byte  // the merge buffer (writer.go's prepare), or nil
-	inBuffer int      // how many frames at the head of pending are in it
-	closeDue bool     // the close frame is next
-	writeErr error    // the socket failed; nothing more is written
-	lag      lagState // what the kernel may still hold (lag.go)
+	wire     framing    // how messages are framed for the client's wire
+	taken    []*message // messages taken from the queue, being framed
+	pending  [][]byte   // frames not yet written; pending[0] may be cut short
+	space    mergeSpace // what pending's frames built for this client hold
+	closeDue bool       // the close frame is next
+	writeErr error      // the socket failed; nothing more is written
+	lag      lagState   // what the kernel may still hold (lag.go)
 
 	tasks      sync.WaitGroup // replays running for this connection
 	readerDone chan struct{}
@@ -88,13 +88,14 @@ func newConn(s *Server, raw net.Conn, a admission) *Conn {
 		urlRooms:   a.rooms,
 		identity:   a.identity,
 		reader:     ws.NewReader(s.opts.MaxMessageSize),
-		queue:      newSendQueue(s.opts.SendQueue, s.opts.MaxLag),
+		wire:       webSocketFraming{},
 		limiter:    newRateLimiter(s.opts.RateLimit, s.opts.RateBurst, s.opts.Now()),
 		rooms:      make(map[string]membership),
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
 		closing:    make(chan struct{}),
 	}
+	c.queue = newSendQueue(c, s.opts.SendQueue, s.opts.MaxLag)
 	if sc, ok := c.raw.(syscall.Conn); ok && rawIO {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rawConn = rc
@@ -251,9 +252,7 @@ func (c *Conn) evict() {
 		c.srv.opts.Metrics.Evicted()
 		c.closeCode, c.closeReason = CloseSlowConsumer, slowConsumerReason(c.srv.opts.MaxLag)
 		close(c.closing)
-		if c.queue.requestClose(true) {
-			c.write()
-		}
+		c.queue.requestClose(true)
 	})
 }
 
@@ -264,9 +263,7 @@ func (c *Conn) close(code int, reason string) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeReason = code, reason
 		close(c.closing)
-		if c.queue.requestClose(code == 0) {
-			c.write()
-		}
+		c.queue.requestClose(code == 0)
 	})
 }
 
@@ -288,9 +285,7 @@ func (c *Conn) heartbeat(now int64, wait time.Duration) {
 		return
 	}
 	c.pinged.Store(true)
-	if c.queue.requestPing() {
-		c.write()
-	}
+	c.queue.requestPing()
 }
 
 func orEmpty(list []string) []string {

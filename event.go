@@ -3,6 +3,8 @@ package partyline
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/partyline/partyline/internal/ws"
 )
 
 // eventKind says what an event between nodes carries.
@@ -31,14 +33,15 @@ const (
 	lastCommandKind = commandLeave
 )
 
-// event is what travels over the Broker. The frame is already encoded, so
-// a message is encoded once for the whole cluster and every subscriber.
+// event is what travels over the Broker. The payload is already encoded,
+// so a message is encoded once for the whole cluster and every subscriber.
 type event struct {
-	kind   eventKind
-	seq    uint64 // chat: the message's seq
-	at     int64  // Unix nanoseconds when it was published, for latency
-	except string // a session that must not receive it (the sender's)
-	frame  []byte // the server frame, a complete WebSocket frame (wsframe.go)
+	kind    eventKind
+	seq     uint64 // chat: the message's seq
+	at      int64  // Unix nanoseconds when it was published, for latency
+	except  string // a session that must not receive it (the sender's)
+	payload []byte // the server frame's JSON (docs/protocol.md §4)
+	msg     *message // the payload as the receiving node delivers it (deliverable)
 
 	// Only a command or a reply carries the following.
 	command commandKind
@@ -51,10 +54,13 @@ type event struct {
 var errBadEvent = errors.New("partyline: malformed broker event")
 
 // marshal encodes e as kind, seq, at, except, then for a command or a
-// reply command, request, node, room and count, then frame. The events of
-// the older kinds are encoded as before commands existed.
+// reply command, request, node, room and count, then the payload as a
+// WebSocket text frame. The events of the older kinds are encoded as before
+// commands existed, and the payload travels framed as it did when nodes
+// delivered the frame itself, so that nodes of either version understand
+// each other during a rolling upgrade.
 func (e event) marshal() []byte {
-	b := make([]byte, 0, 2+5*binary.MaxVarintLen64+len(e.except)+len(e.node)+len(e.room)+len(e.frame))
+	b := make([]byte, 0, 12+5*binary.MaxVarintLen64+len(e.except)+len(e.node)+len(e.room)+len(e.payload))
 	b = append(b, byte(e.kind))
 	b = binary.AppendUvarint(b, e.seq)
 	b = binary.AppendVarint(b, e.at)
@@ -66,7 +72,7 @@ func (e event) marshal() []byte {
 		b = appendString(b, e.room)
 		b = binary.AppendUvarint(b, e.count)
 	}
-	return append(b, e.frame...)
+	return ws.AppendFrame(b, finBit|opText, e.payload, nil)
 }
 
 // isCommand reports whether events of kind k carry the command fields.
@@ -78,7 +84,7 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// parseEvent decodes an event; the frame aliases b.
+// parseEvent decodes an event; the payload aliases b.
 func parseEvent(b []byte) (event, error) {
 	var e event
 	if len(b) < 1 || b[0] < byte(eventChat) || b[0] > byte(lastEventKind) {
@@ -102,8 +108,49 @@ func parseEvent(b []byte) (event, error) {
 	if d.bad {
 		return event{}, errBadEvent
 	}
-	e.frame = d.b
+	payload, ok := unframe(d.b)
+	if !ok {
+		return event{}, errBadEvent
+	}
+	e.payload = payload
 	return e, nil
+}
+
+// unframe returns the payload of the text frame that marshal made of it;
+// an empty b is an empty payload.
+func unframe(b []byte) (payload []byte, ok bool) {
+	if len(b) == 0 {
+		return b, true
+	}
+	if len(b) < 2 || b[0] != finBit|opText {
+		return nil, false
+	}
+	n, head := uint64(b[1]), 2
+	switch n {
+	case 126:
+		if len(b) < 4 {
+			return nil, false
+		}
+		n, head = uint64(binary.BigEndian.Uint16(b[2:])), 4
+	case 127:
+		if len(b) < 10 {
+			return nil, false
+		}
+		n, head = binary.BigEndian.Uint64(b[2:]), 10
+	}
+	if n != uint64(len(b)-head) {
+		return nil, false
+	}
+	return b[head:], true
+}
+
+// deliverable returns the event's payload as a message for a room's or a
+// user's connections: a chat message moves their resume point in room.
+func (e event) deliverable(room string) *message {
+	if e.kind == eventChat {
+		return markedMessage(e.payload, markSeq, room, e.seq)
+	}
+	return newMessage(e.payload)
 }
 
 // decoder reads an event's fields in turn; after the first that does not

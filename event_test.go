@@ -10,14 +10,14 @@ import (
 
 func TestEventRoundTrip(t *testing.T) {
 	for _, e := range []event{
-		{kind: eventChat, seq: 1, at: 1700000000000000000, except: "", frame: []byte(`{"type":"chat"}`)},
-		{kind: eventPresence, except: "0123456789abcdef", frame: []byte(`{"type":"user_joined"}`)},
-		{kind: eventTyping, seq: 0, at: -1, except: "s", frame: []byte(`{}`)},
-		{kind: eventDirect, seq: math.MaxUint64, at: math.MaxInt64, except: string(make([]byte, 300)), frame: bytes.Repeat([]byte("x"), 1<<16)},
+		{kind: eventChat, seq: 1, at: 1700000000000000000, except: "", payload: []byte(`{"type":"chat"}`)},
+		{kind: eventPresence, except: "0123456789abcdef", payload: []byte(`{"type":"user_joined"}`)},
+		{kind: eventTyping, seq: 0, at: -1, except: "s", payload: []byte(`{}`)},
+		{kind: eventDirect, seq: math.MaxUint64, at: math.MaxInt64, except: string(make([]byte, 300)), payload: bytes.Repeat([]byte("x"), 1<<16)},
 		{kind: eventKick, at: math.MinInt64},
 		{kind: eventKick, except: "\xff\x00 not utf-8"},
 		{kind: eventCommand, at: 7, command: commandKick, request: 1, node: "0123456789abcdef"},
-		{kind: eventCommand, command: commandKick, request: math.MaxUint64, node: "n", room: "lobby", frame: []byte("x")},
+		{kind: eventCommand, command: commandKick, request: math.MaxUint64, node: "n", room: "lobby", payload: []byte("x")},
 		{kind: eventReply, command: commandKick, request: 300, node: "fedcba9876543210", count: 2},
 		{kind: eventReply, command: lastCommandKind, count: math.MaxUint64, except: "s", node: string(make([]byte, 200))},
 	} {
@@ -34,7 +34,7 @@ func TestEventRoundTrip(t *testing.T) {
 }
 
 func TestParseEventMalformed(t *testing.T) {
-	valid := event{kind: eventChat, seq: 300, at: 5, except: "abc", frame: []byte("frame")}.marshal()
+	valid := event{kind: eventChat, seq: 300, at: 5, except: "abc", payload: []byte("frame")}.marshal()
 	validCommand := event{kind: eventReply, command: commandKick, request: 9, node: "n1", count: 300}.marshal()
 	tests := []struct {
 		name string
@@ -62,34 +62,36 @@ func TestParseEventMalformed(t *testing.T) {
 		{"command node longer than the rest", []byte{byte(eventCommand), 1, 1, 0, byte(commandKick), 1, 9, 'a'}},
 		{"command room longer than the rest", []byte{byte(eventCommand), 1, 1, 0, byte(commandKick), 1, 0, 3, 'a'}},
 		{"reply count truncated", []byte{byte(eventReply), 1, 1, 0, byte(commandKick), 1, 0, 0, 0x80}},
-		{"valid command cut", validCommand[:len(validCommand)-1]},
+		{"valid command cut", validCommand[:len(validCommand)-3]}, // into count, before the empty payload's 2-byte header
+		{"payload cut", valid[:len(valid)-1]},
+		{"payload not framed", append(valid[:len(valid)-7:len(valid)-7], "frame"...)},
 	}
 	for _, tt := range tests {
 		if _, err := parseEvent(tt.b); !errors.Is(err, errBadEvent) {
 			t.Errorf("parseEvent(%s %x): error %v, want errBadEvent", tt.name, tt.b, err)
 		}
 	}
-	// A frame may be empty: the event ends right after except.
-	if e, err := parseEvent(valid[:len(valid)-len("frame")]); err != nil || e.except != "abc" || len(e.frame) != 0 {
-		t.Errorf("parseEvent(without frame) = %v, %v; want except \"abc\" and an empty frame", describeEvent(e), err)
+	// A payload may be missing: the event ends right after except.
+	if e, err := parseEvent(valid[:len(valid)-len("\x81\x05frame")]); err != nil || e.except != "abc" || len(e.payload) != 0 {
+		t.Errorf("parseEvent(without payload) = %v, %v; want except \"abc\" and an empty payload", describeEvent(e), err)
 	}
 }
 
 func TestParseEventFrameAliasesInput(t *testing.T) {
-	b := event{kind: eventChat, seq: 1, frame: []byte("abc")}.marshal()
+	b := event{kind: eventChat, seq: 1, payload: []byte("abc")}.marshal()
 	e, err := parseEvent(b)
 	if err != nil {
 		t.Fatalf("parseEvent: %v", err)
 	}
 	b[len(b)-1] = 'Z'
-	if string(e.frame) != "abZ" {
-		t.Errorf("frame = %q after changing the input, want %q (the documented aliasing)", e.frame, "abZ")
+	if string(e.payload) != "abZ" {
+		t.Errorf("frame = %q after changing the input, want %q (the documented aliasing)", e.payload, "abZ")
 	}
 }
 
 func FuzzParseEvent(f *testing.F) {
 	f.Add([]byte{})
-	f.Add(event{kind: eventChat, seq: 42, at: 1, except: "s1", frame: []byte(`{"type":"chat"}`)}.marshal())
+	f.Add(event{kind: eventChat, seq: 42, at: 1, except: "s1", payload: []byte(`{"type":"chat"}`)}.marshal())
 	f.Add(event{kind: eventKick}.marshal())
 	f.Add(event{kind: eventDirect, seq: math.MaxUint64, at: math.MinInt64}.marshal())
 	f.Add([]byte{byte(eventChat), 0x80, 0x80, 0x80})
@@ -112,7 +114,7 @@ func FuzzParseEvent(f *testing.F) {
 		if !e.kind.isCommand() && (e.command != 0 || e.request != 0 || e.node != "" || e.room != "" || e.count != 0) {
 			t.Fatalf("parseEvent(%x) set command fields on kind %d: %v", b, e.kind, describeEvent(e))
 		}
-		if n := len(e.except) + len(e.node) + len(e.room) + len(e.frame); n >= len(b) {
+		if n := len(e.except) + len(e.node) + len(e.room) + len(e.payload); n >= len(b) {
 			t.Fatalf("parseEvent(%x): %d bytes of strings and frame from a %d-byte input", b, n, len(b))
 		}
 		again, err := parseEvent(e.marshal())
@@ -126,15 +128,15 @@ func FuzzParseEvent(f *testing.F) {
 }
 
 func eventsEqual(a, b event) bool {
-	return a.kind == b.kind && a.seq == b.seq && a.at == b.at && a.except == b.except && bytes.Equal(a.frame, b.frame) &&
+	return a.kind == b.kind && a.seq == b.seq && a.at == b.at && a.except == b.except && bytes.Equal(a.payload, b.payload) &&
 		a.command == b.command && a.request == b.request && a.node == b.node && a.room == b.room && a.count == b.count
 }
 
 func describeEvent(e event) string {
-	frame := e.frame
-	if len(frame) > 40 {
-		frame = frame[:40]
+	payload := e.payload
+	if len(payload) > 40 {
+		payload = payload[:40]
 	}
-	return fmt.Sprintf("{kind:%d seq:%d at:%d except:%q command:%d request:%d node:%q room:%q count:%d frame(%d bytes):%q}",
-		e.kind, e.seq, e.at, e.except, e.command, e.request, e.node, e.room, e.count, len(e.frame), frame)
+	return fmt.Sprintf("{kind:%d seq:%d at:%d except:%q command:%d request:%d node:%q room:%q count:%d payload(%d bytes):%q}",
+		e.kind, e.seq, e.at, e.except, e.command, e.request, e.node, e.room, e.count, len(e.payload), payload)
 }

@@ -63,29 +63,29 @@ func (r *room) flushLocked() {
 // live for and the other events unless it sent them, pushed at once and
 // written in one write. It adds to counts how many members got each event.
 func deliverPart(part []member, events []event, counts []int64) {
-	var smallFrames [8][]byte
+	var smallMsgs [8]*message
 	var smallCounts [8]int64
-	frames, got := smallFrames[:0], smallCounts[:0]
+	msgs, got := smallMsgs[:0], smallCounts[:0]
 	for range events {
 		got = append(got, 0)
 	}
 	for _, m := range part {
-		frames = frames[:0]
+		msgs = msgs[:0]
 		for i := range events {
 			e := &events[i]
 			if e.kind == eventChat && (m.sub.recovering || e.seq <= m.sub.after) ||
 				e.kind != eventChat && m.conn.session == e.except {
 				continue
 			}
-			frames = append(frames, e.frame) // encoded once, for every subscriber
+			msgs = append(msgs, e.msg) // encoded once, for every subscriber
 			got[i]++
 		}
-		switch len(frames) {
+		switch len(msgs) {
 		case 0:
 		case 1:
-			m.conn.sendFrame(frames[0])
+			m.conn.queue.push(msgs[0])
 		default:
-			m.conn.sendFrames(frames)
+			m.conn.queue.pushAll(msgs)
 		}
 	}
 	for i, n := range got {

@@ -21,20 +21,20 @@ const fanoutDrainEvery = 32
 // benchConn is a subscriber with only a queue: room.handle's delivery path
 // needs no WebSocket.
 func benchConn(s *Server, i int) *Conn {
-	q := newSendQueue(s.opts.SendQueue, s.opts.MaxLag)
-	q.writing = true // the benchmark is the writer: never start one
-	return &Conn{
+	c := &Conn{
 		srv:      s,
 		session:  fmt.Sprintf("s%d", i),
 		username: fmt.Sprintf("user%d", i),
-		queue:    q,
 		closing:  make(chan struct{}),
 	}
+	c.queue = newSendQueue(c, s.opts.SendQueue, s.opts.MaxLag)
+	c.queue.writing = true // the benchmark is the writer: never start one
+	return c
 }
 
 // BenchmarkFanout measures a room delivering one chat message, already
 // encoded, to every subscriber: room.handle → a pass → flushLocked →
-// Conn.sendFrame → sendQueue.push, per message and per delivery.
+// sendQueue.push, per message and per delivery.
 func BenchmarkFanout(b *testing.B) {
 	for _, subscribers := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("subscribers=%d", subscribers), func(b *testing.B) {
@@ -73,10 +73,10 @@ func benchmarkFanout(b *testing.B, subscribers int) {
 		}
 	})
 
-	frame := textFrame(wire.AppendChat(nil, wire.Chat{Room: "bench", Seq: first, ID: "0123456789abcdef01234567",
-		Username: "alice", Content: "hello, everyone in the room", Timestamp: time.Now().UnixMilli()}))
+	payload := wire.AppendChat(nil, wire.Chat{Room: "bench", Seq: first, ID: "0123456789abcdef01234567",
+		Username: "alice", Content: "hello, everyone in the room", Timestamp: time.Now().UnixMilli()})
 	published := time.Now().UnixNano()
-	var batch [][]byte
+	var batch []*message
 	delivered := 0
 	drainAll := func() {
 		for _, c := range conns {
@@ -93,7 +93,9 @@ func benchmarkFanout(b *testing.B, subscribers int) {
 	seq, messages := first, 0
 	b.ReportAllocs()
 	for b.Loop() {
-		r.handle(event{kind: eventChat, seq: seq, at: published, frame: frame})
+		e := event{kind: eventChat, seq: seq, at: published, payload: payload}
+		e.msg = e.deliverable("bench")
+		r.handle(e)
 		seq++
 		if messages++; messages%fanoutDrainEvery == 0 {
 			b.StopTimer()

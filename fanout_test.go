@@ -54,9 +54,7 @@ func TestEventsArrivingDuringAPassWait(t *testing.T) {
 	}
 	defer s.hub.releaseRoom(r)
 	c := benchConn(s, 0) // its queue never starts a writer: the test takes
-	chat := func(seq uint64) event {
-		return event{kind: eventChat, seq: seq, frame: textFrame([]byte(fmt.Sprint(seq)))}
-	}
+	chat := func(seq uint64) event { return chatWith(seq, fmt.Sprint(seq)) }
 	r.mu.Lock()
 	r.subs[c] = &subscription{}
 	first := r.last + 1
@@ -79,22 +77,22 @@ func TestEventsArrivingDuringAPassWait(t *testing.T) {
 	r.handle(chat(first + 2))
 	r.mu.Unlock()
 	<-done
-	var got [][]byte
+	var got []*message
 	for deadline := time.Now().Add(5 * time.Second); len(got) < 3; time.Sleep(time.Millisecond) {
 		c.queue.mu.Lock()
-		queued := len(c.queue.frames)
+		queued := len(c.queue.msgs)
 		c.queue.mu.Unlock()
 		if queued > 0 { // a take of nothing would give the writer role back
 			batch, _ := c.queue.take(nil)
 			got = append(got, batch...)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d frames delivered, want 3", len(got))
+			t.Fatalf("%d messages delivered, want 3", len(got))
 		}
 	}
-	for i, f := range got {
-		if want := fmt.Sprint(first + uint64(i)); string(textPayload(f)) != want {
-			t.Fatalf("frame %d is %q, want %q", i, textPayload(f), want)
+	for i, m := range got {
+		if want := fmt.Sprint(first + uint64(i)); string(m.payload) != want {
+			t.Fatalf("message %d is %q, want %q", i, m.payload, want)
 		}
 	}
 }
@@ -120,16 +118,16 @@ func TestAPassFitsTheSendQueue(t *testing.T) {
 	r.mu.Unlock()
 	r.inboxMu.Lock()
 	for i := range 10 {
-		r.inbox = append(r.inbox, event{kind: eventChat, seq: first + uint64(i), frame: textFrame([]byte(fmt.Sprint(i)))})
+		r.inbox = append(r.inbox, chatWith(first+uint64(i), fmt.Sprint(i)))
 	}
 	r.delivering = true
 	r.inboxMu.Unlock()
-	var got [][]byte
+	var got []*message
 	for passes := 1; ; passes++ {
 		more := r.pass()
 		batch, _ := c.queue.take(nil)
 		if len(batch) > 4 {
-			t.Fatalf("pass %d delivered %d frames, want at most half the queue of 8", passes, len(batch))
+			t.Fatalf("pass %d delivered %d messages, want at most half the queue of 8", passes, len(batch))
 		}
 		got = append(got, batch...)
 		if !more {
@@ -137,6 +135,14 @@ func TestAPassFitsTheSendQueue(t *testing.T) {
 		}
 	}
 	if len(got) != 10 || c.isClosing() {
-		t.Fatalf("%d frames delivered, closing %v; want all 10 and no eviction", len(got), c.isClosing())
+		t.Fatalf("%d messages delivered, closing %v; want all 10 and no eviction", len(got), c.isClosing())
 	}
+}
+
+// chatWith is a room's chat event with seq and payload, as a node receives
+// it from the broker.
+func chatWith(seq uint64, payload string) event {
+	e := event{kind: eventChat, seq: seq, payload: []byte(payload)}
+	e.msg = e.deliverable("passes")
+	return e
 }

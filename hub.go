@@ -174,12 +174,12 @@ func (h *hub) addUserConn(ctx context.Context, c *Conn, welcome func()) error {
 	// Queued under h.mu, so that the welcome comes before any frame for the
 	// user can reach c, and none sent once the client has it misses c; but
 	// corked, so that the write waits until h.mu is released.
-	corked := c.queue.cork()
+	uncork := c.queue.cork()
 	h.mu.Lock()
 	welcome()
 	h.users[c.username] = append(h.users[c.username], c)
 	h.mu.Unlock()
-	c.uncork(corked)
+	uncork()
 	return nil
 }
 
@@ -377,11 +377,13 @@ func (h *hub) HandleEvent(topic string, payload []byte) {
 	}
 	if name, ok := strings.CutPrefix(topic, roomTopicPrefix); ok {
 		if r := h.room(name); r != nil {
+			e.msg = e.deliverable(name)
 			r.handle(e)
 		}
 		return
 	}
 	if user, ok := strings.CutPrefix(topic, userTopicPrefix); ok {
+		e.msg = e.deliverable("")
 		for _, c := range h.userConns(user) {
 			if c.session == e.except {
 				continue
@@ -389,7 +391,7 @@ func (h *hub) HandleEvent(topic string, payload []byte) {
 			if e.kind == eventKick {
 				c.close(CloseKicked, "disconnected by the server")
 			} else {
-				c.sendFrame(e.frame)
+				c.queue.push(e.msg)
 			}
 		}
 	}

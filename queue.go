@@ -5,88 +5,110 @@ import (
 	"time"
 )
 
-// sendQueue is a connection's bounded outbound queue of prepared frames,
-// plus the pending ping and close requests, and the writer role: the call
-// that adds work to a queue nobody is writing claims the role and must write
-// (writer.go); a take that finds the queue empty gives the role back. So an
-// idle connection holds no writer goroutine and no buffer.
+// sendQueue is a connection's bounded outbound queue of messages, plus the
+// pending ping and close requests, and the writer role. The queue is built
+// with its connection and starts the writing itself: the call that adds
+// work to a queue nobody is writing claims the role and writes (writer.go);
+// a take that finds the queue empty gives the role back. So an idle
+// connection holds no writer goroutine and no buffer, and no caller can
+// forget to start a write.
 //
-// A connection is slow when its queue overflows, or when the oldest frame
+// A connection is slow when its queue overflows, or when the oldest message
 // in it has waited longer than maxLag (lag.go): the push or take that finds
 // it so reports it, and the connection is evicted. Not while a replay runs,
 // nor until what it wrote has left the kernel: a replay is paced to the
 // client however slow (docs/protocol.md §5.3), and the lag counts from the
 // moment the client has caught up.
 type sendQueue struct {
+	conn   writerRole
 	limit  int
 	maxLag int64         // nanoseconds; 0: no lag rule
-	space  chan struct{} // signalled when the writer takes frames
+	space  chan struct{} // signalled when the writer takes messages
 
 	mu       sync.Mutex // guards the following
-	frames   [][]byte
-	oldest   int64 // when frames[0] was pushed (coarse clock, lag.go)
+	msgs     []*message
+	oldest   int64 // when msgs[0] was pushed (coarse clock, lag.go)
 	pingDue  bool
-	closeDue bool // the writer must send the close frame and stop
-	dropped  bool // frames are refused: the connection is closing
-	writing  bool // a writer goroutine is running
+	closeDue bool // the writer must send the close and stop
+	dropped  bool // messages are refused: the connection is closing
+	writing  bool // a writer holds the role
 	pacing   int  // pushPaced calls waiting for space
 	replays  int  // replays running: the lag rule is off
 	draining bool // a replay has ended, what it wrote may be in the kernel: still off
 }
 
-func newSendQueue(limit int, maxLag time.Duration) *sendQueue {
-	return &sendQueue{limit: limit, maxLag: int64(max(maxLag, 0)), space: make(chan struct{}, 1)}
+// writerRole is what a queue asks of its connection: to write, once the
+// caller has claimed the writer role, and to evict a slow consumer.
+type writerRole interface {
+	write()
+	evict()
 }
 
-// push appends frame unless the queue is full, lagging or dropped. slow
-// reports a full or lagging queue, which the caller answers with eviction;
-// claimed says the caller has claimed the writer role and must write.
-func (q *sendQueue) push(frame []byte) (slow, claimed bool) {
+func newSendQueue(conn writerRole, limit int, maxLag time.Duration) *sendQueue {
+	return &sendQueue{conn: conn, limit: limit, maxLag: int64(max(maxLag, 0)), space: make(chan struct{}, 1)}
+}
+
+// push queues m unless the queue is full, lagging or dropped, and writes it
+// when no writer is busy. A full or lagging queue evicts the connection.
+func (q *sendQueue) push(m *message) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	slow, claimed := q.addLocked(m)
+	q.mu.Unlock()
+	q.act(slow, claimed)
+}
+
+// pushAll is push for several messages at once, all or none: one fan-out
+// pass's messages for the connection, which leave together.
+func (q *sendQueue) pushAll(msgs []*message) {
+	q.mu.Lock()
+	slow, claimed := q.addLocked(msgs...)
+	q.mu.Unlock()
+	q.act(slow, claimed)
+}
+
+// addLocked appends msgs unless the queue is dropped or they would make it
+// slow. slow reports a full or lagging queue; claimed, that the caller has
+// claimed the writer role.
+func (q *sendQueue) addLocked(msgs ...*message) (slow, claimed bool) {
 	if q.dropped {
 		return false, false
 	}
-	if q.slowLocked(1) {
+	if q.slowLocked(len(msgs)) {
 		return true, false
 	}
-	q.frames = append(q.frames, frame)
+	q.msgs = append(q.msgs, msgs...)
 	return false, q.claimWriterLocked()
 }
 
-// pushAll is push for several frames at once, all or none: one fan-out
-// pass's frames for the connection.
-func (q *sendQueue) pushAll(frames [][]byte) (slow, claimed bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.dropped {
-		return false, false
+// act evicts a slow connection and writes for a caller that has claimed
+// the writer role.
+func (q *sendQueue) act(slow, claimed bool) {
+	if slow {
+		q.conn.evict()
 	}
-	if q.slowLocked(len(frames)) {
-		return true, false
+	if claimed {
+		q.conn.write()
 	}
-	q.frames = append(q.frames, frames...)
-	return false, q.claimWriterLocked()
 }
 
-// slowLocked reports whether n more frames would overflow the queue or
-// join frames that have waited too long; when the queue is empty it stamps
-// the frames about to be added.
+// slowLocked reports whether n more messages would overflow the queue or
+// join messages that have waited too long; when the queue is empty it
+// stamps the messages about to be added.
 func (q *sendQueue) slowLocked(n int) bool {
-	if len(q.frames)+n > q.limit {
+	if len(q.msgs)+n > q.limit {
 		return true
 	}
-	if len(q.frames) == 0 {
+	if len(q.msgs) == 0 {
 		q.oldest = coarseNow()
 		return false
 	}
 	return q.laggingLocked()
 }
 
-// laggingLocked reports whether the oldest queued frame has waited longer
+// laggingLocked reports whether the oldest queued message has waited longer
 // than the max lag, outside a replay.
 func (q *sendQueue) laggingLocked() bool {
-	return q.maxLag > 0 && q.replays == 0 && !q.draining && len(q.frames) > 0 &&
+	return q.maxLag > 0 && q.replays == 0 && !q.draining && len(q.msgs) > 0 &&
 		coarseNow()-q.oldest > q.maxLag
 }
 
@@ -108,33 +130,30 @@ func (q *sendQueue) drained() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.draining = false
-	if len(q.frames) > 0 {
+	if len(q.msgs) > 0 {
 		q.oldest = coarseNow()
 	}
 }
 
-// pushPaced appends frame once the queue is at most half full, waiting for
-// the writer to make room, so a long replay never causes an eviction and
-// leaves room for live frames; when it claims the writer role it calls
-// write. It returns false if closing or left closes first, or the queue is
-// dropped.
-func (q *sendQueue) pushPaced(frame []byte, closing, left <-chan struct{}, write func()) bool {
+// pushPaced queues m once the queue is at most half full, waiting for the
+// writer to make room, so a long replay never causes an eviction and leaves
+// room for live messages. It returns false if closing or left closes
+// first, or the queue is dropped.
+func (q *sendQueue) pushPaced(m *message, closing, left <-chan struct{}) bool {
 	for {
 		q.mu.Lock()
 		if q.dropped {
 			q.mu.Unlock()
 			return false
 		}
-		if len(q.frames) < max(1, q.limit/2) {
-			if len(q.frames) == 0 {
+		if len(q.msgs) < max(1, q.limit/2) {
+			if len(q.msgs) == 0 {
 				q.oldest = coarseNow()
 			}
-			q.frames = append(q.frames, frame)
+			q.msgs = append(q.msgs, m)
 			claimed := q.claimWriterLocked()
 			q.mu.Unlock()
-			if claimed {
-				write()
-			}
+			q.act(false, claimed)
 			return true
 		}
 		q.pacing++
@@ -156,39 +175,40 @@ func (q *sendQueue) pushPaced(frame []byte, closing, left <-chan struct{}, write
 	}
 }
 
-// requestPing asks the writer to send a ping; it reports whether the caller
-// must start the writer.
-func (q *sendQueue) requestPing() (claimed bool) {
+// requestPing asks the writer to send a ping.
+func (q *sendQueue) requestPing() {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closeDue {
-		return false
+	claimed := false
+	if !q.closeDue {
+		q.pingDue = true
+		claimed = q.claimWriterLocked()
 	}
-	q.pingDue = true
-	return q.claimWriterLocked()
+	q.mu.Unlock()
+	q.act(false, claimed)
 }
 
-// requestClose asks the writer to send the close frame after what is queued
-// (or instead of it, with drop) and to stop. It reports whether the caller
-// must start the writer.
-func (q *sendQueue) requestClose(drop bool) (claimed bool) {
+// requestClose asks the writer to send the close after what is queued (or
+// instead of it, with drop) and to stop.
+func (q *sendQueue) requestClose(drop bool) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	q.closeDue, q.dropped = true, true
 	if drop {
-		clear(q.frames)
-		q.frames = nil
+		clear(q.msgs)
+		q.msgs = nil
 	}
-	return q.claimWriterLocked()
+	claimed := q.claimWriterLocked()
+	q.mu.Unlock()
+	q.act(false, claimed)
 }
 
-// cork claims the writer role if it is free, so that frames queued from now
-// on wait to leave together; it reports whether it did, and the caller must
-// then uncork (writer.go). A busy writer sends them anyway.
-func (q *sendQueue) cork() bool {
+// cork claims the writer role if it is free, so that messages queued from
+// now on wait to leave together, until the returned uncork writes them. A
+// busy writer sends them anyway.
+func (q *sendQueue) cork() (uncork func()) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.claimWriterLocked()
+	claimed := q.claimWriterLocked()
+	q.mu.Unlock()
+	return func() { q.act(false, claimed) }
 }
 
 // claimWriterLocked marks a writer as running and reports whether none was.
@@ -200,29 +220,29 @@ func (q *sendQueue) claimWriterLocked() bool {
 	return true
 }
 
-// work is what a take hands the writer besides frames.
+// work is what a take hands the writer besides messages.
 type work struct {
 	ping, closing bool
 	// idle: there was nothing to do, and the writer role is given back.
 	idle bool
-	// lagging: the oldest frame taken had waited longer than the max lag.
+	// lagging: the oldest message taken had waited longer than the max lag.
 	lagging bool
 	// replaying: a replay runs; draining: one has ended, and what it wrote
 	// may still be in the kernel. Either way the lag rule is off.
 	replaying, draining bool
 }
 
-// take moves the queued frames into batch and returns the pending
+// take moves the queued messages into batch and returns the pending
 // requests. When there is nothing to do it marks the writer stopped and
 // returns idle: the writer must exit, and the next push starts a new one.
-func (q *sendQueue) take(batch [][]byte) (_ [][]byte, w work) {
+func (q *sendQueue) take(batch []*message) (_ []*message, w work) {
 	q.mu.Lock()
 	w.lagging = q.laggingLocked()
-	batch = append(batch, q.frames...)
-	clear(q.frames)
-	q.frames = q.frames[:0]
-	if cap(q.frames) > 64 {
-		q.frames = nil // a burst does not pin its memory on a quiet connection
+	batch = append(batch, q.msgs...)
+	clear(q.msgs)
+	q.msgs = q.msgs[:0]
+	if cap(q.msgs) > 64 {
+		q.msgs = nil // a burst does not pin its memory on a quiet connection
 	}
 	w.ping, w.closing = q.pingDue, q.closeDue
 	w.replaying, w.draining = q.replays > 0, q.draining

@@ -3,6 +3,7 @@ package partyline
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -14,136 +15,148 @@ const (
 	blockWait = 50 * time.Millisecond
 )
 
-func frames(n int) [][]byte {
-	out := make([][]byte, n)
+// roles counts what a queue asks of its connection: writes started and
+// evictions. The test is the writer: it takes from the queue itself.
+type roles struct{ writes, evictions atomic.Int64 }
+
+func (r *roles) write() { r.writes.Add(1) }
+func (r *roles) evict() { r.evictions.Add(1) }
+
+// testQueue is a queue whose connection only counts.
+func testQueue(limit int, maxLag time.Duration) (*sendQueue, *roles) {
+	r := &roles{}
+	return newSendQueue(r, limit, maxLag), r
+}
+
+// expect checks the writes started and evictions so far.
+func (r *roles) expect(t *testing.T, what string, writes, evictions int64) {
+	t.Helper()
+	if w, e := r.writes.Load(), r.evictions.Load(); w != writes || e != evictions {
+		t.Fatalf("%s: %d writes started and %d evictions, want %d and %d", what, w, e, writes, evictions)
+	}
+}
+
+func msg(s string) *message { return newMessage([]byte(s)) }
+
+func messages(n int) []*message {
+	out := make([]*message, n)
 	for i := range out {
-		out[i] = []byte(fmt.Sprint(i))
+		out[i] = msg(fmt.Sprint(i))
 	}
 	return out
 }
 
-func checkBatch(t *testing.T, got [][]byte, want ...string) {
+func checkBatch(t *testing.T, got []*message, want ...string) {
 	t.Helper()
 	if len(got) != len(want) {
-		t.Fatalf("drained %d frames %q, want %d %q", len(got), got, len(want), want)
+		t.Fatalf("drained %d messages, want %d %q", len(got), len(want), want)
 	}
 	for i := range want {
-		if string(got[i]) != want[i] {
-			t.Errorf("frame %d = %q, want %q", i, got[i], want[i])
+		if string(got[i].payload) != want[i] {
+			t.Errorf("message %d = %q, want %q", i, got[i].payload, want[i])
 		}
 	}
 }
 
 func TestQueueStartsOneWriterAndStopsWhenIdle(t *testing.T) {
-	q := newSendQueue(4, 0)
-	if full, start := q.push([]byte("a")); full || !start {
-		t.Fatalf("first push: full %v start %v, want a writer started", full, start)
-	}
-	if _, start := q.push([]byte("b")); start {
-		t.Fatal("second push started another writer while one runs")
-	}
+	q, r := testQueue(4, 0)
+	q.push(msg("a"))
+	r.expect(t, "first push", 1, 0)
+	q.push(msg("b"))
+	r.expect(t, "second push while a writer runs", 1, 0)
 	batch, w := q.take(nil)
 	checkBatch(t, batch, "a", "b")
 	if w.ping || w.closing || w.idle {
-		t.Fatalf("take: %+v, want only frames", w)
+		t.Fatalf("take: %+v, want only messages", w)
 	}
 	if _, w := q.take(nil); !w.idle {
 		t.Fatal("take of an empty queue did not tell the writer to stop")
 	}
-	if _, start := q.push([]byte("c")); !start {
-		t.Fatal("push after the writer stopped did not start a new one")
-	}
+	q.push(msg("c"))
+	r.expect(t, "push after the writer stopped", 2, 0)
 }
 
 func TestQueuePushUntilFull(t *testing.T) {
-	q := newSendQueue(3, 0)
-	for i, f := range frames(3) {
-		if full, _ := q.push(f); full {
-			t.Fatalf("push %d reported full below the limit", i)
-		}
+	q, r := testQueue(3, 0)
+	for _, m := range messages(3) {
+		q.push(m)
 	}
-	if full, _ := q.push([]byte("x")); !full {
-		t.Fatal("push beyond the limit was not reported full")
-	}
+	r.expect(t, "pushes below the limit", 1, 0)
+	q.push(msg("x"))
+	r.expect(t, "a push beyond the limit", 1, 1)
 	batch, _ := q.take(nil)
 	checkBatch(t, batch, "0", "1", "2")
 }
 
 func TestQueueTakeAppendsToBatch(t *testing.T) {
-	q := newSendQueue(4, 0)
-	q.push([]byte("b"))
-	batch, _ := q.take([][]byte{[]byte("a")})
+	q, _ := testQueue(4, 0)
+	q.push(msg("b"))
+	batch, _ := q.take([]*message{msg("a")})
 	checkBatch(t, batch, "a", "b")
 }
 
 func TestQueuePingAndClose(t *testing.T) {
-	q := newSendQueue(4, 0)
-	if !q.requestPing() {
-		t.Fatal("a ping on a quiet queue did not start a writer")
-	}
+	q, r := testQueue(4, 0)
+	q.requestPing()
+	r.expect(t, "a ping on a quiet queue", 1, 0)
 	if _, w := q.take(nil); !w.ping || w.closing {
 		t.Fatalf("take: %+v, want a ping", w)
 	}
-	q.push([]byte("last words"))
+	q.push(msg("last words"))
 	q.requestClose(false)
 	batch, w := q.take(nil)
 	checkBatch(t, batch, "last words")
 	if !w.closing || w.idle {
 		t.Fatalf("take after close: %+v, want the close", w)
 	}
-	if full, start := q.push([]byte("late")); full || start {
+	q.push(msg("late"))
+	if batch, _ := q.take(nil); len(batch) != 0 {
 		t.Fatal("a push after close was accepted")
 	}
-	if q.requestPing() {
-		t.Fatal("a ping after close started a writer")
-	}
+	q.requestPing()
+	r.expect(t, "a push and a ping after close", 1, 0)
 }
 
-func TestQueueCloseWithDropDiscardsFrames(t *testing.T) {
-	q := newSendQueue(4, 0)
-	q.push([]byte("stale"))
+func TestQueueCloseWithDropDiscardsMessages(t *testing.T) {
+	q, r := testQueue(4, 0)
+	q.push(msg("stale"))
 	q.take(nil)
-	q.push([]byte("never sent"))
-	if q.requestClose(true) {
-		t.Fatal("close started a second writer while one runs")
-	}
+	q.push(msg("never sent"))
+	q.requestClose(true)
+	r.expect(t, "close while a writer runs", 1, 0)
 	if batch, w := q.take(nil); len(batch) != 0 || !w.closing {
-		t.Fatalf("take after an evicting close: %q %+v, want no frames and the close", batch, w)
+		t.Fatalf("take after an evicting close: %d messages, %+v; want none and the close", len(batch), w)
 	}
 }
 
 func TestQueueTakeReleasesBurstMemory(t *testing.T) {
-	q := newSendQueue(1000, 0)
-	for _, f := range frames(100) {
-		q.push(f)
+	q, _ := testQueue(1000, 0)
+	for _, m := range messages(100) {
+		q.push(m)
 	}
 	q.take(nil)
-	if q.frames != nil {
-		t.Fatalf("after draining a burst the queue keeps capacity %d", cap(q.frames))
+	if q.msgs != nil {
+		t.Fatalf("after draining a burst the queue keeps capacity %d", cap(q.msgs))
 	}
 }
 
 func TestQueuePushPacedWaitsForRoom(t *testing.T) {
-	q := newSendQueue(4, 0)
-	started := 0
-	start := func() { started++ }
+	q, r := testQueue(4, 0)
 	done := make(chan struct{})
-	for i, f := range frames(2) {
-		if !q.pushPaced(f, done, nil, start) {
+	for i, m := range messages(2) {
+		if !q.pushPaced(m, done, nil) {
 			t.Fatalf("paced push %d below half refused", i)
 		}
 	}
-	if started != 1 {
-		t.Fatalf("paced pushes started %d writers, want 1", started)
-	}
+	r.expect(t, "two paced pushes", 1, 0)
 	result := make(chan bool, 1)
-	go func() { result <- q.pushPaced([]byte("2"), done, nil, start) }()
+	go func() { result <- q.pushPaced(msg("2"), done, nil) }()
 	select {
 	case <-result:
 		t.Fatal("a paced push at half the queue did not wait")
 	case <-time.After(blockWait):
 	}
-	q.push([]byte("live")) // live frames still fit above half
+	q.push(msg("live")) // live messages still fit above half
 	q.take(nil)
 	select {
 	case ok := <-result:
@@ -151,23 +164,23 @@ func TestQueuePushPacedWaitsForRoom(t *testing.T) {
 			t.Fatal("paced push failed after room was made")
 		}
 	case <-time.After(queueWait):
-		t.Fatal("paced push still blocked after the writer took the frames")
+		t.Fatal("paced push still blocked after the writer took the messages")
 	}
 	close(done)
-	q.push([]byte("x"))
-	q.push([]byte("y"))
-	if q.pushPaced([]byte("z"), done, nil, start) {
+	q.push(msg("x"))
+	q.push(msg("y"))
+	if q.pushPaced(msg("z"), done, nil) {
 		t.Fatal("paced push on a half-full queue succeeded after done closed")
 	}
 }
 
 func TestQueueConcurrent(t *testing.T) {
-	q := newSendQueue(1<<20, 0)
+	q, _ := testQueue(1<<20, 0)
 	var wg sync.WaitGroup
 	for p := range 4 {
 		wg.Go(func() {
 			for i := range 1000 {
-				q.push([]byte(fmt.Sprint(p, i)))
+				q.push(msg(fmt.Sprint(p, i)))
 			}
 		})
 	}
@@ -187,7 +200,7 @@ func TestQueueConcurrent(t *testing.T) {
 	deadline := time.Now().Add(queueWait)
 	for {
 		q.mu.Lock()
-		n := len(q.frames)
+		n := len(q.msgs)
 		q.mu.Unlock()
 		if n == 0 && time.Now().After(deadline.Add(-queueWait+100*time.Millisecond)) {
 			break
@@ -198,97 +211,90 @@ func TestQueueConcurrent(t *testing.T) {
 	wg.Wait()
 	batch, _ := q.take(nil)
 	if got+len(batch) != 4000 {
-		t.Fatalf("took %d frames, want 4000", got+len(batch))
+		t.Fatalf("took %d messages, want 4000", got+len(batch))
 	}
 }
 
 // BenchmarkQueueDelivery is the queue's share of one delivery to an idle
-// connection: the push that claims the writer role, the take of the frame
-// and the take that finds the queue empty and gives the role back.
+// connection: the push that claims the writer role, the take of the
+// message and the take that finds the queue empty and gives the role back.
 func BenchmarkQueueDelivery(b *testing.B) {
-	q := newSendQueue(256, 0)
-	frame := []byte("frame")
-	var batch [][]byte
+	q, r := testQueue(256, 0)
+	m := msg("message")
+	var batch []*message
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, claimed := q.push(frame); !claimed {
-			b.Fatal("the push did not claim the writer role")
-		}
+		q.push(m)
 		batch, _ = q.take(batch[:0])
 		if _, w := q.take(batch[:0]); !w.idle {
 			b.Fatal("the writer role was not given back")
 		}
 	}
+	if r.writes.Load() != int64(b.N) {
+		b.Fatalf("%d writes started for %d pushes to an idle queue", r.writes.Load(), b.N)
+	}
 }
 
 // TestQueueLagRule drives the coarse clock by hand: a queue whose oldest
-// frame has waited longer than the max lag is slow at the next push and at
-// the take, except while a replay runs or drains.
+// message has waited longer than the max lag is slow at the next push and
+// at the take, except while a replay runs or drains.
 func TestQueueLagRule(t *testing.T) {
 	defer coarseClock.Store(coarseClock.Load())
 	at := func(d time.Duration) { coarseClock.Store(int64(time.Hour + d)) }
-	q := newSendQueue(100, time.Second)
+	q, r := testQueue(100, time.Second)
 	at(0)
-	if slow, claimed := q.push([]byte("a")); slow || !claimed {
-		t.Fatalf("first push: slow %v claimed %v, want a writer", slow, claimed)
-	}
+	q.push(msg("a"))
+	r.expect(t, "first push", 1, 0)
 	at(900 * time.Millisecond)
-	if slow, _ := q.push([]byte("b")); slow {
-		t.Fatal("a push 0.9 s after the oldest frame, max lag 1 s: slow")
-	}
+	q.push(msg("b"))
+	r.expect(t, "a push 0.9 s after the oldest message, max lag 1 s", 1, 0)
 	at(1100 * time.Millisecond)
-	if slow, _ := q.pushAll([][]byte{[]byte("c"), []byte("d")}); !slow {
-		t.Fatal("a push 1.1 s after the oldest frame, max lag 1 s: not slow")
-	}
+	q.pushAll([]*message{msg("c"), msg("d")})
+	r.expect(t, "a push 1.1 s after the oldest message, max lag 1 s", 1, 1)
 	if batch, w := q.take(nil); !w.lagging || len(batch) != 2 {
-		t.Fatalf("take: %q %+v, want a and b, lagging", batch, w)
+		t.Fatalf("take: %d messages, %+v; want a and b, lagging", len(batch), w)
 	}
-	// The take emptied the queue: the next frame starts a new wait.
+	// The take emptied the queue: the next message starts a new wait.
 	at(5 * time.Second)
-	q.push([]byte("e"))
+	q.push(msg("e"))
 	at(5500 * time.Millisecond)
 	if batch, w := q.take(nil); w.lagging || len(batch) != 1 {
-		t.Fatalf("take: %q %+v, want e, not lagging", batch, w)
+		t.Fatalf("take: %d messages, %+v; want e, not lagging", len(batch), w)
 	}
 
 	q.replaying(1)
-	q.push([]byte("f"))
+	q.push(msg("f"))
 	at(20 * time.Second)
-	if slow, _ := q.push([]byte("g")); slow {
-		t.Fatal("a push behind a 14.5 s old frame during a replay: slow")
-	}
+	q.push(msg("g"))
+	r.expect(t, "a push behind a 14.5 s old message during a replay", 1, 1)
 	if _, w := q.take(nil); w.lagging || !w.replaying {
 		t.Fatalf("take during a replay: %+v, want replaying, not lagging", w)
 	}
 	q.replaying(-1)
-	q.push([]byte("h"))
+	q.push(msg("h"))
 	at(30 * time.Second)
-	if slow, _ := q.push([]byte("i")); slow {
-		t.Fatal("a push while the replay drains: slow")
-	}
+	q.push(msg("i"))
+	r.expect(t, "a push while the replay drains", 1, 1)
 	if _, w := q.take(nil); w.lagging || w.replaying || !w.draining {
 		t.Fatalf("take after the replay: %+v, want draining, not lagging", w)
 	}
-	q.push([]byte("j"))
+	q.push(msg("j"))
 	at(40 * time.Second)
 	q.drained() // the lag counts from now
 	at(40*time.Second + 900*time.Millisecond)
-	if slow, _ := q.push([]byte("k")); slow {
-		t.Fatal("a push 0.9 s after the replay drained: slow")
-	}
+	q.push(msg("k"))
+	r.expect(t, "a push 0.9 s after the replay drained", 1, 1)
 	at(41*time.Second + 100*time.Millisecond)
-	if slow, _ := q.push([]byte("l")); !slow {
-		t.Fatal("a push 1.1 s after the replay drained: not slow")
-	}
+	q.push(msg("l"))
+	r.expect(t, "a push 1.1 s after the replay drained", 1, 2)
 }
 
 func TestQueueWithoutLagRule(t *testing.T) {
 	defer coarseClock.Store(coarseClock.Load())
-	q := newSendQueue(100, 0)
+	q, r := testQueue(100, 0)
 	coarseClock.Store(0)
-	q.push([]byte("a"))
+	q.push(msg("a"))
 	coarseClock.Store(int64(time.Hour))
-	if slow, _ := q.push([]byte("b")); slow {
-		t.Fatal("max lag 0: a push behind an hour-old frame is slow")
-	}
+	q.push(msg("b"))
+	r.expect(t, "max lag 0: a push behind an hour-old message", 1, 0)
 }

@@ -194,7 +194,7 @@ func (c *Conn) frame(op byte, payload []byte) bool {
 		c.close(CloseUnsupported, "binary frames are not supported")
 		keepReading = false
 	case ws.OpPing:
-		c.sendFrame(controlFrame(opPong, payload))
+		c.queue.push(pong(payload))
 	case ws.OpClose:
 		code := CloseNormal // an empty close: no status received
 		if len(payload) >= 2 {

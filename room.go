@@ -356,15 +356,17 @@ func (r *room) resync() {
 
 // chatEvent turns a stored message into the event that delivers it.
 func chatEvent(m Message) event {
-	return event{kind: eventChat, seq: m.Seq, frame: textFrame(wire.AppendChat(nil, wire.Chat(m)))}
+	e := event{kind: eventChat, seq: m.Seq, payload: wire.AppendChat(nil, wire.Chat(m))}
+	e.msg = e.deliverable(m.Room)
+	return e
 }
 
 // presenceEvent is a user_joined or user_left event of room.
 func presenceEvent(joined bool, room, user, except string, now time.Time) event {
 	return event{
-		kind:   eventPresence,
-		except: except,
-		frame:  textFrame(wire.AppendPresenceChange(nil, joined, room, user, now.UnixMilli())),
+		kind:    eventPresence,
+		except:  except,
+		payload: wire.AppendPresenceChange(nil, joined, room, user, now.UnixMilli()),
 	}
 }
 
@@ -404,17 +406,18 @@ func (r *room) enter(ctx context.Context, c *Conn, since *uint64) (*subscription
 	if !sub.recovering {
 		sub.after = r.last
 	}
-	c.send(joinedFrames(r.name, r.last, since != nil, recovered, users))
+	c.queue.push(joinedMessage(r.name, r.last, since != nil, recovered, users))
 	r.subs[c] = sub
 	r.members = nil
 	return sub, nil
 }
 
-// joinedFrames is joined and online_users in one WebSocket frame, so that
-// nothing can come between them.
-func joinedFrames(room string, seq uint64, withRecovered, recovered bool, users []string) []byte {
+// joinedMessage is joined and online_users in one message, so that
+// nothing can come between them; it sets the room's resume point.
+func joinedMessage(room string, seq uint64, withRecovered, recovered bool, users []string) *message {
 	b := wire.AppendJoined(nil, room, seq, withRecovered, recovered)
-	return wire.AppendOnlineUsers(append(b, '\n'), room, users)
+	b = wire.AppendOnlineUsers(append(b, '\n'), room, users)
+	return markedMessage(b, markSeq, room, seq)
 }
 
 // recoveryPoint decides whether a join with since can resume: the store
@@ -518,7 +521,7 @@ func (r *room) replay(c *Conn, sub *subscription) {
 			return
 		}
 		for _, m := range messages {
-			if !c.queue.pushPaced(textFrame(wire.AppendChat(nil, wire.Chat(m))), c.closing, sub.left, c.write) {
+			if !c.queue.pushPaced(chatEvent(m).msg, c.closing, sub.left) {
 				return
 			}
 			cursor = m.Seq

@@ -6,52 +6,20 @@ import (
 )
 
 // The write path. A connection has at most one writer at a time: whoever
-// claims the role from its queue. The goroutine that queues a frame on a
-// connection with no writer — a room's fan-out, the reader answering its
-// client, the ping timer — claims the role and writes straight to the socket
+// claims the role from its queue. The goroutine that queues a message on a
+// connection with no writer (a room's fan-out, the reader answering its
+// client, the heartbeat) claims the role and writes straight to the socket
 // without blocking, so on a healthy connection a delivery costs one write
 // syscall and no goroutine hand-off. When the socket would block, or the
-// close handshake is due, the role passes to a writer goroutine that may
-// wait (up to the write wait); it ends when the queue is empty.
+// close is due, the role passes to a writer goroutine that may wait (up to
+// the write wait); it ends when the queue is empty.
 //
-// Frames are complete WebSocket frames (wsframe.go), prepared once per
-// fan-out. A connection that has fallen behind has several queued: they
-// leave merged, as few text frames as the merge buffer holds per write
-// (prepare). Only this file writes.
+// The writer frames what it takes from the queue for its wire
+// (framing.go): a connection that has fallen behind has several messages
+// queued, and they leave in one write. Only this file writes.
 
-// send queues a JSON frame for the client.
-func (c *Conn) send(payload []byte) { c.sendFrame(textFrame(payload)) }
-
-// sendFrame queues a prepared frame without blocking. A full or lagging
-// queue means the client cannot keep up: it is evicted with 4009.
-func (c *Conn) sendFrame(frame []byte) {
-	slow, claimed := c.queue.push(frame)
-	if slow {
-		c.evict()
-	}
-	if claimed {
-		c.write()
-	}
-}
-
-// sendFrames queues one fan-out pass's frames for the client, which leave
-// together, merged into one frame (mergeText).
-func (c *Conn) sendFrames(frames [][]byte) {
-	slow, claimed := c.queue.pushAll(frames)
-	if slow {
-		c.evict()
-	}
-	if claimed {
-		c.write()
-	}
-}
-
-// uncork writes what was queued since cork claimed the writer role.
-func (c *Conn) uncork(corked bool) {
-	if corked {
-		c.write()
-	}
-}
+// send queues a JSON payload for the client.
+func (c *Conn) send(payload []byte) { c.queue.push(newMessage(payload)) }
 
 // write is called by the goroutine that has just claimed the writer role.
 func (c *Conn) write() {
@@ -76,27 +44,32 @@ func (c *Conn) writeWithoutBlocking() bool {
 	}
 }
 
-// takeQueued moves the queue's frames and ping into c.pending. It returns
-// false when there was nothing, which releases the writer role: from then
-// on the writer's fields belong to the next writer, so it touches none. A
-// connection found lagging (lag.go) is evicted here: what was taken is
-// dropped and the close is next.
+// takeQueued frames the queued messages, and the ping, into c.pending. It
+// returns false when there was nothing, which releases the writer role:
+// from then on the writer's fields belong to the next writer, so it touches
+// none. A connection found lagging (lag.go) is evicted here: what was taken
+// is dropped and the close is next.
 func (c *Conn) takeQueued() bool {
-	pending, w := c.queue.take(c.pending)
+	msgs, w := c.queue.take(c.taken)
 	if w.idle {
 		return false
 	}
-	c.pending = pending
 	if c.lagging(w) {
 		c.evict()
 		c.clearPending()
 		c.closeDue = true
-		return true
+	} else {
+		c.pending = c.wire.appendFrames(c.pending, msgs, &c.space)
+		if w.ping {
+			c.pending = append(c.pending, c.wire.ping())
+		}
+		c.closeDue = c.closeDue || w.closing
 	}
-	if w.ping {
-		c.pending = append(c.pending, pingFrame)
+	clear(msgs)
+	c.taken = msgs[:0]
+	if cap(msgs) > 64 {
+		c.taken = nil // a burst does not pin its memory on a quiet connection
 	}
-	c.closeDue = c.closeDue || w.closing
 	return true
 }
 
@@ -106,7 +79,7 @@ func (c *Conn) takeQueued() bool {
 // socket filled up.
 func (c *Conn) writePendingNow() bool {
 	for len(c.pending) > 0 {
-		frames := c.pending[:c.prepare()]
+		frames := c.pending[:min(len(c.pending), maxIovecs)]
 		want := totalLen(frames)
 		n := c.writeNow(frames)
 		c.advance(n)
@@ -116,32 +89,6 @@ func (c *Conn) writePendingNow() bool {
 	}
 	c.clearPending()
 	return true
-}
-
-// prepare merges the text frames at the head of c.pending into as few
-// frames as the merge buffer holds (mergeText), when the buffer is free,
-// and returns how many frames of c.pending the next write takes: those up
-// to the last merged one, so that what follows is merged in turn once the
-// buffer is written; or, with nothing merged, all of them.
-func (c *Conn) prepare() int {
-	if c.inBuffer == 0 && len(c.pending) > 1 {
-		start := 0
-		if c.cut {
-			start = 1 // a frame's tail: not a frame to merge
-		}
-		if c.merged == nil {
-			c.merged = mergeBuffers.Get().(*[]byte)
-		}
-		rest, buf, through := mergeText(c.pending[start:], (*c.merged)[:0])
-		c.pending, *c.merged = c.pending[:start+len(rest)], buf
-		if through > 0 {
-			c.inBuffer = start + through
-		}
-	}
-	if c.inBuffer > 0 {
-		return c.inBuffer
-	}
-	return min(len(c.pending), maxIovecs)
 }
 
 // maxIovecs is how many frames one writev takes (Linux's IOV_MAX).
@@ -174,12 +121,10 @@ func (c *Conn) advance(n int) {
 		n -= len(c.pending[i])
 		i++
 	}
-	cut := i < len(c.pending) && (n > 0 || c.cut && i == 0)
 	c.drop(i)
 	if len(c.pending) > 0 {
 		c.pending[0] = c.pending[0][n:]
 	}
-	c.cut = cut
 }
 
 // drop removes the first k frames of c.pending, written.
@@ -187,8 +132,6 @@ func (c *Conn) drop(k int) {
 	remaining := copy(c.pending, c.pending[k:])
 	clear(c.pending[remaining:])
 	c.pending = c.pending[:remaining]
-	c.inBuffer = max(c.inBuffer-k, 0)
-	c.cut = false
 }
 
 func totalLen(frames [][]byte) int {
@@ -227,7 +170,7 @@ func (c *Conn) writePending() error {
 	c.raw.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
 	defer c.raw.SetWriteDeadline(time.Time{}) // direct writes must not inherit it
 	for len(c.pending) > 0 {
-		k := c.prepare()
+		k := min(len(c.pending), maxIovecs)
 		buffers := net.Buffers(c.pending[:k]) // WriteTo empties c.pending[:k]
 		n, err := buffers.WriteTo(c.raw)
 		c.lag.written += n
@@ -245,11 +188,7 @@ func (c *Conn) clearPending() {
 	if cap(c.pending) > 64 {
 		c.pending = nil // a burst does not pin its memory on a quiet connection
 	}
-	if c.merged != nil {
-		mergeBuffers.Put(c.merged)
-		c.merged = nil
-	}
-	c.inBuffer, c.cut = 0, false
+	c.space.release()
 }
 
 // closeHandshakeWait is how long the writer waits for the client to answer
@@ -273,7 +212,7 @@ func (c *Conn) writeClose() {
 	}
 	if c.closeCode != 0 && c.writeErr == nil {
 		c.raw.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
-		if _, err := c.raw.Write(closeFrame(c.closeCode, c.closeReason)); err == nil {
+		if _, err := c.raw.Write(c.wire.closing(c.closeCode, c.closeReason)); err == nil {
 			wait, stopping := closeHandshakeWait, (<-chan struct{})(nil)
 			if half, ok := c.raw.(interface{ CloseWrite() error }); ok && c.closeCode == CloseSlowConsumer {
 				half.CloseWrite()

@@ -1,0 +1,126 @@
+package partyline
+
+import "sync"
+
+// A framing turns a connection's messages into the bytes of its wire: a
+// WebSocket's frames, compressed or not, or a stream of server-sent events.
+// It runs in the connection's writer role (writer.go), one call at a time,
+// so it may keep state of the connection's own.
+type framing interface {
+	// appendFrames appends to out the bytes that carry msgs, in order.
+	// What it builds for this connection alone it builds in space, whose
+	// buffers are held until those bytes are written.
+	appendFrames(out [][]byte, msgs []*message, space *mergeSpace) [][]byte
+	// ping returns what the heartbeat writes to keep the wire alive.
+	ping() []byte
+	// closing returns what tells the client that the server closes the
+	// connection with code and reason.
+	closing(code int, reason string) []byte
+}
+
+// webSocketFraming frames messages as uncompressed WebSocket text frames. A
+// message alone is its own frame, built once for every subscriber. Several
+// queued for the connection, when it has fallen behind, leave merged: one
+// text frame whose payload is theirs separated by '\n', which clients split
+// (docs/protocol.md §4). Sent as they are, each would cost the client a
+// frame to parse and, on the way, a slice of a segment.
+type webSocketFraming struct{}
+
+func (webSocketFraming) appendFrames(out [][]byte, msgs []*message, space *mergeSpace) [][]byte {
+	for len(msgs) > 0 {
+		n, size := mergeable(msgs)
+		if n < 2 {
+			out = append(out, msgs[0].webSocketFrame())
+			msgs = msgs[1:]
+			continue
+		}
+		b := space.reserve(4 + size)
+		b = appendTextHeader(b, size)
+		for i, m := range msgs[:n] {
+			if i > 0 {
+				b = append(b, '\n')
+			}
+			b = append(b, m.payload...)
+		}
+		out = append(out, space.commit(b))
+		msgs = msgs[n:]
+	}
+	return out
+}
+
+func (webSocketFraming) ping() []byte { return pingFrame }
+
+func (webSocketFraming) closing(code int, reason string) []byte { return closeFrame(code, reason) }
+
+// webSocketFrame returns m as an uncompressed WebSocket frame.
+func (m *message) webSocketFrame() []byte {
+	if m.control {
+		return m.payload
+	}
+	return m.framedAs(formatWebSocket, textFrame)
+}
+
+// maxMergedPayload bounds the payload of a merged frame: it fits a 4-byte
+// header and, with it, one merge buffer.
+const maxMergedPayload = mergeBufferSize - 4
+
+// mergeable returns how many messages at the head of msgs fit one merged
+// frame, and the merged payload's size, separators included. A control
+// frame is merged with nothing.
+func mergeable(msgs []*message) (n, size int) {
+	size = -1
+	for ; n < len(msgs); n++ {
+		next := size + 1 + len(msgs[n].payload)
+		if msgs[n].control || next > maxMergedPayload {
+			break
+		}
+		size = next
+	}
+	return n, size
+}
+
+// mergeBufferSize is the size of the buffers that merged frames are built
+// in, taken from mergeBuffers for as long as a write is pending.
+const mergeBufferSize = 64 << 10
+
+var mergeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, mergeBufferSize); return &b }}
+
+// mergeSpace is the pooled buffers in which one connection's writer builds
+// what is its alone: merged frames, SSE ids. A buffer's backing array is
+// never reallocated, so what was built in it stays valid until release.
+type mergeSpace struct {
+	held []*[]byte
+}
+
+// reserve returns an empty slice with room for n bytes (n at most
+// mergeBufferSize) at the end of a held buffer, taking a new one when the
+// last has less room. What is appended to it must then be committed.
+func (s *mergeSpace) reserve(n int) []byte {
+	if len(s.held) > 0 {
+		if b := *s.held[len(s.held)-1]; cap(b)-len(b) >= n {
+			return b[len(b):len(b)]
+		}
+	}
+	b := mergeBuffers.Get().(*[]byte)
+	*b = (*b)[:0]
+	s.held = append(s.held, b)
+	return *b
+}
+
+// commit keeps what was built in the slice reserve returned, and returns
+// it, capped so that appending to it cannot overwrite what follows.
+func (s *mergeSpace) commit(built []byte) []byte {
+	last := s.held[len(s.held)-1]
+	*last = (*last)[:len(*last)+len(built)]
+	return built[:len(built):len(built)]
+}
+
+// release gives the held buffers back, once what was built in them is
+// written.
+func (s *mergeSpace) release() {
+	for _, b := range s.held {
+		mergeBuffers.Put(b)
+	}
+	clear(s.held)
+	s.held = s.held[:0]
+}
