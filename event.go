@@ -37,10 +37,10 @@ const (
 // so a message is encoded once for the whole cluster and every subscriber.
 type event struct {
 	kind    eventKind
-	seq     uint64 // chat: the message's seq
-	at      int64  // Unix nanoseconds when it was published, for latency
-	except  string // a session that must not receive it (the sender's)
-	payload []byte // the server frame's JSON (docs/protocol.md §4)
+	seq     uint64   // chat: the message's seq
+	at      int64    // Unix nanoseconds when it was published, for latency
+	except  string   // a session that must not receive it (the sender's)
+	payload []byte   // the server frame's JSON (docs/protocol.md §4)
 	msg     *message // the payload as the receiving node delivers it (deliverable)
 
 	// Only a command or a reply carries the following.

@@ -30,9 +30,9 @@ type message struct {
 type mark byte
 
 const (
-	markNone   mark = iota
-	markSeq         // chat or joined: the connection has the room up to seq
-	markLeft        // left: the connection is no longer in the room
+	markNone mark = iota
+	markSeq       // chat or joined: the connection has the room up to seq
+	markLeft      // left: the connection is no longer in the room
 )
 
 // format is a wire format: one way of framing a message.

@@ -28,4 +28,3 @@ func TestAdvanceDropsWrittenBytes(t *testing.T) {
 		}
 	}
 }
-
