@@ -131,7 +131,7 @@ func (s *Server) Disconnect(ctx context.Context, user string) (int, error) {
 	if !ValidUsername(user) {
 		return 0, newError(CodeInvalidUsername, "not a valid username")
 	}
-	return s.hub.command(ctx, user, commandKick, "")
+	return s.hub.command(ctx, user, commandKick, "", nil)
 }
 
 // JoinUser subscribes every connection of user, on every node, to room, as
@@ -145,7 +145,7 @@ func (s *Server) JoinUser(ctx context.Context, user, room string) (int, error) {
 	if err := s.askJoin(ctx, user, room); err != nil {
 		return 0, err
 	}
-	return s.hub.command(ctx, user, commandJoin, room)
+	return s.hub.command(ctx, user, commandJoin, room, nil)
 }
 
 // LeaveUser unsubscribes every connection of user, on every node, from
@@ -154,7 +154,7 @@ func (s *Server) LeaveUser(ctx context.Context, user, room string) (int, error) 
 	if err := checkNames(room, user); err != nil {
 		return 0, err
 	}
-	return s.hub.command(ctx, user, commandLeave, room)
+	return s.hub.command(ctx, user, commandLeave, room, nil)
 }
 
 // RoomInfo describes a room with online users.

@@ -101,11 +101,12 @@ func (c *commands) total(t *tally) (sum, replies int) {
 }
 
 // command has every node act on its connections of user (and room, for
-// commands about one) and returns the sum of the nodes' counts, waiting
-// for them at most commandWait. When the broker cannot take the command,
-// this node acts alone and returns its own count with the error.
-func (h *hub) command(ctx context.Context, user string, kind commandKind, room string) (int, error) {
-	e := event{kind: eventCommand, command: kind, node: h.commands.node(), room: room}
+// commands about one; the session, with the payload, for an input) and
+// returns the sum of the nodes' counts, waiting for them at most
+// commandWait. When the broker cannot take the command, this node acts
+// alone and returns its own count with the error.
+func (h *hub) command(ctx context.Context, user string, kind commandKind, room string, payload []byte) (int, error) {
+	e := event{kind: eventCommand, command: kind, node: h.commands.node(), room: room, payload: payload}
 	if err := h.listenForReplies(ctx); err != nil {
 		return h.act(user, e), err
 	}
@@ -211,6 +212,8 @@ func (h *hub) act(user string, e event) int {
 		return h.kick(user)
 	case commandJoin, commandLeave:
 		return h.moveUser(user, e.room, e.command == commandJoin)
+	case commandInput:
+		return h.input(user, e.room, e.payload)
 	default:
 		return 0 // parseEvent admits no other
 	}

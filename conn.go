@@ -38,8 +38,10 @@ type Conn struct {
 	heartbeatSlot int          // owned by the heartbeat
 
 	// Owned by the reader.
-	reader      *ws.Reader
+	reader      *ws.Reader        // nil for a stream (sse.go): its client sends nothing on it
+	resume      map[string]uint64 // a stream's rooms to join with since; nil after the welcome
 	stopReading bool
+	peerClosed  bool // the client's close frame has arrived; the writer reads it after readerDone
 	identity    Identity
 	limiter     *rateLimiter
 	// rooms is the reader's; roomsMu lets a server-side join or leave
@@ -185,10 +187,15 @@ func (c *Conn) welcome() bool {
 	c.roomsMu.Lock()
 	defer c.roomsMu.Unlock()
 	for _, name := range c.urlRooms {
-		if err := c.join(name, nil); err != nil {
+		var since *uint64
+		if seq, ok := c.resume[name]; ok {
+			since = &seq
+		}
+		if err := c.join(name, since); err != nil {
 			c.sendError(err, nil)
 		}
 	}
+	c.resume = nil
 	return true
 }
 
@@ -268,18 +275,16 @@ func (c *Conn) close(code int, reason string) {
 }
 
 // isClosing reports whether the connection has begun to close.
-func (c *Conn) isClosing() bool {
-	select {
-	case <-c.closing:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Conn) isClosing() bool { return isClosed(c.closing) }
 
 // heartbeat is the connection's turn in the heartbeat: it drops a client
-// not heard from within wait, and pings the others.
+// not heard from within wait, and pings the others. A stream's client
+// answers no ping: it is dropped when writing to it fails or lags.
 func (c *Conn) heartbeat(now int64, wait time.Duration) {
+	if c.reader == nil {
+		c.queue.requestPing()
+		return
+	}
 	if time.Duration(now-c.heard.Load()) > wait {
 		c.close(0, "") // dropped, as a dead network would
 		return

@@ -29,8 +29,9 @@ const (
 	commandKick  commandKind = iota + 1 // close them with 4003
 	commandJoin                         // subscribe them to a room
 	commandLeave                        // unsubscribe them from a room
+	commandInput                        // hand a stream's client message to its session (sse.go)
 
-	lastCommandKind = commandLeave
+	lastCommandKind = commandInput
 )
 
 // event is what travels over the Broker. The payload is already encoded,
@@ -47,7 +48,7 @@ type event struct {
 	command commandKind
 	request uint64 // the requester's number for the command, echoed by replies
 	node    string // command: the node to reply to; reply: the node replying
-	room    string // command: the room it concerns, if any
+	room    string // command: the room it concerns, if any; for an input, the session
 	count   uint64 // reply: how many connections the node acted on
 }
 

@@ -92,10 +92,14 @@ type mergeSpace struct {
 	held []*[]byte
 }
 
-// reserve returns an empty slice with room for n bytes (n at most
-// mergeBufferSize) at the end of a held buffer, taking a new one when the
-// last has less room. What is appended to it must then be committed.
+// reserve returns an empty slice with room for n bytes at the end of a
+// held buffer, taking a new one when the last has less room, or of its
+// own when n is more than a buffer holds. What is appended to it must then
+// be committed.
 func (s *mergeSpace) reserve(n int) []byte {
+	if n > mergeBufferSize {
+		return make([]byte, 0, n)
+	}
 	if len(s.held) > 0 {
 		if b := *s.held[len(s.held)-1]; cap(b)-len(b) >= n {
 			return b[len(b):len(b)]
@@ -108,10 +112,15 @@ func (s *mergeSpace) reserve(n int) []byte {
 }
 
 // commit keeps what was built in the slice reserve returned, and returns
-// it, capped so that appending to it cannot overwrite what follows.
+// it, capped so that appending to it cannot overwrite what follows. What
+// outgrew its reservation was moved by append, and holds no buffer.
 func (s *mergeSpace) commit(built []byte) []byte {
-	last := s.held[len(s.held)-1]
-	*last = (*last)[:len(*last)+len(built)]
+	if n := len(s.held); n > 0 && len(built) > 0 {
+		last := s.held[n-1]
+		if free := (*last)[len(*last):cap(*last)]; len(free) >= len(built) && &free[0] == &built[0] {
+			*last = (*last)[:len(*last)+len(built)]
+		}
+	}
 	return built[:len(built):len(built)]
 }
 

@@ -73,6 +73,10 @@ type Options struct {
 	// MaxConnections and MaxConnectionsPerIP refuse connections beyond them
 	// with 429; zero means no limit.
 	MaxConnections, MaxConnectionsPerIP int
+	// Transports names the ways in that are served: TransportWebSocket
+	// (/ws) and TransportSSE (/sse, docs/protocol.md §12.1). Empty means
+	// both; a request for another is answered 404.
+	Transports []string
 
 	// ServerName is sent in the welcome frame, e.g. "partyline/1.0.0".
 	ServerName string
@@ -137,6 +141,14 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("max-connections must not be negative")
 	case o.DefaultRoom != "" && !ValidRoom(o.DefaultRoom):
 		return o, fmt.Errorf("default-room %q is not a valid room name", o.DefaultRoom)
+	}
+	if len(o.Transports) == 0 {
+		o.Transports = []string{TransportWebSocket, TransportSSE}
+	}
+	for _, t := range o.Transports {
+		if t != TransportWebSocket && t != TransportSSE {
+			return o, fmt.Errorf("transports: unknown transport %q (want %s or %s)", t, TransportWebSocket, TransportSSE)
+		}
 	}
 	return o, nil
 }

@@ -169,9 +169,13 @@ func (c *Conn) readLoop() {
 }
 
 // consume parses and handles bytes from the client. It returns false when
-// the connection must stop reading.
+// the connection must stop reading. What a stream's client sends on the
+// stream is not a message: it is dropped.
 func (c *Conn) consume(data []byte) bool {
 	c.heard.Store(monotonic())
+	if c.reader == nil {
+		return !c.stopReading
+	}
 	if err := c.reader.Feed(data, c.frame); err != nil {
 		closeErr := err.(*ws.CloseError)
 		if closeErr.Code == ws.CloseTooBig {
@@ -196,6 +200,7 @@ func (c *Conn) frame(op byte, payload []byte) bool {
 	case ws.OpPing:
 		c.queue.push(pong(payload))
 	case ws.OpClose:
+		c.peerClosed = true
 		code := CloseNormal // an empty close: no status received
 		if len(payload) >= 2 {
 			code = int(binary.BigEndian.Uint16(payload))

@@ -81,10 +81,45 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP upgrades a request for /ws or /ws/{room} to a WebSocket
-// connection and serves it until it closes. Refusals are answered before the
-// upgrade with an HTTP status and a JSON error body.
+// ServeHTTP serves the transports (docs/protocol.md §3, §12.1): it
+// upgrades a request for /ws or /ws/{room} to a WebSocket connection and
+// serves it until it closes; it streams server-sent events for GET /sse and
+// /sse/{room}, and takes a stream's client messages from POST
+// /sse/{session}. Refusals are answered before the upgrade or the stream
+// with an HTTP status and a JSON error body. Mount it on those patterns:
+//
+//	mux.Handle("GET /ws", srv)
+//	mux.Handle("GET /ws/{room}", srv)
+//	mux.Handle("GET /sse", srv)
+//	mux.Handle("GET /sse/{room}", srv)
+//	mux.Handle("POST /sse/{session}", srv)
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	transport := transportOf(r)
+	if !slices.Contains(s.opts.Transports, transport) {
+		WriteHTTPError(w, newError(CodeNotFound, transport+" is not served here"))
+		return
+	}
+	switch {
+	case transport == TransportWebSocket:
+		s.serveWebSocket(w, r)
+	case r.Method == http.MethodPost:
+		s.postToStream(w, r)
+	default:
+		s.serveStream(w, r)
+	}
+}
+
+// transportOf tells a request for /sse or /sse/… from one for /ws.
+func transportOf(r *http.Request) string {
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	if strings.HasSuffix(path, "/sse") || strings.Contains(path, "/sse/") {
+		return TransportSSE
+	}
+	return TransportWebSocket
+}
+
+// serveWebSocket upgrades the request and serves the connection.
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	admission, err := s.admit(r)
 	if err != nil {
 		s.opts.Metrics.Refused(ErrorCode(err))
@@ -280,15 +315,18 @@ func (s *Server) mayJoin(ctx context.Context, id Identity, room string) error {
 	return err
 }
 
-// pathRoom returns the {room} of /ws/{room}: the mux's path value when the
-// Server is mounted on such a pattern, else what follows "/ws/".
+// pathRoom returns the {room} of /ws/{room} or /sse/{room}: the mux's path
+// value when the Server is mounted on such a pattern, else what follows
+// "/ws/" or "/sse/".
 func pathRoom(r *http.Request) string {
 	if name := r.PathValue("room"); name != "" {
 		return name
 	}
-	if i := strings.LastIndex(r.URL.Path, "/ws/"); i >= 0 {
-		name, _ := url.PathUnescape(r.URL.Path[i+len("/ws/"):])
-		return name
+	for _, prefix := range []string{"/ws/", "/sse/"} {
+		if i := strings.LastIndex(r.URL.Path, prefix); i >= 0 {
+			name, _ := url.PathUnescape(r.URL.Path[i+len(prefix):])
+			return name
+		}
 	}
 	return ""
 }

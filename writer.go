@@ -1,6 +1,7 @@
 package partyline
 
 import (
+	"io"
 	"net"
 	"time"
 )
@@ -191,20 +192,9 @@ func (c *Conn) clearPending() {
 	c.space.release()
 }
 
-// closeHandshakeWait is how long the writer waits for the client to answer
-// its close frame before it drops the TCP connection.
-const closeHandshakeWait = time.Second
-
-// writeClose sends the close frame unless writing already failed, waits
-// briefly for the reader to see the client's answer, and closes the socket.
-// It logs an eviction, which the writer goroutine can afford to wait for.
-//
-// A slow consumer reads its close frame only after the backlog the kernel
-// holds for it. It is given the write wait to get there (less if the
-// server shuts down), and the socket is half-closed meanwhile: were it
-// closed, the kernel would answer what the client still sends (pongs to
-// the pings it reads late) with a reset, which discards what the client
-// has yet to read, the close frame and its "retry after" included.
+// writeClose sends the close unless writing already failed, gives the
+// client time to read it, and closes the socket. It logs an eviction,
+// which the writer goroutine can afford to wait for.
 func (c *Conn) writeClose() {
 	defer close(c.writerDone)
 	if c.closeCode == CloseSlowConsumer {
@@ -213,19 +203,68 @@ func (c *Conn) writeClose() {
 	if c.closeCode != 0 && c.writeErr == nil {
 		c.raw.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
 		if _, err := c.raw.Write(c.wire.closing(c.closeCode, c.closeReason)); err == nil {
-			wait, stopping := closeHandshakeWait, (<-chan struct{})(nil)
-			if half, ok := c.raw.(interface{ CloseWrite() error }); ok && c.closeCode == CloseSlowConsumer {
-				half.CloseWrite()
-				wait, stopping = max(wait, c.srv.opts.WriteWait), c.srv.stopping
-			}
-			select {
-			case <-c.readerDone:
-			case <-time.After(wait):
-			case <-stopping:
-			}
+			c.awaitPeer()
 		}
 	}
 	c.closeSocket()
+}
+
+// awaitPeer waits, briefly, for the client to read the close and end its
+// side: a WebSocket client answers with a close frame of its own, which
+// the reader sees; a stream's client (sse.go) sees the end of the stream.
+//
+// Closing the socket while the client still sends would make the kernel
+// answer with a reset, which discards what the client has yet to read, the
+// close included. So the socket is half-closed (a FIN) when what the
+// client sends next would otherwise arrive unread: for a stream, whose
+// end is its close; for a slow consumer, which reads the close only after
+// the backlog the kernel holds for it and meanwhile answers the pings it
+// reads late (it is given the write wait to get there, less if the
+// server shuts down); and when the reader has stopped before the
+// client's close, midway through a message it refused (1003, 1009) or
+// for abuse, in which case the writer reads and drops what still comes.
+// After the client's close the client sends nothing more: the socket is
+// closed at once, as RFC 6455 wants the server to.
+func (c *Conn) awaitPeer() {
+	wait, stopping := closeHandshakeWait, (<-chan struct{})(nil)
+	if c.closeCode == CloseSlowConsumer {
+		wait, stopping = max(wait, c.srv.opts.WriteWait), c.srv.stopping
+	}
+	readerDone := isClosed(c.readerDone)
+	unread := readerDone && !c.peerClosed
+	if c.reader == nil || c.closeCode == CloseSlowConsumer || unread {
+		if half, ok := c.raw.(interface{ CloseWrite() error }); ok {
+			half.CloseWrite()
+		}
+	}
+	if unread {
+		c.raw.SetReadDeadline(time.Now().Add(wait))
+		io.CopyN(io.Discard, c.raw, drainLimit)
+		return
+	}
+	select {
+	case <-c.readerDone:
+	case <-time.After(wait):
+	case <-stopping:
+	}
+}
+
+// drainLimit bounds what the writer reads and drops after the reader has
+// ended; a client that sends more gets a reset.
+const drainLimit = 1 << 20
+
+// closeHandshakeWait is how long the writer waits for the client to answer
+// its close before it drops the TCP connection.
+const closeHandshakeWait = time.Second
+
+// isClosed reports whether ch is closed.
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // closeSocket closes the TCP connection. A reader waiting on the poller is

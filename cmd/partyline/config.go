@@ -37,6 +37,7 @@ type config struct {
 	DefaultRoom         string
 	MaxConnections      int
 	MaxConnectionsPerIP int
+	Transports          string
 	HistorySize         int
 	PresenceTTL         time.Duration
 	IdleTimeout         time.Duration
@@ -84,6 +85,7 @@ func (c *config) flagSet(output io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.DefaultRoom, "default-room", "", "room joined by connections whose URL names none")
 	fs.IntVar(&c.MaxConnections, "max-connections", 0, "connections in total (0: no limit)")
 	fs.IntVar(&c.MaxConnectionsPerIP, "max-connections-per-ip", 0, "connections per client IP (0: no limit)")
+	fs.StringVar(&c.Transports, "transports", "websocket,sse", "comma-separated transports served: websocket (/ws), sse (/sse)")
 	fs.IntVar(&c.HistorySize, "history-size", partyline.DefaultHistorySize, "newest messages kept per room (0: unlimited)")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 60*time.Second, "how long a dead node's users linger in a cluster")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 0, "close connections that send nothing for this long (0: off)")
@@ -228,6 +230,17 @@ func (c *config) check() error {
 		return fmt.Errorf("shutdown-grace must be positive, got %s", c.ShutdownGrace)
 	}
 	return c.checkWebhooks()
+}
+
+// transports splits --transports.
+func (c *config) transports() []string {
+	var list []string
+	for _, t := range strings.Split(c.Transports, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			list = append(list, t)
+		}
+	}
+	return list
 }
 
 // origins splits --allowed-origins.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -101,8 +102,9 @@ var readHeaderTimeout = 10 * time.Second
 // timeouts that keep slow or idle HTTP clients from piling up.
 func newHTTPServer(cfg *config, srv *partyline.Server, metricsHandler http.Handler, log *slog.Logger) *http.Server {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", srv)
-	mux.Handle("GET /ws/{room}", srv)
+	for _, pattern := range []string{"GET /ws", "GET /ws/{room}", "GET /sse", "GET /sse/{room}", "POST /sse/{session}"} {
+		mux.Handle(pattern, srv)
+	}
 	mux.Handle("/", web.Handler())
 	mux.Handle("GET /metrics", metricsHandler)
 	mux.Handle("/api/", httpapi.New(srv, httpapi.Options{APIKey: cfg.APIKey, Logger: log.With("subsystem", "api")}))
@@ -127,6 +129,10 @@ func newHTTPServer(cfg *config, srv *partyline.Server, metricsHandler http.Handl
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// HTTP/1.1 only, over TLS too: WebSocket upgrades and event
+		// streams take over their connection, which HTTP/2 cannot hand
+		// over.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
 }
 
@@ -151,6 +157,7 @@ func (c *config) options(b *backends, log *slog.Logger) partyline.Options {
 		MaxRooms:            c.MaxRooms,
 		MaxConnections:      c.MaxConnections,
 		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
+		Transports:          c.transports(),
 		ServerName:          "partyline/" + currentVersion(),
 		Logger:              log,
 	}

@@ -186,6 +186,17 @@ func AppendError(b []byte, code, message string, id []byte) []byte {
 	return append(b, '}')
 }
 
+// AppendClose appends {"type":"close","code":…,"reason":…}: how a stream
+// that is not a WebSocket tells the client that the server closes it
+// (docs/protocol.md §12.1).
+func AppendClose(b []byte, code int, reason string) []byte {
+	b = append(b, `{"type":"close","code":`...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, `,"reason":`...)
+	b = AppendString(b, reason)
+	return append(b, '}')
+}
+
 // AppendPong appends a pong frame.
 func AppendPong(b []byte) []byte { return append(b, `{"type":"pong"}`...) }
 

@@ -56,6 +56,8 @@ func TestAppendFrames(t *testing.T) {
 			obj{"type": "chat", "room": "", "username": "", "content": "", "timestamp": num("-1"), "seq": num("18446744073709551615"), "id": ""}},
 		{"history", AppendHistory(nil, "lobby", []Chat{chat, withData}),
 			obj{"type": "history", "room": "lobby", "messages": list{chatWant, withDataWant}}},
+		{"close", AppendClose(nil, 4009, "slow \"consumer\"\n"),
+			obj{"type": "close", "code": num("4009"), "reason": "slow \"consumer\"\n"}},
 		{"history empty", AppendHistory(nil, "lobby", []Chat{}),
 			obj{"type": "history", "room": "lobby", "messages": list{}}},
 		{"history nil", AppendHistory(nil, "lobby", nil),
