@@ -181,6 +181,19 @@ func TestBrowserRendersMessagesAsText(t *testing.T) {
 // Afterwards both pages show every message exactly once, in seq order, and
 // so does the store.
 func TestBrowserResumesAfterRestart(t *testing.T) {
+	testResumesAfterRestart(t, nil, "websocket")
+}
+
+// TestBrowserResumesAfterRestartOverSSE is TestBrowserResumesAfterRestart
+// with a server that serves no WebSocket: the pages fall back to
+// server-sent events and resume over them.
+func TestBrowserResumesAfterRestartOverSSE(t *testing.T) {
+	testResumesAfterRestart(t, []string{partyline.TransportSSE}, "sse")
+}
+
+// testResumesAfterRestart runs TestBrowserResumesAfterRestart on a server
+// that serves transports; the pages must use transport.
+func testResumesAfterRestart(t *testing.T, transports []string, transport string) {
 	browser := newBrowser(t)
 	const total, inFlight = 30, 10
 	text := func(i int) string { return fmt.Sprintf("message %02d", i) }
@@ -189,12 +202,15 @@ func TestBrowserResumesAfterRestart(t *testing.T) {
 		held: make(chan struct{}), release: make(chan struct{}),
 	}
 	var g gate
-	srv := startGatedServer(t, "127.0.0.1:0", store, &g)
+	opts := serverOptions{gate: &g, transports: transports}
+	srv := startServerWith(t, "127.0.0.1:0", store, opts)
 	addr := srv.addr
 	alice := openPage(t, browser, srv.url(), "alice")
 	bob := openPage(t, browser, srv.url(), "bob")
 	alice.login("alice", "resume")
 	bob.login("bob", "resume")
+	alice.waitTransport(transport)
+	bob.waitTransport(transport)
 
 	stopped := make(chan struct{})
 	var bobSaw int
@@ -224,7 +240,7 @@ func TestBrowserResumesAfterRestart(t *testing.T) {
 			}
 			bobSaw = len(bob.messages("resume"))
 			g.hold("bob", true)
-			srv = startGatedServer(t, addr, store, &g)
+			srv = startServerWith(t, addr, store, opts)
 			alice.waitFor("alice's page to reconnect", `document.getElementById("conn").dataset.state === "connected"`)
 		}
 	}
@@ -262,6 +278,10 @@ func TestBrowserResumesAfterRestart(t *testing.T) {
 		t.Errorf("bob, who had seen %d messages, did not re-join with since %d; he sent %v", bobSaw, bobSaw, bob.sentFrames(from))
 	}
 
+	alice.waitTransport(transport)
+	bob.waitTransport(transport)
+	checkTransportUsed(t, transport, alice, bob)
+
 	stored, err := store.History(context.Background(), "resume", partyline.HistoryQuery{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
@@ -272,6 +292,82 @@ func TestBrowserResumesAfterRestart(t *testing.T) {
 	for i, m := range stored {
 		if m.Seq != uint64(i+1) || m.Content != text(i+1) {
 			t.Errorf("stored message %d is #%d %q, want #%d %q", i, m.Seq, m.Content, i+1, text(i+1))
+		}
+	}
+}
+
+// TestBrowserOverSSE: with a server that serves no WebSocket (as when a
+// network refuses the upgrade), the pages fall back to server-sent events,
+// say so, and chat, see presence and typing as over WebSocket.
+func TestBrowserOverSSE(t *testing.T) {
+	browser := newBrowser(t)
+	srv := startServerWith(t, "127.0.0.1:0", partyline.NewMemoryStore(0), serverOptions{transports: []string{partyline.TransportSSE}})
+	alice := openPage(t, browser, srv.url(), "alice")
+	bob := openPage(t, browser, srv.url(), "bob")
+	alice.login("alice", "lobby")
+	bob.login("bob", "lobby")
+	alice.waitTransport("sse")
+	bob.waitTransport("sse")
+	if got := eval[string](alice, `document.getElementById("conn").title`); !strings.Contains(got, "server-sent events") {
+		t.Errorf("alice's status line explains itself as %q, want it to name server-sent events", got)
+	}
+
+	// Presence, live.
+	alice.waitUsers("alice", "bob")
+	bob.waitUsers("alice", "bob")
+
+	// Typing, then the message, which ends the typing notice.
+	bob.typeText("Is WebSocket blocked here?")
+	alice.waitFor("bob's typing notice", `document.getElementById("typing").textContent === "bob is typing…"`)
+	bob.pressEnter()
+	alice.waitFor("the typing notice to end", `document.getElementById("typing").textContent === ""`)
+	alice.send("Yes, by the proxy. We are on server-sent events.")
+	bob.send("Works all the same.")
+	want := []shown{
+		{Seq: 1, User: "bob", Text: "Is WebSocket blocked here?"},
+		{Seq: 2, User: "alice", Text: "Yes, by the proxy. We are on server-sent events."},
+		{Seq: 3, User: "bob", Text: "Works all the same."},
+	}
+	for _, p := range []*browserPage{alice, bob} {
+		w := slices.Clone(want)
+		for i := range w {
+			w[i].Own = w[i].User == p.name
+		}
+		checkMessages(t, p.name+"'s page", p.waitMessages("lobby", len(want)), w)
+	}
+
+	// bob leaves: alice sees him go, live.
+	bob.click("#leave-room")
+	alice.waitUsers("alice")
+	alice.waitFor("the line saying bob left", `[...document.querySelectorAll('.pane[data-room="lobby"] .sys')].some((e) => e.textContent.endsWith("bob left"))`)
+	checkTransportUsed(t, "sse", alice, bob)
+}
+
+// TestBrowserPrefersWebSocket: with both transports served, the page uses
+// WebSocket and says so.
+func TestBrowserPrefersWebSocket(t *testing.T) {
+	browser := newBrowser(t)
+	srv := startServer(t, "127.0.0.1:0", partyline.NewMemoryStore(0))
+	p := openPage(t, browser, srv.url(), "erin")
+	p.login("erin", "lobby")
+	p.waitTransport("websocket")
+	p.send("over a WebSocket")
+	checkMessages(t, "erin's page", p.waitMessages("lobby", 1), []shown{{Seq: 1, User: "erin", Text: "over a WebSocket", Own: true}})
+	checkTransportUsed(t, "websocket", p)
+}
+
+// checkTransportUsed checks that the pages sent their frames (joins at
+// least) over transport only.
+func checkTransportUsed(t *testing.T, transport string, pages ...*browserPage) {
+	t.Helper()
+	for _, p := range pages {
+		ws, sse := p.sentCounts()
+		used, other := ws, sse
+		if transport == "sse" {
+			used, other = sse, ws
+		}
+		if used == 0 || other != 0 {
+			t.Errorf("%s's page sent %d frames over WebSocket and %d over SSE; want them all over %s", p.name, ws, sse, transport)
 		}
 	}
 }

@@ -1,43 +1,29 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/partyline/partyline"
 )
 
-// retryScript drives partyline.js in Node with a fake WebSocket that opens
-// and is closed at once with the given code and reason, and prints the
-// reconnect delay the client chose. It also prints what retryAfter parses.
-const retryScript = `
-import { connect, retryAfter } from %q;
-const [code, reason] = [Number(process.argv[2]), process.argv[3]];
-class FakeSocket {
-  constructor() {
-    setTimeout(() => {
-      this.onopen?.();
-      setTimeout(() => this.onclose?.({ code, reason }), 0);
-    }, 0);
-  }
-  send() {}
-  close() {}
-}
-const pl = connect({ url: "ws://example.invalid/ws", username: "alice", WebSocket: FakeSocket, heartbeat: 0 });
-pl.on("state", (s) => {
-  if (s.state !== "reconnecting" || s.delay === undefined) return;
-  console.log(JSON.stringify({ delay: s.delay, parsed: retryAfter(reason) }));
-  pl.close();
-  process.exit(0);
-});
-`
+// The tests here run partyline.js in Node, with fakes where the browser's
+// network would be, or against a real server.
 
-// TestClientWaitsAsTheServerAsks checks that partyline.js reconnects no
-// sooner than a 4009 close reason's "retry after", and keeps its own backoff
-// when a reason asks nothing.
-func TestClientWaitsAsTheServerAsks(t *testing.T) {
+// nodeScript writes script, with %q standing for the path of partyline.js,
+// to a file, and returns node's path and the file's. It skips the test
+// when node is missing, unless CI is set.
+func nodeScript(t *testing.T, script string) (node, file string) {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -49,35 +35,304 @@ func TestClientWaitsAsTheServerAsks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	script := filepath.Join(t.TempDir(), "retry.mjs")
-	if err := os.WriteFile(script, fmt.Appendf(nil, retryScript, lib), 0o600); err != nil {
+	file = filepath.Join(t.TempDir(), "script.mjs")
+	if err := os.WriteFile(file, fmt.Appendf(nil, script, lib), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return node, file
+}
+
+// closeScript drives partyline.js in Node over a fake transport that opens
+// and is closed at once with the given code and reason: a WebSocket closed
+// with them, or an event stream whose last event is a close event carrying
+// them (§12.1). It prints the reconnect delay the client chose, or that it
+// stopped and why, and what retryAfter parses from the reason.
+const closeScript = `
+import { connect, retryAfter } from %q;
+const [transport, code, reason] = [process.argv[2], Number(process.argv[3]), process.argv[4]];
+class FakeSocket {
+  constructor() {
+    setTimeout(() => {
+      this.onopen?.();
+      setTimeout(() => this.onclose?.({ code, reason }), 0);
+    }, 0);
+  }
+  send() {}
+  close() {}
+}
+const welcome = { type: "welcome", username: "alice", session: "alice~0123456789abcdef0123456789abcdef", rooms: [] };
+const fakeFetch = async () => new Response(
+  "data: " + JSON.stringify(welcome) + "\n\n: ping\n\n" +
+  "data: " + JSON.stringify({ type: "close", code, reason }) + "\n\n",
+  { headers: { "Content-Type": "text/event-stream" } });
+const pl = connect({
+  url: "ws://example.invalid/ws", username: "alice", heartbeat: 0,
+  transports: [transport], WebSocket: FakeSocket, fetch: fakeFetch,
+});
+let reported = false;
+const report = (r) => {
+  if (reported) return; // close() below changes the state again
+  reported = true;
+  console.log(JSON.stringify({ ...r, transport: pl.transport, parsed: retryAfter(reason) }));
+  pl.close();
+  process.exit(0);
+};
+pl.on("state", (s) => {
+  if (s.state === "reconnecting" && s.delay !== undefined) report({ delay: s.delay });
+  if (s.state === "closed") report({ stopped: s.error?.code ?? "none" });
+});
+`
+
+// TestClientObeysCloseCodes checks, over both transports, that partyline.js
+// reconnects no sooner than a 4009 close reason's "retry after", keeps its
+// own backoff when a reason asks nothing, and stops when kicked.
+func TestClientObeysCloseCodes(t *testing.T) {
+	node, script := nodeScript(t, closeScript)
+	for _, transport := range []string{"websocket", "sse"} {
+		for _, tc := range []struct {
+			code         int
+			reason       string
+			parsed       any
+			minMS, maxMS float64
+			stopped      string
+		}{
+			{4009, "slow consumer; retry after 1500ms", 1500.0, 1500, 1500, ""},
+			{4009, "slow consumer; retry after 120000ms", 120000.0, 30000, 30000, ""}, // capped at maxDelay
+			{4009, "slow consumer", nil, 250, 500, ""},                                // minDelay 500, equal jitter
+			{1001, "server shutting down", nil, 250, 500, ""},
+			{4003, "kicked", nil, 0, 0, "kicked"},
+		} {
+			out, err := exec.Command(node, script, transport, fmt.Sprint(tc.code), tc.reason).CombinedOutput()
+			if err != nil {
+				t.Fatalf("node, %s closed with %d %q: %v\n%s", transport, tc.code, tc.reason, err, out)
+			}
+			var got struct {
+				Delay     float64
+				Stopped   string
+				Transport string
+				Parsed    any
+			}
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("node, %s closed with %d %q: output %q: %v", transport, tc.code, tc.reason, out, err)
+			}
+			if got.Transport != transport {
+				t.Errorf("%s closed with %d %q: the client says its transport is %q", transport, tc.code, tc.reason, got.Transport)
+			}
+			if got.Parsed != tc.parsed || got.Stopped != tc.stopped || got.Delay < tc.minMS || got.Delay > tc.maxMS {
+				t.Errorf("%s closed with %d %q: retryAfter %v, reconnect in %v ms, stopped %q; want %v, %v–%v ms, stopped %q",
+					transport, tc.code, tc.reason, got.Parsed, got.Delay, got.Stopped, tc.parsed, tc.minMS, tc.maxMS, tc.stopped)
+			}
+		}
+	}
+}
+
+// fallbackScript runs two clients against a real server that serves only
+// SSE. alice's WebSocket is refused before it opens, as behind a proxy
+// that refuses upgrades; her fetch lets the script cut her event stream, as
+// a network would. bob uses SSE only. It prints what it saw as JSON.
+const fallbackScript = `
+import { Partyline } from %q;
+const base = process.argv[2];
+const timeout = (ms, what) => new Promise((_, reject) => setTimeout(() => reject(new Error("timed out: " + what)), ms));
+const within = (p, what) => Promise.race([p, timeout(20000, what)]);
+
+let wsTries = 0;
+class RefusedSocket {
+  constructor() {
+    wsTries++;
+    setTimeout(() => this.onclose?.({ code: 1006, reason: "" }), 0);
+  }
+  send() {}
+  close() {}
+}
+const cuts = []; // one per event stream: aborts it
+const cuttable = async (url, init) => {
+  const res = await fetch(url, init);
+  if (init?.method === "POST" || !res.ok || !res.body) return res;
+  const cut = new AbortController();
+  const { readable, writable } = new TransformStream();
+  res.body.pipeTo(writable, { signal: cut.signal }).catch(() => {});
+  cuts.push(cut);
+  return new Response(readable, { status: res.status, headers: res.headers });
+};
+
+const out = {};
+const alice = new Partyline({
+  url: base + "/ws", username: "alice", rooms: ["lobby"],
+  WebSocket: RefusedSocket, fetch: cuttable,
+  transportRetry: 0, // every reconnect tries WebSocket first again
+  maxMessageSize: 1 << 20, // let the server refuse what is too large
+});
+const seen = [];
+const changes = [];
+alice.on("message", (m) => seen.push(m.seq + " " + m.content));
+alice.on("transport", (t) => changes.push(t));
+await within(alice.connect(), "alice's connect");
+out.transport = alice.transport;
+out.wsTriesAtFirst = wsTries;
+out.changes = changes;
+
+const bob = new Partyline({ url: base + "/ws", username: "bob", rooms: ["lobby"], transports: ["sse"], WebSocket: RefusedSocket });
+await within(bob.connect(), "bob's connect");
+out.wsTriesAfterBob = wsTries;
+
+// Sent together, posted one at a time: the server stores them in order.
+const acks = await within(Promise.all(["one", "two", "three"].map((text) => alice.send("lobby", text))), "alice's sends");
+out.ackSeqs = acks.map((a) => a.seq);
+
+// Too large for the server: refused alone, with 413, and the stream goes on.
+out.tooLarge = await alice.send("lobby", "x".repeat(5000)).then(() => "sent", (err) => err.code);
+
+// The network drops alice's stream; bob speaks while she is away.
+const down = new Promise((resolve) => alice.on("state", (s) => s.state === "reconnecting" && resolve()));
+cuts.at(-1).abort();
+await within(down, "alice to notice the cut");
+await within(bob.send("lobby", "four"), "bob's send");
+await within(alice.connect(), "alice's reconnect");
+const caughtUp = new Promise((resolve) => {
+  const check = () => alice.lastSeq("lobby") >= 4 && resolve();
+  alice.on("message", check);
+  check();
+});
+await within(caughtUp, "alice to catch up");
+out.wsTriesAtEnd = wsTries;
+out.transportAtEnd = alice.transport;
+out.seen = seen;
+alice.close();
+bob.close();
+console.log(JSON.stringify(out));
+process.exit(0);
+`
+
+// TestClientFallsBackToSSE: against a server that serves only SSE, a
+// client whose WebSocket is refused moves to SSE at once, chats over it in
+// order, has an oversized frame refused without losing the stream, and
+// after losing the stream tries WebSocket again, then resumes over SSE
+// with nothing lost or repeated.
+func TestClientFallsBackToSSE(t *testing.T) {
+	node, script := nodeScript(t, fallbackScript)
+	hub, err := partyline.New(partyline.Options{Transports: []string{partyline.TransportSSE}, MaxMessageSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	for _, pattern := range []string{"GET /ws", "GET /ws/{room}", "GET /sse", "GET /sse/{room}", "POST /sse/{session}"} {
+		mux.Handle(pattern, hub)
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := hub.Shutdown(ctx); err != nil {
+			t.Errorf("hub shutdown: %v", err)
+		}
+		srv.Close()
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, node, script, srv.URL).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	var got struct {
+		Transport       string
+		WSTriesAtFirst  int
+		Changes         []struct{ Transport, Previous any }
+		WSTriesAfterBob int
+		AckSeqs         []int
+		TooLarge        string
+		WSTriesAtEnd    int
+		TransportAtEnd  string
+		Seen            []string
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("node output %q: %v", out, err)
+	}
+	t.Logf("node: %s", out)
+	if got.Transport != "sse" || got.WSTriesAtFirst != 1 {
+		t.Errorf("alice connected over %q after %d WebSocket tries, want sse after 1", got.Transport, got.WSTriesAtFirst)
+	}
+	if len(got.Changes) != 1 || got.Changes[0].Transport != "sse" || got.Changes[0].Previous != nil {
+		t.Errorf("alice's transport events %+v, want one, to sse from null", got.Changes)
+	}
+	if got.WSTriesAfterBob != got.WSTriesAtFirst {
+		t.Errorf("bob, limited to SSE, tried WebSocket %d times", got.WSTriesAfterBob-got.WSTriesAtFirst)
+	}
+	if !slices.Equal(got.AckSeqs, []int{1, 2, 3}) {
+		t.Errorf("three sends made together were stored as seqs %v, want [1 2 3]", got.AckSeqs)
+	}
+	if got.TooLarge != "too_large" {
+		t.Errorf("a frame larger than the server takes ended as %q, want too_large", got.TooLarge)
+	}
+	if got.WSTriesAtEnd != got.WSTriesAtFirst+1 || got.TransportAtEnd != "sse" {
+		t.Errorf("after the stream was cut alice tried WebSocket %d more times and ended on %q; want 1 more (transportRetry 0), then sse",
+			got.WSTriesAtEnd-got.WSTriesAtFirst, got.TransportAtEnd)
+	}
+	if want := []string{"1 one", "2 two", "3 three", "4 four"}; !slices.Equal(got.Seen, want) {
+		t.Errorf("alice's messages %q, want %q", got.Seen, want)
+	}
+}
+
+// heartbeatScript connects over a fake event stream that sends the welcome,
+// then, when the first argument is "comments", a ": ping" comment every
+// 50 ms, and else nothing. It prints the client frames POSTed, and the close
+// code of the first reconnect, or null if there was none within 1.5 s.
+const heartbeatScript = `
+import { connect } from %q;
+const comments = process.argv[2] === "comments";
+const welcome = { type: "welcome", username: "alice", session: "alice~0123456789abcdef0123456789abcdef", rooms: [] };
+const posted = [];
+const fakeFetch = async (url, init) => {
+  if (init?.method === "POST") {
+    posted.push(JSON.parse(init.body).type);
+    return new Response(null, { status: 202 }); // and no pong ever comes
+  }
+  const enc = new TextEncoder();
+  const body = new ReadableStream({
+    start(controller) {
+      controller.enqueue(enc.encode("data: " + JSON.stringify(welcome) + "\n\n"));
+      if (comments) setInterval(() => controller.enqueue(enc.encode(": ping\n\n")), 50);
+    },
+  });
+  return new Response(body, { headers: { "Content-Type": "text/event-stream" } });
+};
+const pl = connect({ url: "http://example.invalid/ws", username: "alice", transports: ["sse"], fetch: fakeFetch, sseHeartbeat: 300 });
+const done = (closeCode) => {
+  console.log(JSON.stringify({ posted, closeCode }));
+  process.exit(0);
+};
+pl.on("state", (s) => { if (s.state === "reconnecting") done(s.code); });
+setTimeout(() => done(null), 1500);
+`
+
+// TestClientSSEHeartbeat: over SSE the server's ": ping" comments keep a
+// stream alive with no ping from the client; a stream silent for
+// sseHeartbeat (300 ms here) gets a ping POSTed, and one that does not
+// answer it is abandoned (4000) and reconnected.
+func TestClientSSEHeartbeat(t *testing.T) {
+	node, script := nodeScript(t, heartbeatScript)
 	for _, tc := range []struct {
-		code         int
-		reason       string
-		parsed       any
-		minMS, maxMS float64
+		mode      string
+		posted    []string
+		closeCode any
 	}{
-		{4009, "slow consumer; retry after 1500ms", 1500.0, 1500, 1500},
-		{4009, "slow consumer; retry after 120000ms", 120000.0, 30000, 30000}, // capped at maxDelay
-		{4009, "slow consumer", nil, 250, 500},                                // minDelay 500, equal jitter
-		{1006, "", nil, 250, 500},
+		{"silent", []string{"ping"}, 4000.0},
+		{"comments", nil, nil},
 	} {
-		out, err := exec.Command(node, script, fmt.Sprint(tc.code), tc.reason).CombinedOutput()
+		out, err := exec.Command(node, script, tc.mode).CombinedOutput()
 		if err != nil {
-			t.Fatalf("node, close %d %q: %v\n%s", tc.code, tc.reason, err, out)
+			t.Fatalf("node, %s stream: %v\n%s", tc.mode, err, out)
 		}
 		var got struct {
-			Delay  float64
-			Parsed any
+			Posted    []string
+			CloseCode any
 		}
 		if err := json.Unmarshal(out, &got); err != nil {
-			t.Fatalf("node, close %d %q: output %q: %v", tc.code, tc.reason, out, err)
+			t.Fatalf("node, %s stream: output %q: %v", tc.mode, out, err)
 		}
-		if got.Parsed != tc.parsed || got.Delay < tc.minMS || got.Delay > tc.maxMS {
-			t.Errorf("close %d %q: retryAfter %v, reconnect in %v ms; want %v and %v–%v ms",
-				tc.code, tc.reason, got.Parsed, got.Delay, tc.parsed, tc.minMS, tc.maxMS)
+		if !slices.Equal(got.Posted, tc.posted) || got.CloseCode != tc.closeCode {
+			t.Errorf("%s stream: the client posted %q and reconnected with code %v; want %q and %v", tc.mode, got.Posted, got.CloseCode, tc.posted, tc.closeCode)
 		}
 	}
 }

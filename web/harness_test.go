@@ -62,16 +62,21 @@ type server struct {
 }
 
 // startServer serves a new hub over store on addr ("127.0.0.1:0" for any
-// port). A restarted server reuses its predecessor's addr and store, so
-// seqs continue.
+// port), with both transports. A restarted server reuses its predecessor's
+// addr and store, so seqs continue.
 func startServer(t *testing.T, addr string, store partyline.Store) *server {
 	t.Helper()
-	return startGatedServer(t, addr, store, nil)
+	return startServerWith(t, addr, store, serverOptions{})
 }
 
-// startGatedServer is startServer with a gate in front of the WebSocket
-// endpoints: the gate can hold back a user's connections.
-func startGatedServer(t *testing.T, addr string, store partyline.Store, g *gate) *server {
+// serverOptions are what tests vary in a server.
+type serverOptions struct {
+	gate       *gate    // in front of the hub's endpoints, to hold back a user's connections; nil for none
+	transports []string // partyline.Options.Transports: nil serves both
+}
+
+// startServerWith is startServer with options.
+func startServerWith(t *testing.T, addr string, store partyline.Store, o serverOptions) *server {
 	t.Helper()
 	var ln net.Listener
 	deadline := time.Now().Add(5 * time.Second)
@@ -86,19 +91,21 @@ func startGatedServer(t *testing.T, addr string, store partyline.Store, g *gate)
 		time.Sleep(20 * time.Millisecond) // the previous server's port is being released
 	}
 	hub, err := partyline.New(partyline.Options{
-		Store:  store,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Store:      store,
+		Transports: o.transports,
+		Logger:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		t.Fatalf("partyline.New: %v", err)
 	}
-	var ws http.Handler = hub
-	if g != nil {
-		ws = g.wrap(hub)
+	var endpoints http.Handler = hub
+	if o.gate != nil {
+		endpoints = o.gate.wrap(hub)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/ws", ws)
-	mux.Handle("/ws/{room}", ws)
+	for _, pattern := range []string{"GET /ws", "GET /ws/{room}", "GET /sse", "GET /sse/{room}", "POST /sse/{session}"} {
+		mux.Handle(pattern, endpoints)
+	}
 	mux.Handle("/", web.Handler())
 	s := &server{
 		t: t, addr: ln.Addr().String(), store: store, hub: hub,
@@ -112,16 +119,23 @@ func startGatedServer(t *testing.T, addr string, store partyline.Store, g *gate)
 
 func (s *server) url() string { return "http://" + s.addr + "/" }
 
-// stop closes the listener, then closes every WebSocket with 1001, as the
-// binary does on SIGTERM. It is safe to call twice.
+// stop closes the listener and every connection, the hub's with 1001, as
+// the binary does on SIGTERM. It is safe to call twice.
+//
+// The HTTP server and the hub shut down at once, where the binary shuts
+// the HTTP server down first: an SSE client's POST in flight is a request
+// the HTTP server waits for, and it may wait for the store, which a test
+// holds until the page has seen its stream close with 1001.
 func (s *server) stop() {
 	s.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		hubDone := make(chan error, 1)
+		go func() { hubDone <- s.hub.Shutdown(ctx) }()
 		if err := s.http.Shutdown(ctx); err != nil {
 			s.t.Errorf("http shutdown: %v", err)
 		}
-		if err := s.hub.Shutdown(ctx); err != nil {
+		if err := <-hubDone; err != nil {
 			s.t.Errorf("hub shutdown: %v", err)
 		}
 		if err := <-s.done; !errors.Is(err, http.ErrServerClosed) {
@@ -131,7 +145,8 @@ func (s *server) stop() {
 }
 
 // gate refuses the connections of the users it holds, as a server that is
-// still starting would: 503 unavailable, which clients retry.
+// still starting would: 503 unavailable, which clients retry, on either
+// transport.
 type gate struct {
 	mu   sync.Mutex // guards held
 	held map[string]bool
@@ -234,7 +249,8 @@ type browserPage struct {
 
 	mu       sync.Mutex // guards the following
 	problems []string   // uncaught exceptions and dialogs
-	sent     []string   // WebSocket text frames the page sent
+	sent     []string   // client frames the page sent: WebSocket text frames and SSE POST bodies
+	sentWS   int        // how many of them went over WebSocket
 }
 
 func openPage(t *testing.T, browser context.Context, url, name string) *browserPage {
@@ -251,6 +267,17 @@ func openPage(t *testing.T, browser context.Context, url, name string) *browserP
 			if ev.Response != nil && ev.Response.Opcode == 1 {
 				p.mu.Lock()
 				p.sent = append(p.sent, string(ev.Response.PayloadData))
+				p.sentWS++
+				p.mu.Unlock()
+			}
+		case *network.EventRequestWillBeSent:
+			if ev.Request.Method == http.MethodPost && strings.Contains(ev.Request.URL, "/sse/") {
+				var body []byte
+				for _, entry := range ev.Request.PostDataEntries {
+					body = append(body, entry.Bytes...)
+				}
+				p.mu.Lock()
+				p.sent = append(p.sent, string(body))
 				p.mu.Unlock()
 			}
 		case *page.EventJavascriptDialogOpening:
@@ -297,6 +324,14 @@ func (p *browserPage) sentCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.sent)
+}
+
+// sentCounts returns how many client frames the page has sent over
+// WebSocket and how many as SSE POSTs.
+func (p *browserPage) sentCounts() (ws, sse int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sentWS, len(p.sent) - p.sentWS
 }
 
 // joinedWithSince reports whether frames hold a join of room resuming after
@@ -358,6 +393,7 @@ func (p *browserPage) state() string {
 	defer cancel()
 	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({
 		conn: document.getElementById("conn")?.dataset.state,
+		transport: document.getElementById("conn")?.dataset.transport,
 		room: document.getElementById("room-title")?.textContent,
 		typing: document.getElementById("typing")?.textContent,
 		users: [...document.querySelectorAll("#user-list [data-user]")].map((e) => e.dataset.user),
@@ -380,6 +416,20 @@ func (p *browserPage) login(username, room string) {
 	)
 	p.waitFor("the connection", `document.getElementById("conn").dataset.state === "connected"`)
 	p.waitFor("the room to open", fmt.Sprintf(`document.querySelector(%s)?.getAttribute("aria-selected") === "true"`, jsString(`.room-tab[data-room="`+room+`"]`)))
+}
+
+// transportLabels are the names the status line gives the transports.
+var transportLabels = map[string]string{"websocket": "· WebSocket", "sse": "· SSE"}
+
+// waitTransport waits until the page is connected over transport
+// ("websocket" or "sse"), and checks that its status line says so.
+func (p *browserPage) waitTransport(transport string) {
+	p.t.Helper()
+	p.waitFor("a connection over "+transport, fmt.Sprintf(
+		`document.getElementById("conn").dataset.state === "connected" && document.getElementById("conn").dataset.transport === %s`, jsString(transport)))
+	if got, want := eval[string](p, `document.getElementById("conn-transport").textContent`), transportLabels[transport]; got != want {
+		p.t.Errorf("%s's status line names the transport %q, want %q", p.name, got, want)
+	}
 }
 
 // typeText types into the composer without sending.

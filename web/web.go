@@ -3,10 +3,14 @@
 //
 // The files live in static/ and are embedded in the binary: there is no build
 // step, and the page fetches nothing from outside the server. Mount the
-// handler at the root, beside the WebSocket endpoints:
+// handler at the root, beside the endpoints of the transports (the page
+// uses WebSocket, and server-sent events where WebSocket is blocked):
 //
-//	mux.Handle("/ws", srv)
-//	mux.Handle("/ws/{room}", srv)
+//	mux.Handle("GET /ws", srv)
+//	mux.Handle("GET /ws/{room}", srv)
+//	mux.Handle("GET /sse", srv)
+//	mux.Handle("GET /sse/{room}", srv)
+//	mux.Handle("POST /sse/{session}", srv)
 //	mux.Handle("/", web.Handler())
 package web
 

@@ -15,7 +15,8 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   login: $("login"), loginForm: $("login-form"), loginName: $("login-name"), loginRoom: $("login-room"),
   loginError: $("login-error"),
-  app: $("chat"), conn: $("conn"), connText: $("conn-text"), meName: $("me-name"), meAvatar: $("me-avatar"),
+  app: $("chat"), conn: $("conn"), connText: $("conn-text"), connTransport: $("conn-transport"),
+  meName: $("me-name"), meAvatar: $("me-avatar"),
   logout: $("logout"),
   roomList: $("room-list"), joinForm: $("join-form"), joinRoom: $("join-room"), joinError: $("join-error"),
   roomTitle: $("room-title"), roomCount: $("room-count"), usersToggle: $("users-toggle"), leave: $("leave-room"),
@@ -469,10 +470,17 @@ function describe(err) {
   }
 }
 
+// The transports as the status line names them, and says more on hover.
+const TRANSPORT_NAMES = {
+  websocket: ["WebSocket", "Connected over WebSocket"],
+  sse: ["SSE", "Connected over server-sent events: WebSocket does not get through this network (or this server does not serve it)"],
+};
+
 function renderState(d) {
   clearInterval(countdown);
   ui.conn.dataset.state = d.state;
   ui.app.dataset.conn = d.state;
+  renderTransport(d.state === "connected" ? client?.transport : null);
   switch (d.state) {
     case "connected":
       ui.connText.textContent = "Connected";
@@ -501,6 +509,16 @@ function renderState(d) {
     default:
       ui.connText.textContent = "Connecting…";
   }
+}
+
+// renderTransport shows, small, which transport the connection uses:
+// "Connected · SSE".
+function renderTransport(transport) {
+  const [name, title] = TRANSPORT_NAMES[transport] ?? ["", ""];
+  ui.conn.dataset.transport = transport ?? "";
+  ui.connTransport.textContent = name ? `· ${name}` : "";
+  ui.connTransport.hidden = !name;
+  ui.conn.title = title;
 }
 
 function start(session) {

@@ -29,6 +29,13 @@
 //    stops unless `token` is a function that can fetch a new one;
 //    everything else (1001 shutdown, 4009 slow consumer, network loss)
 //    reconnects and resumes.
+//  - Transports. It speaks WebSocket, or server-sent events where a network
+//    refuses WebSocket (§12.1): a stream of events read with fetch, and one
+//    POST per client frame, sent one at a time. Both carry the same frames,
+//    so everything above is the same over either. When a WebSocket cannot
+//    be opened although the server answers HTTP, the client moves to SSE at
+//    once; a reconnect after transportRetry ms tries WebSocket again (see
+//    the transports section at the end of this file, and docs/client.md).
 
 const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
 const ROOM = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
@@ -72,6 +79,10 @@ const DEFAULTS = {
   maxDelay: 30000, // ms, cap of the exponential backoff
   requestTimeout: 15000, // ms to wait for an ack once a request is on the wire
   heartbeat: 25000, // ms of silence before a ping; 0 turns the heartbeat off
+  // The same over SSE, where a ping is a POST: longer than the server's
+  // ping interval (54 s by default), whose ": ping" comments keep a healthy
+  // stream from ever being that quiet.
+  sseHeartbeat: 60000,
   queue: true, // queue sends while offline (false: reject them)
   queueLimit: 1000,
   maxMessageSize: 16384, // bytes; larger frames are refused locally
@@ -80,11 +91,20 @@ const DEFAULTS = {
   // default limit (20/s, burst 40), so a flushed queue is not rate limited.
   rateLimit: 16, // frames per second
   rateBurst: 30,
+  transports: ["websocket", "sse"], // the transports allowed, preferred first
+  sseUrl: null, // the event stream's URL; null derives it from url (/ws → /sse)
+  transportRetry: 300000, // ms on a fallback transport before a reconnect tries the first again
+  openTimeout: 10000, // ms for a connection to be welcomed; then it counts as failed
 };
+
+const TRANSPORTS = ["websocket", "sse"];
 
 // Close codes of docs/protocol.md §4.
 const CLOSE_KICKED = 4003;
 const CLOSE_TOKEN = 4001;
+// The client's own, for connections it abandons; the server sends neither.
+const CLOSE_HEARTBEAT = 4000; // no answer to a ping
+const CLOSE_NO_WELCOME = 4002; // no welcome within openTimeout
 const STABLE_MS = 5000; // a connection that lived this long resets the backoff
 const AUTH_RETRIES = 3; // consecutive 4001s tolerated when the token is a function
 
@@ -93,6 +113,10 @@ const PERMANENT = new Set([
   "missing_username", "invalid_username", "invalid_room", "too_many_rooms",
   "unauthorized", "forbidden_origin", "forbidden_room",
 ]);
+
+// Refusals that say "come back later": they are the server's, whatever the
+// transport, so they are retried on the same transport.
+const TRANSIENT = new Set(["shutting_down", "unavailable", "too_many_connections", "rate_limited"]);
 
 const encoder = new TextEncoder();
 
@@ -117,14 +141,16 @@ export function retryAfter(reason) {
  *   user_joined, user_left   the frames, for "bob joined the room" lines
  *   typing       {room, username}
  *   direct       a direct frame
+ *   transport    {transport, previous}: a connection opened over another
+ *                transport than the last one ("websocket" or "sse")
  *   error        a PartylineError not tied to a request
  *   frame        every server frame, before it is handled
  */
 export class Partyline extends EventTarget {
   #opts;
   #token; // the last token given (string or undefined)
-  #ws = null;
-  #welcomed = false; // the current socket has received welcome
+  #conn = null; // the current connection: a WebSocketTransport or SseTransport
+  #welcomed = false; // the current connection has received welcome
   #resync = null; // Set of rooms still catching up after welcome, or null
   #resyncTimer = 0;
   #state = State.IDLE;
@@ -150,6 +176,13 @@ export class Partyline extends EventTarget {
   #wireTimer = 0;
   #tokens = 0;
   #tokensAt = 0;
+  #fetch; // the fetch function of the SSE transport and of probes
+  #transports; // the usable transports of options.transports, preferred first
+  #transportIndex = 0; // the one the next connection uses
+  #fellBackAt = 0; // when the client moved off the preferred transport
+  #switched = false; // the current attempt follows a failed one at once, on another transport
+  #transport = null; // the transport of the last connection that opened
+  #openTimer = 0;
 
   /**
    * @param {object} options
@@ -160,6 +193,8 @@ export class Partyline extends EventTarget {
    *   JWT, or a function returning a fresh one; a function is called before
    *   every connection and shortly before the token expires.
    * @param {string[]} [options.rooms] rooms to join on connect.
+   * @param {string[]} [options.transports] "websocket" and/or "sse", the
+   *   preferred first.
    * The other options and their defaults are in DEFAULTS above.
    */
   constructor(options = {}) {
@@ -167,6 +202,11 @@ export class Partyline extends EventTarget {
     this.#opts = { ...DEFAULTS, ...options };
     this.#username = this.#opts.username;
     if (typeof this.#opts.token === "string") this.#token = this.#opts.token;
+    for (const name of this.#opts.transports) {
+      if (!TRANSPORTS.includes(name)) throw new TypeError(`partyline: unknown transport ${JSON.stringify(name)} (want "websocket" or "sse")`);
+    }
+    this.#fetch = this.#opts.fetch ?? (typeof fetch === "function" ? (...args) => fetch(...args) : null);
+    this.#transports = this.#opts.transports.filter((name) => this.#usable(name));
     for (const room of this.#opts.rooms) this.#addRoom(room);
     if (this.#opts.autoConnect) queueMicrotask(() => this.connect().catch(() => {}));
   }
@@ -177,6 +217,8 @@ export class Partyline extends EventTarget {
   get username() { return this.#username; }
   /** The server's id of the current connection, or null. */
   get session() { return this.#session; }
+  /** The transport of the current or last connection: "websocket", "sse" or null. */
+  get transport() { return this.#transport; }
   /** The rooms this client is in or joining, in join order. */
   get rooms() { return [...this.#rooms.keys()]; }
   /** The online users of a room, as last reported, sorted. */
@@ -320,63 +362,105 @@ export class Partyline extends EventTarget {
 
   // ---- connection lifecycle ----
 
-  async #open() {
+  async #open({ switched = false } = {}) {
     clearTimeout(this.#retryTimer);
     this.#setState(this.#attempt === 0 && !this.#session ? State.CONNECTING : State.RECONNECTING, {
       attempt: this.#attempt,
     });
-    let url;
+    if (this.#transports.length === 0) {
+      this.#stop(new PartylineError("bad_request", `cannot connect: none of the transports ${this.#opts.transports.join(", ")} can run here`));
+      return;
+    }
     try {
       if (typeof this.#opts.token === "function") {
         this.#token = await this.#opts.token();
         if (this.#stopped) return;
       }
-      url = this.#url();
     } catch (err) {
       this.#stop(new PartylineError("bad_request", `cannot connect: ${err.message}`));
       return;
     }
     if (typeof this.#opts.token === "function") this.#scheduleRefresh(this.#token);
-    const WS = this.#opts.WebSocket ?? globalThis.WebSocket;
-    let ws;
+
+    // Back on the preferred transport a while after falling back: the
+    // network may let it through now.
+    if (!switched && this.#transportIndex !== 0 && Date.now() - this.#fellBackAt >= this.#opts.transportRetry) {
+      this.#transportIndex = 0;
+    }
+    this.#switched = switched;
+    const name = this.#transports[this.#transportIndex];
+    let conn;
+    let opened = false;
+    const hooks = {
+      open: () => {
+        if (conn !== this.#conn) return;
+        opened = true;
+        this.#openedAt = Date.now();
+        this.#lastReceived = Date.now();
+        this.#startHeartbeat(name === "sse" ? this.#opts.sseHeartbeat : this.#opts.heartbeat);
+        if (this.#transport !== name) {
+          const previous = this.#transport;
+          this.#transport = name;
+          this.#emit("transport", { transport: name, previous });
+        }
+      },
+      // Anything from the server, a stream's comment too, shows that the
+      // connection is alive.
+      activity: () => {
+        if (conn !== this.#conn) return;
+        this.#lastReceived = Date.now();
+        this.#pingSentAt = 0;
+      },
+      message: (text) => {
+        for (const line of text.split("\n")) {
+          if (conn !== this.#conn) return; // a frame before this one ended the connection
+          if (line.trim() === "") continue;
+          let frame;
+          try {
+            frame = JSON.parse(line);
+          } catch {
+            this.#emit("error", new PartylineError("bad_frame", "server sent a frame that is not JSON"));
+            continue;
+          }
+          this.#handle(frame);
+        }
+      },
+      // answer is the server's HTTP answer to a connection that did not
+      // open, {status, error} or null for none, when the transport knows it.
+      close: (code, reason, answer) => {
+        if (conn !== this.#conn) return;
+        this.#lost(code, reason, opened, answer);
+      },
+    };
     try {
-      ws = new WS(url);
+      conn = name === "sse"
+        ? new SseTransport(this.#fetch, this.#streamUrl(), () => this.#token, hooks)
+        : new WebSocketTransport(this.#opts.WebSocket ?? globalThis.WebSocket, this.#url(), hooks);
     } catch (err) {
       this.#stop(new PartylineError("bad_request", `cannot connect: ${err.message}`));
       return;
     }
-    this.#ws = ws;
-    let opened = false;
-    ws.onopen = () => {
-      opened = true;
-      this.#openedAt = Date.now();
-      this.#lastReceived = Date.now();
-      this.#startHeartbeat();
-    };
-    ws.onmessage = (ev) => {
-      if (ws !== this.#ws) return;
-      this.#lastReceived = Date.now();
-      this.#pingSentAt = 0;
-      if (typeof ev.data !== "string") return;
-      for (const line of ev.data.split("\n")) {
-        if (line.trim() === "") continue;
-        let frame;
-        try {
-          frame = JSON.parse(line);
-        } catch {
-          this.#emit("error", new PartylineError("bad_frame", "server sent a frame that is not JSON"));
-          continue;
-        }
-        this.#handle(frame);
-      }
-    };
-    ws.onclose = (ev) => {
-      if (ws !== this.#ws) return;
-      this.#lost(ev.code, ev.reason, opened);
-    };
-    ws.onerror = () => {}; // onclose follows and carries the code
+    this.#conn = conn;
+    this.#openTimer = setTimeout(() => {
+      if (conn !== this.#conn || this.#welcomed) return;
+      this.#lost(CLOSE_NO_WELCOME, `no welcome within ${this.#opts.openTimeout} ms`, opened);
+      conn.close(CLOSE_NO_WELCOME, "no welcome");
+    }, this.#opts.openTimeout);
   }
 
+  // #usable reports whether transport name can run here.
+  #usable(name) {
+    if (name === "websocket") return typeof (this.#opts.WebSocket ?? globalThis.WebSocket) === "function";
+    if (typeof this.#fetch !== "function" || typeof TextDecoder !== "function") return false;
+    try {
+      this.#streamUrl();
+      return true;
+    } catch {
+      return false; // no URL for the stream (or an invalid one)
+    }
+  }
+
+  // #url is the WebSocket URL: options.url with the username and token.
   #url() {
     const base = globalThis.location?.href;
     const u = new URL(this.#opts.url, base);
@@ -387,11 +471,31 @@ export class Partyline extends EventTarget {
     return u.toString();
   }
 
-  // #lost handles the end of the current socket, whatever ended it.
-  #lost(code, reason, opened) {
-    const ws = this.#ws;
-    this.#ws = null;
-    if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+  // #streamUrl is the SSE stream's URL: options.sseUrl, or options.url with
+  // /ws (or /ws/{room}) turned into /sse (/sse/{room}), and the username.
+  // The token goes in a header instead (SseTransport). It throws when there
+  // is none.
+  #streamUrl() {
+    const base = globalThis.location?.href;
+    const u = new URL(this.#opts.sseUrl ?? this.#opts.url, base);
+    if (u.protocol === "ws:") u.protocol = "http:";
+    if (u.protocol === "wss:") u.protocol = "https:";
+    if (!this.#opts.sseUrl) {
+      const m = /^(.*)\/ws(\/[^/]+)?\/?$/.exec(u.pathname);
+      if (!m) throw new Error(`no SSE URL: ${this.#opts.url} does not end in /ws; set sseUrl`);
+      u.pathname = `${m[1]}/sse${m[2] ?? ""}`;
+    }
+    if (this.#opts.username && !u.searchParams.has("username")) u.searchParams.set("username", this.#opts.username);
+    return u;
+  }
+
+  // #lost handles the end of the current connection, whatever ended it.
+  // opened says whether the transport had opened; answer is, for one that
+  // had not, the server's HTTP answer if the transport knows it (see
+  // hooks.close in #open). The caller closes the transport if need be.
+  #lost(code, reason, opened, answer) {
+    this.#conn = null;
+    clearTimeout(this.#openTimer);
     this.#welcomed = false;
     this.#welcome = null;
     this.#stopHeartbeat();
@@ -446,48 +550,87 @@ export class Partyline extends EventTarget {
       this.#stop(new PartylineError("disconnected", `connection closed (${code})`), 0, "", code, reason);
       return;
     }
-    if (!opened) {
-      // The handshake failed; a browser cannot see why. Ask over plain HTTP:
-      // the server refuses with a JSON error before any upgrade (§3).
-      this.#probe().then((refusal) => {
+    if (!opened && code !== CLOSE_NO_WELCOME) {
+      // The connection failed before it opened. A browser cannot see why a
+      // WebSocket handshake failed, so ask over plain HTTP: the server
+      // refuses with a JSON error before any upgrade (§3). The SSE
+      // transport has that answer already.
+      const answered = answer !== undefined ? Promise.resolve(answer) : this.#probe();
+      answered.then((answer) => {
         if (this.#stopped) return;
+        const refusal = answer?.error;
         if (refusal && PERMANENT.has(refusal.code) && !(refusal.code === "unauthorized" && typeof this.#opts.token === "function" && ++this.#authFailures <= AUTH_RETRIES)) {
           this.#stop(new PartylineError(refusal.code, refusal.message || refusal.code), 0, "", code, reason);
-        } else {
-          this.#scheduleReconnect(code, reason);
+          return;
         }
+        // The server (or a proxy) answers HTTP, and not with "come back
+        // later": it is this transport that does not get through — a
+        // proxy that refuses upgrades, or a server that does not serve it
+        // (404). No answer at all is a network or server outage instead,
+        // which another transport would not fix.
+        this.#retry(code, reason, answer !== null && !TRANSIENT.has(refusal?.code));
       });
+      return;
+    }
+    // A connection that hangs, or opens but brings no welcome (a proxy that
+    // buffers the event stream, say), does not get through either.
+    this.#retry(code, reason, code === CLOSE_NO_WELCOME);
+  }
+
+  // #retry schedules the next connection. When blocked, the transport just
+  // used cannot get through, so the next attempt uses the next transport,
+  // at once — unless this attempt was such a switch already: then, on the
+  // next transport still, after the backoff, so that two blocked transports
+  // are not tried in a tight loop.
+  #retry(code, reason, blocked) {
+    if (blocked && this.#nextTransport() && !this.#switched) {
+      this.#scheduleReconnect(code, reason, { now: true });
       return;
     }
     this.#scheduleReconnect(code, reason);
   }
 
+  // #nextTransport moves to the next usable transport, if there is another.
+  #nextTransport() {
+    const n = this.#transports.length;
+    if (n < 2) return false;
+    this.#transportIndex = (this.#transportIndex + 1) % n;
+    this.#fellBackAt = this.#transportIndex === 0 ? 0 : Date.now();
+    return true;
+  }
+
+  // #probe asks with a plain GET what the server answers on the WebSocket
+  // URL: {status, error} (error is the JSON refusal, or null), or null when
+  // nothing answers.
   async #probe() {
-    if (typeof fetch !== "function") return null;
+    if (typeof this.#fetch !== "function") return null;
     try {
       const u = new URL(this.#url());
       u.protocol = u.protocol === "wss:" ? "https:" : "http:";
-      const res = await fetch(u, { cache: "no-store", credentials: "same-origin" });
-      if (res.ok) return null;
-      const body = await res.json();
-      return body?.error ?? null;
+      const res = await this.#fetch(u, { cache: "no-store", credentials: "same-origin" });
+      return { status: res.status, error: await refusalOf(res) };
     } catch {
-      return null; // unreachable, cross-origin or not JSON: just retry
+      return null; // unreachable, or cross-origin: just retry
     }
   }
 
-  #scheduleReconnect(code, reason) {
-    const n = this.#attempt++;
-    const ceiling = Math.min(this.#opts.maxDelay, this.#opts.minDelay * 2 ** Math.min(n, 30));
-    let delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2); // "equal jitter"
-    // A server that sheds load says when to come back ("slow consumer;
-    // retry after 1500ms", already randomized so that the clients it closed
-    // together return spread out): wait at least that long.
-    const hint = retryAfter(reason);
-    if (hint !== null) delay = Math.max(delay, Math.min(hint, this.#opts.maxDelay));
-    this.#setState(State.RECONNECTING, { attempt: this.#attempt, delay, retryAt: Date.now() + delay, code, reason }, true);
+  #scheduleReconnect(code, reason, { now = false } = {}) {
+    let delay = 0;
+    if (!now) {
+      const n = this.#attempt++;
+      const ceiling = Math.min(this.#opts.maxDelay, this.#opts.minDelay * 2 ** Math.min(n, 30));
+      delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2); // "equal jitter"
+      // A server that sheds load says when to come back ("slow consumer;
+      // retry after 1500ms", already randomized so that the clients it closed
+      // together return spread out): wait at least that long.
+      const hint = retryAfter(reason);
+      if (hint !== null) delay = Math.max(delay, Math.min(hint, this.#opts.maxDelay));
+    }
+    // A switch to another transport goes on with the same attempt: no
+    // state event.
+    if (!now) this.#setState(State.RECONNECTING, { attempt: this.#attempt, delay, retryAt: Date.now() + delay, code, reason }, true);
     clearTimeout(this.#retryTimer);
-    this.#retryTimer = setTimeout(() => this.#open(), delay);
+    this.#retryTimer = setTimeout(() => this.#open({ switched: now }), delay);
     if (!this.#onlineHooked && typeof globalThis.addEventListener === "function") {
       this.#onlineHooked = true;
       globalThis.addEventListener("online", this.#onOnline);
@@ -497,7 +640,7 @@ export class Partyline extends EventTarget {
   #onlineHooked = false;
   // The network came back: skip the rest of the backoff.
   #onOnline = () => {
-    if (this.#state === State.RECONNECTING && !this.#ws && !this.#stopped) this.#open();
+    if (this.#state === State.RECONNECTING && !this.#conn && !this.#stopped) this.#open();
   };
 
   #stop(error, closeCode = 1000, closeReason = "", code, reason) {
@@ -506,10 +649,10 @@ export class Partyline extends EventTarget {
     clearTimeout(this.#retryTimer);
     clearTimeout(this.#refreshTimer);
     if (this.#onlineHooked) globalThis.removeEventListener("online", this.#onOnline);
-    const ws = this.#ws;
-    if (ws) {
+    const conn = this.#conn;
+    if (conn) {
       this.#lost(closeCode, closeReason, true);
-      try { ws.close(closeCode || 1000, closeReason); } catch { /* already closing */ }
+      conn.close(closeCode || 1000, closeReason);
     }
     for (const req of [...this.#queue, ...this.#uncertain]) req.reject(error);
     this.#queue = [];
@@ -527,17 +670,18 @@ export class Partyline extends EventTarget {
     this.#emit("state", { state, previous, ...detail });
   }
 
-  #startHeartbeat() {
-    const every = this.#opts.heartbeat;
+  // #startHeartbeat checks the connection after every ms of silence: it
+  // sends a ping, and a connection that answers nothing in time is dead.
+  #startHeartbeat(every) {
     if (!every) return;
     this.#heartbeatTimer = setInterval(() => {
       const now = Date.now();
       if (this.#pingSentAt && now - this.#pingSentAt > Math.min(every, 10000)) {
         // No answer to our ping: the connection is dead even if the
         // browser has not noticed. Abandon it and reconnect.
-        const ws = this.#ws;
-        this.#lost(4000, "heartbeat timeout", true);
-        try { ws?.close(); } catch { /* ignore */ }
+        const conn = this.#conn;
+        this.#lost(CLOSE_HEARTBEAT, "heartbeat timeout", true);
+        conn?.close(CLOSE_HEARTBEAT, "heartbeat timeout");
         return;
       }
       if (!this.#pingSentAt && now - this.#lastReceived >= every) {
@@ -643,11 +787,7 @@ export class Partyline extends EventTarget {
         req.reject(new PartylineError("timeout", `no answer to ${frame.type} within ${this.#opts.requestTimeout} ms`));
       }, this.#opts.requestTimeout);
     }
-    try {
-      this.#ws.send(JSON.stringify(frame));
-    } catch {
-      // The socket is closing; #lost will requeue what is pending.
-    }
+    this.#conn?.send(JSON.stringify(frame)); // a closing one drops it; #lost requeues what is pending
   }
 
   #sendJoin(room) {
@@ -688,11 +828,13 @@ export class Partyline extends EventTarget {
       case "ack": return this.#onAck(f);
       case "error": return this.#onError(f);
       case "pong": return;
+      case "close": return this.#onClose(f);
       default: return; // newer server, newer frame: ignore
     }
   }
 
   #onWelcome(f) {
+    clearTimeout(this.#openTimer);
     this.#welcomed = true;
     this.#welcome = f;
     this.#username = f.username;
@@ -705,6 +847,14 @@ export class Partyline extends EventTarget {
     for (const room of this.#rooms.keys()) this.#sendJoin(room);
     this.#resyncTimer = setTimeout(() => this.#finishResync(), this.#opts.requestTimeout);
     this.#maybeFinishResync();
+  }
+
+  // #onClose handles an event stream's last event (§12.1): the server closes
+  // the stream as it would close a WebSocket with that code and reason.
+  #onClose(f) {
+    const conn = this.#conn;
+    this.#lost(Number(f.code) || 1006, String(f.reason ?? ""), true);
+    conn?.close(1000, "");
   }
 
   #onJoined(f) {
@@ -890,6 +1040,237 @@ export class Partyline extends EventTarget {
  */
 export function connect(options) {
   return new Partyline({ ...options, autoConnect: true });
+}
+
+// ---- transports ----
+//
+// A transport carries one connection's frames. Both have the same shape:
+// the constructor starts connecting, send(text) sends one client frame,
+// close(code, reason) ends the connection and silences the hooks. They call
+// back hooks.open() once the connection is open, hooks.message(text) with
+// server frames (one or more, separated by "\n"), hooks.activity() on any
+// traffic, and hooks.close(code, reason, answer) once when the connection
+// ends by itself; answer is only for a connection that did not open, and
+// only when the transport knows it (see #lost).
+
+// WebSocketTransport is a WebSocket: the browser pings and pongs for it.
+class WebSocketTransport {
+  #ws;
+
+  constructor(WebSocketClass, url, hooks) {
+    const ws = new WebSocketClass(url);
+    this.#ws = ws;
+    ws.onopen = () => hooks.open();
+    ws.onmessage = (ev) => {
+      hooks.activity();
+      if (typeof ev.data === "string") hooks.message(ev.data);
+    };
+    ws.onclose = (ev) => {
+      this.#detach();
+      hooks.close(ev.code, ev.reason);
+    };
+    ws.onerror = () => {}; // onclose follows and carries the code
+  }
+
+  send(text) {
+    try {
+      this.#ws.send(text);
+    } catch {
+      // Not open, or closing: onclose follows.
+    }
+  }
+
+  close(code = 1000, reason = "") {
+    this.#detach();
+    try { this.#ws.close(code, reason); } catch { /* already closing */ }
+  }
+
+  #detach() {
+    const ws = this.#ws;
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+  }
+}
+
+// SseTransport is server-sent events (§12.1): GET the stream, POST each
+// client frame to /sse/{session}.
+//
+// It reads the stream with fetch rather than EventSource, because
+//  - EventSource hides comments, so the server's ": ping" lines could not
+//    show that a quiet stream is alive;
+//  - EventSource hides the HTTP answer of a refused stream (its error
+//    event says nothing), and fetch shows the status and the JSON refusal;
+//  - EventSource reconnects by itself, behind the client's back, with its
+//    own policy; this way the client's backoff, close codes and resume
+//    (join with since, as over WebSocket) are the only ones;
+//  - fetch can send the token in an Authorization header, out of URLs and
+//    their logs, and runs in Node, which has no EventSource.
+// The stream's "id:" lines (the server's resume token) are not needed: the
+// client re-joins each room with since after welcome, as over WebSocket.
+//
+// POSTs go one at a time, in order, so the server handles the frames in the
+// order the client sent them. A POST that fails ends the connection like a
+// broken socket would (the client reconnects and resumes), except 413: that
+// frame alone is refused, as an error frame for its request.
+class SseTransport {
+  #fetch;
+  #token; // () => the current token, or undefined
+  #hooks;
+  #abort = new AbortController();
+  #closed = false;
+  #postUrl = null; // known once the welcome names the session
+  #outbox = []; // client frames not yet posted, oldest first
+  #posting = false;
+
+  constructor(fetchFn, url, token, hooks) {
+    this.#fetch = fetchFn;
+    this.#token = token;
+    this.#hooks = hooks;
+    this.#read(url, this.#postBase(url));
+  }
+
+  send(text) {
+    if (this.#closed) return;
+    this.#outbox.push(text);
+    this.#post();
+  }
+
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#outbox = [];
+    this.#abort.abort(); // the stream, and a POST in flight
+  }
+
+  // #end reports the end of the connection, once, and closes it.
+  #end(code, reason, answer) {
+    if (this.#closed) return;
+    this.close();
+    this.#hooks.close(code, reason, answer);
+  }
+
+  #headers() {
+    const token = this.#token();
+    return token ? { Authorization: `Bearer ${token}` } : {};
+  }
+
+  // #postBase is where the client's frames go: the stream's path without a
+  // room, /sse/ in the usual mount.
+  #postBase(url) {
+    const u = new URL(url);
+    u.search = "";
+    u.pathname = u.pathname.replace(/\/sse\/[^/]+$/, "/sse").replace(/\/?$/, "/");
+    return u.toString();
+  }
+
+  async #read(url, postBase) {
+    let res;
+    try {
+      res = await this.#fetch(url, {
+        headers: { Accept: "text/event-stream", ...this.#headers() },
+        cache: "no-store", credentials: "same-origin", signal: this.#abort.signal,
+      });
+    } catch {
+      this.#end(1006, "", null); // no answer at all
+      return;
+    }
+    if (this.#closed) return;
+    if (!res.ok || !res.body || !(res.headers.get("Content-Type") ?? "").startsWith("text/event-stream")) {
+      const error = await refusalOf(res);
+      this.#end(1006, "", { status: res.status, error });
+      return;
+    }
+    this.#hooks.open();
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let rest = ""; // an incomplete line
+    let data = null; // the data of the event being read
+    try {
+      while (!this.#closed) {
+        const { value, done } = await reader.read();
+        if (done || this.#closed) break;
+        this.#hooks.activity();
+        const lines = (rest + decoder.decode(value, { stream: true })).split("\n");
+        rest = lines.pop();
+        for (let line of lines) {
+          if (this.#closed) return; // an event before this one ended the connection
+          if (line.endsWith("\r")) line = line.slice(0, -1);
+          if (line === "") { // the end of an event
+            if (data !== null) this.#event(data, postBase);
+            data = null;
+          } else if (line.startsWith("data:")) {
+            const value = line.slice(line[5] === " " ? 6 : 5);
+            data = data === null ? value : `${data}\n${value}`;
+          }
+          // Comments (": ping") count as activity only; "id:" is not needed.
+        }
+      }
+    } catch {
+      // Aborted by close(), or the network failed: the stream is over.
+    }
+    this.#end(1006, "the event stream ended");
+  }
+
+  #event(data, postBase) {
+    if (this.#postUrl === null) {
+      // The first event is the welcome; its session is where to POST.
+      try {
+        const session = JSON.parse(data).session;
+        if (typeof session === "string" && session !== "") this.#postUrl = postBase + encodeURIComponent(session);
+      } catch { /* the client reports frames that are not JSON */ }
+    }
+    this.#hooks.message(data);
+    this.#post(); // frames sent before the welcome
+  }
+
+  async #post() {
+    if (this.#posting || this.#postUrl === null) return;
+    this.#posting = true;
+    while (this.#outbox.length && !this.#closed) {
+      const text = this.#outbox.shift();
+      let res;
+      try {
+        res = await this.#fetch(this.#postUrl, {
+          method: "POST", body: text, headers: this.#headers(),
+          cache: "no-store", credentials: "same-origin", signal: this.#abort.signal,
+        });
+      } catch {
+        this.#end(1006, "cannot send: the network failed");
+        break;
+      }
+      if (this.#closed) break;
+      if (res.ok) continue; // 202: the answer comes on the stream
+      const error = await refusalOf(res);
+      if (res.status === 413) {
+        this.#refuse(text, error);
+        continue;
+      }
+      // 404 (the session is gone), 401, 403, 503…: as a broken socket.
+      // The reconnect's own answer says whether to go on.
+      this.#end(1006, `cannot send: ${res.status} ${error?.code ?? ""}`.trim());
+      break;
+    }
+    this.#posting = false;
+  }
+
+  // #refuse answers a frame the server would not take as the server answers
+  // an oversized frame's request: an error frame with its id.
+  #refuse(text, error) {
+    let id;
+    try { id = JSON.parse(text).id; } catch { /* no id */ }
+    const frame = { type: "error", code: error?.code ?? "too_large", message: error?.message ?? "message too large" };
+    if (id !== undefined) frame.id = id;
+    this.#hooks.message(JSON.stringify(frame));
+  }
+}
+
+// refusalOf returns the JSON error of a refused HTTP request (§3), or null.
+async function refusalOf(res) {
+  try {
+    const body = await res.json();
+    return body?.error ?? null;
+  } catch {
+    return null;
+  }
 }
 
 // jwtExpiry returns a JWT's exp claim (seconds), or 0.
