@@ -5,8 +5,11 @@
 // step, and the page fetches nothing from outside the server. Mount the
 // handler at the root, beside the WebSocket endpoints:
 //
-//	mux.Handle("/ws", srv)
-//	mux.Handle("/ws/{room}", srv)
+//	mux.Handle("GET /ws", srv)
+//	mux.Handle("GET /ws/{room}", srv)
+//	mux.Handle("GET /sse", srv)
+//	mux.Handle("GET /sse/{room}", srv)
+//	mux.Handle("POST /sse/{session}", srv)
 //	mux.Handle("/", web.Handler())
 package web
 
