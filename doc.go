@@ -5,20 +5,26 @@
 // # The data path
 //
 // A chat message travels: the sender's reader (reader.go, commands.go)
-// → Store.Append, which commits it and assigns the room's next seq → an event
-// carrying the finished WebSocket frame (event.go, wsframe.go), encoded once
-// for the whole cluster → Broker.Publish → on every node subscribed to the
-// room, hub.HandleEvent (hub.go) → room.handle (room.go), which delivers in
-// seq order, buffering early arrivals and filling gaps from the Store → for
-// each subscriber, a non-blocking push of the same bytes onto its bounded
-// queue (queue.go) and, when no writer is busy with that connection, a
-// non-blocking write(2) of them straight to its socket (writer.go). A room
-// delivers in passes (fanout.go): events that arrive while a pass runs wait
-// in its inbox and the next pass delivers them together, each subscriber's
-// share in one write, merged into one frame; so a room that falls behind
-// its publishers pays a write per subscriber per pass, not per message. On
-// one node the memory broker hands events straight back, so the path is the
-// same as in a cluster. Nothing is delivered before it is committed.
+// → Store.Append, which commits it and assigns the room's next seq → an
+// event carrying its JSON payload (event.go), encoded once for the whole
+// cluster → Broker.Publish → on every node subscribed to the room,
+// hub.HandleEvent (hub.go), which wraps the payload in one message
+// (message.go) → room.handle (room.go), which delivers in seq order,
+// buffering early arrivals and filling gaps from the Store → for each
+// subscriber, a non-blocking push of the same message onto its bounded
+// queue (queue.go), which, when no writer is busy with that connection,
+// has the pushing goroutine write it at once with a non-blocking write(2)
+// (writer.go). The hub, rooms and commands know no wire format: a
+// connection's framing (framing.go) turns the messages its writer takes
+// into the bytes of its wire — WebSocket frames, or server-sent events
+// (sse.go) — and what it builds from a message alone it builds once, for
+// every subscriber of that format. A room delivers in passes (fanout.go):
+// events that arrive while a pass runs wait in its inbox and the next pass
+// delivers them together, each subscriber's share in one write, merged
+// into one frame; so a room that falls behind its publishers pays a write
+// per subscriber per pass, not per message. On one node the memory broker
+// hands events straight back, so the path is the same as in a cluster.
+// Nothing is delivered before it is committed.
 //
 // # Goroutines
 //
@@ -31,7 +37,10 @@
 // reader runs per connection. The first arrival after a ping is read by the
 // poller itself, and a lone pong is handled there with no reader at all.
 // TLS connections, and all connections on other systems, keep a reader
-// goroutine that blocks in Read. One heartbeat goroutine per Server pings
+// goroutine that blocks in Read. A stream's client sends nothing on it:
+// its messages arrive as POST requests, handled on the request's goroutine
+// (or on a command goroutine of the node holding the stream) in turn under
+// the connection's roomsMu, and its reader only watches for the end. One heartbeat goroutine per Server pings
 // every connection (heartbeat.go), and a cluster command (a kick) runs on a
 // goroutine of the hub's, counted like its gap fills, on each node it
 // reaches (command.go). Writing needs
