@@ -11,8 +11,13 @@
 // connections cost a million small structs.
 //
 // Writing frames is the caller's: server frames are unmasked and simple. No
-// extension is negotiated, so frames are never compressed, and no
-// subprotocol is.
+// subprotocol is negotiated. The one extension is permessage-deflate (RFC
+// 7692), only through [UpgradeWith] and only with no context takeover
+// either way, so that no connection keeps compression state between
+// messages: a Reader told so ([Reader.EnableDeflate]) inflates each
+// compressed message alone, within its limit, and [AppendCompressedText]
+// builds a compressed frame once for any number of connections. Both borrow
+// flate readers and writers from pools shared by all connections.
 //
 // The package imports only the standard library.
 package ws

@@ -69,6 +69,9 @@ type header struct {
 	size   int   // bytes of the header, 6 to 14; 0 while incomplete
 	length int64 // bytes of the payload
 	mask   [4]byte
+
+	// compressed is RSV1 on a message's first frame, with deflate enabled.
+	compressed bool
 }
 
 // header parses the frame header at the start of b and checks it against
@@ -80,7 +83,8 @@ func (r *Reader) header(b []byte) (h header, err error) {
 		return h, nil
 	}
 	h.fin, h.op = b[0]&0x80 != 0, b[0]&0x0F
-	if b[0]&0x70 != 0 {
+	h.compressed = r.startsCompressedMessage(b[0])
+	if b[0]&0x70 != 0 && !h.compressed {
 		return h, protocolError("reserved bits set")
 	}
 	if err := r.checkOpcode(h.fin, h.op); err != nil {
@@ -117,7 +121,7 @@ func (r *Reader) header(b []byte) (h header, err error) {
 	switch {
 	case h.op >= OpClose && length > 125:
 		return h, protocolError("control frame longer than 125 bytes")
-	case h.op < OpClose && length > r.limit-int64(r.kept):
+	case h.op < OpClose && length > r.payloadLimit(h)-int64(r.kept):
 		return h, tooBig()
 	}
 	if len(b) < size+4 {
