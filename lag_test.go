@@ -45,15 +45,24 @@ type rawClient struct {
 // answer, nothing more.
 func (ts *testServer) dialStuck(t *testing.T, path string) *rawClient {
 	t.Helper()
+	c, _ := ts.dialBare(t, path, "")
+	return c
+}
+
+// dialBare opens a WebSocket connection to path, with extra header lines,
+// and returns it with the handshake's answer, having read nothing more.
+func (ts *testServer) dialBare(t *testing.T, path, header string) (*rawClient, string) {
+	t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "ws://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", path)
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n%s\r\n", path, header)
 	c := &rawClient{conn: conn, in: bufio.NewReader(conn)}
 	conn.SetReadDeadline(time.Now().Add(waitTime))
+	var head strings.Builder
 	for {
 		line, err := c.in.ReadString('\n')
 		if err != nil {
@@ -63,8 +72,9 @@ func (ts *testServer) dialStuck(t *testing.T, path string) *rawClient {
 			t.Fatalf("handshake answered %q", line)
 		}
 		if line == "\r\n" {
-			return c
+			return c, head.String()
 		}
+		head.WriteString(line)
 	}
 }
 

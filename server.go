@@ -131,13 +131,17 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		writeHandshakeError(w, err.(*ws.HandshakeError))
 		return
 	}
-	raw, early, err := ws.Upgrade(w, r, time.Now().Add(s.opts.WriteWait))
+	raw, early, negotiated, err := ws.UpgradeWith(w, r, time.Now().Add(s.opts.WriteWait), ws.Options{Compression: s.opts.Compression})
 	if err != nil {
 		s.release(admission.ip)
 		s.log.Debug("upgrade failed", "err", err)
 		return
 	}
 	c := newConn(s, raw, admission)
+	if negotiated.Deflate {
+		c.reader.EnableDeflate()
+		c.wire = deflateFraming{minSize: s.opts.CompressionMinSize}
+	}
 	if !s.track(c) {
 		s.release(admission.ip)
 		raw.SetWriteDeadline(time.Now().Add(s.opts.WriteWait))
