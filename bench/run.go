@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/partyline/partyline/internal/ws"
 )
 
 // latencyShards is how many histograms the readers share.
@@ -411,9 +413,9 @@ func (r *run) closeAll(clients []*client) {
 	r.mu.Lock()
 	clients = append(clients, r.replacements...)
 	r.mu.Unlock()
-	normal := []byte{0x03, 0xE8} // 1000, normal closure
+	normal := ws.ClosePayload(ws.CloseNormal, "")
 	r.forEach(clients, func(c *client) {
-		_ = c.conn.writeFrame(opClose, normal, closeWriteTimeout)
+		_ = c.conn.writeFrame(ws.OpClose, normal, closeWriteTimeout)
 		c.conn.closeConn()
 	})
 	for _, p := range r.pollers {
