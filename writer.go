@@ -296,7 +296,7 @@ func (c *Conn) writeClose() {
 func (c *Conn) closeSocket() {
 	c.raw.Close()
 	if c.fd >= 0 {
-		c.srv.poller.remove(c, c.fd)
+		c.srv.poller.Remove(c.fd, (*polledConn)(c))
 	}
 	c.readable()
 }
