@@ -30,7 +30,7 @@
 //
 // An idle connection has no goroutine. ServeHTTP starts one that welcomes
 // the client and joins the rooms of its URL; then, on Linux, it registers
-// the socket with the poller (poller_linux.go: one epoll set, itself waited
+// the socket with the poller (internal/poller: one epoll set, itself waited
 // on through the runtime's network poller) and ends. When bytes arrive the
 // poller starts a reader for that connection, which reads and handles them
 // in order until the socket is drained, and ends (reader.go); at most one

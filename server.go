@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/partyline/partyline/internal/poller"
 	"github.com/partyline/partyline/internal/ws"
 )
 
@@ -23,7 +24,7 @@ type Server struct {
 	opts      Options
 	log       *slog.Logger
 	hub       *hub
-	poller    *poller // nil where there is none: each connection reads on its own goroutine
+	poller    *poller.Poller // nil where there is none: each connection reads on its own goroutine
 	heartbeat *heartbeat
 
 	wg       sync.WaitGroup // one per connection being served
@@ -58,7 +59,7 @@ func New(opts Options) (*Server, error) {
 		log:       opts.Logger,
 		conns:     make(map[*Conn]struct{}),
 		perIP:     make(map[string]int),
-		poller:    newPoller(),
+		poller:    poller.New(),
 		heartbeat: newHeartbeat(opts.PingInterval, opts.PongWait),
 		stopping:  make(chan struct{}),
 	}

@@ -1,6 +1,9 @@
 // Package ws is the server side of the WebSocket protocol (RFC 6455) that
-// partyline needs: the opening handshake ([Check], [Upgrade]) and an
-// incremental parser for the frames a client sends ([Reader]).
+// partyline needs: the opening handshake ([Check], [Upgrade]), an
+// incremental parser for the frames a client sends ([Reader]), and the
+// vocabulary that the server, its tests and the bench share (vocab.go):
+// opcodes, close codes, and building frames ([TextFrame], [CloseFrame],
+// [AppendFrame] for a client's, masked).
 //
 // It does no I/O of its own after the handshake. The connection's reader
 // goroutine reads into its own buffer and feeds each read to a Reader, which

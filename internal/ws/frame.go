@@ -6,22 +6,12 @@ import (
 	"unicode/utf8"
 )
 
-// Opcodes (RFC 6455 §5.2).
-const (
-	OpContinuation byte = 0x0
-	OpText         byte = 0x1
-	OpBinary       byte = 0x2
-	OpClose        byte = 0x8
-	OpPing         byte = 0x9
-	OpPong         byte = 0xA
-)
-
 // IsPong reports whether b is exactly one complete, masked pong frame: the
 // commonest arrival on a quiet connection, which a Reader holding nothing
 // (Buffered returns 0) always accepts.
 func IsPong(b []byte) bool {
 	const header = 6 // two bytes and the masking key
-	if len(b) < header || b[0] != 0x80|OpPong || b[1]&0x80 == 0 {
+	if len(b) < header || b[0] != FinBit|OpPong || b[1]&MaskBit == 0 {
 		return false
 	}
 	length := int(b[1] & 0x7f)
@@ -33,24 +23,10 @@ func IsPong(b []byte) bool {
 // the payload is masked, as a client sends it; with a nil key it is not, as
 // a server sends it.
 func AppendFrame(b []byte, first byte, payload []byte, key *[4]byte) []byte {
-	var maskBit byte
-	if key != nil {
-		maskBit = 0x80
-	}
-	b = append(b, first)
-	switch n := len(payload); {
-	case n <= 125:
-		b = append(b, maskBit|byte(n))
-	case n <= 0xFFFF:
-		b = append(b, maskBit|126)
-		b = binary.BigEndian.AppendUint16(b, uint16(n))
-	default:
-		b = append(b, maskBit|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
 	if key == nil {
-		return append(b, payload...)
+		return append(AppendHeader(b, first, len(payload)), payload...)
 	}
+	b = appendLength(append(b, first), MaskBit, len(payload))
 	b = append(b, key[:]...)
 	start := len(b)
 	b = append(b, payload...)
