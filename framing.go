@@ -39,7 +39,7 @@ func (webSocketFraming) appendFrames(out [][]byte, msgs []*message, space *merge
 			continue
 		}
 		b := space.reserve(4 + size)
-		b = appendTextHeader(b, size)
+		b = ws.AppendHeader(b, ws.FinBit|ws.OpText, size)
 		for i, m := range msgs[:n] {
 			if i > 0 {
 				b = append(b, '\n')
@@ -52,16 +52,16 @@ func (webSocketFraming) appendFrames(out [][]byte, msgs []*message, space *merge
 	return out
 }
 
-func (webSocketFraming) ping() []byte { return pingFrame }
+func (webSocketFraming) ping() []byte { return ws.PingFrame() }
 
-func (webSocketFraming) closing(code int, reason string) []byte { return closeFrame(code, reason) }
+func (webSocketFraming) closing(code int, reason string) []byte { return ws.CloseFrame(code, reason) }
 
 // webSocketFrame returns m as an uncompressed WebSocket frame.
 func (m *message) webSocketFrame() []byte {
 	if m.control {
 		return m.payload
 	}
-	return m.framedAs(formatWebSocket, textFrame)
+	return m.framedAs(formatWebSocket, ws.TextFrame)
 }
 
 // deflateFraming frames messages for a WebSocket with permessage-deflate
@@ -87,9 +87,9 @@ func (f deflateFraming) appendFrames(out [][]byte, msgs []*message, space *merge
 	return out
 }
 
-func (deflateFraming) ping() []byte { return pingFrame }
+func (deflateFraming) ping() []byte { return ws.PingFrame() }
 
-func (deflateFraming) closing(code int, reason string) []byte { return closeFrame(code, reason) }
+func (deflateFraming) closing(code int, reason string) []byte { return ws.CloseFrame(code, reason) }
 
 // compressedFrame is a text frame carrying payload compressed.
 func compressedFrame(payload []byte) []byte { return ws.AppendCompressedText(nil, payload) }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/partyline/partyline/internal/ws"
 )
 
 // frameAll frames msgs as a WebSocket connection's writer does and returns
@@ -24,7 +26,7 @@ func frameAll(t *testing.T, msgs []*message) (string, [][]byte) {
 func TestWebSocketFramingMerges(t *testing.T) {
 	long := strings.Repeat("x", 200) // a 126-form header
 	huge := strings.Repeat("y", 70000)
-	ping := &message{payload: pingFrame, control: true}
+	ping := &message{payload: ws.PingFrame(), control: true}
 	for _, tc := range []struct {
 		name string
 		msgs []*message
@@ -63,7 +65,7 @@ func TestWebSocketFramingFillsBuffers(t *testing.T) {
 	var lines []string
 	for _, f := range frames {
 		first, payload := parseServerFrame(t, f)
-		if first != finBit|opText || len(payload) > maxMergedPayload {
+		if first != ws.FinBit|ws.OpText || len(payload) > maxMergedPayload {
 			t.Fatalf("frame %#x with a %d-byte payload", first, len(payload))
 		}
 		lines = append(lines, strings.Split(string(payload), "\n")...)

@@ -146,7 +146,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if !s.track(c) {
 		s.release(admission.ip)
 		raw.SetWriteDeadline(time.Now().Add(s.opts.WriteWait))
-		raw.Write(closeFrame(CloseGoingAway, "server shutting down"))
+		raw.Write(ws.CloseFrame(CloseGoingAway, "server shutting down"))
 		raw.Close()
 		return
 	}

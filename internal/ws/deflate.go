@@ -12,10 +12,6 @@ import (
 // and readers (inflate.go), costly to make, are pooled and shared by all
 // connections.
 
-// rsv1 is the first-byte bit that marks the first frame of a compressed
-// message (RFC 7692 §6).
-const rsv1 = 0x40
-
 // syncTail is what RFC 7692 §7.2.1 strips from a compressed message and
 // §7.2.2 appends again before inflating: the end of an empty stored block,
 // as a sync flush writes it.
@@ -51,7 +47,7 @@ var compressors = compressorPool{level: compressionLevel}
 // bytes and more; a short payload's frame may come out longer than the
 // uncompressed frame would be.
 func AppendCompressedText(dst, payload []byte) []byte {
-	return compressors.appendFrame(dst, 0x80|rsv1|OpText, payload)
+	return compressors.appendFrame(dst, FinBit|Rsv1Bit|OpText, payload)
 }
 
 // compressorPool pools flate writers of one level (flate.NewWriter allocates

@@ -58,9 +58,9 @@ func (r *Reader) header(b []byte) (h header, err error) {
 	if len(b) == 0 {
 		return h, nil
 	}
-	h.fin, h.op = b[0]&0x80 != 0, b[0]&0x0F
+	h.fin, h.op = b[0]&FinBit != 0, b[0]&0x0F
 	h.compressed = r.startsCompressedMessage(b[0])
-	if b[0]&0x70 != 0 && !h.compressed {
+	if b[0]&RsvBits != 0 && !h.compressed {
 		return h, protocolError("reserved bits set")
 	}
 	if err := r.checkOpcode(h.fin, h.op); err != nil {
@@ -69,7 +69,7 @@ func (r *Reader) header(b []byte) (h header, err error) {
 	if len(b) < 2 {
 		return h, nil
 	}
-	if b[1]&0x80 == 0 {
+	if b[1]&MaskBit == 0 {
 		return h, protocolError("unmasked client frame")
 	}
 	size, length := 2, int64(b[1]&0x7F)

@@ -35,7 +35,7 @@ func (r *Reader) EnableDeflate() {
 // is refused by checkOpcode.
 func (r *Reader) startsCompressedMessage(first byte) bool {
 	op := first & 0x0F
-	return r.deflate && first&0x70 == rsv1 && (op == OpText || op == OpBinary)
+	return r.deflate && first&RsvBits == Rsv1Bit && (op == OpText || op == OpBinary)
 }
 
 // payloadLimit is how many payload bytes the data message of frame h may

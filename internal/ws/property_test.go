@@ -54,7 +54,7 @@ func randomStream(rng *rand.Rand, deflate bool) (stream []byte, want []message) 
 		}
 		opByte, sent := op, payload // the first frame's opcode and RSV1, and its bytes
 		if deflate && rng.IntN(2) == 0 {
-			opByte, sent = op|rsv1, clientCompress(payload, randomLevel(rng))
+			opByte, sent = op|Rsv1Bit, clientCompress(payload, randomLevel(rng))
 		}
 		fragments := 1 + rng.IntN(4)
 		rest := sent
