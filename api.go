@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
-	"time"
 
 	"github.com/partyline/partyline/internal/wire"
 )
@@ -51,13 +50,11 @@ func (s *Server) publish(ctx context.Context, msg Message) (Message, error) {
 func (s *Server) commit(ctx context.Context, msg Message) (Message, error) {
 	msg.ID = newMessageID()
 	msg.Timestamp = s.opts.Now().UnixMilli()
-	ctx, cancel := s.hub.bound(ctx)
-	defer cancel()
-	start := time.Now()
-	stored, err := s.opts.Store.Append(ctx, msg)
-	s.opts.Metrics.StoreLatency("append", time.Since(start), err)
+	stored, err := storeCall(s.hub, ctx, "append", func(ctx context.Context, store Store) (Message, error) {
+		return store.Append(ctx, msg)
+	})
 	if err != nil {
-		return Message{}, unavailable("store", err)
+		return Message{}, err
 	}
 	s.hub.events.committed()
 	return stored, nil
@@ -99,7 +96,7 @@ func (s *Server) sendDirect(ctx context.Context, d DirectMessage, session string
 	if !ValidUsername(d.To) {
 		return newError(CodeBadRequest, "to must be a valid username")
 	}
-	online, err := s.hub.presence(ctx, func(ctx context.Context, p Presence) (bool, error) {
+	online, err := presenceCall(s.hub, ctx, "contains", func(ctx context.Context, p Presence) (bool, error) {
 		return p.Contains(ctx, "", d.To)
 	})
 	if err != nil {
@@ -186,8 +183,8 @@ func (s *Server) Rooms(ctx context.Context) ([]RoomInfo, error) {
 			info.Connections = len(r.subs)
 			r.mu.Unlock()
 		}
-		if info.LastSeq, err = s.opts.Store.LastSeq(ctx, name); err != nil {
-			return nil, unavailable("store", err)
+		if info.LastSeq, err = s.lastSeq(ctx, name); err != nil {
+			return nil, err
 		}
 		infos = append(infos, info)
 	}
@@ -197,11 +194,9 @@ func (s *Server) Rooms(ctx context.Context) ([]RoomInfo, error) {
 // roomNames returns the cluster's rooms with online users, or this node's.
 func (s *Server) roomNames(ctx context.Context) ([]string, error) {
 	if lister, ok := s.opts.Presence.(RoomLister); ok {
-		names, err := lister.Rooms(ctx)
-		if err != nil {
-			return nil, unavailable("presence", err)
-		}
-		return names, nil
+		return presenceCall(s.hub, ctx, "rooms", func(ctx context.Context, _ Presence) ([]string, error) {
+			return lister.Rooms(ctx)
+		})
 	}
 	s.hub.mu.RLock()
 	names := make([]string, 0, len(s.hub.rooms))
@@ -218,9 +213,11 @@ func (s *Server) RoomUsers(ctx context.Context, room string) ([]string, error) {
 	if !ValidRoom(room) {
 		return nil, newError(CodeInvalidRoom, "not a valid room name")
 	}
-	users, err := s.opts.Presence.Users(ctx, room)
+	users, err := presenceCall(s.hub, ctx, "users", func(ctx context.Context, p Presence) ([]string, error) {
+		return p.Users(ctx, room)
+	})
 	if err != nil {
-		return nil, unavailable("presence", err)
+		return nil, err
 	}
 	slices.Sort(users)
 	return users, nil
@@ -231,15 +228,9 @@ func (s *Server) History(ctx context.Context, room string, q HistoryQuery) ([]Me
 	if !ValidRoom(room) {
 		return nil, newError(CodeInvalidRoom, "not a valid room name")
 	}
-	ctx, cancel := s.hub.bound(ctx)
-	defer cancel()
-	start := time.Now()
-	messages, err := s.opts.Store.History(ctx, room, q)
-	s.opts.Metrics.StoreLatency("history", time.Since(start), err)
-	if err != nil {
-		return nil, unavailable("store", err)
-	}
-	return messages, nil
+	return storeCall(s.hub, ctx, "history", func(ctx context.Context, store Store) ([]Message, error) {
+		return store.History(ctx, room, q)
+	})
 }
 
 func checkNames(room, user string) error {

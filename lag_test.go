@@ -33,6 +33,8 @@ func (*evictionCounter) Refused(string)                             {}
 func (*evictionCounter) StoreLatency(string, time.Duration, error)  {}
 func (*evictionCounter) BrokerLatency(string, time.Duration, error) {}
 
+func (*evictionCounter) PresenceLatency(string, time.Duration, error) {}
+
 // rawClient is a WebSocket client on a bare TCP connection that reads only
 // when told to: until then the server's frames pile up in the kernel, as
 // with a client that has stopped reading without closing.

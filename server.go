@@ -67,6 +67,8 @@ func New(opts Options) (*Server, error) {
 	if s.hub.events, err = newRecorder(s.hub, opts.Store, opts.Webhooks); err != nil {
 		return nil, fmt.Errorf("partyline: %w", err)
 	}
+	// The starts are not backend calls (backend.go): they take no context
+	// and start what runs as long as the Server.
 	if err := opts.Broker.Start(s.hub); err != nil {
 		return nil, fmt.Errorf("partyline: start broker: %w", err)
 	}
@@ -490,7 +492,8 @@ func (s *Server) Stats() Stats {
 }
 
 // Ready reports whether the store, the broker and the presence answer; the
-// error names the first that does not.
+// error names the first that does not. A probe, bounded by ctx alone: its
+// pings are not backend calls (backend.go), which would answer unavailable.
 func (s *Server) Ready(ctx context.Context) error {
 	for _, part := range []struct {
 		name    string
