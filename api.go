@@ -38,33 +38,12 @@ func (s *Server) Publish(ctx context.Context, room string, p Publication) (Messa
 // publish commits msg, then hands it to the broker for delivery: durability
 // before delivery (docs/protocol.md §5.2).
 func (s *Server) publish(ctx context.Context, msg Message) (Message, error) {
-	stored, err := s.commit(ctx, msg)
+	stored, err := s.hub.commit(ctx, msg)
 	if err != nil {
 		return Message{}, err
 	}
-	s.announce(ctx, stored)
+	s.hub.announce(ctx, stored)
 	return stored, nil
-}
-
-// commit gives msg its id and time and stores it, which assigns its seq.
-func (s *Server) commit(ctx context.Context, msg Message) (Message, error) {
-	msg.ID = newMessageID()
-	msg.Timestamp = s.opts.Now().UnixMilli()
-	stored, err := storeCall(s.hub, ctx, "append", func(ctx context.Context, store Store) (Message, error) {
-		return store.Append(ctx, msg)
-	})
-	if err != nil {
-		return Message{}, err
-	}
-	s.hub.events.committed()
-	return stored, nil
-}
-
-// announce hands a committed message to the broker for delivery. A broker
-// failure is not the sender's: the message is committed, and the hub
-// delivers it once the broker takes it.
-func (s *Server) announce(ctx context.Context, stored Message) {
-	s.hub.publish(ctx, roomTopicPrefix+stored.Room, chatEvent(stored))
 }
 
 // DirectMessage is a private message to every connection of a user.
@@ -177,12 +156,7 @@ func (s *Server) Rooms(ctx context.Context) ([]RoomInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		info := RoomInfo{Room: name, Users: len(users)}
-		if r := s.hub.room(name); r != nil {
-			r.mu.Lock()
-			info.Connections = len(r.subs)
-			r.mu.Unlock()
-		}
+		info := RoomInfo{Room: name, Users: len(users), Connections: s.hub.roomConnections(name)}
 		if info.LastSeq, err = s.lastSeq(ctx, name); err != nil {
 			return nil, err
 		}
@@ -198,14 +172,7 @@ func (s *Server) roomNames(ctx context.Context) ([]string, error) {
 			return lister.Rooms(ctx)
 		})
 	}
-	s.hub.mu.RLock()
-	names := make([]string, 0, len(s.hub.rooms))
-	for name := range s.hub.rooms {
-		names = append(names, name)
-	}
-	s.hub.mu.RUnlock()
-	slices.Sort(names)
-	return names, nil
+	return s.hub.roomNames(), nil
 }
 
 // RoomUsers returns the users online in room, sorted.

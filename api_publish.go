@@ -75,7 +75,7 @@ func (s *Server) PublishOnce(ctx context.Context, key string, rooms []string, p 
 	}
 	if !replayed {
 		for _, m := range stored {
-			s.announce(ctx, m)
+			s.hub.announce(ctx, m)
 		}
 	}
 	return stored, replayed, nil

@@ -19,7 +19,7 @@ func (s *Server) Room(ctx context.Context, room string) (RoomInfo, error) {
 	if err != nil {
 		return RoomInfo{}, err
 	}
-	return RoomInfo{Room: room, Users: users, Connections: s.roomConnections(room), LastSeq: last}, nil
+	return RoomInfo{Room: room, Users: users, Connections: s.hub.roomConnections(room), LastSeq: last}, nil
 }
 
 // countUsers returns how many users are online in room on any node.
@@ -40,15 +40,4 @@ func (s *Server) lastSeq(ctx context.Context, room string) (uint64, error) {
 	return storeCall(s.hub, ctx, "last_seq", func(ctx context.Context, store Store) (uint64, error) {
 		return store.LastSeq(ctx, room)
 	})
-}
-
-// roomConnections counts this node's connections subscribed to room.
-func (s *Server) roomConnections(room string) int {
-	r := s.hub.room(room)
-	if r == nil {
-		return 0
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.subs)
 }

@@ -158,6 +158,26 @@ func (h *hub) room(name string) *room {
 	return h.rooms[name]
 }
 
+// roomNames returns the rooms with connections on this node, sorted.
+func (h *hub) roomNames() []string {
+	h.mu.RLock()
+	names := make([]string, 0, len(h.rooms))
+	for name := range h.rooms {
+		names = append(names, name)
+	}
+	h.mu.RUnlock()
+	slices.Sort(names)
+	return names
+}
+
+// roomConnections counts this node's connections subscribed to room.
+func (h *hub) roomConnections(name string) int {
+	if r := h.room(name); r != nil {
+		return r.connections()
+	}
+	return 0
+}
+
 // addUserConn registers c under its user. The user's first connection on
 // this node subscribes to the user's topic and enters the "" presence room.
 // welcome runs once the user is online everywhere, before the connection
@@ -272,6 +292,28 @@ func (h *hub) publish(ctx context.Context, topic string, e event) error {
 		return err
 	}
 	return nil
+}
+
+// commit gives msg its id and time and stores it, which assigns its seq:
+// the first step of a chat message's way (doc.go), and announce the second.
+func (h *hub) commit(ctx context.Context, msg Message) (Message, error) {
+	msg.ID = newMessageID()
+	msg.Timestamp = h.srv.opts.Now().UnixMilli()
+	stored, err := storeCall(h, ctx, "append", func(ctx context.Context, store Store) (Message, error) {
+		return store.Append(ctx, msg)
+	})
+	if err != nil {
+		return Message{}, err
+	}
+	h.events.committed()
+	return stored, nil
+}
+
+// announce hands a committed message to the broker for delivery. A broker
+// failure is not the sender's: the message is committed, and the hub
+// delivers it once the broker takes it.
+func (h *hub) announce(ctx context.Context, stored Message) {
+	h.publish(ctx, roomTopicPrefix+stored.Room, chatEvent(stored))
 }
 
 // announceLater remembers that a room's latest chat did not reach the

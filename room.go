@@ -400,6 +400,33 @@ func (r *room) enter(ctx context.Context, c *Conn, since *uint64) (*subscription
 	return sub, nil
 }
 
+// connections counts the room's subscribers on this node.
+func (r *room) connections() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.subs)
+}
+
+// rejoined sends a member that joins again joined and online_users, under
+// the room's lock, so that no chat after the joined seq comes before it.
+func (r *room) rejoined(c *Conn, users []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c.queue.push(joinedMessage(r.name, r.last, false, false, users))
+}
+
+// mayRelayTyping reports whether a member's typing indicator may be
+// relayed now, at most one per typingInterval, and counts it if so.
+func (r *room) mayRelayTyping(sub *subscription, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(sub.lastTyping) < typingInterval {
+		return false
+	}
+	sub.lastTyping = now
+	return true
+}
+
 // joinedMessage is joined and online_users in one message, so that
 // nothing can come between them; it sets the room's resume point.
 func joinedMessage(room string, seq uint64, withRecovered, recovered bool, users []string) *message {
