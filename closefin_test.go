@@ -59,21 +59,11 @@ func TestRefusedMessageClosesCleanly(t *testing.T) {
 	}
 }
 
-// skipWelcome reads the welcome frame, which is short.
+// skipWelcome reads the welcome frame.
 func skipWelcome(t *testing.T, c *rawClient) {
 	t.Helper()
-	var head [2]byte
-	if _, err := io.ReadFull(c.in, head[:]); err != nil || head[0] != 0x81 {
-		t.Fatalf("welcome: %x %v", head, err)
-	}
-	n := int(head[1] & 0x7F)
-	if n == 126 {
-		var ext [2]byte
-		io.ReadFull(c.in, ext[:])
-		n = int(binary.BigEndian.Uint16(ext[:]))
-	}
-	if _, err := io.CopyN(io.Discard, c.in, int64(n)); err != nil {
-		t.Fatal(err)
+	if first, _, err := c.frame(); err != nil || first != ws.FinBit|ws.OpText {
+		t.Fatalf("welcome: %#x %v", first, err)
 	}
 }
 
@@ -81,18 +71,14 @@ func skipWelcome(t *testing.T, c *rawClient) {
 func readClose(c *rawClient) (int, error) {
 	c.conn.SetReadDeadline(time.Now().Add(waitTime))
 	for {
-		var head [2]byte
-		if _, err := io.ReadFull(c.in, head[:]); err != nil {
+		first, payload, err := c.frame()
+		if err != nil {
 			return 0, err
 		}
-		payload := make([]byte, head[1]&0x7F)
-		if _, err := io.ReadFull(c.in, payload); err != nil {
-			return 0, err
-		}
-		if head[0]&0x0F == ws.OpClose && len(payload) >= 2 {
+		if first&0x0F == ws.OpClose && len(payload) >= 2 {
 			return int(binary.BigEndian.Uint16(payload)), nil
 		}
-		if head[0]&0x0F != ws.OpPing {
+		if first&0x0F != ws.OpPing {
 			return 0, errors.New("a frame other than a ping before the close")
 		}
 	}

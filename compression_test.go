@@ -150,26 +150,11 @@ func (ts *testServer) dialWith(t *testing.T, path, header string) *wireClient {
 func (c *wireClient) readFrame(t *testing.T) (first byte, payload []byte) {
 	t.Helper()
 	c.conn.SetReadDeadline(time.Now().Add(waitTime))
-	var head [2]byte
-	if _, err := io.ReadFull(c.in, head[:]); err != nil {
+	first, payload, err := c.frame()
+	if err != nil {
 		t.Fatalf("reading a frame: %v", err)
 	}
-	n := uint64(head[1] & 0x7F)
-	switch n {
-	case 126:
-		var ext [2]byte
-		io.ReadFull(c.in, ext[:])
-		n = uint64(binary.BigEndian.Uint16(ext[:]))
-	case 127:
-		var ext [8]byte
-		io.ReadFull(c.in, ext[:])
-		n = binary.BigEndian.Uint64(ext[:])
-	}
-	payload = make([]byte, n)
-	if _, err := io.ReadFull(c.in, payload); err != nil {
-		t.Fatalf("reading a %d-byte payload: %v", n, err)
-	}
-	return head[0], payload
+	return first, payload
 }
 
 // inflate undoes permessage-deflate for one message.

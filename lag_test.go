@@ -80,6 +80,30 @@ func (ts *testServer) dialBare(t *testing.T, path, header string) (*rawClient, s
 	}
 }
 
+// frame reads one whole server frame.
+func (c *rawClient) frame() (first byte, payload []byte, err error) {
+	var head [2]byte
+	if _, err := io.ReadFull(c.in, head[:]); err != nil {
+		return 0, nil, err
+	}
+	n := uint64(head[1] & 0x7F)
+	switch n {
+	case 126:
+		var ext [2]byte
+		io.ReadFull(c.in, ext[:])
+		n = uint64(binary.BigEndian.Uint16(ext[:]))
+	case 127:
+		var ext [8]byte
+		io.ReadFull(c.in, ext[:])
+		n = binary.BigEndian.Uint64(ext[:])
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(c.in, payload); err != nil {
+		return 0, nil, fmt.Errorf("reading a %d-byte payload: %w", n, err)
+	}
+	return head[0], payload, nil
+}
+
 // readAll reads the server's frames until the close frame and returns the
 // chat seqs it carried, in order, the seq of the last joined, and the
 // close frame's code and reason.
@@ -87,26 +111,11 @@ func (c *rawClient) readAll(t *testing.T) (seqs []uint64, joined uint64, code in
 	t.Helper()
 	c.conn.SetReadDeadline(time.Now().Add(2 * waitTime))
 	for {
-		var head [2]byte
-		if _, err := io.ReadFull(c.in, head[:]); err != nil {
+		first, payload, err := c.frame()
+		if err != nil {
 			t.Fatalf("after %d chats: %v, want a close frame", len(seqs), err)
 		}
-		n := uint64(head[1] & 0x7F)
-		switch n {
-		case 126:
-			var ext [2]byte
-			io.ReadFull(c.in, ext[:])
-			n = uint64(binary.BigEndian.Uint16(ext[:]))
-		case 127:
-			var ext [8]byte
-			io.ReadFull(c.in, ext[:])
-			n = binary.BigEndian.Uint64(ext[:])
-		}
-		payload := make([]byte, n)
-		if _, err := io.ReadFull(c.in, payload); err != nil {
-			t.Fatalf("reading a %d-byte payload: %v", n, err)
-		}
-		switch head[0] & 0x0F {
+		switch first & 0x0F {
 		case 0x8:
 			if len(payload) < 2 {
 				t.Fatalf("close frame %q without a code", payload)
