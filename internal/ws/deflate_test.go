@@ -196,27 +196,7 @@ func TestDeflateReaderAccepts(t *testing.T) {
 			[]message{{OpBinary, "hello"}, {OpText, "hello"}}},
 		{"rune split by the compression", 0, frame(0xC1, compressed(strings.Repeat("é", 1000))), []message{{OpText, strings.Repeat("é", 1000)}}},
 	}
-	for _, row := range rows {
-		t.Run(row.name, func(t *testing.T) {
-			limit := row.limit
-			if limit == 0 {
-				limit = testLimit
-			}
-			for _, size := range []int{len(row.input), 1, 7} {
-				r := deflateReader(limit)
-				got, err := feed(r, split(row.input, size)...)
-				if err != nil {
-					t.Fatalf("in pieces of %d: %v", size, err)
-				}
-				if !slices.Equal(got, row.want) {
-					t.Errorf("in pieces of %d: handled %.200v, want %.200v", size, got, row.want)
-				}
-				if r.buf != nil || r.compressed {
-					t.Errorf("in pieces of %d: %d bytes held, compressed %v at the end", size, len(r.buf), r.compressed)
-				}
-			}
-		})
-	}
+	checkAccepts(t, rows, deflateReader)
 }
 
 func TestDeflateReaderRefuses(t *testing.T) {
