@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
-	"time"
 
 	"github.com/partyline/partyline/internal/wire"
 )
@@ -39,35 +38,12 @@ func (s *Server) Publish(ctx context.Context, room string, p Publication) (Messa
 // publish commits msg, then hands it to the broker for delivery: durability
 // before delivery (docs/protocol.md §5.2).
 func (s *Server) publish(ctx context.Context, msg Message) (Message, error) {
-	stored, err := s.commit(ctx, msg)
+	stored, err := s.hub.commit(ctx, msg)
 	if err != nil {
 		return Message{}, err
 	}
-	s.announce(ctx, stored)
+	s.hub.announce(ctx, stored)
 	return stored, nil
-}
-
-// commit gives msg its id and time and stores it, which assigns its seq.
-func (s *Server) commit(ctx context.Context, msg Message) (Message, error) {
-	msg.ID = newMessageID()
-	msg.Timestamp = s.opts.Now().UnixMilli()
-	ctx, cancel := s.hub.bound(ctx)
-	defer cancel()
-	start := time.Now()
-	stored, err := s.opts.Store.Append(ctx, msg)
-	s.opts.Metrics.StoreLatency("append", time.Since(start), err)
-	if err != nil {
-		return Message{}, unavailable("store", err)
-	}
-	s.hub.events.committed()
-	return stored, nil
-}
-
-// announce hands a committed message to the broker for delivery. A broker
-// failure is not the sender's: the message is committed, and the hub
-// delivers it once the broker takes it.
-func (s *Server) announce(ctx context.Context, stored Message) {
-	s.hub.publish(ctx, roomTopicPrefix+stored.Room, chatEvent(stored))
 }
 
 // DirectMessage is a private message to every connection of a user.
@@ -99,7 +75,7 @@ func (s *Server) sendDirect(ctx context.Context, d DirectMessage, session string
 	if !ValidUsername(d.To) {
 		return newError(CodeBadRequest, "to must be a valid username")
 	}
-	online, err := s.hub.presence(ctx, func(ctx context.Context, p Presence) (bool, error) {
+	online, err := presenceCall(s.hub, ctx, "contains", func(ctx context.Context, p Presence) (bool, error) {
 		return p.Contains(ctx, "", d.To)
 	})
 	if err != nil {
@@ -180,14 +156,9 @@ func (s *Server) Rooms(ctx context.Context) ([]RoomInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		info := RoomInfo{Room: name, Users: len(users)}
-		if r := s.hub.room(name); r != nil {
-			r.mu.Lock()
-			info.Connections = len(r.subs)
-			r.mu.Unlock()
-		}
-		if info.LastSeq, err = s.opts.Store.LastSeq(ctx, name); err != nil {
-			return nil, unavailable("store", err)
+		info := RoomInfo{Room: name, Users: len(users), Connections: s.hub.roomConnections(name)}
+		if info.LastSeq, err = s.lastSeq(ctx, name); err != nil {
+			return nil, err
 		}
 		infos = append(infos, info)
 	}
@@ -197,20 +168,11 @@ func (s *Server) Rooms(ctx context.Context) ([]RoomInfo, error) {
 // roomNames returns the cluster's rooms with online users, or this node's.
 func (s *Server) roomNames(ctx context.Context) ([]string, error) {
 	if lister, ok := s.opts.Presence.(RoomLister); ok {
-		names, err := lister.Rooms(ctx)
-		if err != nil {
-			return nil, unavailable("presence", err)
-		}
-		return names, nil
+		return presenceCall(s.hub, ctx, "rooms", func(ctx context.Context, _ Presence) ([]string, error) {
+			return lister.Rooms(ctx)
+		})
 	}
-	s.hub.mu.RLock()
-	names := make([]string, 0, len(s.hub.rooms))
-	for name := range s.hub.rooms {
-		names = append(names, name)
-	}
-	s.hub.mu.RUnlock()
-	slices.Sort(names)
-	return names, nil
+	return s.hub.roomNames(), nil
 }
 
 // RoomUsers returns the users online in room, sorted.
@@ -218,9 +180,11 @@ func (s *Server) RoomUsers(ctx context.Context, room string) ([]string, error) {
 	if !ValidRoom(room) {
 		return nil, newError(CodeInvalidRoom, "not a valid room name")
 	}
-	users, err := s.opts.Presence.Users(ctx, room)
+	users, err := presenceCall(s.hub, ctx, "users", func(ctx context.Context, p Presence) ([]string, error) {
+		return p.Users(ctx, room)
+	})
 	if err != nil {
-		return nil, unavailable("presence", err)
+		return nil, err
 	}
 	slices.Sort(users)
 	return users, nil
@@ -231,15 +195,9 @@ func (s *Server) History(ctx context.Context, room string, q HistoryQuery) ([]Me
 	if !ValidRoom(room) {
 		return nil, newError(CodeInvalidRoom, "not a valid room name")
 	}
-	ctx, cancel := s.hub.bound(ctx)
-	defer cancel()
-	start := time.Now()
-	messages, err := s.opts.Store.History(ctx, room, q)
-	s.opts.Metrics.StoreLatency("history", time.Since(start), err)
-	if err != nil {
-		return nil, unavailable("store", err)
-	}
-	return messages, nil
+	return storeCall(s.hub, ctx, "history", func(ctx context.Context, store Store) ([]Message, error) {
+		return store.History(ctx, room, q)
+	})
 }
 
 func checkNames(room, user string) error {

@@ -75,7 +75,7 @@ func (s *Server) PublishOnce(ctx context.Context, key string, rooms []string, p 
 	}
 	if !replayed {
 		for _, m := range stored {
-			s.announce(ctx, m)
+			s.hub.announce(ctx, m)
 		}
 	}
 	return stored, replayed, nil
@@ -84,13 +84,13 @@ func (s *Server) PublishOnce(ctx context.Context, key string, rooms []string, p 
 // appendOnce commits messages with key through store, bounded and timed
 // like commit.
 func (s *Server) appendOnce(ctx context.Context, store IdempotentStore, key string, messages []Message, now time.Time) ([]Message, bool, error) {
-	ctx, cancel := s.hub.bound(ctx)
-	defer cancel()
-	start := time.Now()
-	stored, replayed, err := store.AppendOnce(ctx, key, messages, now)
-	s.opts.Metrics.StoreLatency("append_once", time.Since(start), err)
+	var replayed bool
+	stored, err := storeCall(s.hub, ctx, "append_once", func(ctx context.Context, _ Store) (stored []Message, err error) {
+		stored, replayed, err = store.AppendOnce(ctx, key, messages, now)
+		return stored, err
+	})
 	if err != nil {
-		return nil, false, unavailable("store", err)
+		return nil, false, err
 	}
 	if !replayed {
 		s.hub.events.committed()

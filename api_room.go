@@ -1,9 +1,6 @@
 package partyline
 
-import (
-	"context"
-	"time"
-)
+import "context"
 
 // Room returns the counts of one room, cheap however many users it has:
 // Users counts its online users on every node (without listing them when
@@ -22,48 +19,25 @@ func (s *Server) Room(ctx context.Context, room string) (RoomInfo, error) {
 	if err != nil {
 		return RoomInfo{}, err
 	}
-	return RoomInfo{Room: room, Users: users, Connections: s.roomConnections(room), LastSeq: last}, nil
+	return RoomInfo{Room: room, Users: users, Connections: s.hub.roomConnections(room), LastSeq: last}, nil
 }
 
 // countUsers returns how many users are online in room on any node.
 func (s *Server) countUsers(ctx context.Context, room string) (int, error) {
-	ctx, cancel := s.hub.bound(ctx)
-	defer cancel()
-	var n int
-	var err error
 	if c, ok := s.opts.Presence.(Counter); ok {
-		n, err = c.Count(ctx, room)
-	} else {
-		var users []string
-		users, err = s.opts.Presence.Users(ctx, room)
-		n = len(users)
+		return presenceCall(s.hub, ctx, "count", func(ctx context.Context, _ Presence) (int, error) {
+			return c.Count(ctx, room)
+		})
 	}
-	if err != nil {
-		return 0, unavailable("presence", err)
-	}
-	return n, nil
+	users, err := presenceCall(s.hub, ctx, "users", func(ctx context.Context, p Presence) ([]string, error) {
+		return p.Users(ctx, room)
+	})
+	return len(users), err
 }
 
 // lastSeq returns room's latest stored seq, 0 for a room with none.
 func (s *Server) lastSeq(ctx context.Context, room string) (uint64, error) {
-	ctx, cancel := s.hub.bound(ctx)
-	defer cancel()
-	start := time.Now()
-	last, err := s.opts.Store.LastSeq(ctx, room)
-	s.opts.Metrics.StoreLatency("last_seq", time.Since(start), err)
-	if err != nil {
-		return 0, unavailable("store", err)
-	}
-	return last, nil
-}
-
-// roomConnections counts this node's connections subscribed to room.
-func (s *Server) roomConnections(room string) int {
-	r := s.hub.room(room)
-	if r == nil {
-		return 0
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.subs)
+	return storeCall(s.hub, ctx, "last_seq", func(ctx context.Context, store Store) (uint64, error) {
+		return store.LastSeq(ctx, room)
+	})
 }

@@ -140,14 +140,12 @@ func (h *hub) listenForReplies(ctx context.Context) error {
 func (h *hub) publishCounted(ctx context.Context, topic string, e event) (int, error) {
 	e.at = time.Now().UnixNano()
 	payload := e.marshal()
-	ctx, cancel := h.bound(ctx)
-	defer cancel()
-	start := time.Now()
-	n, err := publishCount(ctx, h.srv.opts.Broker, topic, payload)
-	h.srv.opts.Metrics.BrokerLatency("publish", time.Since(start), err)
+	n, err := brokerCall(h, ctx, "publish", func(ctx context.Context, b Broker) (int, error) {
+		return publishCount(ctx, b, topic, payload)
+	})
 	if err != nil {
 		h.srv.log.Warn("broker publish failed; acting on this node only", "topic", topic, "err", err)
-		return 0, unavailable("broker", err)
+		return 0, err
 	}
 	return n, nil
 }

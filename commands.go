@@ -107,7 +107,7 @@ func (c *Conn) chat(in wire.Inbound) error {
 	if err != nil {
 		return err
 	}
-	m, err := c.srv.commit(c.ctx(), Message{Room: name, Username: c.username, Content: content.Text, Data: content.Data})
+	m, err := c.srv.hub.commit(c.ctx(), Message{Room: name, Username: c.username, Content: content.Text, Data: content.Data})
 	if err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ func (c *Conn) chat(in wire.Inbound) error {
 	if _, local := c.srv.opts.Broker.(*MemoryBroker); local {
 		defer c.queue.cork()()
 	}
-	c.srv.announce(c.ctx(), m)
+	c.srv.hub.announce(c.ctx(), m)
 	if in.ID != nil {
 		c.send(wire.AppendAck(nil, in.ID, m.Seq, m.Timestamp))
 	}
@@ -221,9 +221,7 @@ func (c *Conn) rejoin(m membership) error {
 	if err != nil {
 		return err
 	}
-	m.room.mu.Lock()
-	defer m.room.mu.Unlock()
-	c.queue.push(joinedMessage(m.room.name, m.room.last, false, false, users))
+	m.room.rejoined(c, users)
 	return nil
 }
 
@@ -297,14 +295,7 @@ func (c *Conn) typing(in wire.Inbound) error {
 	if err != nil {
 		return err
 	}
-	now := c.srv.opts.Now()
-	m.room.mu.Lock()
-	relay := now.Sub(m.sub.lastTyping) >= typingInterval
-	if relay {
-		m.sub.lastTyping = now
-	}
-	m.room.mu.Unlock()
-	if relay {
+	if m.room.mayRelayTyping(m.sub, c.srv.opts.Now()) {
 		e := event{kind: eventTyping, except: c.session, payload: wire.AppendTyping(nil, in.Room, c.username)}
 		c.srv.hub.publish(c.ctx(), m.room.topic, e)
 	}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/partyline/partyline/internal/poller"
 	"github.com/partyline/partyline/internal/wire"
 	"github.com/partyline/partyline/internal/ws"
 )
@@ -166,10 +167,26 @@ func (c *Conn) serve(early []byte) {
 // meanwhile: closeSocket undoes a registration it races with.
 func (c *Conn) register() error {
 	var err error
-	if ctlErr := c.rawConn.Control(func(fd uintptr) { err = c.srv.poller.add(c, int(fd)) }); ctlErr != nil {
+	if ctlErr := c.rawConn.Control(func(fd uintptr) { err = c.srv.poller.Add(int(fd), (*polledConn)(c)) }); ctlErr != nil {
 		return ctlErr
 	}
 	return err
+}
+
+// polledConn is a Conn as the poller sees it: its poller.Handler, kept out
+// of Conn's exported methods.
+type polledConn Conn
+
+var _ poller.Handler = (*polledConn)(nil)
+
+// Ready is the poller telling the connection that bytes have arrived, or
+// that the client has gone (hangup).
+func (p *polledConn) Ready(hangup bool) {
+	c := (*Conn)(p)
+	if hangup {
+		c.hangup.Store(true) // before arrived: its reader must see it
+	}
+	c.arrived()
 }
 
 // welcome registers the user's connection, sends the welcome and joins the

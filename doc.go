@@ -5,38 +5,48 @@
 // # The data path
 //
 // A chat message travels: the sender's reader (reader.go, commands.go)
-// → Store.Append, which commits it and assigns the room's next seq → an event
-// carrying the finished WebSocket frame (event.go, wsframe.go), encoded once
-// for the whole cluster → Broker.Publish → on every node subscribed to the
-// room, hub.HandleEvent (hub.go) → room.handle (room.go), which delivers in
-// seq order, buffering early arrivals and filling gaps from the Store → for
-// each subscriber, a non-blocking push of the same bytes onto its bounded
-// queue (queue.go) and, when no writer is busy with that connection, a
-// non-blocking write(2) of them straight to its socket (writer.go). A room
-// delivers in passes (fanout.go): events that arrive while a pass runs wait
-// in its inbox and the next pass delivers them together, each subscriber's
-// share in one write, merged into one frame; so a room that falls behind
-// its publishers pays a write per subscriber per pass, not per message. On
-// one node the memory broker hands events straight back, so the path is the
-// same as in a cluster. Nothing is delivered before it is committed.
+// → Store.Append, which commits it and assigns the room's next seq → an
+// event carrying its JSON payload (event.go), encoded once for the whole
+// cluster → Broker.Publish → on every node subscribed to the room,
+// hub.HandleEvent (hub.go), which wraps the payload in one message
+// (message.go) → room.handle (room.go), which delivers in seq order,
+// buffering early arrivals and filling gaps from the Store → for each
+// subscriber, a non-blocking push of the same message onto its bounded
+// queue (queue.go), which, when no writer is busy with that connection,
+// has the pushing goroutine write it at once with a non-blocking write(2)
+// (writer.go). The hub, rooms and commands know no wire format: a
+// connection's framing (framing.go) turns the messages its writer takes
+// into the bytes of its wire — WebSocket frames, or server-sent events
+// (sse.go) — and what it builds from a message alone it builds once, for
+// every subscriber of that format. A room delivers in passes (fanout.go):
+// events that arrive while a pass runs wait in its inbox and the next pass
+// delivers them together, each subscriber's share in one write, merged
+// into one frame; so a room that falls behind its publishers pays a write
+// per subscriber per pass, not per message. On one node the memory broker
+// hands events straight back, so the path is the same as in a cluster.
+// Nothing is delivered before it is committed.
 //
 // # Goroutines
 //
 // An idle connection has no goroutine. ServeHTTP starts one that welcomes
 // the client and joins the rooms of its URL; then, on Linux, it registers
-// the socket with the poller (poller_linux.go: one epoll set, itself waited
+// the socket with the poller (internal/poller: one epoll set, itself waited
 // on through the runtime's network poller) and ends. When bytes arrive the
 // poller starts a reader for that connection, which reads and handles them
 // in order until the socket is drained, and ends (reader.go); at most one
 // reader runs per connection. The first arrival after a ping is read by the
 // poller itself, and a lone pong is handled there with no reader at all.
 // TLS connections, and all connections on other systems, keep a reader
-// goroutine that blocks in Read. One heartbeat goroutine per Server pings
-// every connection (heartbeat.go), and a cluster command (a kick) runs on a
-// goroutine of the hub's, counted like its gap fills, on each node it
-// reaches (command.go). Writing needs
-// no goroutine while the socket takes what is written at once: whoever
-// queues a frame on a connection with no writer writes it itself. Only when
+// goroutine that blocks in Read. A stream's client (sse.go) sends nothing
+// on it: its messages arrive as POST requests, each handled on the
+// request's goroutine, or on a command goroutine of the node holding the
+// stream, in turn under the connection's roomsMu; its reader only watches
+// for the end. One heartbeat goroutine per Server pings every connection
+// (heartbeat.go), and a cluster command (a kick, a server-side join, a
+// stream's message) runs on a goroutine of the hub's, counted like its gap
+// fills, on each node it reaches (command.go). Writing needs no goroutine
+// while the socket takes what is written at once: whoever queues a message
+// on a connection with no writer writes it itself. Only when
 // the socket would block, or for the close handshake, does a writer
 // goroutine run, until the queue is empty. A join with since adds a replay
 // goroutine for the time it takes to catch up, and a room of 256
@@ -68,21 +78,29 @@
 // serialized by the user's own lock (hub.userLocks), each topic's broker
 // subscriptions by the topic's (hub.topicLocks), and each room's joins and
 // leaves by the room's (room.initMu, room.presenceMu), so a slow backend
-// call holds up only the user, topic or room it is for. Locks are taken in
-// these orders:
+// call holds up only the user, topic or room it is for. A connection's
+// roomsMu, held while one of its messages is handled (and while its URL's
+// rooms are joined, or the server joins or leaves it), comes before every
+// lock below, since handling a message may take any of them. Locks are
+// taken in these orders:
 //
+//	Conn.roomsMu → (any lock below)
 //	hub.userLocks[user] → hub.topicLocks["user:"+user] → hub.subsMu
 //	hub.userLocks[user] → hub.mu → sendQueue.mu
 //	room.initMu → hub.topicLocks["room:"+room] → hub.subsMu
 //	room.initMu → room.mu → sendQueue.mu
 //	room.presenceMu → hub.mu
+//	room.presenceMu → room.inboxMu
 //	room.presenceMu → room.mu → sendQueue.mu
 //	room.mu → hub.taskMu
 //	hub.announceMu → hub.taskMu
 //
-// Every other lock (Server.mu, room.inboxMu, a keyedMutex's table, the heartbeat's and
-// the poller's) is taken alone. Broker.Publish may be called with
-// room.presenceMu held, and its delivery takes hub.mu and room.mu, so a
-// Broker must never call back into the hub synchronously while holding a
-// lock of its own that Publish also takes.
+// The last lock of each line, and every other lock (Server.mu, the
+// commands' table, a keyedMutex's table, the heartbeat's, the poller's and
+// the webhook recorder's) is a leaf: nothing else is taken while it is
+// held. room.presenceMu → hub.mu, room.inboxMu and room.mu are the
+// in-process broker's: Broker.Publish may be called with room.presenceMu
+// held, and the memory broker delivers at once, through hub.HandleEvent
+// and room.handle. So a Broker must never call back into the hub
+// synchronously while holding a lock of its own that Publish also takes.
 package partyline

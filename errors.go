@@ -3,6 +3,8 @@ package partyline
 import (
 	"errors"
 	"net/http"
+
+	"github.com/partyline/partyline/internal/ws"
 )
 
 // Error codes of the protocol: error frames carry them, and HTTP refusals
@@ -98,16 +100,18 @@ func HTTPStatus(code string) int {
 	}
 }
 
-// Close codes sent in WebSocket close frames.
+// Close codes sent in WebSocket close frames, and in a stream's close
+// event (docs/protocol.md §4, §12.1): RFC 6455's, then partyline's own.
 const (
-	CloseNormal        = 1000
-	CloseGoingAway     = 1001
-	CloseUnsupported   = 1003
-	CloseInvalidData   = 1007
-	CloseTooLarge      = 1009
-	CloseTokenExpired  = 4001
-	CloseKicked        = 4003
-	CloseRateLimit     = 4008
-	CloseSlowConsumer  = 4009
-	closeInternalError = 1011
+	CloseNormal        = ws.CloseNormal
+	CloseGoingAway     = ws.CloseGoingAway
+	CloseUnsupported   = ws.CloseUnsupportedData
+	CloseInvalidData   = ws.CloseInvalidData
+	CloseTooLarge      = ws.CloseTooBig
+	closeInternalError = ws.CloseInternalError
+
+	CloseTokenExpired = 4001
+	CloseKicked       = 4003
+	CloseRateLimit    = 4008
+	CloseSlowConsumer = 4009
 )

@@ -73,7 +73,7 @@ func (e event) marshal() []byte {
 		b = appendString(b, e.room)
 		b = binary.AppendUvarint(b, e.count)
 	}
-	return ws.AppendFrame(b, finBit|opText, e.payload, nil)
+	return ws.AppendFrame(b, ws.FinBit|ws.OpText, e.payload, nil)
 }
 
 // isCommand reports whether events of kind k carry the command fields.
@@ -123,7 +123,7 @@ func unframe(b []byte) (payload []byte, ok bool) {
 	if len(b) == 0 {
 		return b, true
 	}
-	if len(b) < 2 || b[0] != finBit|opText {
+	if len(b) < 2 || b[0] != ws.FinBit|ws.OpText {
 		return nil, false
 	}
 	n, head := uint64(b[1]), 2

@@ -1,6 +1,10 @@
 package partyline
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/partyline/partyline/internal/ws"
+)
 
 // A framing turns a connection's messages into the bytes of its wire: a
 // WebSocket's frames, compressed or not, or a stream of server-sent events.
@@ -35,7 +39,7 @@ func (webSocketFraming) appendFrames(out [][]byte, msgs []*message, space *merge
 			continue
 		}
 		b := space.reserve(4 + size)
-		b = appendTextHeader(b, size)
+		b = ws.AppendHeader(b, ws.FinBit|ws.OpText, size)
 		for i, m := range msgs[:n] {
 			if i > 0 {
 				b = append(b, '\n')
@@ -48,17 +52,47 @@ func (webSocketFraming) appendFrames(out [][]byte, msgs []*message, space *merge
 	return out
 }
 
-func (webSocketFraming) ping() []byte { return pingFrame }
+func (webSocketFraming) ping() []byte { return ws.PingFrame() }
 
-func (webSocketFraming) closing(code int, reason string) []byte { return closeFrame(code, reason) }
+func (webSocketFraming) closing(code int, reason string) []byte { return ws.CloseFrame(code, reason) }
 
 // webSocketFrame returns m as an uncompressed WebSocket frame.
 func (m *message) webSocketFrame() []byte {
 	if m.control {
 		return m.payload
 	}
-	return m.framedAs(formatWebSocket, textFrame)
+	return m.framedAs(formatWebSocket, ws.TextFrame)
 }
+
+// deflateFraming frames messages for a WebSocket with permessage-deflate
+// (docs/protocol.md §12.2): a message of at least minSize bytes is
+// compressed, once for every compressed subscriber; shorter ones, for
+// which deflate saves little, go as webSocketFraming sends them, merged
+// when several are queued.
+type deflateFraming struct{ minSize int }
+
+func (f deflateFraming) appendFrames(out [][]byte, msgs []*message, space *mergeSpace) [][]byte {
+	for len(msgs) > 0 {
+		n := 0
+		for n < len(msgs) && (msgs[n].control || len(msgs[n].payload) < f.minSize) {
+			n++
+		}
+		out = webSocketFraming{}.appendFrames(out, msgs[:n], space)
+		if n < len(msgs) {
+			out = append(out, msgs[n].framedAs(formatDeflate, compressedFrame))
+			n++
+		}
+		msgs = msgs[n:]
+	}
+	return out
+}
+
+func (deflateFraming) ping() []byte { return ws.PingFrame() }
+
+func (deflateFraming) closing(code int, reason string) []byte { return ws.CloseFrame(code, reason) }
+
+// compressedFrame is a text frame carrying payload compressed.
+func compressedFrame(payload []byte) []byte { return ws.AppendCompressedText(nil, payload) }
 
 // maxMergedPayload bounds the payload of a merged frame: it fits a 4-byte
 // header and, with it, one merge buffer.

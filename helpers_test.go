@@ -34,8 +34,9 @@ func startServer(t testing.TB, opts partyline.Options) *testServer {
 		t.Fatalf("New: %v", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/ws", srv)
-	mux.Handle("/ws/{room}", srv)
+	for _, pattern := range []string{"GET /ws", "GET /ws/{room}", "GET /sse", "GET /sse/{room}", "POST /sse/{session}"} {
+		mux.Handle(pattern, srv)
+	}
 	hs := httptest.NewServer(mux)
 	ts := &testServer{Server: srv, http: hs, url: "ws" + strings.TrimPrefix(hs.URL, "http")}
 	t.Cleanup(func() {

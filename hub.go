@@ -81,13 +81,11 @@ func (h *hub) subscribe(ctx context.Context, topic string) error {
 	unlock := h.topicLocks.lock(topic)
 	defer unlock()
 	if h.subscribers(topic, 0) == 0 {
-		ctx, cancel := h.bound(ctx)
-		defer cancel()
-		start := time.Now()
-		err := h.srv.opts.Broker.Subscribe(ctx, topic)
-		h.srv.opts.Metrics.BrokerLatency("subscribe", time.Since(start), err)
+		_, err := brokerCall(h, ctx, "subscribe", func(ctx context.Context, b Broker) (struct{}, error) {
+			return struct{}{}, b.Subscribe(ctx, topic)
+		})
 		if err != nil {
-			return unavailable("broker", err)
+			return err
 		}
 	}
 	h.subscribers(topic, 1)
@@ -101,9 +99,10 @@ func (h *hub) unsubscribe(topic string) {
 	if h.subscribers(topic, -1) > 0 {
 		return
 	}
-	ctx, cancel := h.backendContext()
-	defer cancel()
-	if err := h.srv.opts.Broker.Unsubscribe(ctx, topic); err != nil {
+	_, err := brokerCall(h, h.inFlight, "unsubscribe", func(ctx context.Context, b Broker) (struct{}, error) {
+		return struct{}{}, b.Unsubscribe(ctx, topic)
+	})
+	if err != nil {
 		h.srv.log.Warn("broker unsubscribe failed", "topic", topic, "err", err)
 	}
 }
@@ -157,6 +156,26 @@ func (h *hub) room(name string) *room {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return h.rooms[name]
+}
+
+// roomNames returns the rooms with connections on this node, sorted.
+func (h *hub) roomNames() []string {
+	h.mu.RLock()
+	names := make([]string, 0, len(h.rooms))
+	for name := range h.rooms {
+		names = append(names, name)
+	}
+	h.mu.RUnlock()
+	slices.Sort(names)
+	return names
+}
+
+// roomConnections counts this node's connections subscribed to room.
+func (h *hub) roomConnections(name string) int {
+	if r := h.room(name); r != nil {
+		return r.connections()
+	}
+	return 0
 }
 
 // addUserConn registers c under its user. The user's first connection on
@@ -221,7 +240,7 @@ func (h *hub) userOnline(ctx context.Context, user string) error {
 	if err := h.subscribe(ctx, userTopicPrefix+user); err != nil {
 		return err
 	}
-	first, err := h.presence(ctx, func(ctx context.Context, p Presence) (bool, error) {
+	first, err := presenceCall(h, ctx, "add", func(ctx context.Context, p Presence) (bool, error) {
 		return p.Add(ctx, "", user)
 	})
 	if err != nil {
@@ -237,9 +256,10 @@ func (h *hub) userOnline(ctx context.Context, user string) error {
 // userOffline undoes userOnline as the user's last connection on this node
 // leaves. The caller holds the user's lock.
 func (h *hub) userOffline(user string) {
-	ctx, cancel := h.backendContext()
-	defer cancel()
-	if last, err := h.srv.opts.Presence.Remove(ctx, "", user); err != nil {
+	last, err := presenceCall(h, h.inFlight, "remove", func(ctx context.Context, p Presence) (bool, error) {
+		return p.Remove(ctx, "", user)
+	})
+	if err != nil {
 		h.srv.log.Warn("presence remove failed", "user", user, "err", err)
 	} else if last {
 		h.events.left("", user)
@@ -254,37 +274,46 @@ func (h *hub) userConns(user string) []*Conn {
 	return slices.Clone(h.users[user])
 }
 
-// presence runs one Presence call with a timeout; a failure is unavailable.
-func (h *hub) presence(ctx context.Context, call func(context.Context, Presence) (bool, error)) (bool, error) {
-	ctx, cancel := h.bound(ctx)
-	defer cancel()
-	ok, err := call(ctx, h.srv.opts.Presence)
-	if err != nil {
-		return false, unavailable("presence", err)
-	}
-	return ok, nil
-}
-
 // publish hands an event to the broker. If the broker cannot take it, the
 // event is delivered on this node only, so local clients still get it; other
 // nodes catch up on chat from the store.
 func (h *hub) publish(ctx context.Context, topic string, e event) error {
 	e.at = time.Now().UnixNano()
 	payload := e.marshal()
-	ctx, cancel := h.bound(ctx)
-	defer cancel()
-	start := time.Now()
-	err := h.srv.opts.Broker.Publish(ctx, topic, payload)
-	h.srv.opts.Metrics.BrokerLatency("publish", time.Since(start), err)
+	_, err := brokerCall(h, ctx, "publish", func(ctx context.Context, b Broker) (struct{}, error) {
+		return struct{}{}, b.Publish(ctx, topic, payload)
+	})
 	if err != nil {
 		h.srv.log.Warn("broker publish failed; delivering locally", "topic", topic, "err", err)
 		h.HandleEvent(topic, payload)
 		if room, ok := strings.CutPrefix(topic, roomTopicPrefix); ok && e.kind == eventChat {
 			h.announceLater(room)
 		}
-		return unavailable("broker", err)
+		return err
 	}
 	return nil
+}
+
+// commit gives msg its id and time and stores it, which assigns its seq:
+// the first step of a chat message's way (doc.go), and announce the second.
+func (h *hub) commit(ctx context.Context, msg Message) (Message, error) {
+	msg.ID = newMessageID()
+	msg.Timestamp = h.srv.opts.Now().UnixMilli()
+	stored, err := storeCall(h, ctx, "append", func(ctx context.Context, store Store) (Message, error) {
+		return store.Append(ctx, msg)
+	})
+	if err != nil {
+		return Message{}, err
+	}
+	h.events.committed()
+	return stored, nil
+}
+
+// announce hands a committed message to the broker for delivery. A broker
+// failure is not the sender's: the message is committed, and the hub
+// delivers it once the broker takes it.
+func (h *hub) announce(ctx context.Context, stored Message) {
+	h.publish(ctx, roomTopicPrefix+stored.Room, chatEvent(stored))
 }
 
 // announceLater remembers that a room's latest chat did not reach the
@@ -349,9 +378,9 @@ func (h *hub) reannounce() (done bool) {
 
 // announceLatest publishes the room's latest stored message to the broker.
 func (h *hub) announceLatest(room string) bool {
-	ctx, cancel := h.backendContext()
-	defer cancel()
-	latest, err := h.srv.opts.Store.History(ctx, room, HistoryQuery{Limit: 1})
+	latest, err := storeCall(h, h.inFlight, "history", func(ctx context.Context, store Store) ([]Message, error) {
+		return store.History(ctx, room, HistoryQuery{Limit: 1})
+	})
 	if err != nil {
 		return false
 	}
@@ -360,7 +389,11 @@ func (h *hub) announceLatest(room string) bool {
 	}
 	e := chatEvent(latest[0])
 	e.at = time.Now().UnixNano()
-	return h.srv.opts.Broker.Publish(ctx, roomTopicPrefix+room, e.marshal()) == nil
+	payload := e.marshal()
+	_, err = brokerCall(h, h.inFlight, "publish", func(ctx context.Context, b Broker) (struct{}, error) {
+		return struct{}{}, b.Publish(ctx, roomTopicPrefix+room, payload)
+	})
+	return err == nil
 }
 
 // HandleEvent implements BrokerHandler: it routes an event to the room or

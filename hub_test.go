@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/partyline/partyline/internal/ws"
 )
 
 // heldConn is a loopback TCP connection whose first direct write is held
@@ -95,7 +97,7 @@ func TestWelcomeIsWrittenOutsideTheHubLock(t *testing.T) {
 	if !free {
 		t.Error("hub.mu was held while the welcome was written")
 	}
-	want := textFrame(welcome)
+	want := ws.TextFrame(welcome)
 	got := make([]byte, len(want))
 	client.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(client, got); err != nil || !bytes.Equal(got, want) {

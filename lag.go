@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
+
+	"github.com/partyline/partyline/internal/ws"
 )
 
 // The lag rule (docs/protocol.md §5.4). A connection is a slow consumer
@@ -81,7 +83,7 @@ func (c *Conn) lagging(w work) bool {
 		}
 		return false
 	}
-	if !l.busy && !w.draining && l.written-l.markBytes <= int64(len(pingFrame)) {
+	if !l.busy && !w.draining && l.written-l.markBytes <= int64(len(ws.PingFrame())) {
 		// The kernel had sent everything when last asked, and nothing but
 		// a ping was written since: an idle connection, not asked again.
 		l.markAt, l.markBytes = now, l.written

@@ -33,6 +33,8 @@ func (*evictionCounter) Refused(string)                             {}
 func (*evictionCounter) StoreLatency(string, time.Duration, error)  {}
 func (*evictionCounter) BrokerLatency(string, time.Duration, error) {}
 
+func (*evictionCounter) PresenceLatency(string, time.Duration, error) {}
+
 // rawClient is a WebSocket client on a bare TCP connection that reads only
 // when told to: until then the server's frames pile up in the kernel, as
 // with a client that has stopped reading without closing.
@@ -45,15 +47,24 @@ type rawClient struct {
 // answer, nothing more.
 func (ts *testServer) dialStuck(t *testing.T, path string) *rawClient {
 	t.Helper()
+	c, _ := ts.dialBare(t, path, "")
+	return c
+}
+
+// dialBare opens a WebSocket connection to path, with extra header lines,
+// and returns it with the handshake's answer, having read nothing more.
+func (ts *testServer) dialBare(t *testing.T, path, header string) (*rawClient, string) {
+	t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "ws://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", path)
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n%s\r\n", path, header)
 	c := &rawClient{conn: conn, in: bufio.NewReader(conn)}
 	conn.SetReadDeadline(time.Now().Add(waitTime))
+	var head strings.Builder
 	for {
 		line, err := c.in.ReadString('\n')
 		if err != nil {
@@ -63,9 +74,34 @@ func (ts *testServer) dialStuck(t *testing.T, path string) *rawClient {
 			t.Fatalf("handshake answered %q", line)
 		}
 		if line == "\r\n" {
-			return c
+			return c, head.String()
 		}
+		head.WriteString(line)
 	}
+}
+
+// frame reads one whole server frame.
+func (c *rawClient) frame() (first byte, payload []byte, err error) {
+	var head [2]byte
+	if _, err := io.ReadFull(c.in, head[:]); err != nil {
+		return 0, nil, err
+	}
+	n := uint64(head[1] & 0x7F)
+	switch n {
+	case 126:
+		var ext [2]byte
+		io.ReadFull(c.in, ext[:])
+		n = uint64(binary.BigEndian.Uint16(ext[:]))
+	case 127:
+		var ext [8]byte
+		io.ReadFull(c.in, ext[:])
+		n = binary.BigEndian.Uint64(ext[:])
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(c.in, payload); err != nil {
+		return 0, nil, fmt.Errorf("reading a %d-byte payload: %w", n, err)
+	}
+	return head[0], payload, nil
 }
 
 // readAll reads the server's frames until the close frame and returns the
@@ -75,26 +111,11 @@ func (c *rawClient) readAll(t *testing.T) (seqs []uint64, joined uint64, code in
 	t.Helper()
 	c.conn.SetReadDeadline(time.Now().Add(2 * waitTime))
 	for {
-		var head [2]byte
-		if _, err := io.ReadFull(c.in, head[:]); err != nil {
+		first, payload, err := c.frame()
+		if err != nil {
 			t.Fatalf("after %d chats: %v, want a close frame", len(seqs), err)
 		}
-		n := uint64(head[1] & 0x7F)
-		switch n {
-		case 126:
-			var ext [2]byte
-			io.ReadFull(c.in, ext[:])
-			n = uint64(binary.BigEndian.Uint16(ext[:]))
-		case 127:
-			var ext [8]byte
-			io.ReadFull(c.in, ext[:])
-			n = binary.BigEndian.Uint64(ext[:])
-		}
-		payload := make([]byte, n)
-		if _, err := io.ReadFull(c.in, payload); err != nil {
-			t.Fatalf("reading a %d-byte payload: %v", n, err)
-		}
-		switch head[0] & 0x0F {
+		switch first & 0x0F {
 		case 0x8:
 			if len(payload) < 2 {
 				t.Fatalf("close frame %q without a code", payload)

@@ -1,6 +1,10 @@
 package partyline
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/partyline/partyline/internal/ws"
+)
 
 // A message is what the hub hands a connection: the payload of one server
 // frame, one JSON object or several separated by '\n' (docs/protocol.md
@@ -57,7 +61,7 @@ func newMessage(payload []byte) *message { return &message{payload: payload} }
 
 // pong is the answer to a client's ping with payload.
 func pong(payload []byte) *message {
-	return &message{payload: controlFrame(opPong, payload), control: true}
+	return &message{payload: ws.ControlFrame(ws.OpPong, payload), control: true}
 }
 
 // markedMessage wraps a payload that moves the resume point of room.

@@ -16,16 +16,19 @@ type Metrics interface {
 	Evicted()
 	// Refused counts an HTTP refusal or an error frame by code.
 	Refused(code string)
-	// StoreLatency and BrokerLatency time one backend call by operation.
+	// StoreLatency, BrokerLatency and PresenceLatency time one backend
+	// call by operation, err being what the backend returned.
 	StoreLatency(op string, d time.Duration, err error)
 	BrokerLatency(op string, d time.Duration, err error)
+	PresenceLatency(op string, d time.Duration, err error)
 }
 
 type noMetrics struct{}
 
-func (noMetrics) MessageIn(string)                           {}
-func (noMetrics) MessageOut(int, time.Duration)              {}
-func (noMetrics) Evicted()                                   {}
-func (noMetrics) Refused(string)                             {}
-func (noMetrics) StoreLatency(string, time.Duration, error)  {}
-func (noMetrics) BrokerLatency(string, time.Duration, error) {}
+func (noMetrics) MessageIn(string)                             {}
+func (noMetrics) MessageOut(int, time.Duration)                {}
+func (noMetrics) Evicted()                                     {}
+func (noMetrics) Refused(string)                               {}
+func (noMetrics) StoreLatency(string, time.Duration, error)    {}
+func (noMetrics) BrokerLatency(string, time.Duration, error)   {}
+func (noMetrics) PresenceLatency(string, time.Duration, error) {}

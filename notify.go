@@ -220,9 +220,13 @@ func (r *recorder) sweepDue() {
 		return
 	}
 	for _, ru := range due {
-		if back, err := r.hub.srv.opts.Presence.Contains(ctx, ru.Room, ru.User); err != nil {
+		back, err := presenceCall(r.hub, ctx, "contains", func(ctx context.Context, p Presence) (bool, error) {
+			return p.Contains(ctx, ru.Room, ru.User)
+		})
+		if err != nil {
 			return // decide nothing the Presence cannot confirm
-		} else if back {
+		}
+		if back {
 			r.log.PresenceJoined(ctx, ru.Room, ru.User, now) // calls the leave off, silently
 		}
 	}
@@ -243,9 +247,9 @@ func (r *recorder) reconcile() {
 		return
 	}
 	for _, ru := range present {
-		ctx, cancel := r.hub.backendContext()
-		online, err := r.hub.srv.opts.Presence.Contains(ctx, ru.Room, ru.User)
-		cancel()
+		online, err := presenceCall(r.hub, r.hub.inFlight, "contains", func(ctx context.Context, p Presence) (bool, error) {
+			return p.Contains(ctx, ru.Room, ru.User)
+		})
 		if err == nil && !online {
 			r.left(ru.Room, ru.User)
 		}

@@ -19,6 +19,9 @@ const (
 	DefaultMaxRooms       = 100
 	DefaultHistorySize    = 1000
 	DefaultShutdownGrace  = 10 * time.Second
+	// DefaultCompressionMinSize is the smallest server frame compressed
+	// when compression is on: below it deflate saves little and costs more.
+	DefaultCompressionMinSize = 512
 )
 
 // Options configures a Server. The zero value serves anonymous clients from
@@ -73,6 +76,13 @@ type Options struct {
 	// MaxConnections and MaxConnectionsPerIP refuse connections beyond them
 	// with 429; zero means no limit.
 	MaxConnections, MaxConnectionsPerIP int
+	// Compression offers permessage-deflate (RFC 7692) to WebSocket
+	// clients that ask for it (docs/protocol.md §12.2). Server frames of
+	// at least CompressionMinSize bytes (default
+	// DefaultCompressionMinSize) are then compressed, each once for all
+	// its compressed subscribers.
+	Compression        bool
+	CompressionMinSize int
 	// Transports names the ways in that are served: TransportWebSocket
 	// (/ws) and TransportSSE (/sse, docs/protocol.md §12.1). Empty means
 	// both; a request for another is answered 404.
@@ -108,6 +118,7 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	setInt(&o.RateBurst, DefaultRateBurst)
 	setInt(&o.MaxRooms, DefaultMaxRooms)
+	setInt(&o.CompressionMinSize, DefaultCompressionMinSize)
 	if o.ServerName == "" {
 		o.ServerName = "partyline"
 	}
@@ -137,6 +148,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("rate-burst must be positive, got %d", o.RateBurst)
 	case o.MaxRooms < 0:
 		return o, fmt.Errorf("max-rooms must be positive, got %d", o.MaxRooms)
+	case o.CompressionMinSize < 0:
+		return o, fmt.Errorf("compression-min-size must be positive, got %d", o.CompressionMinSize)
 	case o.MaxConnections < 0 || o.MaxConnectionsPerIP < 0:
 		return o, fmt.Errorf("max-connections must not be negative")
 	case o.DefaultRoom != "" && !ValidRoom(o.DefaultRoom):

@@ -313,6 +313,8 @@ func (m panickyMetrics) BrokerLatency(op string, _ time.Duration, _ error) {
 	}
 }
 
+func (panickyMetrics) PresenceLatency(string, time.Duration, error) {}
+
 // TestPanicWhileAnnouncingClosesTheConnection: a panic while a chat is
 // being delivered closes the sender's connection with 1011 and Shutdown
 // still finishes.

@@ -89,7 +89,7 @@ func (r *room) init(ctx context.Context) error {
 	if err := r.hub.subscribe(ctx, r.topic); err != nil {
 		return err
 	}
-	last, err := r.lastSeq(ctx)
+	last, err := r.hub.srv.lastSeq(ctx, r.name)
 	if err != nil {
 		r.hub.unsubscribe(r.topic)
 		return err
@@ -118,18 +118,6 @@ func (r *room) dispose() {
 		r.subscribed = false
 		r.hub.unsubscribe(r.topic)
 	}
-}
-
-func (r *room) lastSeq(ctx context.Context) (uint64, error) {
-	ctx, cancel := r.hub.bound(ctx)
-	defer cancel()
-	start := time.Now()
-	last, err := r.hub.srv.opts.Store.LastSeq(ctx, r.name)
-	r.hub.srv.opts.Metrics.StoreLatency("last_seq", time.Since(start), err)
-	if err != nil {
-		return 0, unavailable("store", err)
-	}
-	return last, nil
 }
 
 // handle takes one event of the room from the broker. Events are delivered
@@ -278,9 +266,9 @@ func (r *room) fillGap() {
 	if to == 0 {
 		return
 	}
-	ctx, cancel := r.hub.backendContext()
-	defer cancel()
-	messages, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{Forward: true, After: from, Limit: int(min(to-from-1, pageSize))})
+	messages, err := storeCall(r.hub, r.hub.inFlight, "history", func(ctx context.Context, store Store) ([]Message, error) {
+		return store.History(ctx, r.name, HistoryQuery{Forward: true, After: from, Limit: int(min(to-from-1, pageSize))})
+	})
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
@@ -341,9 +329,9 @@ func (r *room) resync() {
 			if gone || r.hub.stopping() {
 				return
 			}
-			ctx, cancel := r.hub.backendContext()
-			messages, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{Forward: true, After: from, Limit: pageSize})
-			cancel()
+			messages, err := storeCall(r.hub, r.hub.inFlight, "history", func(ctx context.Context, store Store) ([]Message, error) {
+				return store.History(ctx, r.name, HistoryQuery{Forward: true, After: from, Limit: pageSize})
+			})
 			if err != nil || len(messages) == 0 {
 				return
 			}
@@ -379,7 +367,7 @@ func (r *room) enter(ctx context.Context, c *Conn, since *uint64) (*subscription
 	defer r.presenceMu.Unlock()
 	h := r.hub
 	if r.users[c.username]++; r.users[c.username] == 1 {
-		first, err := h.presence(ctx, func(ctx context.Context, p Presence) (bool, error) {
+		first, err := presenceCall(h, ctx, "add", func(ctx context.Context, p Presence) (bool, error) {
 			return p.Add(ctx, r.name, c.username)
 		})
 		if err != nil {
@@ -412,6 +400,33 @@ func (r *room) enter(ctx context.Context, c *Conn, since *uint64) (*subscription
 	return sub, nil
 }
 
+// connections counts the room's subscribers on this node.
+func (r *room) connections() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.subs)
+}
+
+// rejoined sends a member that joins again joined and online_users, under
+// the room's lock, so that no chat after the joined seq comes before it.
+func (r *room) rejoined(c *Conn, users []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c.queue.push(joinedMessage(r.name, r.last, false, false, users))
+}
+
+// mayRelayTyping reports whether a member's typing indicator may be
+// relayed now, at most one per typingInterval, and counts it if so.
+func (r *room) mayRelayTyping(sub *subscription, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(sub.lastTyping) < typingInterval {
+		return false
+	}
+	sub.lastTyping = now
+	return true
+}
+
 // joinedMessage is joined and online_users in one message, so that
 // nothing can come between them; it sets the room's resume point.
 func joinedMessage(room string, seq uint64, withRecovered, recovered bool, users []string) *message {
@@ -427,14 +442,14 @@ func (r *room) recoveryPoint(ctx context.Context, since *uint64) (sub *subscript
 	if since == nil {
 		return sub, false, nil
 	}
-	ctx, cancel := r.hub.bound(ctx)
-	defer cancel()
-	next, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{Forward: true, After: *since, Limit: 1})
+	next, err := storeCall(r.hub, ctx, "history", func(ctx context.Context, store Store) ([]Message, error) {
+		return store.History(ctx, r.name, HistoryQuery{Forward: true, After: *since, Limit: 1})
+	})
 	if err != nil {
-		return nil, false, unavailable("store", err)
+		return nil, false, err
 	}
 	if len(next) == 0 {
-		last, err := r.lastSeq(ctx)
+		last, err := r.hub.srv.lastSeq(ctx, r.name)
 		if err != nil {
 			return nil, false, err
 		}
@@ -473,7 +488,7 @@ func (r *room) decrementLocked(ctx context.Context, c *Conn) {
 		return
 	}
 	delete(r.users, c.username)
-	last, err := r.hub.presence(ctx, func(ctx context.Context, p Presence) (bool, error) {
+	last, err := presenceCall(r.hub, ctx, "remove", func(ctx context.Context, p Presence) (bool, error) {
 		return p.Remove(ctx, r.name, c.username)
 	})
 	if err != nil {
@@ -488,11 +503,11 @@ func (r *room) decrementLocked(ctx context.Context, c *Conn) {
 
 // onlineUsers returns the room's users, sorted and unique.
 func (r *room) onlineUsers(ctx context.Context) ([]string, error) {
-	ctx, cancel := r.hub.bound(ctx)
-	defer cancel()
-	users, err := r.hub.srv.opts.Presence.Users(ctx, r.name)
+	users, err := presenceCall(r.hub, ctx, "users", func(ctx context.Context, p Presence) ([]string, error) {
+		return p.Users(ctx, r.name)
+	})
 	if err != nil {
-		return nil, unavailable("presence", err)
+		return nil, err
 	}
 	if !sort.StringsAreSorted(users) {
 		sort.Strings(users)
@@ -512,9 +527,9 @@ func (r *room) replay(c *Conn, sub *subscription) {
 	cursor := sub.after
 	r.mu.Unlock()
 	for {
-		ctx, cancel := r.hub.backendContext()
-		messages, err := r.hub.srv.opts.Store.History(ctx, r.name, HistoryQuery{Forward: true, After: cursor, Limit: pageSize})
-		cancel()
+		messages, err := storeCall(r.hub, r.hub.inFlight, "history", func(ctx context.Context, store Store) ([]Message, error) {
+			return store.History(ctx, r.name, HistoryQuery{Forward: true, After: cursor, Limit: pageSize})
+		})
 		if err != nil {
 			c.sendError(newError(CodeUnavailable, "recovery of "+r.name+" failed: store unavailable"), nil)
 			c.close(closeInternalError, "recovery failed")

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/partyline/partyline/internal/poller"
 	"github.com/partyline/partyline/internal/ws"
 )
 
@@ -23,7 +24,7 @@ type Server struct {
 	opts      Options
 	log       *slog.Logger
 	hub       *hub
-	poller    *poller // nil where there is none: each connection reads on its own goroutine
+	poller    *poller.Poller // nil where there is none: each connection reads on its own goroutine
 	heartbeat *heartbeat
 
 	wg       sync.WaitGroup // one per connection being served
@@ -58,7 +59,7 @@ func New(opts Options) (*Server, error) {
 		log:       opts.Logger,
 		conns:     make(map[*Conn]struct{}),
 		perIP:     make(map[string]int),
-		poller:    newPoller(),
+		poller:    poller.New(),
 		heartbeat: newHeartbeat(opts.PingInterval, opts.PongWait),
 		stopping:  make(chan struct{}),
 	}
@@ -66,6 +67,8 @@ func New(opts Options) (*Server, error) {
 	if s.hub.events, err = newRecorder(s.hub, opts.Store, opts.Webhooks); err != nil {
 		return nil, fmt.Errorf("partyline: %w", err)
 	}
+	// The starts are not backend calls (backend.go): they take no context
+	// and start what runs as long as the Server.
 	if err := opts.Broker.Start(s.hub); err != nil {
 		return nil, fmt.Errorf("partyline: start broker: %w", err)
 	}
@@ -131,17 +134,21 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		writeHandshakeError(w, err.(*ws.HandshakeError))
 		return
 	}
-	raw, early, err := ws.Upgrade(w, r, time.Now().Add(s.opts.WriteWait))
+	raw, early, negotiated, err := ws.UpgradeWith(w, r, time.Now().Add(s.opts.WriteWait), ws.Options{Compression: s.opts.Compression})
 	if err != nil {
 		s.release(admission.ip)
 		s.log.Debug("upgrade failed", "err", err)
 		return
 	}
 	c := newConn(s, raw, admission)
+	if negotiated.Deflate {
+		c.reader.EnableDeflate()
+		c.wire = deflateFraming{minSize: s.opts.CompressionMinSize}
+	}
 	if !s.track(c) {
 		s.release(admission.ip)
 		raw.SetWriteDeadline(time.Now().Add(s.opts.WriteWait))
-		raw.Write(closeFrame(CloseGoingAway, "server shutting down"))
+		raw.Write(ws.CloseFrame(CloseGoingAway, "server shutting down"))
 		raw.Close()
 		return
 	}
@@ -485,7 +492,8 @@ func (s *Server) Stats() Stats {
 }
 
 // Ready reports whether the store, the broker and the presence answer; the
-// error names the first that does not.
+// error names the first that does not. A probe, bounded by ctx alone: its
+// pings are not backend calls (backend.go), which would answer unavailable.
 func (s *Server) Ready(ctx context.Context) error {
 	for _, part := range []struct {
 		name    string

@@ -55,13 +55,13 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusHTTPVersionNotSupported, CodeBadRequest, "server-sent events are served over HTTP/1.1")
 		return
 	}
-	raw.SetDeadline(time.Now().Add(s.opts.WriteWait)) // and none the HTTP server set
+	raw.SetWriteDeadline(time.Now().Add(s.opts.WriteWait))
 	if _, err := io.WriteString(raw, streamHead); err != nil {
 		s.release(a.ip)
 		raw.Close()
 		return
 	}
-	raw.SetDeadline(time.Time{})
+	raw.SetWriteDeadline(time.Time{})
 	c := newConn(s, raw, a)
 	c.reader = nil // the client sends nothing on the stream
 	c.wire = &sseFraming{}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,27 +15,12 @@ import (
 	"github.com/partyline/partyline/internal/wstest"
 )
 
-// streamServer serves opts' WebSocket and SSE transports on loopback.
+// streamServer serves opts' WebSocket and SSE transports on loopback and
+// returns the server and its http:// URL.
 func streamServer(t *testing.T, opts partyline.Options) (*partyline.Server, string) {
 	t.Helper()
-	srv, err := partyline.New(opts)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	mux := http.NewServeMux()
-	for _, pattern := range []string{"GET /ws", "GET /ws/{room}", "GET /sse", "GET /sse/{room}", "POST /sse/{session}"} {
-		mux.Handle(pattern, srv)
-	}
-	hs := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTime)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		hs.Close()
-	})
-	return srv, hs.URL
+	ts := startServer(t, opts)
+	return ts.Server, ts.http.URL
 }
 
 // sseEvent is one event of a stream, or a comment.

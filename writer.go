@@ -274,7 +274,7 @@ func isClosed(ch chan struct{}) bool {
 func (c *Conn) closeSocket() {
 	c.raw.Close()
 	if c.fd >= 0 {
-		c.srv.poller.remove(c, c.fd)
+		c.srv.poller.Remove(c.fd, (*polledConn)(c))
 	}
 	c.readable()
 }

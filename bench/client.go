@@ -3,13 +3,14 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/partyline/partyline/internal/ws"
 )
 
 // client is one bench connection. Its publisher goroutine, if any, writes
@@ -108,9 +109,9 @@ func (r *run) receive(c *client, data []byte) error {
 // and marks, a ping, a close.
 func (r *run) handleFrame(c *client, fin bool, op byte, payload []byte, now int64) error {
 	switch {
-	case !fin || op == opContinuation:
+	case !fin || op == ws.OpContinuation:
 		return errFragmented
-	case op == opText:
+	case op == ws.OpText:
 		c.frames.Add(1)
 		r.inspect(c, payload)
 		if r.cfg.Scenario == Overload {
@@ -125,22 +126,19 @@ func (r *run) handleFrame(c *client, fin bool, op byte, payload []byte, now int6
 				c.outside.Add(1)
 			}
 		})
-	case op == opBinary:
+	case op == ws.OpBinary:
 		c.frames.Add(1)
-	case op == opPing:
+	case op == ws.OpPing:
 		if now >= r.winStart.Load() && now < r.winEnd.Load() {
 			r.pings.Add(1)
 		}
 		// A failed pong shows in the next read, if the connection broke.
-		_ = c.conn.writeFrame(opPong, payload, pongWriteTimeout)
-	case op == opPong:
-	case op == opClose:
-		e := &closeError{code: 1005}
-		if len(payload) >= 2 {
-			e.code, e.reason = int(binary.BigEndian.Uint16(payload)), string(payload[2:])
-		}
-		_ = c.conn.writeFrame(opClose, payload[:min(len(payload), 2)], closeWriteTimeout)
-		return e
+		_ = c.conn.writeFrame(ws.OpPong, payload, pongWriteTimeout)
+	case op == ws.OpPong:
+	case op == ws.OpClose:
+		code, reason := ws.ParseClose(payload)
+		_ = c.conn.writeFrame(ws.OpClose, payload[:min(len(payload), 2)], closeWriteTimeout)
+		return &closeError{code: code, reason: reason}
 	default:
 		return fmt.Errorf("bench: server frame with unknown opcode %#x", op)
 	}
@@ -198,7 +196,7 @@ func (r *run) send(c *client, frame []byte, digits int, members uint64) bool {
 		return false
 	}
 	putStamp(frame[digits:], ns)
-	if err := c.conn.writeFrame(opText, frame, chatWriteTimeout); err != nil {
+	if err := c.conn.writeFrame(ws.OpText, frame, chatWriteTimeout); err != nil {
 		r.noteSendError(err)
 		// Overload: an evicted publisher goes on once it has resumed.
 		return r.cfg.Scenario == Overload && !r.closing.Load()

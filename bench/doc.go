@@ -12,19 +12,20 @@
 // cheaply: it does the WebSocket handshake itself (wsconn.go) and owns the
 // socket from there. On Linux a few pollers, one per GOMAXPROCS, each read
 // their share of the connections from one epoll set into one buffer
-// (poller_linux.go); elsewhere, over TLS, or if a poller fails, a
-// connection has a reader goroutine of its own (client.readLoop). Either
-// way the frames are parsed where they were read (frame.go) and each
-// message scanned in place for stamps, whose latencies go into a shared,
-// sharded histogram, without allocating.
+// (poller_linux.go, on internal/poller like the server's connections);
+// elsewhere, over TLS, or if a poller fails, a connection has a reader
+// goroutine of its own (client.readLoop). Either way the frames are parsed
+// where they were read (frame.go) and each message scanned in place for
+// stamps, whose latencies go into a shared, sharded histogram, without
+// allocating.
 //
-// Goroutines: the pollers or readers; one per publishing connection
-// (run.publish), the writer of its chat frames; one progress printer; in
-// the overload scenario, a reader per slow subscriber (slowReadLoop) and
-// one per evicted connection waiting to resume (overload.go). A
-// connection's writes — chats, pongs from its reader, the final close —
-// are serialized by its wsConn. Run waits for all of them before it
-// returns, and closes the pollers' epoll sets.
+// Goroutines: the pollers' (one each, while it has connections) or the
+// readers; one per publishing connection (run.publish), the writer of its
+// chat frames; one progress printer; in the overload scenario, a reader per
+// slow subscriber (slowReadLoop) and one per evicted connection waiting to
+// resume (overload.go). A connection's writes — chats, pongs from its
+// reader, the final close — are serialized by its wsConn. Run waits for all
+// of them before it returns, and closes the pollers' epoll sets.
 //
 // Counting: only messages stamped inside the window count — sent,
 // expected (sent × the room's members) and delivered — so warm-up traffic

@@ -4,26 +4,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/partyline/partyline/internal/ws"
 )
 
-// WebSocket frames (RFC 6455 §5.2), as far as the bench needs them: it
-// writes masked client frames and reads the server's unmasked ones.
-const (
-	opContinuation = 0x0
-	opText         = 0x1
-	opBinary       = 0x2
-	opClose        = 0x8
-	opPing         = 0x9
-	opPong         = 0xA
+// The server's frames (RFC 6455 §5.2), unmasked, parsed where the bench
+// reads them; internal/ws has the vocabulary, and builds the bench's own
+// frames, masked (wsconn.go).
 
-	finBit  = 0x80
-	rsvBits = 0x70
-	maskBit = 0x80
-
-	// maxFrame bounds a server frame's payload, so a corrupt length cannot
-	// make the bench allocate without limit.
-	maxFrame = 16 << 20
-)
+// maxFrame bounds a server frame's payload, so that a corrupt length cannot
+// make the bench allocate without limit.
+const maxFrame = 16 << 20
 
 var errFragmented = errors.New("bench: the server sent a fragmented message (FIN=0), which the bench does not read")
 
@@ -36,9 +27,9 @@ func frameSize(b []byte) (int, error) {
 		return 2, nil
 	}
 	switch {
-	case b[0]&rsvBits != 0:
-		return 0, fmt.Errorf("bench: server frame with reserved bits %#x", b[0]&rsvBits)
-	case b[1]&maskBit != 0:
+	case b[0]&ws.RsvBits != 0:
+		return 0, fmt.Errorf("bench: server frame with reserved bits %#x", b[0]&ws.RsvBits)
+	case b[1]&ws.MaskBit != 0:
 		return 0, errors.New("bench: masked server frame")
 	}
 	head, n := headerSize(b[1]), int(b[1]&0x7F)
@@ -124,5 +115,5 @@ func (p *frameParser) feed(data []byte, handle func(fin bool, op byte, payload [
 
 // handleFrame calls handle with the parts of one whole frame.
 func handleFrame(frame []byte, handle func(fin bool, op byte, payload []byte) error) error {
-	return handle(frame[0]&finBit != 0, frame[0]&0x0F, frame[headerSize(frame[1]):])
+	return handle(frame[0]&ws.FinBit != 0, frame[0]&0x0F, frame[headerSize(frame[1]):])
 }

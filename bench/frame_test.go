@@ -20,7 +20,7 @@ import (
 func serverFrame(op byte, fin bool, payload []byte) []byte {
 	first := op
 	if fin {
-		first |= finBit
+		first |= ws.FinBit
 	}
 	return ws.AppendFrame(nil, first, payload, nil)
 }
@@ -30,20 +30,20 @@ func serverFrame(op byte, fin bool, payload []byte) []byte {
 // buffer.
 func testStream(big bool) (stream []byte, stamps []int64) {
 	add := func(op byte, payload string) { stream = append(stream, serverFrame(op, true, []byte(payload))...) }
-	add(opText, `{"type":"welcome","username":"b1","session":"s","rooms":[],"server":"x"}`)
-	add(opText, testBatch)
+	add(ws.OpText, `{"type":"welcome","username":"b1","session":"s","rooms":[],"server":"x"}`)
+	add(ws.OpText, testBatch)
 	stamps = append(stamps, testStamps...)
-	add(opPing, "")
-	add(opText, serverChat(stamp(555), 6))
-	add(opPong, "p")
+	add(ws.OpPing, "")
+	add(ws.OpText, serverChat(stamp(555), 6))
+	add(ws.OpPong, "p")
 	long := serverChat(stamp(666)+strings.Repeat("y", 300), 7) // 16-bit length
-	add(opText, long)
+	add(ws.OpText, long)
 	stamps = append(stamps, 555, 666)
 	if big {
-		add(opText, `{"type":"online_users","users":[`+strings.Repeat(`"u",`, pollerBufferSize/3)+`"u"]}`+"\n"+serverChat(stamp(777), 8))
+		add(ws.OpText, `{"type":"online_users","users":[`+strings.Repeat(`"u",`, pollerBufferSize/3)+`"u"]}`+"\n"+serverChat(stamp(777), 8))
 		stamps = append(stamps, 777)
 	}
-	add(opText, serverChat(stamp(888), 9))
+	add(ws.OpText, serverChat(stamp(888), 9))
 	return stream, append(stamps, 888)
 }
 
@@ -56,9 +56,9 @@ func parsePieces(t *testing.T, stream []byte, cuts []int) (stamps []int64, pings
 		switch {
 		case !fin:
 			t.Fatalf("FIN=0 frame")
-		case op == opText:
+		case op == ws.OpText:
 			forEachStamp(payload, func(s int64) { stamps = append(stamps, s) })
-		case op == opPing:
+		case op == ws.OpPing:
 			pings++
 		}
 		return nil
@@ -102,18 +102,18 @@ func TestParserFindsEveryStampOnce(t *testing.T) {
 }
 
 func TestParserRefusesBadFrames(t *testing.T) {
-	masked := serverFrame(opText, true, []byte("hi"))
-	masked[1] |= maskBit
-	huge := []byte{finBit | opText, 127}
+	masked := serverFrame(ws.OpText, true, []byte("hi"))
+	masked[1] |= ws.MaskBit
+	huge := []byte{ws.FinBit | ws.OpText, 127}
 	huge = binary.BigEndian.AppendUint64(huge, math.MaxInt64)
 	for _, tc := range []struct {
 		name  string
 		frame []byte
 	}{
 		{"masked", masked},
-		{"reserved bits", append([]byte{finBit | 0x40 | opText, 0}, serverFrame(opText, true, nil)...)},
+		{"reserved bits", append([]byte{ws.FinBit | ws.Rsv1Bit | ws.OpText, 0}, serverFrame(ws.OpText, true, nil)...)},
 		{"huge", huge},
-		{"long control frame", serverFrame(opPing, true, make([]byte, 126))},
+		{"long control frame", serverFrame(ws.OpPing, true, make([]byte, 126))},
 	} {
 		var p frameParser
 		err := p.feed(tc.frame, func(bool, byte, []byte) error { return nil })
@@ -160,10 +160,10 @@ func TestReceiveEndsConnection(t *testing.T) {
 		frame []byte
 		key   string
 	}{
-		{"close", serverFrame(opClose, true, []byte{0x0F, 0xA9, 's', 'l', 'o', 'w'}), "4009"},
-		{"close without code", serverFrame(opClose, true, nil), "1005"},
-		{"fragment", serverFrame(opText, false, []byte("{")), "error"},
-		{"continuation", serverFrame(opContinuation, true, []byte("}")), "error"},
+		{"close", serverFrame(ws.OpClose, true, []byte{0x0F, 0xA9, 's', 'l', 'o', 'w'}), "4009"},
+		{"close without code", serverFrame(ws.OpClose, true, nil), "1005"},
+		{"fragment", serverFrame(ws.OpText, false, []byte("{")), "error"},
+		{"continuation", serverFrame(ws.OpContinuation, true, []byte("}")), "error"},
 	} {
 		r, c := testClient(t)
 		err := r.receive(c, tc.frame)
@@ -177,7 +177,7 @@ func TestReceiveEndsConnection(t *testing.T) {
 		}
 	}
 	r, c := testClient(t)
-	if err := r.receive(c, serverFrame(opText, false, []byte("{"))); !errors.Is(err, errFragmented) {
+	if err := r.receive(c, serverFrame(ws.OpText, false, []byte("{"))); !errors.Is(err, errFragmented) {
 		t.Errorf("FIN=0: %v, want errFragmented", err)
 	}
 }
@@ -186,7 +186,7 @@ func TestReceiveEndsConnection(t *testing.T) {
 func chatStream(n int) []byte {
 	var b []byte
 	for i := range n {
-		b = append(b, serverFrame(opText, true, []byte(serverChat(stamp(int64(1000+i)), i)))...)
+		b = append(b, serverFrame(ws.OpText, true, []byte(serverChat(stamp(int64(1000+i)), i)))...)
 	}
 	return b
 }

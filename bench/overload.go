@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/partyline/partyline/internal/ws"
 )
 
 // The overload scenario is fanout driven past what the server can deliver.
@@ -82,7 +84,7 @@ func (r *run) resume(c *client, since uint64, wait time.Duration) {
 		conn.slowDown()
 	}
 	join := []byte(`{"type":"join","room":` + strconv.Quote(r.rooms[c.room]) + `,"since":` + strconv.FormatUint(since, 10) + `}`)
-	if err := conn.writeFrame(opText, join, chatWriteTimeout); err != nil {
+	if err := conn.writeFrame(ws.OpText, join, chatWriteTimeout); err != nil {
 		conn.closeConn()
 		r.noteSendError(err)
 		return

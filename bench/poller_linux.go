@@ -3,159 +3,78 @@ package bench
 import (
 	"io"
 	"os"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/partyline/partyline/internal/poller"
 )
 
-// A poller reads many connections from one goroutine: their sockets sit in
-// its epoll set, edge-triggered, and on each event it reads the socket
-// dry into its own buffer and parses it there. A delivery then costs one
-// read(2) and a share of an epoll_wait, where a reader goroutine per
-// connection costs a wake-up, a read, a read that finds nothing, and a
-// park. The sockets are taken from the runtime (detach), whose own epoll
-// set would otherwise hear of every arrival too.
-//
-// The goroutine does not block in epoll_wait, which would hold a thread
-// and keep the runtime's sysmon spinning (the server's poller learned
-// this): the set is non-blocking and itself watched by the runtime's
-// network poller, which wakes the goroutine when the set has events.
-type poller struct {
-	r    *run
-	epfd int // the set, open until close
-	set  *os.File
-	buf  []byte // what a socket is read into; the goroutine's alone
-
-	mu    sync.Mutex // guards conns
-	conns map[int32]polled
+// A pollReader reads many connections from the goroutine of one
+// internal/poller Poller: their sockets sit in its epoll set, and on each
+// event it reads the socket dry into its one buffer and parses it there. A
+// delivery then costs one read(2) and a share of an epoll_wait, where a
+// reader goroutine per connection costs a wake-up, a read, a read that
+// finds nothing, and a park. The sockets are taken from the runtime
+// (detach), whose own epoll set would otherwise hear of every arrival too.
+type pollReader struct {
+	r      *run
+	poller *poller.Poller
+	buf    []byte // what a socket is read into: the Poller makes one Ready call at a time
 }
 
-// polled is a connection in a poller's set.
+// polled is a connection in a pollReader's set: its socket's handler.
 type polled struct {
+	pr *pollReader
 	c  *client
 	fd int // its socket, detached
 }
 
-// epollET is EPOLLET as the unsigned flag EpollEvent.Events wants.
-const epollET = 1 << 31
+var _ poller.Handler = (*polled)(nil)
 
-// startPollers starts n pollers for r's connections, counted in r.readers;
-// close stops each.
-func startPollers(r *run, n int) ([]*poller, error) {
-	ps := make([]*poller, 0, n)
-	for range n {
-		p, err := newPoller(r)
-		if err != nil {
-			for _, p := range ps {
-				p.close()
-			}
-			return nil, err
-		}
-		ps = append(ps, p)
+// newPollReaders returns n pollReaders for r's connections. They hold no
+// goroutine until a connection is added; close stops each.
+func newPollReaders(r *run, n int) []*pollReader {
+	prs := make([]*pollReader, n)
+	for i := range prs {
+		prs[i] = &pollReader{r: r, poller: poller.New(), buf: make([]byte, pollerBufferSize)}
 	}
-	for _, p := range ps {
-		r.readers.Add(1)
-		go p.run()
-	}
-	return ps, nil
+	return prs
 }
 
-func newPoller(r *run) (*poller, error) {
-	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
-	if err != nil {
-		return nil, os.NewSyscallError("epoll_create1", err)
-	}
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		syscall.Close(fd)
-		return nil, err
-	}
-	return &poller{r: r, epfd: fd, set: os.NewFile(uintptr(fd), "epoll"), // non-blocking: the runtime polls it
-		buf: make([]byte, pollerBufferSize), conns: make(map[int32]polled)}, nil
-}
-
-// add has the poller read c from now on, bytes already waiting included,
-// and detaches c's socket from the runtime. On failure c is untouched.
-func (p *poller) add(c *client) error {
+// add has pr read c from now on, bytes already waiting included, and
+// detaches c's socket from the runtime. On failure c is untouched.
+func (pr *pollReader) add(c *client) error {
 	fd, err := c.conn.dup()
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	p.conns[int32(c.id)] = polled{c, fd}
-	p.mu.Unlock()
-	event := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(c.id)}
-	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &event); err != nil {
-		p.forget(c)
+	if err := pr.poller.Add(fd, &polled{pr, c, fd}); err != nil {
 		syscall.Close(fd)
-		return os.NewSyscallError("epoll_ctl", err)
+		return err
 	}
 	c.conn.detach(fd)
 	return nil
 }
 
-// forget stops handling c's events. Its socket leaves the set when closed.
-func (p *poller) forget(c *client) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.conns, int32(c.id))
-}
+// close stops pr's reading: once it returns, no connection is being read
+// or will be, and their sockets may be closed.
+func (pr *pollReader) close() { pr.poller.Close() }
 
-// close closes the set, which ends the goroutine.
-func (p *poller) close() { p.set.Close() }
-
-// run reads the connections whose sockets have events, until the set is
-// closed.
-func (p *poller) run() {
-	defer p.r.readers.Done()
-	raw, err := p.set.SyscallConn()
-	if err != nil {
-		return
+// Ready reads the connection's socket dry and handles what it read. A
+// connection that is over leaves the poller.
+func (pc *polled) Ready(hangup bool) {
+	if err := pc.pr.drain(pc.c, pc.fd, hangup); err != nil {
+		pc.pr.poller.Remove(pc.fd, pc)
+		pc.pr.r.ended(pc.c, err)
 	}
-	events := make([]syscall.EpollEvent, 256)
-	ready := make([]readyConn, 0, len(events))
-	for {
-		var n int
-		if err := raw.Read(func(fd uintptr) bool {
-			for {
-				var err error
-				if n, err = syscall.EpollWait(int(fd), events, 0); err != syscall.EINTR {
-					return n > 0 // else wait until the set has events
-				}
-			}
-		}); err != nil {
-			return // closed
-		}
-		p.mu.Lock()
-		for _, e := range events[:n] {
-			if pc, ok := p.conns[e.Fd]; ok {
-				ready = append(ready, readyConn{pc, e.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0})
-			}
-		}
-		p.mu.Unlock()
-		for _, rc := range ready {
-			if err := p.drain(rc.c, rc.fd, rc.hangup); err != nil {
-				p.forget(rc.c)
-				p.r.ended(rc.c, err)
-			}
-		}
-		clear(ready)
-		ready = ready[:0]
-	}
-}
-
-// readyConn is a connection with an event: bytes, and with hangup the
-// end of the stream (or an error) after them.
-type readyConn struct {
-	polled
-	hangup bool
 }
 
 // drain reads c's socket until it is empty and handles what it read; after
 // a hangup, until the read that reports the end. It returns an error when
 // the connection is over.
-func (p *poller) drain(c *client, fd int, hangup bool) error {
+func (pr *pollReader) drain(c *client, fd int, hangup bool) error {
 	for {
-		n, err := syscall.Read(fd, p.buf)
+		n, err := syscall.Read(fd, pr.buf)
 		switch {
 		case err == syscall.EAGAIN:
 			return nil
@@ -166,10 +85,10 @@ func (p *poller) drain(c *client, fd int, hangup bool) error {
 		case n == 0:
 			return io.EOF
 		}
-		if err := p.r.receive(c, p.buf[:n]); err != nil {
+		if err := pr.r.receive(c, pr.buf[:n]); err != nil {
 			return err
 		}
-		if n < len(p.buf) && !hangup {
+		if n < len(pr.buf) && !hangup {
 			// Drained: edge-triggered, the next arrival is a new event.
 			return nil
 		}

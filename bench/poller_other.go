@@ -7,15 +7,15 @@ import (
 	"time"
 )
 
-// poller is Linux's (poller_linux.go); elsewhere each connection has a
+// pollReader is Linux's (poller_linux.go); elsewhere each connection has a
 // reader goroutine.
-type poller struct{}
+type pollReader struct{}
 
-func startPollers(*run, int) ([]*poller, error) { return nil, errors.ErrUnsupported }
+func newPollReaders(*run, int) []*pollReader { return nil }
 
-func (*poller) add(*client) error { return errors.ErrUnsupported }
+func (*pollReader) add(*client) error { return errors.ErrUnsupported }
 
-func (*poller) close() {}
+func (*pollReader) close() {}
 
 func writeFD(int, []byte, time.Time) error { return errors.ErrUnsupported }
 

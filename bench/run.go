@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/partyline/partyline/internal/ws"
 )
 
 // latencyShards is how many histograms the readers share.
@@ -27,8 +29,8 @@ type run struct {
 	cfg     Config
 	epoch   time.Time
 	dialer  *dialer
-	pollers []*poller // read the connections; none: a reader goroutine each
-	rooms   []string  // room names; a client's room indexes this
+	pollers []*pollReader // read the connections; none: a reader goroutine each
+	rooms   []string      // room names; a client's room indexes this
 	lat     shardedHistogram
 	// replayLat records, in the overload scenario, the deliveries that
 	// resumed connections' replays made (lat keeps those that came live).
@@ -47,7 +49,7 @@ type run struct {
 	errorFrames      atomic.Uint64
 	pings            atomic.Uint64  // server pings received in the window
 	closing          atomic.Bool    // the bench is closing the connections itself
-	readers          sync.WaitGroup // the pollers and reader goroutines
+	readers          sync.WaitGroup // the reader goroutines
 	publishers       sync.WaitGroup
 	resumes          sync.WaitGroup // overload: connections waiting to resume
 	evicted, resumed atomic.Int64   // overload: closes with 4009, and resumed connections
@@ -146,7 +148,7 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	r.setPhase("dial")
 	dialStart := time.Now()
 	if !r.cfg.noPollers {
-		r.pollers, _ = startPollers(r, runtime.GOMAXPROCS(0)) // none: a reader goroutine per connection
+		r.pollers = newPollReaders(r, runtime.GOMAXPROCS(0)) // none: a reader goroutine per connection
 	}
 	clients := r.dialAll(ctx, r.plan())
 	defer r.closeAll(clients)
@@ -411,9 +413,9 @@ func (r *run) closeAll(clients []*client) {
 	r.mu.Lock()
 	clients = append(clients, r.replacements...)
 	r.mu.Unlock()
-	normal := []byte{0x03, 0xE8} // 1000, normal closure
+	normal := ws.ClosePayload(ws.CloseNormal, "")
 	r.forEach(clients, func(c *client) {
-		_ = c.conn.writeFrame(opClose, normal, closeWriteTimeout)
+		_ = c.conn.writeFrame(ws.OpClose, normal, closeWriteTimeout)
 		c.conn.closeConn()
 	})
 	for _, p := range r.pollers {

@@ -146,7 +146,7 @@ func acceptKey(key string) string {
 func (c *wsConn) writeFrame(op byte, payload []byte, timeout time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.out = ws.AppendFrame(c.out[:0], finBit|op, payload, &c.mask)
+	c.out = ws.AppendFrame(c.out[:0], ws.FinBit|op, payload, &c.mask)
 	deadline := time.Now().Add(timeout)
 	switch {
 	case c.fd >= 0:
@@ -198,7 +198,7 @@ func (c *wsConn) closeFD() {
 
 // closeError is a close frame from the server.
 type closeError struct {
-	code   int // 1005 if the frame carried none
+	code   int // ws.CloseNoStatus if the frame carried none
 	reason string
 }
 

@@ -29,11 +29,13 @@ var errorCodes = []string{
 	partyline.CodeTooManyConnections, partyline.CodeShuttingDown, partyline.CodeNotFound,
 }
 
-// storeOps and brokerOps are the operations resolved up front, so their
-// series exist (at zero) from the first scrape. The server may time others.
+// storeOps, brokerOps and presenceOps are the operations resolved up
+// front, so their series exist (at zero) from the first scrape. The server
+// may time others.
 var (
-	storeOps  = []string{"append", "history", "last_seq", "ping"}
-	brokerOps = []string{"publish", "subscribe", "unsubscribe", "ping"}
+	storeOps    = []string{"append", "history", "last_seq", "ping"}
+	brokerOps   = []string{"publish", "subscribe", "unsubscribe", "ping"}
+	presenceOps = []string{"add", "remove", "users", "contains"}
 )
 
 // maxOps bounds the distinct op labels of one backend, "other" included.

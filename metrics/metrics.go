@@ -62,6 +62,7 @@ type Metrics struct {
 	fanout      prometheus.Observer
 	store       *opMetrics
 	broker      *opMetrics
+	presence    *opMetrics
 }
 
 // New creates the metrics, registers them with reg and returns them.
@@ -107,10 +108,12 @@ func newMetrics() (*Metrics, []prometheus.Collector) {
 		fanout:      fanout,
 		store:       newOpMetrics("store", storeOps),
 		broker:      newOpMetrics("broker", brokerOps),
+		presence:    newOpMetrics("presence", presenceOps),
 	}
 	cs := []prometheus.Collector{in, refusals, m.messagesOut, m.deliveries, m.evictions, fanout}
 	cs = append(cs, m.store.collectors()...)
 	cs = append(cs, m.broker.collectors()...)
+	cs = append(cs, m.presence.collectors()...)
 	return m, cs
 }
 
@@ -180,6 +183,12 @@ func (m *Metrics) StoreLatency(op string, d time.Duration, err error) { m.store.
 // BrokerLatency observes one broker call of operation op, and counts it as
 // an error when err is not nil.
 func (m *Metrics) BrokerLatency(op string, d time.Duration, err error) { m.broker.observe(op, d, err) }
+
+// PresenceLatency observes one presence call of operation op, and counts it
+// as an error when err is not nil.
+func (m *Metrics) PresenceLatency(op string, d time.Duration, err error) {
+	m.presence.observe(op, d, err)
+}
 
 func newCounter(name, help string) prometheus.Counter {
 	return prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})

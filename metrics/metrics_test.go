@@ -100,6 +100,8 @@ func TestCountersMove(t *testing.T) {
 	m.StoreLatency("append", 3*time.Millisecond, nil)
 	m.StoreLatency("append", 5*time.Millisecond, boom)
 	m.BrokerLatency("publish", time.Millisecond, boom)
+	m.PresenceLatency("add", 2*time.Millisecond, nil)
+	m.PresenceLatency("count", time.Millisecond, boom)
 
 	expect(t, scrape(t, m.Handler()), map[string]float64{
 		`partyline_messages_in_total{type="chat"}`:                      2,
@@ -126,6 +128,11 @@ func TestCountersMove(t *testing.T) {
 		`partyline_broker_latency_seconds_count{op="publish"}`:          1,
 		`partyline_broker_errors_total{op="publish"}`:                   1,
 		`partyline_broker_latency_seconds_count{op="subscribe"}`:        0,
+		`partyline_presence_latency_seconds_count{op="add"}`:            1,
+		`partyline_presence_errors_total{op="add"}`:                     0,
+		`partyline_presence_latency_seconds_count{op="count"}`:          1,
+		`partyline_presence_errors_total{op="count"}`:                   1,
+		`partyline_presence_latency_seconds_count{op="users"}`:          0,
 		`partyline_connections`:                                         0,
 		`partyline_store_latency_seconds_bucket{op="append",le="+Inf"}`: 2,
 	})
@@ -303,6 +310,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		"StoreLatency error":   func() { m.StoreLatency("append", time.Millisecond, boom) },
 		"StoreLatency learned": func() { m.StoreLatency("learned_op", time.Millisecond, nil) },
 		"BrokerLatency":        func() { m.BrokerLatency("publish", time.Millisecond, boom) },
+		"PresenceLatency":      func() { m.PresenceLatency("contains", time.Millisecond, boom) },
 	}
 	for name, f := range tests {
 		if allocs := testing.AllocsPerRun(100, f); allocs != 0 {

@@ -38,6 +38,8 @@ type config struct {
 	MaxConnections      int
 	MaxConnectionsPerIP int
 	Transports          string
+	Compression         string
+	CompressionMinSize  int
 	HistorySize         int
 	PresenceTTL         time.Duration
 	IdleTimeout         time.Duration
@@ -85,6 +87,8 @@ func (c *config) flagSet(output io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.DefaultRoom, "default-room", "", "room joined by connections whose URL names none")
 	fs.IntVar(&c.MaxConnections, "max-connections", 0, "connections in total (0: no limit)")
 	fs.IntVar(&c.MaxConnectionsPerIP, "max-connections-per-ip", 0, "connections per client IP (0: no limit)")
+	fs.StringVar(&c.Compression, "compression", "off", "permessage-deflate for WebSocket clients that offer it: off or on")
+	fs.IntVar(&c.CompressionMinSize, "compression-min-size", partyline.DefaultCompressionMinSize, "smallest server frame compressed, in bytes")
 	fs.StringVar(&c.Transports, "transports", "websocket,sse", "comma-separated transports served: websocket (/ws), sse (/sse)")
 	fs.IntVar(&c.HistorySize, "history-size", partyline.DefaultHistorySize, "newest messages kept per room (0: unlimited)")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 60*time.Second, "how long a dead node's users linger in a cluster")
@@ -220,6 +224,10 @@ func (c *config) check() error {
 		return fmt.Errorf("log-level must be debug, info, warn or error, got %q", c.LogLevel)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("log-format must be text or json, got %q", c.LogFormat)
+	case c.Compression != "off" && c.Compression != "on":
+		return fmt.Errorf("compression must be off or on, got %q", c.Compression)
+	case c.CompressionMinSize < 0:
+		return fmt.Errorf("compression-min-size must not be negative, got %d", c.CompressionMinSize)
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return errors.New("tls-cert and tls-key must be given together")
 	case c.HistorySize < 0:
@@ -228,6 +236,11 @@ func (c *config) check() error {
 		return fmt.Errorf("presence-ttl must be positive, got %s", c.PresenceTTL)
 	case c.ShutdownGrace <= 0:
 		return fmt.Errorf("shutdown-grace must be positive, got %s", c.ShutdownGrace)
+	}
+	for _, t := range c.transports() {
+		if t != partyline.TransportWebSocket && t != partyline.TransportSSE {
+			return fmt.Errorf("transports: %q is none of websocket, sse", t)
+		}
 	}
 	return c.checkWebhooks()
 }

@@ -62,6 +62,8 @@ func TestBadSettingsNameTheSetting(t *testing.T) {
 		{[]string{"--log-level", "loud"}, nil, "log-level"},
 		{[]string{"--tls-cert", "x.pem"}, nil, "tls-key"},
 		{[]string{"--presence-ttl", "0s"}, nil, "presence-ttl"},
+		{[]string{"--compression", "maybe"}, nil, "compression"},
+		{[]string{"--transports", "websocket,ws"}, nil, "transports"},
 		{nil, map[string]string{"PARTYLINE_SEND_QUEUE": "many"}, "PARTYLINE_SEND_QUEUE"},
 		{[]string{"--config", file}, nil, `"adress"`},
 		{[]string{"--config", "/does/not/exist.json"}, nil, "exist.json"},

@@ -158,6 +158,8 @@ func (c *config) options(b *backends, log *slog.Logger) partyline.Options {
 		MaxConnections:      c.MaxConnections,
 		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
 		Transports:          c.transports(),
+		Compression:         c.Compression == "on",
+		CompressionMinSize:  c.CompressionMinSize,
 		ServerName:          "partyline/" + currentVersion(),
 		Logger:              log,
 	}

@@ -1,6 +1,9 @@
 // Package ws is the server side of the WebSocket protocol (RFC 6455) that
-// partyline needs: the opening handshake ([Check], [Upgrade]) and an
-// incremental parser for the frames a client sends ([Reader]).
+// partyline needs: the opening handshake ([Check], [Upgrade]), an
+// incremental parser for the frames a client sends ([Reader]), and the
+// vocabulary that the server, its tests and the bench share (vocab.go):
+// opcodes, close codes, and building frames ([TextFrame], [CloseFrame],
+// [AppendFrame] for a client's, masked).
 //
 // It does no I/O of its own after the handshake. The connection's reader
 // goroutine reads into its own buffer and feeds each read to a Reader, which
@@ -11,8 +14,13 @@
 // connections cost a million small structs.
 //
 // Writing frames is the caller's: server frames are unmasked and simple. No
-// extension is negotiated, so frames are never compressed, and no
-// subprotocol is.
+// subprotocol is negotiated. The one extension is permessage-deflate (RFC
+// 7692), only through [UpgradeWith] and only with no context takeover
+// either way, so that no connection keeps compression state between
+// messages: a Reader told so ([Reader.EnableDeflate]) inflates each
+// compressed message alone, within its limit, and [AppendCompressedText]
+// builds a compressed frame once for any number of connections. Both borrow
+// flate readers and writers from pools shared by all connections.
 //
 // The package imports only the standard library.
 package ws

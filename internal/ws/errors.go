@@ -2,15 +2,9 @@ package ws
 
 import "strconv"
 
-// Close codes the Reader reports (RFC 6455 §7.4.1).
-const (
-	CloseProtocolError = 1002
-	CloseInvalidData   = 1007 // text or close reason that is not UTF-8
-	CloseTooBig        = 1009
-)
-
 // CloseError is why the client's bytes end the connection: the close code
-// and reason to answer with.
+// (CloseProtocolError, CloseInvalidData or CloseTooBig) and reason to
+// answer with.
 type CloseError struct {
 	Code   int
 	Reason string

@@ -6,22 +6,12 @@ import (
 	"unicode/utf8"
 )
 
-// Opcodes (RFC 6455 §5.2).
-const (
-	OpContinuation byte = 0x0
-	OpText         byte = 0x1
-	OpBinary       byte = 0x2
-	OpClose        byte = 0x8
-	OpPing         byte = 0x9
-	OpPong         byte = 0xA
-)
-
 // IsPong reports whether b is exactly one complete, masked pong frame: the
 // commonest arrival on a quiet connection, which a Reader holding nothing
 // (Buffered returns 0) always accepts.
 func IsPong(b []byte) bool {
 	const header = 6 // two bytes and the masking key
-	if len(b) < header || b[0] != 0x80|OpPong || b[1]&0x80 == 0 {
+	if len(b) < header || b[0] != FinBit|OpPong || b[1]&MaskBit == 0 {
 		return false
 	}
 	length := int(b[1] & 0x7f)
@@ -33,24 +23,10 @@ func IsPong(b []byte) bool {
 // the payload is masked, as a client sends it; with a nil key it is not, as
 // a server sends it.
 func AppendFrame(b []byte, first byte, payload []byte, key *[4]byte) []byte {
-	var maskBit byte
-	if key != nil {
-		maskBit = 0x80
-	}
-	b = append(b, first)
-	switch n := len(payload); {
-	case n <= 125:
-		b = append(b, maskBit|byte(n))
-	case n <= 0xFFFF:
-		b = append(b, maskBit|126)
-		b = binary.BigEndian.AppendUint16(b, uint16(n))
-	default:
-		b = append(b, maskBit|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
 	if key == nil {
-		return append(b, payload...)
+		return append(AppendHeader(b, first, len(payload)), payload...)
 	}
+	b = appendLength(append(b, first), MaskBit, len(payload))
 	b = append(b, key[:]...)
 	start := len(b)
 	b = append(b, payload...)
@@ -69,6 +45,9 @@ type header struct {
 	size   int   // bytes of the header, 6 to 14; 0 while incomplete
 	length int64 // bytes of the payload
 	mask   [4]byte
+
+	// compressed is RSV1 on a message's first frame, with deflate enabled.
+	compressed bool
 }
 
 // header parses the frame header at the start of b and checks it against
@@ -79,8 +58,9 @@ func (r *Reader) header(b []byte) (h header, err error) {
 	if len(b) == 0 {
 		return h, nil
 	}
-	h.fin, h.op = b[0]&0x80 != 0, b[0]&0x0F
-	if b[0]&0x70 != 0 {
+	h.fin, h.op = b[0]&FinBit != 0, b[0]&0x0F
+	h.compressed = r.startsCompressedMessage(b[0])
+	if b[0]&RsvBits != 0 && !h.compressed {
 		return h, protocolError("reserved bits set")
 	}
 	if err := r.checkOpcode(h.fin, h.op); err != nil {
@@ -89,7 +69,7 @@ func (r *Reader) header(b []byte) (h header, err error) {
 	if len(b) < 2 {
 		return h, nil
 	}
-	if b[1]&0x80 == 0 {
+	if b[1]&MaskBit == 0 {
 		return h, protocolError("unmasked client frame")
 	}
 	size, length := 2, int64(b[1]&0x7F)
@@ -117,7 +97,7 @@ func (r *Reader) header(b []byte) (h header, err error) {
 	switch {
 	case h.op >= OpClose && length > 125:
 		return h, protocolError("control frame longer than 125 bytes")
-	case h.op < OpClose && length > r.limit-int64(r.kept):
+	case h.op < OpClose && length > r.payloadLimit(h)-int64(r.kept):
 		return h, tooBig()
 	}
 	if len(b) < size+4 {

@@ -37,27 +37,36 @@ func FuzzReader(f *testing.F) {
 		f.Add(seed, uint(len(seed)/2))
 	}
 	f.Fuzz(func(t *testing.T, input []byte, cut uint) {
-		at := int(cut % uint(len(input)+1))
-		whole := NewReader(fuzzLimit)
-		wantMessages, wantErr := feed(whole, slices.Clone(input))
-		pieces := NewReader(fuzzLimit)
-		gotMessages, gotErr := feed(pieces, slices.Clone(input[:at]), slices.Clone(input[at:]))
-		if !slices.Equal(gotMessages, wantMessages) {
-			t.Fatalf("cut at %d: handled %v, whole %v", at, gotMessages, wantMessages)
-		}
-		if errorText(gotErr) != errorText(wantErr) {
-			t.Fatalf("cut at %d: error %v, whole %v", at, gotErr, wantErr)
-		}
-		if gotErr == nil && pieces.Buffered() != whole.Buffered() {
-			t.Fatalf("cut at %d: %d bytes held, whole %d", at, pieces.Buffered(), whole.Buffered())
-		}
-		if wantErr != nil && closeCode(wantErr) <= 0 {
-			t.Fatalf("error %v is not a *CloseError", wantErr)
-		}
-		if IsPong(input) && (wantErr != nil || len(wantMessages) != 1 || wantMessages[0].op != OpPong || whole.Buffered() != 0) {
-			t.Fatalf("IsPong, but a Reader handled %v, %v, holding %d bytes", wantMessages, wantErr, whole.Buffered())
-		}
+		checkCutDoesNotMatter(t, input, cut, func() *Reader { return NewReader(fuzzLimit) })
 	})
+}
+
+// checkCutDoesNotMatter feeds input to a Reader from newReader whole, and to
+// another cut in two at cut (modulo its length): neither may panic, and both
+// must hand over the same messages, end with the same error and hold the
+// same bytes. It returns the messages.
+func checkCutDoesNotMatter(t *testing.T, input []byte, cut uint, newReader func() *Reader) []message {
+	at := int(cut % uint(len(input)+1))
+	whole := newReader()
+	wantMessages, wantErr := feed(whole, slices.Clone(input))
+	pieces := newReader()
+	gotMessages, gotErr := feed(pieces, slices.Clone(input[:at]), slices.Clone(input[at:]))
+	if !slices.Equal(gotMessages, wantMessages) {
+		t.Fatalf("cut at %d: handled %v, whole %v", at, gotMessages, wantMessages)
+	}
+	if errorText(gotErr) != errorText(wantErr) {
+		t.Fatalf("cut at %d: error %v, whole %v", at, gotErr, wantErr)
+	}
+	if gotErr == nil && pieces.Buffered() != whole.Buffered() {
+		t.Fatalf("cut at %d: %d bytes held, whole %d", at, pieces.Buffered(), whole.Buffered())
+	}
+	if wantErr != nil && closeCode(wantErr) <= 0 {
+		t.Fatalf("error %v is not a *CloseError", wantErr)
+	}
+	if IsPong(input) && (wantErr != nil || len(wantMessages) != 1 || wantMessages[0].op != OpPong || whole.Buffered() != 0) {
+		t.Fatalf("IsPong, but a Reader handled %v, %v, holding %d bytes", wantMessages, wantErr, whole.Buffered())
+	}
+	return wantMessages
 }
 
 // fuzzLimit is small, so that the fuzzer finds messages too big.

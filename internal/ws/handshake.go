@@ -91,42 +91,77 @@ func acceptKey(key string) string {
 	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
+// Options are what UpgradeWith may negotiate. The zero value negotiates
+// nothing, as Upgrade does.
+type Options struct {
+	// Compression accepts permessage-deflate when the client offers it in a
+	// form the server can honor (see NegotiateDeflate).
+	Compression bool
+}
+
+// Negotiated is what UpgradeWith agreed with the client.
+type Negotiated struct {
+	// Deflate is true when permessage-deflate was accepted, with no context
+	// takeover either way: the connection's Reader must then be told so
+	// with EnableDeflate, and the server may send frames built by
+	// AppendCompressedText.
+	Deflate bool
+}
+
 // Upgrade completes the handshake of a request Check accepted: it hijacks
 // the connection, writes the 101 Switching Protocols answer with
 // Sec-WebSocket-Accept (no subprotocol, no extensions: compression is never
-// negotiated), and returns the connection and the bytes the client sent
-// after its request that the HTTP server had already read (nil if none;
-// these are the first bytes of its first frames, the caller feeds them to
-// its Reader before reading the connection). deadline bounds the write of
-// the answer; it is cleared on return.
+// negotiated; see UpgradeWith), and returns the connection and the bytes the
+// client sent after its request that the HTTP server had already read (nil
+// if none; these are the first bytes of its first frames, the caller feeds
+// them to its Reader before reading the connection). deadline bounds the
+// write of the answer; it is cleared on return.
 //
 // Upgrade checks r again and returns Check's *HandshakeError, having written
 // nothing, for a request Check refuses. Once it has hijacked the
 // connection, it closes it on error.
 func Upgrade(w http.ResponseWriter, r *http.Request, deadline time.Time) (net.Conn, []byte, error) {
+	conn, early, _, err := UpgradeWith(w, r, deadline, Options{})
+	return conn, early, err
+}
+
+// UpgradeWith is Upgrade with the extensions opts allows: with
+// opts.Compression, the answer accepts the client's permessage-deflate offer
+// if NegotiateDeflate does, and Negotiated says so. On error, Negotiated is
+// the zero value.
+func UpgradeWith(w http.ResponseWriter, r *http.Request, deadline time.Time, opts Options) (net.Conn, []byte, Negotiated, error) {
 	if err := Check(r); err != nil {
-		return nil, nil, err
+		return nil, nil, Negotiated{}, err
 	}
+	agreed := Negotiated{Deflate: opts.Compression && NegotiateDeflate(r.Header)}
 	conn, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return nil, nil, fmt.Errorf("ws: hijack: %w", err)
+		return nil, nil, Negotiated{}, fmt.Errorf("ws: hijack: %w", err)
 	}
 	var early []byte
 	if n := rw.Reader.Buffered(); n > 0 {
 		peeked, _ := rw.Reader.Peek(n)
 		early = append([]byte(nil), peeked...) // let the server's buffer go
 	}
-	answer := "HTTP/1.1 101 Switching Protocols\r\n" +
-		"Upgrade: websocket\r\n" +
-		"Connection: Upgrade\r\n" +
-		"Sec-WebSocket-Accept: " + acceptKey(r.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n"
 	err = conn.SetWriteDeadline(deadline)
 	if err == nil {
-		_, err = conn.Write([]byte(answer))
+		_, err = conn.Write(switchingProtocols(r, agreed))
 	}
 	if err = errors.Join(err, conn.SetWriteDeadline(time.Time{})); err != nil {
 		conn.Close()
-		return nil, nil, fmt.Errorf("ws: write handshake answer: %w", err)
+		return nil, nil, Negotiated{}, fmt.Errorf("ws: write handshake answer: %w", err)
 	}
-	return conn, early, nil
+	return conn, early, agreed, nil
+}
+
+// switchingProtocols is the 101 answer to r, accepting the extensions agreed.
+func switchingProtocols(r *http.Request, agreed Negotiated) []byte {
+	answer := "HTTP/1.1 101 Switching Protocols\r\n" +
+		"Upgrade: websocket\r\n" +
+		"Connection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: " + acceptKey(r.Header.Get("Sec-WebSocket-Key")) + "\r\n"
+	if agreed.Deflate {
+		answer += "Sec-WebSocket-Extensions: " + deflateAnswer + "\r\n"
+	}
+	return []byte(answer + "\r\n")
 }

@@ -12,13 +12,22 @@ import (
 // lengths in every encoding) and feeds the stream in random pieces: the
 // messages must come out whole, identical and in order.
 func TestReaderProperty(t *testing.T) {
+	testReaderProperty(t, false)
+}
+
+// testReaderProperty is TestReaderProperty, with compressed messages among
+// the others when deflate is true.
+func testReaderProperty(t *testing.T, deflate bool) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	for round := range 200 {
-		stream, want := randomStream(rng)
+		stream, want := randomStream(rng, deflate)
 		for _, pieceSize := range []int{1, 1 + rng.IntN(16), 1 + rng.IntN(len(stream)+1), len(stream)} {
 			r := NewReader(testLimit)
+			if deflate {
+				r.EnableDeflate()
+			}
 			got, err := feed(r, randomPieces(rng, stream, pieceSize)...)
 			if err != nil {
 				t.Fatalf("round %d, pieces up to %d bytes: %v", round, pieceSize, err)
@@ -35,15 +44,20 @@ func TestReaderProperty(t *testing.T) {
 }
 
 // randomStream returns the frames of a few random messages and what a Reader
-// must hand over for them.
-func randomStream(rng *rand.Rand) (stream []byte, want []message) {
+// must hand over for them. With deflate, about half the messages are sent
+// compressed, at a random level.
+func randomStream(rng *rand.Rand, deflate bool) (stream []byte, want []message) {
 	for range 1 + rng.IntN(8) {
 		op, payload := OpBinary, randomBytes(rng, randomLength(rng))
 		if rng.IntN(2) == 0 {
 			op, payload = OpText, randomText(rng, len(payload))
 		}
+		opByte, sent := op, payload // the first frame's opcode and RSV1, and its bytes
+		if deflate && rng.IntN(2) == 0 {
+			opByte, sent = op|Rsv1Bit, clientCompress(payload, randomLevel(rng))
+		}
 		fragments := 1 + rng.IntN(4)
-		rest := payload
+		rest := sent
 		for i := range fragments {
 			n := len(rest)
 			if i < fragments-1 {
@@ -51,7 +65,7 @@ func randomStream(rng *rand.Rand) (stream []byte, want []message) {
 			}
 			first := OpContinuation
 			if i == 0 {
-				first = op
+				first = opByte
 			}
 			if i == fragments-1 {
 				first |= 0x80

@@ -11,6 +11,9 @@ import (
 // Between Feeds a Reader holds only the bytes of an incomplete frame or
 // message, in a slice sized for them, and no buffer at all when idle. A
 // Reader is used by one goroutine at a time.
+//
+// A Reader refuses compressed messages (RSV1) unless EnableDeflate was
+// called, when permessage-deflate was negotiated.
 type Reader struct {
 	limit int64
 	// buf is what must outlive a Feed, or nil: buf[:kept] is the unmasked
@@ -18,9 +21,12 @@ type Reader struct {
 	// of a frame whose end has not arrived, as received.
 	buf  []byte
 	kept int
-	// messageOp is the opcode of the unfinished fragmented message, or 0.
-	messageOp byte
-	done      bool
+	// messageOp is the opcode of the unfinished fragmented message, or 0,
+	// and compressed whether that message is compressed.
+	messageOp  byte
+	compressed bool
+	deflate    bool // compressed messages are accepted: see EnableDeflate
+	done       bool
 }
 
 // NewReader returns a Reader that refuses messages longer than limit bytes
@@ -48,6 +54,10 @@ func (r *Reader) Buffered() int {
 // handed over raw, code and reason; a text message is checked to be UTF-8
 // once joined. A message too big is refused as soon as the header that
 // makes it so is read, before its payload arrives.
+//
+// With EnableDeflate, a compressed message is handed over inflated, exactly
+// as if it had been sent uncompressed; its payload then lies in a pooled
+// buffer rather than in data, valid only during the call like any payload.
 func (r *Reader) Feed(data []byte, handle func(op byte, payload []byte) bool) error {
 	if r.done {
 		return nil
@@ -135,20 +145,29 @@ func (r *Reader) frame(h header, payload []byte, handle func(op byte, payload []
 		return handle(h.op, payload), nil
 	}
 	if h.fin && r.messageOp == 0 {
-		return deliver(h.op, payload, handle)
+		return r.deliverMessage(h.op, h.compressed, payload, handle)
 	}
 	if r.messageOp == 0 {
-		r.messageOp = h.op
+		r.messageOp, r.compressed = h.op, h.compressed
 	}
 	// A fragment's payload may sit in r.buf already, after the message so
 	// far: append moves it down over its header, with no allocation.
-	r.buf = appendBounded(r.buf[:r.kept], payload, int(r.limit))
+	r.buf = appendBounded(r.buf[:r.kept], payload, int(r.payloadLimit(h)))
 	r.kept = len(r.buf)
 	if !h.fin {
 		return true, nil
 	}
-	op, message := r.messageOp, r.buf
-	r.buf, r.kept, r.messageOp = nil, 0, 0
+	op, compressed, message := r.messageOp, r.compressed, r.buf
+	r.buf, r.kept, r.messageOp, r.compressed = nil, 0, 0, false
+	return r.deliverMessage(op, compressed, message, handle)
+}
+
+// deliverMessage hands a whole data message to handle, inflated first if
+// it is compressed.
+func (r *Reader) deliverMessage(op byte, compressed bool, message []byte, handle func(op byte, payload []byte) bool) (bool, error) {
+	if compressed {
+		return r.inflateAndDeliver(op, message, handle)
+	}
 	return deliver(op, message, handle)
 }
 
@@ -165,7 +184,7 @@ func deliver(op byte, message []byte, handle func(op byte, payload []byte) bool)
 // later Feeds do nothing, and whatever was held is released.
 func (r *Reader) stop(err error) error {
 	r.done = true
-	r.buf, r.kept, r.messageOp = nil, 0, 0
+	r.buf, r.kept, r.messageOp, r.compressed = nil, 0, 0, false
 	return err
 }
 

@@ -3,6 +3,8 @@ package partyline
 import (
 	"strings"
 	"testing"
+
+	"github.com/partyline/partyline/internal/ws"
 )
 
 // parseServerFrame splits an unmasked server frame into its first byte and
@@ -36,11 +38,11 @@ func describe(t *testing.T, frames [][]byte) string {
 	for _, f := range frames {
 		first, payload := parseServerFrame(t, f)
 		switch first {
-		case finBit | opText:
+		case ws.FinBit | ws.OpText:
 			parts = append(parts, "text:"+strings.ReplaceAll(string(payload), "\n", "|"))
-		case finBit | opPing:
+		case ws.FinBit | ws.OpPing:
 			parts = append(parts, "ping")
-		case finBit | opClose:
+		case ws.FinBit | ws.OpClose:
 			parts = append(parts, "close")
 		default:
 			parts = append(parts, "other")
