@@ -296,12 +296,13 @@ func testResumesAfterRestart(t *testing.T, transports []string, transport string
 	}
 }
 
-// TestBrowserOverSSE: with a server that serves no WebSocket (as when a
-// network refuses the upgrade), the pages fall back to server-sent events,
-// say so, and chat, see presence and typing as over WebSocket.
+// TestBrowserOverSSE: behind a proxy that refuses WebSocket upgrades, the
+// pages fall back to server-sent events, say so, and chat, see presence and
+// typing as over WebSocket. (TestBrowserResumesAfterRestartOverSSE falls
+// back from a server that serves no WebSocket.)
 func TestBrowserOverSSE(t *testing.T) {
 	browser := newBrowser(t)
-	srv := startServerWith(t, "127.0.0.1:0", partyline.NewMemoryStore(0), serverOptions{transports: []string{partyline.TransportSSE}})
+	srv := startServerWith(t, "127.0.0.1:0", partyline.NewMemoryStore(0), serverOptions{refuseUpgrades: true})
 	alice := openPage(t, browser, srv.url(), "alice")
 	bob := openPage(t, browser, srv.url(), "bob")
 	alice.login("alice", "lobby")

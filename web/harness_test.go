@@ -73,6 +73,10 @@ func startServer(t *testing.T, addr string, store partyline.Store) *server {
 type serverOptions struct {
 	gate       *gate    // in front of the hub's endpoints, to hold back a user's connections; nil for none
 	transports []string // partyline.Options.Transports: nil serves both
+	// refuseUpgrades refuses every WebSocket handshake with 403 and a page
+	// of text, as a proxy that does not allow WebSocket does; plain
+	// requests go through.
+	refuseUpgrades bool
 }
 
 // startServerWith is startServer with options.
@@ -100,7 +104,10 @@ func startServerWith(t *testing.T, addr string, store partyline.Store, o serverO
 	}
 	var endpoints http.Handler = hub
 	if o.gate != nil {
-		endpoints = o.gate.wrap(hub)
+		endpoints = o.gate.wrap(endpoints)
+	}
+	if o.refuseUpgrades {
+		endpoints = refuseUpgrades(endpoints)
 	}
 	mux := http.NewServeMux()
 	for _, pattern := range []string{"GET /ws", "GET /ws/{room}", "GET /sse", "GET /sse/{room}", "POST /sse/{session}"} {
@@ -168,6 +175,16 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 		g.mu.Unlock()
 		if held {
 			partyline.WriteHTTPError(w, &partyline.Error{Code: partyline.CodeUnavailable, Message: "held back by the test"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func refuseUpgrades(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			http.Error(w, "Access denied: WebSocket is not allowed by the proxy policy", http.StatusForbidden)
 			return
 		}
 		next.ServeHTTP(w, r)
