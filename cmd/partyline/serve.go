@@ -84,8 +84,13 @@ func runUntilDone(ctx context.Context, cfg *config, httpServer *http.Server, srv
 	log.Info("shutting down", "grace", cfg.ShutdownGrace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
-	httpErr := httpServer.Shutdown(shutdownCtx) // stops accepting; hijacked connections are srv's
-	hubErr := srv.Shutdown(shutdownCtx)
+	// Together: the HTTP server stops accepting and waits for its requests,
+	// among them POSTs to streams that may wait for the store, while the
+	// hub closes the connections it has taken over, streams included.
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- srv.Shutdown(shutdownCtx) }()
+	httpErr := httpServer.Shutdown(shutdownCtx)
+	hubErr := <-hubDone
 	<-serveErr
 	if err := errors.Join(httpErr, hubErr); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
