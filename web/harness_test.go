@@ -71,8 +71,9 @@ func startServer(t *testing.T, addr string, store partyline.Store) *server {
 
 // serverOptions are what tests vary in a server.
 type serverOptions struct {
-	gate       *gate    // in front of the hub's endpoints, to hold back a user's connections; nil for none
-	transports []string // partyline.Options.Transports: nil serves both
+	gate        *gate    // in front of the hub's endpoints, to hold back a user's connections; nil for none
+	transports  []string // partyline.Options.Transports: nil serves both
+	compression bool     // partyline.Options.Compression
 	// refuseUpgrades refuses every WebSocket handshake with 403 and a page
 	// of text, as a proxy that does not allow WebSocket does; plain
 	// requests go through.
@@ -95,9 +96,10 @@ func startServerWith(t *testing.T, addr string, store partyline.Store, o serverO
 		time.Sleep(20 * time.Millisecond) // the previous server's port is being released
 	}
 	hub, err := partyline.New(partyline.Options{
-		Store:      store,
-		Transports: o.transports,
-		Logger:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Store:       store,
+		Transports:  o.transports,
+		Compression: o.compression,
+		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		t.Fatalf("partyline.New: %v", err)
@@ -268,6 +270,9 @@ type browserPage struct {
 	problems []string   // uncaught exceptions and dialogs
 	sent     []string   // client frames the page sent: WebSocket text frames and SSE POST bodies
 	sentWS   int        // how many of them went over WebSocket
+	// extensions holds the Sec-WebSocket-Extensions of each WebSocket
+	// handshake's answer.
+	extensions []string
 }
 
 func openPage(t *testing.T, browser context.Context, url, name string) *browserPage {
@@ -286,6 +291,14 @@ func openPage(t *testing.T, browser context.Context, url, name string) *browserP
 				p.sent = append(p.sent, string(ev.Response.PayloadData))
 				p.sentWS++
 				p.mu.Unlock()
+			}
+		case *network.EventWebSocketHandshakeResponseReceived:
+			for name, value := range ev.Response.Headers {
+				if strings.EqualFold(name, "Sec-WebSocket-Extensions") {
+					p.mu.Lock()
+					p.extensions = append(p.extensions, fmt.Sprint(value))
+					p.mu.Unlock()
+				}
 			}
 		case *network.EventRequestWillBeSent:
 			if ev.Request.Method == http.MethodPost && strings.Contains(ev.Request.URL, "/sse/") {
