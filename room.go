@@ -394,7 +394,11 @@ func (r *room) enter(ctx context.Context, c *Conn, since *uint64) (*subscription
 	if !sub.recovering {
 		sub.after = r.last
 	}
-	c.queue.push(joinedMessage(r.name, r.last, since != nil, recovered, users))
+	joined := joinedMessage(r.name, r.last, since != nil, recovered, users)
+	if sub.recovering {
+		joined.seq = sub.after // the client has the room up to since; the replay brings the rest
+	}
+	c.queue.push(joined)
 	r.subs[c] = sub
 	r.members = nil
 	return sub, nil

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -64,7 +65,8 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	raw.SetWriteDeadline(time.Time{})
 	c := newConn(s, raw, a)
 	c.reader = nil // the client sends nothing on the stream
-	c.wire = &sseFraming{}
+	// The rooms still to rejoin stay in the ids until they are.
+	c.wire = &sseFraming{points: maps.Clone(resume)}
 	c.session = streamSession(a.identity.Username)
 	c.resume = resume
 	if !s.track(c) {

@@ -203,6 +203,9 @@ func TestStreamResumes(t *testing.T) {
 	srv, base := streamServer(t, partyline.Options{})
 	ctx := context.Background()
 	first := openStream(t, base, "/sse?username=alice&room=lobby&room=design", nil)
+	for range 2 { // the URL's rooms are joined after the welcome: publish once they are
+		first.waitFor("joined")
+	}
 	for range 2 {
 		srv.Publish(ctx, "lobby", partyline.Publication{Content: "before"})
 	}
