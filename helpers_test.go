@@ -34,7 +34,9 @@ func startServer(t testing.TB, opts partyline.Options) *testServer {
 		t.Fatalf("New: %v", err)
 	}
 	mux := http.NewServeMux()
-	for _, pattern := range []string{"GET /ws", "GET /ws/{room}", "GET /sse", "GET /sse/{room}", "POST /sse/{session}"} {
+	// Every method reaches the Server, which answers those it does not
+	// serve itself (405 method_not_allowed).
+	for _, pattern := range []string{"/ws", "/ws/{room}", "/sse", "/sse/{room}", "POST /sse/{session}"} {
 		mux.Handle(pattern, srv)
 	}
 	hs := httptest.NewServer(mux)

@@ -107,8 +107,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveWebSocket(w, r)
 	case r.Method == http.MethodPost:
 		s.postToStream(w, r)
-	default:
+	case r.Method == http.MethodGet:
 		s.serveStream(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		writeJSONError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "a stream is opened with GET and written to with POST")
 	}
 }
 

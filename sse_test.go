@@ -263,6 +263,15 @@ func TestStreamRefusals(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d %s", tc.name, status, code, tc.status, tc.code)
 		}
 	}
+	req, _ := http.NewRequest(http.MethodPut, base+"/sse/lobby?username=alice", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, POST" {
+		t.Errorf("PUT /sse/lobby: %d, Allow %q; want 405, GET, POST", resp.StatusCode, resp.Header.Get("Allow"))
+	}
 	for path, code := range map[string]string{
 		"/sse?username=alice&last_event_id=lobby": "bad_request",
 		"/sse?username=al%20ice":                  "invalid_username",
