@@ -217,11 +217,11 @@ func (c *Conn) join(name string, since *uint64) error {
 // rejoin answers a join of a room the connection is already in with a fresh
 // joined and online_users.
 func (c *Conn) rejoin(m membership) error {
-	users, err := m.room.onlineUsers(c.ctx())
+	users, count, err := m.room.onlineUsers(c.ctx())
 	if err != nil {
 		return err
 	}
-	m.room.rejoined(c, users)
+	m.room.rejoined(c, users, count)
 	return nil
 }
 
@@ -308,11 +308,11 @@ func (c *Conn) presence(in wire.Inbound) error {
 	if err != nil {
 		return err
 	}
-	users, err := m.room.onlineUsers(c.ctx())
+	users, count, err := m.room.onlineUsers(c.ctx())
 	if err != nil {
 		return err
 	}
-	c.send(wire.AppendOnlineUsers(nil, in.Room, users))
+	c.send(wire.AppendOnlineUsers(nil, in.Room, users, count))
 	c.ack(in.ID)
 	return nil
 }

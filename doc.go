@@ -57,8 +57,11 @@
 // other than its own. The last reader of a connection waits for its writer
 // and replays before it cleans up, and Server.Shutdown waits for every
 // connection. Rooms run short-lived gap-fill timers and delivery
-// goroutines, and the hub a re-announce loop after broker failures, all
-// counted so that Shutdown waits for them.
+// goroutines, and the hub a re-announce loop after broker failures and,
+// for each large room whose members come and go on this node, a diff
+// goroutine that announces their changes in one presence_diff a second
+// and ends after a quiet second (presence_diff.go), all counted so that
+// Shutdown waits for them.
 //
 // # Who owns what
 //
@@ -92,6 +95,7 @@
 //	room.presenceMu → hub.mu
 //	room.presenceMu → room.inboxMu
 //	room.presenceMu → room.mu → sendQueue.mu
+//	room.presenceMu → hub.diffMu → hub.taskMu
 //	room.mu → hub.taskMu
 //	hub.announceMu → hub.taskMu
 //

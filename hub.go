@@ -44,6 +44,12 @@ type hub struct {
 	unannounced map[string]bool
 	announcing  bool // announceLoop is running
 
+	// diffMu guards diffs: the presence changes of large rooms waiting for
+	// their room's next presence_diff, for each room whose diff goroutine
+	// runs (presence_diff.go).
+	diffMu sync.Mutex
+	diffs  map[string]*presenceDiff
+
 	// userLocks serializes each user's connects and disconnects on this
 	// node, across their Broker and Presence calls; other users' go on.
 	userLocks keyedMutex
@@ -464,7 +470,7 @@ func (h *hub) announcePresence(joined bool, room, user string) {
 	}
 	ctx, cancel := h.backendContext()
 	defer cancel()
-	h.publish(ctx, roomTopicPrefix+room, presenceEvent(joined, room, user, "", h.srv.opts.Now()))
+	h.presenceChanged(ctx, room, user, joined, "", -1)
 }
 
 // counts returns the number of rooms and users with connections here.

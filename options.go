@@ -22,6 +22,10 @@ const (
 	// DefaultCompressionMinSize is the smallest server frame compressed
 	// when compression is on: below it deflate saves little and costs more.
 	DefaultCompressionMinSize = 512
+	// DefaultPresenceListMax is the largest room, in online users, whose
+	// members get the list of its users: about 6 KB of online_users, and
+	// a join storm into it costs each member at most 500 user_joined.
+	DefaultPresenceListMax = 500
 )
 
 // Options configures a Server. The zero value serves anonymous clients from
@@ -73,6 +77,14 @@ type Options struct {
 	RateBurst int
 	// MaxRooms is the most rooms one connection may be in.
 	MaxRooms int
+	// PresenceListMax is the largest room, in online users, that is told
+	// who is in it (docs/protocol.md §5.5): online_users lists the users,
+	// and every arrival and departure is announced at once with
+	// user_joined or user_left. A room with more users is large:
+	// online_users carries only their count, and each node announces the
+	// arrivals and departures it sees in one presence_diff a second.
+	// Default DefaultPresenceListMax; negative: no room is large.
+	PresenceListMax int
 	// MaxConnections and MaxConnectionsPerIP refuse connections beyond them
 	// with 429; zero means no limit.
 	MaxConnections, MaxConnectionsPerIP int
@@ -118,6 +130,7 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	setInt(&o.RateBurst, DefaultRateBurst)
 	setInt(&o.MaxRooms, DefaultMaxRooms)
+	setInt(&o.PresenceListMax, DefaultPresenceListMax)
 	setInt(&o.CompressionMinSize, DefaultCompressionMinSize)
 	if o.ServerName == "" {
 		o.ServerName = "partyline"

@@ -41,8 +41,10 @@ type RoomLister interface {
 }
 
 // Counter is implemented by a Presence that can count a room's online users
-// without listing them, for GET /api/rooms/{room}: cheap however large the
-// room. The Server falls back to the length of Users without it.
+// without listing them, cheap however large the room: for GET
+// /api/rooms/{room}, and to tell a large room (Options.PresenceListMax)
+// from a small one on joins and leaves, so that a large room is never
+// listed for them. The Server falls back to the length of Users without it.
 type Counter interface {
 	// Count returns how many distinct users are online in room on any node:
 	// the length Users would return, 0 for a room with nobody.

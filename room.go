@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/partyline/partyline/internal/wire"
@@ -35,6 +36,8 @@ type room struct {
 
 	presenceMu sync.Mutex     // serializes presence changes; guards users
 	users      map[string]int // local connections per user
+
+	wasLarge atomic.Bool // the room was large when last listed or counted (onlineUsers)
 
 	inboxMu    sync.Mutex // guards the following; never held with another lock
 	inbox      []event    // events handed to the room, waiting for the next pass
@@ -366,20 +369,27 @@ func (r *room) enter(ctx context.Context, c *Conn, since *uint64) (*subscription
 	r.presenceMu.Lock()
 	defer r.presenceMu.Unlock()
 	h := r.hub
+	first := false
 	if r.users[c.username]++; r.users[c.username] == 1 {
-		first, err := presenceCall(h, ctx, "add", func(ctx context.Context, p Presence) (bool, error) {
+		added, err := presenceCall(h, ctx, "add", func(ctx context.Context, p Presence) (bool, error) {
 			return p.Add(ctx, r.name, c.username)
 		})
 		if err != nil {
 			delete(r.users, c.username)
 			return nil, err
 		}
-		if first {
+		if first = added; first {
 			h.events.joined(r.name, c.username)
-			h.publish(ctx, r.topic, presenceEvent(true, r.name, c.username, c.session, h.srv.opts.Now()))
 		}
 	}
-	users, err := r.onlineUsers(ctx)
+	// The count after the arrival decides how it is announced.
+	users, count, err := r.onlineUsers(ctx)
+	if first {
+		if err != nil {
+			count = -1 // unknown: announced anyway, so that the leave below follows it
+		}
+		h.presenceChanged(ctx, r.name, c.username, true, c.session, count)
+	}
 	if err != nil {
 		r.decrementLocked(ctx, c)
 		return nil, err
@@ -394,7 +404,7 @@ func (r *room) enter(ctx context.Context, c *Conn, since *uint64) (*subscription
 	if !sub.recovering {
 		sub.after = r.last
 	}
-	joined := joinedMessage(r.name, r.last, since != nil, recovered, users)
+	joined := joinedMessage(r.name, r.last, since != nil, recovered, users, count)
 	if sub.recovering {
 		joined.seq = sub.after // the client has the room up to since; the replay brings the rest
 	}
@@ -413,10 +423,10 @@ func (r *room) connections() int {
 
 // rejoined sends a member that joins again joined and online_users, under
 // the room's lock, so that no chat after the joined seq comes before it.
-func (r *room) rejoined(c *Conn, users []string) {
+func (r *room) rejoined(c *Conn, users []string, count int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c.queue.push(joinedMessage(r.name, r.last, false, false, users))
+	c.queue.push(joinedMessage(r.name, r.last, false, false, users, count))
 }
 
 // mayRelayTyping reports whether a member's typing indicator may be
@@ -433,9 +443,9 @@ func (r *room) mayRelayTyping(sub *subscription, now time.Time) bool {
 
 // joinedMessage is joined and online_users in one message, so that
 // nothing can come between them; it sets the room's resume point.
-func joinedMessage(room string, seq uint64, withRecovered, recovered bool, users []string) *message {
+func joinedMessage(room string, seq uint64, withRecovered, recovered bool, users []string, count int) *message {
 	b := wire.AppendJoined(nil, room, seq, withRecovered, recovered)
-	b = wire.AppendOnlineUsers(append(b, '\n'), room, users)
+	b = wire.AppendOnlineUsers(append(b, '\n'), room, users, count)
 	return markedMessage(b, markSeq, room, seq)
 }
 
@@ -501,22 +511,41 @@ func (r *room) decrementLocked(ctx context.Context, c *Conn) {
 	}
 	if last {
 		r.hub.events.left(r.name, c.username)
-		r.hub.publish(ctx, r.topic, presenceEvent(false, r.name, c.username, c.session, r.hub.srv.opts.Now()))
+		r.hub.presenceChanged(ctx, r.name, c.username, false, c.session, -1)
 	}
 }
 
-// onlineUsers returns the room's users, sorted and unique.
-func (r *room) onlineUsers(ctx context.Context) ([]string, error) {
-	users, err := presenceCall(r.hub, ctx, "users", func(ctx context.Context, p Presence) ([]string, error) {
+// onlineUsers returns what online_users tells of the room: its users,
+// sorted and unique, and their count; no users (an empty list) when the
+// room is large. A room that was small when last looked at here is listed
+// at once, in one Presence call as before rooms could be large; one that
+// was large is counted first when the Presence is a Counter, so that it is
+// not listed while it stays large.
+func (r *room) onlineUsers(ctx context.Context) (users []string, count int, err error) {
+	s := r.hub.srv
+	if _, ok := s.opts.Presence.(Counter); ok && r.wasLarge.Load() {
+		if count, err = s.countUsers(ctx, r.name); err != nil {
+			return nil, 0, err
+		}
+		if s.largeRoom(count) {
+			return []string{}, count, nil
+		}
+	}
+	users, err = presenceCall(r.hub, ctx, "users", func(ctx context.Context, p Presence) ([]string, error) {
 		return p.Users(ctx, r.name)
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	large := s.largeRoom(len(users))
+	r.wasLarge.Store(large)
+	if large {
+		return []string{}, len(users), nil
 	}
 	if !sort.StringsAreSorted(users) {
 		sort.Strings(users)
 	}
-	return users, nil
+	return users, len(users), nil
 }
 
 // replay sends c the stored messages after sub.after, paced to the client,

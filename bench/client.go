@@ -114,6 +114,10 @@ func (r *run) handleFrame(c *client, fin bool, op byte, payload []byte, now int6
 	case op == ws.OpText:
 		c.frames.Add(1)
 		r.inspect(c, payload)
+		if r.cfg.Scenario == Joins {
+			r.countTypes(payload, now)
+			break
+		}
 		if r.cfg.Scenario == Overload {
 			r.recordOverload(c, payload, now)
 			break
@@ -162,6 +166,7 @@ func (r *run) inspect(c *client, msg []byte) {
 	if bytes.Contains(msg, mark) {
 		c.ready.Store(true)
 		r.ready.Add(1)
+		r.lastReady.Store(r.now())
 	}
 }
 

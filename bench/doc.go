@@ -6,7 +6,9 @@
 // its room, starts the publishers, warms up, then measures for a window and
 // drains what is still in flight. Every chat message it sends carries its
 // send time in its content (see chatFrame), so each delivery's latency is
-// measured end to end.
+// measured end to end. The joins scenario (joins.go) stops after the
+// joins: it publishes nothing and counts, by type, the presence frames the
+// join storm brings until they stop.
 //
 // The bench shares its machine with the server it measures, so it reads
 // cheaply: it does the WebSocket handshake itself (wsconn.go) and owns the

@@ -17,15 +17,16 @@ const (
 	Fanout   = "fanout"
 	Rooms    = "rooms"
 	Overload = "overload"
+	Joins    = "joins"
 )
 
 // Config is one run's settings. Main fills it from flags; zero values of
 // the optional fields take the defaults noted.
 type Config struct {
 	URL      string // ws://host:port, or with a path to the WebSocket endpoint (default /ws)
-	Scenario string // Idle, Fanout, Rooms or Overload
+	Scenario string // Idle, Fanout, Rooms, Overload or Joins
 
-	Connections int     // idle, rooms: connections
+	Connections int     // idle, rooms, joins: connections
 	Subscribers int     // fanout, overload: connections in the room, publishers included
 	Publishers  int     // fanout, overload: how many subscribers also publish; 0: one per 10 msg/s
 	Rate        float64 // fanout, overload: msg/s in total; rooms: msg/s per connection
@@ -38,7 +39,7 @@ type Config struct {
 
 	Warmup   time.Duration // connected and publishing, before measuring
 	Duration time.Duration // the measuring window
-	Drain    time.Duration // after the window, wait for deliveries until none arrives for this long
+	Drain    time.Duration // after the window, wait for deliveries until none arrives for this long (joins: presence frames)
 	Timeout  time.Duration // bound on the whole run; 0: derived from the others
 
 	PID          int           // server process to read CPU and memory of; 0: none
@@ -96,6 +97,11 @@ Scenarios:
           its close reason, with since; the report splits what arrived
           live (its lag) from what the resumes replayed, and counts the
           evicted.
+  joins   --connections N: a join storm, N distinct users (or --users)
+          joining one room at once; the time until all have joined, and
+          the presence frames (online_users, user_joined, user_left,
+          presence_diff) received until none has come for --drain, by
+          type, in objects and bytes, with the server's CPU for it all.
 
 Flags:
 `
@@ -110,8 +116,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.URL, "url", "ws://127.0.0.1:8080", "server `URL`; connects to URL/ws?username=…&room=… unless a path is given")
-	fs.StringVar(&c.Scenario, "scenario", Fanout, "idle, fanout, rooms or overload")
-	fs.IntVar(&c.Connections, "connections", 10000, "idle, rooms: connections")
+	fs.StringVar(&c.Scenario, "scenario", Fanout, "idle, fanout, rooms, overload or joins")
+	fs.IntVar(&c.Connections, "connections", 10000, "idle, rooms, joins: connections")
 	fs.IntVar(&c.Subscribers, "subscribers", 1000, "fanout: connections in the room, publishers included (overload: 10000)")
 	fs.IntVar(&c.Publishers, "publishers", 0, "fanout, overload: subscribers that also publish (0: one per 10 msg/s, under the server's default rate limit)")
 	fs.Float64Var(&c.Rate, "rate", 0, "fanout, overload: msg/s in total (default 100); rooms: msg/s per connection (default 1)")
@@ -119,7 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.SlowRate, "slow-rate", 4096, "overload: `bytes` per second a slow subscriber reads")
 	fs.BoolVar(&c.NoResume, "no-resume", false, "overload: evicted subscribers stay away instead of resuming with since")
 	fs.IntVar(&c.Rooms, "rooms", 1000, "idle, rooms: rooms to spread connections over (idle: 0 joins none)")
-	fs.IntVar(&c.Users, "users", 0, "distinct usernames cycled over the connections (0: one per connection; a few spare the server the O(N²) presence traffic of N users joining one room)")
+	fs.IntVar(&c.Users, "users", 0, "distinct usernames cycled over the connections (0: one per connection; a few spare the server the presence traffic of N users joining one room, batched above its --presence-list-max, N² below)")
 	fs.IntVar(&c.Payload, "payload", 64, "chat content size in `bytes` (at least 20: a send-time stamp, then padding)")
 	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "time connected and publishing before measuring")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measuring window")
@@ -166,7 +172,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("bench: --url %q: want ws://host:port or wss://host:port", c.URL)
 	}
 	switch c.Scenario {
-	case Idle, Rooms:
+	case Idle, Rooms, Joins:
 		if c.Connections < 1 {
 			return fmt.Errorf("bench: --connections %d: want at least 1", c.Connections)
 		}
@@ -175,7 +181,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("bench: --subscribers %d: want at least 1", c.Subscribers)
 		}
 	default:
-		return fmt.Errorf("bench: --scenario %q: want idle, fanout, rooms or overload", c.Scenario)
+		return fmt.Errorf("bench: --scenario %q: want idle, fanout, rooms, overload or joins", c.Scenario)
 	}
 	if err := c.validateRates(); err != nil {
 		return err

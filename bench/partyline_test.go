@@ -89,3 +89,49 @@ func TestSmokeOverloadAgainstPartyline(t *testing.T) {
 		t.Errorf("live lag p99 %.0f ms, want well under the max lag plus a little", p99)
 	}
 }
+
+// TestSmokeJoinsAgainstPartyline runs the join storm twice: against a
+// partyline that lists every room, where N users joining cost exactly
+// N(N-1)/2 user_joined and one online_users each, and against one whose
+// room turns large after a few users, where the later joins arrive in a
+// few presence_diff frames instead.
+func TestSmokeJoinsAgainstPartyline(t *testing.T) {
+	const n = 24
+	for _, tt := range []struct {
+		name    string
+		listMax int
+	}{{"listed", -1}, {"large", 4}} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := shortConfig(startPartylineWith(t, partyline.Options{PresenceListMax: tt.listMax}), Joins)
+			cfg.Connections, cfg.Drain = n, 1500*time.Millisecond
+			res := runOK(t, cfg)
+			j := res.Joins
+			if res.Connected != n || res.NotReady != 0 || len(res.Closed) != 0 || res.ErrorFrames != 0 || j == nil || !j.Quiet {
+				t.Fatalf("connected %d not ready %d closed %v error frames %d, joins %+v: want %d joined and quiet",
+					res.Connected, res.NotReady, res.Closed, res.ErrorFrames, j, n)
+			}
+			online, joined, diffs := j.Frames["online_users"], j.Frames["user_joined"], j.Frames["presence_diff"]
+			if online.Objects != n || j.Frames["user_left"].Objects != 0 || j.Frames["other"].Objects != 2*n { // welcome and joined
+				t.Errorf("frames %+v: want %d online_users and %d others, no user_left", j.Frames, n, 2*n)
+			}
+			if j.PresenceObjects != online.Objects+joined.Objects+diffs.Objects || j.JoinedSeconds <= 0 || j.QuietSeconds < j.JoinedSeconds {
+				t.Errorf("joins %+v: totals or times do not add up", j)
+			}
+			// Of two users, the later joiner's arrival reaches the earlier,
+			// and the earlier's may reach the later too when its delivery
+			// waited for a pass (fanout.go).
+			switch tt.name {
+			case "listed":
+				if joined.Objects < n*(n-1)/2 || joined.Objects > n*(n-1) || diffs.Objects != 0 {
+					t.Errorf("%d user_joined and %d presence_diff, want %d to %d and none", joined.Objects, diffs.Objects, n*(n-1)/2, n*(n-1))
+				}
+			case "large":
+				// Only the first 4 users' arrivals are announced alone, the
+				// others in a few diffs to all.
+				if joined.Objects > 4*(n-1) || diffs.Objects == 0 || diffs.Objects > 4*n {
+					t.Errorf("%d user_joined and %d presence_diff, want at most %d and a few per member", joined.Objects, diffs.Objects, 4*(n-1))
+				}
+			}
+		})
+	}
+}

@@ -44,6 +44,8 @@ type Result struct {
 	Replayed      uint64   `json:"replayed,omitempty"`
 	ReplayLatency *Latency `json:"replay_latency,omitempty"`
 
+	Joins *JoinsResult `json:"joins,omitempty"` // the joins scenario's figures
+
 	Heartbeats         uint64  `json:"heartbeats"` // server pings answered in the window
 	HeartbeatsExpected float64 `json:"heartbeats_expected,omitempty"`
 
@@ -157,6 +159,8 @@ func writeTable(w io.Writer, res *Result) {
 	switch res.Scenario {
 	case Idle:
 		row("heartbeats", "%d (expected %.0f)", res.Heartbeats, res.HeartbeatsExpected)
+	case Joins:
+		writeJoins(row, res)
 	case Overload:
 		row("sent", "%d (%.0f/s)", res.Sent, res.SentPerSecond)
 		row("delivered", "%d of %d by the drain's end: ratio %.4f, %.0f/s; live %d, replayed %d",

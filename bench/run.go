@@ -45,6 +45,7 @@ type run struct {
 	phase            atomic.Pointer[string]
 
 	connected, ready atomic.Int64
+	lastReady        atomic.Int64 // when the latest connection became ready (r.now)
 	sent, expected   atomic.Uint64
 	errorFrames      atomic.Uint64
 	pings            atomic.Uint64  // server pings received in the window
@@ -54,6 +55,10 @@ type run struct {
 	resumes          sync.WaitGroup // overload: connections waiting to resume
 	evicted, resumed atomic.Int64   // overload: closes with 4009, and resumed connections
 	nextID           atomic.Int64   // overload: ids of resumed connections
+	// joins: objects received by type (presenceTypes, then other), and
+	// when the last presence object arrived (r.now).
+	types        [len(presenceTypes) + 1]typeCounter
+	lastPresence atomic.Int64
 
 	mu             sync.Mutex // guards the following
 	closed         map[string]int
@@ -146,7 +151,7 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	selfBefore, _ := readProc(os.Getpid())
 
 	r.setPhase("dial")
-	dialStart := time.Now()
+	selfStart, dialStart := selfCPU(), time.Now()
 	if !r.cfg.noPollers {
 		r.pollers = newPollReaders(r, runtime.GOMAXPROCS(0)) // none: a reader goroutine per connection
 	}
@@ -161,6 +166,9 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	}
 	r.setPhase("join")
 	r.waitReady(ctx, len(clients))
+	if r.cfg.Scenario == Joins {
+		return r.executeJoins(ctx, res, clients, before, selfBefore.RSS, selfStart, dialStart)
+	}
 
 	pubCtx, stopPublishers := context.WithCancel(ctx)
 	defer stopPublishers()
@@ -249,6 +257,8 @@ func (r *run) plan() []connSpec {
 	c := r.cfg
 	specs := make([]connSpec, c.connections())
 	switch c.Scenario {
+	case Joins:
+		r.rooms = []string{"bench-" + c.Scenario}
 	case Fanout, Overload:
 		r.rooms = []string{"bench-" + c.Scenario}
 		for i := range specs {

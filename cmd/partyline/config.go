@@ -42,6 +42,7 @@ type config struct {
 	CompressionMinSize  int
 	HistorySize         int
 	PresenceTTL         time.Duration
+	PresenceListMax     int
 	IdleTimeout         time.Duration
 	ShutdownGrace       time.Duration
 	TLSCert             string
@@ -92,6 +93,7 @@ func (c *config) flagSet(output io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.Transports, "transports", "websocket,sse", "comma-separated transports served: websocket (/ws), sse (/sse)")
 	fs.IntVar(&c.HistorySize, "history-size", partyline.DefaultHistorySize, "newest messages kept per room (0: unlimited)")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 60*time.Second, "how long a dead node's users linger in a cluster")
+	fs.IntVar(&c.PresenceListMax, "presence-list-max", partyline.DefaultPresenceListMax, "largest room, in online users, told its users' names; a larger room gets counts and a presence_diff per second (negative: no limit)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 0, "close connections that send nothing for this long (0: off)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", partyline.DefaultShutdownGrace, "how long shutdown may take")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file: serve HTTPS and WSS")
@@ -234,6 +236,8 @@ func (c *config) check() error {
 		return fmt.Errorf("history-size must not be negative, got %d", c.HistorySize)
 	case c.PresenceTTL <= 0:
 		return fmt.Errorf("presence-ttl must be positive, got %s", c.PresenceTTL)
+	case c.PresenceListMax == 0:
+		return errors.New("presence-list-max must be positive, or negative for no limit, got 0")
 	case c.ShutdownGrace <= 0:
 		return fmt.Errorf("shutdown-grace must be positive, got %s", c.ShutdownGrace)
 	}

@@ -21,7 +21,7 @@ func TestDefaultsMatchTheSpec(t *testing.T) {
 	if c.Addr != ":8080" || c.Store != "sqlite:./partyline.db" || c.Broker != "memory" ||
 		c.PingInterval != 54*time.Second || c.PongWait != 60*time.Second || c.WriteWait != 10*time.Second ||
 		c.MaxMessageSize != 16384 || c.SendQueue != 256 || c.MaxLag != 5*time.Second || c.RateLimit != 20 || c.RateBurst != 40 ||
-		c.MaxRooms != 100 || c.HistorySize != 1000 || c.PresenceTTL != 60*time.Second ||
+		c.MaxRooms != 100 || c.HistorySize != 1000 || c.PresenceTTL != 60*time.Second || c.PresenceListMax != 500 ||
 		c.ShutdownGrace != 10*time.Second || c.LogLevel != "info" || c.LogFormat != "text" {
 		t.Fatalf("defaults = %+v, want those of docs/protocol.md §2", c)
 	}
@@ -62,6 +62,7 @@ func TestBadSettingsNameTheSetting(t *testing.T) {
 		{[]string{"--log-level", "loud"}, nil, "log-level"},
 		{[]string{"--tls-cert", "x.pem"}, nil, "tls-key"},
 		{[]string{"--presence-ttl", "0s"}, nil, "presence-ttl"},
+		{[]string{"--presence-list-max", "0"}, nil, "presence-list-max"},
 		{[]string{"--compression", "maybe"}, nil, "compression"},
 		{[]string{"--transports", "websocket,ws"}, nil, "transports"},
 		{nil, map[string]string{"PARTYLINE_SEND_QUEUE": "many"}, "PARTYLINE_SEND_QUEUE"},

@@ -160,6 +160,7 @@ func (c *config) options(b *backends, log *slog.Logger) partyline.Options {
 		RateLimit:           c.RateLimit,
 		RateBurst:           c.RateBurst,
 		MaxRooms:            c.MaxRooms,
+		PresenceListMax:     c.PresenceListMax,
 		MaxConnections:      c.MaxConnections,
 		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
 		Transports:          c.transports(),

@@ -25,6 +25,9 @@ type frame struct {
 	Seq       uint64          `json:"seq"`
 	ID        json.RawMessage `json:"id"`
 	Users     []string        `json:"users"`
+	Count     *int            `json:"count"` // online_users, presence_diff
+	Joined    []string        `json:"joined"`
+	Left      []string        `json:"left"`
 	Recovered *bool           `json:"recovered"`
 	Code      string          `json:"code"`
 	Message   string          `json:"message"`

@@ -35,6 +35,8 @@ type cluster struct {
 	storeURL string
 	prefix   string
 	nodes    []*node
+
+	presenceListMax int // Options.PresenceListMax of the nodes started next
 }
 
 // startCluster starts n nodes named A, B, C, … and stops them when t ends.
@@ -72,11 +74,12 @@ func (cl *cluster) startNode(t *testing.T, name, redisURL, storeURL string) *nod
 	logs := &logBuffer{}
 	broker := &countingBroker{Broker: rc.Broker(), events: make(map[string]int)}
 	srv, err := partyline.New(partyline.Options{
-		Store:     store,
-		Broker:    broker,
-		Presence:  rc.Presence(),
-		RateLimit: -1,
-		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Store:           store,
+		Broker:          broker,
+		Presence:        rc.Presence(),
+		RateLimit:       -1,
+		PresenceListMax: cl.presenceListMax,
+		Logger:          slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		rc.Close()

@@ -105,9 +105,10 @@ func AppendPresenceChange(b []byte, joined bool, room, username string, timestam
 	return append(b, '}')
 }
 
-// AppendOnlineUsers appends an online_users frame; users must be sorted and
-// unique.
-func AppendOnlineUsers(b []byte, room string, users []string) []byte {
+// AppendOnlineUsers appends an online_users frame: users, sorted and
+// unique (none for a room too large to list), and count, how many users
+// are online.
+func AppendOnlineUsers(b []byte, room string, users []string, count int) []byte {
 	b = append(b, `{"type":"online_users","room":`...)
 	b = AppendString(b, room)
 	b = append(b, `,"users":`...)
@@ -119,7 +120,39 @@ func AppendOnlineUsers(b []byte, room string, users []string) []byte {
 		}
 		b = appendEscaped(b, u)
 	}
-	return append(b, `"}`...)
+	b = append(b, `","count":`...)
+	b = strconv.AppendInt(b, int64(count), 10)
+	return append(b, '}')
+}
+
+// PresenceDiff is the presence changes of a large room over an interval.
+type PresenceDiff struct {
+	Room string
+	// Joined and Left name users who came and went, up to a cap; JoinedMore
+	// and LeftMore count those left out beyond it.
+	Joined, Left         []string
+	JoinedMore, LeftMore int
+	Count                int   // users online in the room
+	Timestamp            int64 // Unix milliseconds
+}
+
+// AppendPresenceDiff appends a presence_diff frame.
+func AppendPresenceDiff(b []byte, d PresenceDiff) []byte {
+	b = append(b, `{"type":"presence_diff","room":`...)
+	b = AppendString(b, d.Room)
+	b = append(b, `,"joined":`...)
+	b = appendStrings(b, d.Joined)
+	b = append(b, `,"left":`...)
+	b = appendStrings(b, d.Left)
+	b = append(b, `,"joined_more":`...)
+	b = strconv.AppendInt(b, int64(d.JoinedMore), 10)
+	b = append(b, `,"left_more":`...)
+	b = strconv.AppendInt(b, int64(d.LeftMore), 10)
+	b = append(b, `,"count":`...)
+	b = strconv.AppendInt(b, int64(d.Count), 10)
+	b = append(b, `,"timestamp":`...)
+	b = strconv.AppendInt(b, d.Timestamp, 10)
+	return append(b, '}')
 }
 
 // Direct is a private message between two users.
