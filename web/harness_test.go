@@ -74,6 +74,9 @@ type serverOptions struct {
 	gate        *gate    // in front of the hub's endpoints, to hold back a user's connections; nil for none
 	transports  []string // partyline.Options.Transports: nil serves both
 	compression bool     // partyline.Options.Compression
+	// presenceListMax is partyline.Options.PresenceListMax: 0 for the
+	// default, above which a room is large (protocol §5.5).
+	presenceListMax int
 	// refuseUpgrades refuses every WebSocket handshake with 403 and a page
 	// of text, as a proxy that does not allow WebSocket does; plain
 	// requests go through.
@@ -96,10 +99,11 @@ func startServerWith(t *testing.T, addr string, store partyline.Store, o serverO
 		time.Sleep(20 * time.Millisecond) // the previous server's port is being released
 	}
 	hub, err := partyline.New(partyline.Options{
-		Store:       store,
-		Transports:  o.transports,
-		Compression: o.compression,
-		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Store:           store,
+		Transports:      o.transports,
+		Compression:     o.compression,
+		PresenceListMax: o.presenceListMax,
+		Logger:          slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		t.Fatalf("partyline.New: %v", err)

@@ -146,6 +146,8 @@ function newView(room) {
     seqs: new Map(), // seq → element: each message is shown once
     pendings: [], // own messages not yet confirmed, oldest first
     users: [],
+    count: 0, // online users: more than users.length when partial
+    partial: false, // a large room (protocol §5.5): users is not the whole list
     typing: new Map(), // username → timer
     unread: 0,
     loading: false,
@@ -225,8 +227,15 @@ function renderUnread() {
 function renderUsers() {
   const v = views.get(active);
   const users = v?.users ?? [];
-  ui.roomCount.textContent = `${users.length} online`;
-  ui.usersCount.textContent = String(users.length);
+  const count = v?.count ?? 0;
+  ui.roomCount.textContent = `${count} online`;
+  ui.usersCount.textContent = String(count);
+  if (v?.partial) {
+    // The server names the users of a large room to nobody: the count is
+    // all there is to show.
+    ui.userList.replaceChildren(h("li", "user user-partial", "Too many to list"));
+    return;
+  }
   ui.userList.replaceChildren(...users.map((name) => {
     const li = h("li", "user");
     li.dataset.user = name;
@@ -396,8 +405,31 @@ function sendMessage(v, content) {
 }
 
 function presenceLine(v, f) {
-  const line = h("div", "sys", f.type === "user_joined" ? `${f.username} joined` : `${f.username} left`);
-  line.prepend(timeEl(f.timestamp ?? Date.now()));
+  sysLine(v, f.type === "user_joined" ? `${f.username} joined` : `${f.username} left`, f.timestamp);
+}
+
+// DIFF_NAMES is how many names a line about a large room's changes shows.
+const DIFF_NAMES = 3;
+
+// diffLine shows a large room's batched changes in one line, such as
+// "carol, dave joined · erin and 12 others left", without the reader.
+function diffLine(v, f) {
+  const part = (names, more, verb) => {
+    const others = names.filter((n) => n !== me);
+    const shown = others.slice(0, DIFF_NAMES);
+    const rest = others.length - shown.length + (more ?? 0);
+    if (!shown.length && !rest) return "";
+    if (!shown.length) return `${rest} ${rest === 1 ? "person" : "people"} ${verb}`;
+    const tail = rest ? ` and ${rest} ${rest === 1 ? "other" : "others"}` : "";
+    return `${shown.join(", ")}${tail} ${verb}`;
+  };
+  const text = [part(f.joined ?? [], f.joined_more, "joined"), part(f.left ?? [], f.left_more, "left")].filter(Boolean).join(" · ");
+  if (text) sysLine(v, text, f.timestamp);
+}
+
+function sysLine(v, text, timestamp) {
+  const line = h("div", "sys", text);
+  line.prepend(timeEl(timestamp ?? Date.now()));
   const stick = nearBottom(v.pane);
   // Before own messages still waiting, after everything else.
   const firstPending = v.pendings.find((p) => !p.settled)?.item;
@@ -561,10 +593,10 @@ function start(session) {
     const v = views.get(m.room);
     if (v) addMessage(v, m);
   }));
-  c.on("presence", live(({ room, users }) => {
+  c.on("presence", live(({ room, users, count, partial }) => {
     const v = views.get(room);
     if (!v) return;
-    v.users = users;
+    Object.assign(v, { users, count, partial });
     if (room === active) renderUsers();
   }));
   c.on("user_joined", live((f) => { const v = views.get(f.room); if (v && f.username !== me) presenceLine(v, f); }));
@@ -573,6 +605,12 @@ function start(session) {
     if (!v || f.username === me) return;
     stopTyping(v, f.username);
     presenceLine(v, f);
+  }));
+  c.on("presence_diff", live((f) => {
+    const v = views.get(f.room);
+    if (!v) return;
+    for (const name of f.left ?? []) stopTyping(v, name);
+    diffLine(v, f);
   }));
   c.on("typing", live(({ room, username }) => {
     const v = views.get(room);

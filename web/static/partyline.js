@@ -136,9 +136,12 @@ export function retryAfter(reason) {
  *   joined       {room, seq, resumed, recovered, reset}
  *   left         {room}
  *   message      a chat frame (room, username, content, data, timestamp, seq, id)
- *   presence     {room, users, change}: change is null for a full list, else
- *                {type: "user_joined" | "user_left", username}
- *   user_joined, user_left   the frames, for "bob joined the room" lines
+ *   presence     {room, users, count, partial, change}: change is null for
+ *                a list from the server, {type: "user_joined" | "user_left",
+ *                username}, or {type: "presence_diff", joined, left,
+ *                joined_more, left_more}; partial says users is not the whole
+ *                room (a large room, §5.5), count is always the room's
+ *   user_joined, user_left, presence_diff   the frames, for "bob joined" lines
  *   typing       {room, username}
  *   direct       a direct frame
  *   transport    {transport, previous}: a connection opened over another
@@ -156,7 +159,7 @@ export class Partyline extends EventTarget {
   #state = State.IDLE;
   #username;
   #session = null;
-  #rooms = new Map(); // name → {lastSeq, target, joined, users, waiters, typingAt}
+  #rooms = new Map(); // name → {lastSeq, target, joined, users, count, partial, asking, waiters, typingAt}
   #pending = new Map(); // request id → request, on the wire of the current socket
   #queue = []; // requests waiting for a connection, in id order
   #uncertain = []; // chats on the wire when a socket died, oldest first
@@ -221,8 +224,16 @@ export class Partyline extends EventTarget {
   get transport() { return this.#transport; }
   /** The rooms this client is in or joining, in join order. */
   get rooms() { return [...this.#rooms.keys()]; }
-  /** The online users of a room, as last reported, sorted. */
+  /**
+   * The online users of a room, as last reported, sorted. In a large room
+   * (partial(room)) only those the client has heard of: count(room) says
+   * how many there are.
+   */
   users(room) { return [...(this.#rooms.get(room)?.users ?? [])]; }
+  /** How many users are online in room, as last reported. */
+  count(room) { return this.#rooms.get(room)?.count ?? 0; }
+  /** Whether users(room) is not the room's whole list (a large room, §5.5). */
+  partial(room) { return this.#rooms.get(room)?.partial ?? false; }
   /** The last seq delivered in room, or null before the first join. */
   lastSeq(room) { return this.#rooms.get(room)?.lastSeq ?? null; }
 
@@ -347,7 +358,10 @@ export class Partyline extends EventTarget {
     return this.#request(frame);
   }
 
-  /** Asks for a room's online users. Resolves with the sorted list. */
+  /**
+   * Asks for a room's online users. Resolves with the sorted list, which is
+   * empty for a large room: the presence event that follows has its count.
+   */
   presence(room) {
     return this.#request({ type: "presence", room });
   }
@@ -805,7 +819,11 @@ export class Partyline extends EventTarget {
   }
 
   #addRoom(room) {
-    const rec = { lastSeq: null, target: null, joined: false, users: [], waiters: [], typingAt: 0, typingTimer: 0, joinId: null };
+    const rec = {
+      lastSeq: null, target: null, joined: false, waiters: [], typingAt: 0, typingTimer: 0, joinId: null,
+      users: [], count: 0, partial: false, // partial: users is not the whole room
+      asking: false, // a presence request to fill a partial list is on its way
+    };
     this.#rooms.set(room, rec);
     return rec;
   }
@@ -822,6 +840,7 @@ export class Partyline extends EventTarget {
       case "online_users": return this.#onUsers(f);
       case "user_joined":
       case "user_left": return this.#onUserChange(f);
+      case "presence_diff": return this.#onPresenceDiff(f);
       case "typing": return this.#emit("typing", { room: f.room, username: f.username });
       case "direct": return this.#emit("direct", f);
       case "history": return this.#answer("history", f.room, f.messages ?? [], f.id);
@@ -899,21 +918,66 @@ export class Partyline extends EventTarget {
 
   #onUsers(f) {
     const users = [...new Set(f.users ?? [])].sort();
+    // A server older than count sends only the list.
+    const count = Number.isInteger(f.count) ? f.count : users.length;
     const rec = this.#rooms.get(f.room);
-    if (rec) rec.users = users;
+    if (rec) Object.assign(rec, { users, count, partial: users.length < count });
     this.#answer("presence", f.room, [...users], f.id);
-    if (rec) this.#emit("presence", { room: f.room, users: [...users], change: null });
+    if (rec) this.#emitPresence(f.room, rec, null);
   }
 
   #onUserChange(f) {
     const rec = this.#rooms.get(f.room);
     if (!rec) return;
     const users = new Set(rec.users);
-    if (f.type === "user_joined") users.add(f.username);
+    const joined = f.type === "user_joined";
+    if (joined) users.add(f.username);
     else users.delete(f.username);
     rec.users = [...users].sort();
+    // A room back from large (§5.5, appendix "Large rooms"): the changes
+    // are named again, but this list lacks those of the large time.
+    if (rec.partial) {
+      rec.count = Math.max(0, rec.count + (joined ? 1 : -1));
+      this.#fillPresence(f.room, rec);
+    } else {
+      rec.count = rec.users.length;
+    }
     this.#emit(f.type, f);
-    this.#emit("presence", { room: f.room, users: [...rec.users], change: { type: f.type, username: f.username } });
+    this.#emitPresence(f.room, rec, { type: f.type, username: f.username });
+  }
+
+  // #onPresenceDiff applies a large room's batched changes. The names go
+  // into the list either way, but only a whole list stays whole, and only
+  // if the diff left no one out and agrees with the count.
+  #onPresenceDiff(f) {
+    const rec = this.#rooms.get(f.room);
+    if (!rec) return;
+    const joined = f.joined ?? [];
+    const left = f.left ?? [];
+    const users = new Set(rec.users);
+    for (const name of left) users.delete(name);
+    for (const name of joined) users.add(name);
+    rec.users = [...users].sort();
+    if (Number.isInteger(f.count)) rec.count = f.count;
+    const more = (f.joined_more ?? 0) + (f.left_more ?? 0);
+    rec.partial = rec.partial || more > 0 || rec.users.length !== rec.count;
+    this.#emit("presence_diff", f);
+    this.#emitPresence(f.room, rec, {
+      type: "presence_diff", joined: [...joined], left: [...left],
+      joined_more: f.joined_more ?? 0, left_more: f.left_more ?? 0,
+    });
+  }
+
+  // #fillPresence asks for the whole list of a room whose list is partial,
+  // once at a time; the answer comes as online_users.
+  #fillPresence(room, rec) {
+    if (rec.asking) return;
+    rec.asking = true;
+    this.presence(room).catch(() => {}).finally(() => { rec.asking = false; });
+  }
+
+  #emitPresence(room, rec, change) {
+    this.#emit("presence", { room, users: [...rec.users], count: rec.count, partial: rec.partial, change });
   }
 
   #onAck(f) {
