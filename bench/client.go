@@ -29,6 +29,7 @@ type client struct {
 	replayLat *Histogram     // overload: the same, for what a resume replayed
 	outside   *atomic.Uint64 // counts deliveries of messages sent outside the window
 	frames    *atomic.Uint64 // counts messages received
+	wire      *atomic.Uint64 // counts the bytes read from its socket
 	parser    frameParser    // owned by the reader
 
 	// Overload: a resumed connection replaces this one (successor), having
@@ -97,8 +98,10 @@ func (r *run) readLoop(c *client) {
 // receive handles data just read from c's socket: every frame it
 // completes. It returns an error when the connection is over: the server
 // closed it or broke the protocol. It does not allocate, unless data ends
-// inside a frame or holds a close frame or an error message.
+// inside a frame or holds a close frame, an error message or a compressed
+// message (see inflater.inflate).
 func (r *run) receive(c *client, data []byte) error {
+	c.wire.Add(uint64(len(data)))
 	now := r.now()
 	return c.parser.feed(data, func(fin bool, op byte, payload []byte) error {
 		return r.handleFrame(c, fin, op, payload, now)

@@ -25,12 +25,13 @@ const (
 // dialer opens the bench's WebSocket connections, spreading them over
 // loopback source addresses when the server is on loopback.
 type dialer struct {
-	sources []*net.Dialer // nil: let the kernel pick the source
-	direct  *net.Dialer   // without sources
-	prefix  string        // the URL up to the username value
+	sources     []*net.Dialer // nil: let the kernel pick the source
+	direct      *net.Dialer   // without sources
+	prefix      string        // the URL up to the username value
+	compression bool          // offer permessage-deflate
 }
 
-func newDialer(raw string, sources int) (*dialer, error) {
+func newDialer(raw string, sources int, compression bool) (*dialer, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("bench: --url: %w", err)
@@ -46,7 +47,7 @@ func newDialer(raw string, sources int) (*dialer, error) {
 	if u.RawQuery != "" {
 		sep = "&"
 	}
-	d := &dialer{direct: &net.Dialer{Timeout: dialTimeout}, prefix: u.String() + sep + "username="}
+	d := &dialer{direct: &net.Dialer{Timeout: dialTimeout}, prefix: u.String() + sep + "username=", compression: compression}
 	if isLoopback(u.Hostname()) {
 		d.sources = sourceDialers(sources)
 	}
@@ -107,7 +108,7 @@ func (d *dialer) dial(ctx context.Context, i int, rawURL string) (*wsConn, error
 			}
 		}
 		var c *wsConn
-		if c, err = dialWS(ctx, nd, network, u); err == nil {
+		if c, err = dialWS(ctx, nd, network, u, d.compression); err == nil {
 			return c, nil
 		}
 		if isOutOfFiles(err) {

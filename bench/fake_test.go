@@ -26,6 +26,7 @@ type fakeServer struct {
 	dropEvery int64 // drop every n-th chat delivery; 0 = none
 	silent    bool  // never send welcome or joined
 	bigHello  int   // bytes of padding added to the greeting
+	compress  bool  // accept permessage-deflate, and compress every message then
 	// evict closes the first connection of each of these users with 4009
 	// once it has received evictAfter chats.
 	evict      []string
@@ -69,7 +70,7 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":{"code":"missing_username"}}`, http.StatusBadRequest)
 		return
 	}
-	up := websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024}
+	up := websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024, EnableCompression: f.compress}
 	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		return

@@ -4,13 +4,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/partyline/partyline/internal/ws"
 )
 
 // The server's frames (RFC 6455 §5.2), unmasked, parsed where the bench
-// reads them; internal/ws has the vocabulary, and builds the bench's own
-// frames, masked (wsconn.go).
+// reads them, and inflated there when compressed (inflate.go); internal/ws
+// has the vocabulary, and builds the bench's own frames, masked
+// (wsconn.go).
 
 // maxFrame bounds a server frame's payload, so that a corrupt length cannot
 // make the bench allocate without limit.
@@ -21,14 +23,15 @@ var errFragmented = errors.New("bench: the server sent a fragmented message (FIN
 // frameSize returns the size of the server frame that b begins: header and
 // payload when b holds the whole header, else how long the header is known
 // to be so far (more than len(b)). It fails on a frame the server must not
-// send.
-func frameSize(b []byte) (int, error) {
+// send; with deflate (permessage-deflate negotiated), RSV1 is allowed on
+// the first frame of a text or binary message, as RFC 7692 §6 has it.
+func frameSize(b []byte, deflate bool) (int, error) {
 	if len(b) < 2 {
 		return 2, nil
 	}
-	switch {
-	case b[0]&ws.RsvBits != 0:
-		return 0, fmt.Errorf("bench: server frame with reserved bits %#x", b[0]&ws.RsvBits)
+	switch rsv, op := b[0]&ws.RsvBits, b[0]&0x0F; {
+	case rsv != 0 && !(deflate && rsv == ws.Rsv1Bit && (op == ws.OpText || op == ws.OpBinary)):
+		return 0, fmt.Errorf("bench: server frame (opcode %#x) with reserved bits %#x", op, rsv)
 	case b[1]&ws.MaskBit != 0:
 		return 0, errors.New("bench: masked server frame")
 	}
@@ -67,24 +70,28 @@ func headerSize(b1 byte) int {
 // frameParser splits one connection's byte stream into the server's
 // frames. Bytes arrive in reads of any size; whole frames are handled where
 // they lie, and only a frame cut by the end of a read is copied, into
-// partial, until it is complete.
+// partial, until it is complete. With deflate, a compressed message (RSV1)
+// is inflated into a pooled buffer and handled from there.
 type frameParser struct {
-	partial []byte // the start of a frame cut by the end of the last read; nil when none
+	partial  []byte         // the start of a frame cut by the end of the last read; nil when none
+	deflate  bool           // permessage-deflate was negotiated: RSV1 marks a compressed message
+	inflated *atomic.Uint64 // with deflate, counts the messages inflated; may be nil
 }
 
 // feed handles every frame that data completes, in order, calling handle
 // with each one's FIN bit, opcode and payload (valid only during the
-// call). It stops at the first error, from the stream or from handle.
+// call), the payload inflated if the frame was compressed. It stops at the
+// first error, from the stream, from inflating or from handle.
 func (p *frameParser) feed(data []byte, handle func(fin bool, op byte, payload []byte) error) error {
 	for len(p.partial) > 0 {
-		size, err := frameSize(p.partial)
+		size, err := frameSize(p.partial, p.deflate)
 		if err != nil {
 			return err
 		}
 		if len(p.partial) == size {
 			frame := p.partial
 			p.partial = nil // dropped: most connections never need it again
-			if err := handleFrame(frame, handle); err != nil {
+			if err := p.handleFrame(frame, handle); err != nil {
 				return err
 			}
 			break
@@ -97,7 +104,7 @@ func (p *frameParser) feed(data []byte, handle func(fin bool, op byte, payload [
 		data = data[k:]
 	}
 	for len(data) > 0 {
-		size, err := frameSize(data)
+		size, err := frameSize(data, p.deflate)
 		if err != nil {
 			return err
 		}
@@ -105,7 +112,7 @@ func (p *frameParser) feed(data []byte, handle func(fin bool, op byte, payload [
 			p.partial = append(make([]byte, 0, max(size, 16)), data...)
 			return nil
 		}
-		if err := handleFrame(data[:size], handle); err != nil {
+		if err := p.handleFrame(data[:size], handle); err != nil {
 			return err
 		}
 		data = data[size:]
@@ -113,7 +120,23 @@ func (p *frameParser) feed(data []byte, handle func(fin bool, op byte, payload [
 	return nil
 }
 
-// handleFrame calls handle with the parts of one whole frame.
-func handleFrame(frame []byte, handle func(fin bool, op byte, payload []byte) error) error {
-	return handle(frame[0]&ws.FinBit != 0, frame[0]&0x0F, frame[headerSize(frame[1]):])
+// handleFrame calls handle with the parts of one whole frame, its payload
+// inflated if RSV1 marks it compressed. A compressed frame without FIN (the
+// start of a fragmented message, which handle refuses) is passed on as it
+// is: only a whole message inflates.
+func (p *frameParser) handleFrame(frame []byte, handle func(fin bool, op byte, payload []byte) error) error {
+	fin, op, payload := frame[0]&ws.FinBit != 0, frame[0]&0x0F, frame[headerSize(frame[1]):]
+	if frame[0]&ws.Rsv1Bit == 0 || !fin {
+		return handle(fin, op, payload)
+	}
+	f := getInflater()
+	msg, err := f.inflate(payload)
+	if err == nil {
+		if p.inflated != nil {
+			p.inflated.Add(1)
+		}
+		err = handle(fin, op, msg)
+	}
+	f.release()
+	return err
 }

@@ -51,12 +51,20 @@ func testStream(big bool) (stream []byte, stamps []int64) {
 // and returns the stamps of its text frames and how many pings it saw.
 func parsePieces(t *testing.T, stream []byte, cuts []int) (stamps []int64, pings int) {
 	t.Helper()
-	var p frameParser
+	stamps, pings, _ = parseMessages(t, frameParser{}, stream, cuts)
+	return stamps, pings
+}
+
+// parseMessages is parsePieces with parser p, and also returns the text
+// messages, as handled.
+func parseMessages(t *testing.T, p frameParser, stream []byte, cuts []int) (stamps []int64, pings int, texts []string) {
+	t.Helper()
 	handle := func(fin bool, op byte, payload []byte) error {
 		switch {
 		case !fin:
 			t.Fatalf("FIN=0 frame")
 		case op == ws.OpText:
+			texts = append(texts, string(payload))
 			forEachStamp(payload, func(s int64) { stamps = append(stamps, s) })
 		case op == ws.OpPing:
 			pings++
@@ -73,7 +81,7 @@ func parsePieces(t *testing.T, stream []byte, cuts []int) (stamps []int64, pings
 	if p.partial != nil {
 		t.Fatalf("cuts %v: %d bytes left over", cuts, len(p.partial))
 	}
-	return stamps, pings
+	return stamps, pings, texts
 }
 
 func TestParserFindsEveryStampOnce(t *testing.T) {
@@ -132,7 +140,7 @@ func testClient(t testing.TB) (*run, *client) {
 	go io.Copy(io.Discard, theirs)
 	t.Cleanup(func() { ours.Close(); theirs.Close() })
 	c := &client{room: -1, conn: &wsConn{conn: ours}, lat: r.lat.shard(0),
-		outside: new(atomic.Uint64), frames: new(atomic.Uint64)}
+		outside: new(atomic.Uint64), frames: new(atomic.Uint64), wire: new(atomic.Uint64)}
 	return r, c
 }
 

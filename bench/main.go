@@ -36,6 +36,7 @@ type Config struct {
 	Rooms       int     // idle, rooms: rooms the connections are spread over (idle: 0 = none)
 	Users       int     // distinct usernames cycled over connections; 0: one per connection
 	Payload     int     // chat content bytes, at least 20
+	Compression bool    // offer permessage-deflate, and inflate what comes compressed
 
 	Warmup   time.Duration // connected and publishing, before measuring
 	Duration time.Duration // the measuring window
@@ -80,8 +81,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 const usageHead = `usage: partyline bench [flags]
 
 Drives a partyline server (or any server speaking its protocol) and reports
-throughput, delivery ratio, end-to-end latency and the server's CPU and
-memory. Progress and a summary table go to stderr, one JSON line to stdout.
+throughput, delivery ratio, end-to-end latency, the bytes read per
+delivery and the server's CPU and memory. Progress and a summary table go
+to stderr, one JSON line to stdout.
 
 Scenarios:
   idle    --connections C [--rooms R]: C quiet connections; server memory per
@@ -126,7 +128,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.BoolVar(&c.NoResume, "no-resume", false, "overload: evicted subscribers stay away instead of resuming with since")
 	fs.IntVar(&c.Rooms, "rooms", 1000, "idle, rooms: rooms to spread connections over (idle: 0 joins none)")
 	fs.IntVar(&c.Users, "users", 0, "distinct usernames cycled over the connections (0: one per connection; a few spare the server the presence traffic of N users joining one room, batched above its --presence-list-max, N² below)")
-	fs.IntVar(&c.Payload, "payload", 64, "chat content size in `bytes` (at least 20: a send-time stamp, then padding)")
+	fs.IntVar(&c.Payload, "payload", 64, "chat content size in `bytes` (at least 20: a send-time stamp, then padding of words, about as compressible as English prose)")
+	fs.BoolVar(&c.Compression, "compression", false, "offer permessage-deflate (no context takeover) and inflate the compressed messages")
 	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "time connected and publishing before measuring")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measuring window")
 	fs.DurationVar(&c.Drain, "drain", 5*time.Second, "after the window, wait for in-flight deliveries until none arrives for this long (overload: 10s, and at most this long)")

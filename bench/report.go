@@ -45,6 +45,21 @@ type Result struct {
 	ReplayLatency *Latency `json:"replay_latency,omitempty"`
 
 	Joins *JoinsResult `json:"joins,omitempty"` // the joins scenario's figures
+	// WireBytes counts the bytes the connections read from their sockets
+	// during the window: frames as the server sent them, compressed or
+	// not, without TCP/IP headers. WireBytesPerDelivery divides them by
+	// the chat deliveries made during the window (see ReceivedPerS), so
+	// it includes the window's share of pings and other server messages.
+	WireBytes            uint64  `json:"wire_bytes"`
+	WireBytesPerDelivery float64 `json:"wire_bytes_per_delivery,omitempty"`
+	// Compression: permessage-deflate was offered (--compression); the
+	// server accepted it on DeflateConnections of the connections opened
+	// at the start; Frames counts the text and binary messages received
+	// in the window, CompressedFrames those of them that came compressed.
+	Compression        bool   `json:"compression"`
+	DeflateConnections int64  `json:"deflate_connections"`
+	Frames             uint64 `json:"frames"`
+	CompressedFrames   uint64 `json:"compressed_frames"`
 
 	Heartbeats         uint64  `json:"heartbeats"` // server pings answered in the window
 	HeartbeatsExpected float64 `json:"heartbeats_expected,omitempty"`
@@ -107,6 +122,13 @@ func (r *run) fill(res *Result, clients []*client, before procSample, w window, 
 		res.DeliveryRatio = float64(res.Delivered) / float64(res.Expected)
 	}
 	res.Latency = lat.Summary()
+	res.WireBytes = w.reads[1].wire - w.reads[0].wire
+	if received := w.received[1] - w.received[0]; received > 0 {
+		res.WireBytesPerDelivery = float64(res.WireBytes) / float64(received)
+	}
+	res.Compression, res.DeflateConnections = c.Compression, r.deflate.Load()
+	res.Frames = w.reads[1].frames - w.reads[0].frames
+	res.CompressedFrames = w.reads[1].inflated - w.reads[0].inflated
 	res.Heartbeats = r.pings.Load()
 	if c.PingInterval > 0 {
 		res.HeartbeatsExpected = float64(len(clients)) * secs / c.PingInterval.Seconds()
@@ -175,6 +197,15 @@ func writeTable(w io.Writer, res *Result) {
 		row("sent", "%d (%.0f/s)", res.Sent, res.SentPerSecond)
 		row("delivered", "%d of %d: ratio %.4f, %.0f/s", res.Delivered, res.Expected, res.DeliveryRatio, res.DeliveriesPerS)
 		latency("latency ms", res.Latency)
+	}
+	wire := fmt.Sprintf("%.1f MB read in the window", mb(int64(res.WireBytes)))
+	if res.WireBytesPerDelivery > 0 {
+		wire = fmt.Sprintf("%.1f B read per delivery, ", res.WireBytesPerDelivery) + wire
+	}
+	row("wire", "%s", wire)
+	if res.Compression {
+		row("compression", "permessage-deflate on %d of %d connections; %d of %d messages compressed in the window",
+			res.DeflateConnections, res.Connected, res.CompressedFrames, res.Frames)
 	}
 	if res.Server != nil {
 		writeProcRow(row, "server", res.Server)

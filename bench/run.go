@@ -36,8 +36,10 @@ type run struct {
 	// resumed connections' replays made (lat keeps those that came live).
 	replayLat shardedHistogram
 	// outside counts, per latency shard, deliveries of messages stamped
-	// outside the window (warm-up traffic); frames all messages received.
-	outside, frames [latencyShards]paddedCounter
+	// outside the window (warm-up traffic); frames all messages received,
+	// inflated those of them that came compressed; wire the bytes read
+	// from the sockets after the handshakes' answers.
+	outside, frames, inflated, wire [latencyShards]paddedCounter
 
 	// winStart and winEnd bound the measuring window: messages stamped
 	// inside it are counted, deliveries of others only tallied.
@@ -46,6 +48,7 @@ type run struct {
 
 	connected, ready atomic.Int64
 	lastReady        atomic.Int64 // when the latest connection became ready (r.now)
+	deflate          atomic.Int64 // connections on which the server accepted permessage-deflate
 	sent, expected   atomic.Uint64
 	errorFrames      atomic.Uint64
 	pings            atomic.Uint64  // server pings received in the window
@@ -98,7 +101,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	d, err := newDialer(cfg.URL, cfg.Sources)
+	d, err := newDialer(cfg.URL, cfg.Sources, cfg.Compression)
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +200,17 @@ type window struct {
 	selfRSS  int64 // at the end
 	wall     time.Duration
 	received [2]uint64 // chat deliveries so far, whenever sent
+	reads    [2]readCounts
+}
+
+// readCounts is what the connections have read so far.
+type readCounts struct {
+	wire, frames, inflated uint64 // bytes from the sockets; messages; compressed messages
+}
+
+// readSoFar sums the read counters.
+func (r *run) readSoFar() readCounts {
+	return readCounts{wire: sum(&r.wire), frames: sum(&r.frames), inflated: sum(&r.inflated)}
 }
 
 // measure opens the window, waits it out and closes it.
@@ -208,6 +222,7 @@ func (r *run) measure(ctx context.Context) (window, error) {
 	}
 	w.self[0] = selfCPU()
 	w.received[0] = r.received()
+	w.reads[0] = r.readSoFar()
 	start := time.Now()
 	ns := r.now()
 	r.winEnd.Store(ns + int64(r.cfg.Duration))
@@ -218,6 +233,7 @@ func (r *run) measure(ctx context.Context) (window, error) {
 	}
 	w.self[1] = selfCPU()
 	w.received[1] = r.received()
+	w.reads[1] = r.readSoFar()
 	w.wall = time.Since(start)
 	if s, err := readProc(os.Getpid()); err == nil {
 		w.selfRSS = s.RSS
@@ -324,15 +340,20 @@ func (r *run) dialOne(ctx context.Context, i int, s connSpec) *client {
 	}
 	c := r.newClient(i, user, s, conn)
 	r.connected.Add(1)
+	if conn.deflate {
+		r.deflate.Add(1)
+	}
 	r.startReading(c)
 	return c
 }
 
 // newClient makes connection id of spec s, user's, over conn.
 func (r *run) newClient(id int, user string, s connSpec, conn *wsConn) *client {
+	shard := id % latencyShards
 	return &client{id: id, user: user, room: s.room, publisher: s.publisher, slow: s.slow, conn: conn,
 		lat: r.lat.shard(id), replayLat: r.replayLat.shard(id),
-		outside: &r.outside[id%latencyShards].Uint64, frames: &r.frames[id%latencyShards].Uint64}
+		outside: &r.outside[shard].Uint64, frames: &r.frames[shard].Uint64, wire: &r.wire[shard].Uint64,
+		parser: frameParser{deflate: conn.deflate, inflated: &r.inflated[shard].Uint64}}
 }
 
 func (r *run) noteDialError(err error) {

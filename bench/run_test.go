@@ -210,7 +210,7 @@ func TestConnectionURL(t *testing.T) {
 		{"ws://127.0.0.1:8080/", "b1", "", "ws://127.0.0.1:8080/ws?username=b1"},
 		{"ws://h:1/chat?token=x&username=z", "b2", "a:b", "ws://h:1/chat?token=x&username=b2&room=a%3Ab"},
 	} {
-		d, err := newDialer(tc.base, 2)
+		d, err := newDialer(tc.base, 2, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,10 +218,10 @@ func TestConnectionURL(t *testing.T) {
 			t.Errorf("url(%q, %q, %q) = %q, want %q", tc.base, tc.user, tc.room, got, tc.want)
 		}
 	}
-	if d, _ := newDialer("ws://10.1.2.3:80", 4); d.sources != nil {
+	if d, _ := newDialer("ws://10.1.2.3:80", 4, false); d.sources != nil {
 		t.Error("a non-loopback server: want the kernel's source address")
 	}
-	if d, _ := newDialer("ws://localhost:80", 4); len(d.sources) != 4 {
+	if d, _ := newDialer("ws://localhost:80", 4, false); len(d.sources) != 4 {
 		t.Error("localhost: want 4 loopback sources")
 	}
 }

@@ -43,6 +43,7 @@ type wsConn struct {
 	raw     syscall.RawConn // the TCP socket while conn holds it; nil over TLS, which must be read through conn
 	pending []byte          // bytes after the handshake's answer, to parse before reading
 	mask    [4]byte
+	deflate bool // the server accepted permessage-deflate (inflate.go)
 
 	mu   sync.Mutex // guards the following and serializes writes
 	conn net.Conn   // nil once detached
@@ -51,8 +52,9 @@ type wsConn struct {
 }
 
 // dialWS opens a WebSocket connection to u (ws or wss) with nd over
-// network ("tcp" or "tcp4"), within dialTimeout.
-func dialWS(ctx context.Context, nd *net.Dialer, network string, u *url.URL) (*wsConn, error) {
+// network ("tcp" or "tcp4"), within dialTimeout, offering permessage-deflate
+// if compression is set.
+func dialWS(ctx context.Context, nd *net.Dialer, network string, u *url.URL, compression bool) (*wsConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	port := u.Port()
@@ -67,7 +69,7 @@ func dialWS(ctx context.Context, nd *net.Dialer, network string, u *url.URL) (*w
 		return nil, err
 	}
 	c := &wsConn{conn: conn, fd: -1}
-	if err := c.open(ctx, u); err != nil {
+	if err := c.open(ctx, u, compression); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -75,7 +77,7 @@ func dialWS(ctx context.Context, nd *net.Dialer, network string, u *url.URL) (*w
 }
 
 // open does the TLS handshake for wss, then the WebSocket handshake.
-func (c *wsConn) open(ctx context.Context, u *url.URL) error {
+func (c *wsConn) open(ctx context.Context, u *url.URL, compression bool) error {
 	if _, err := rand.Read(c.mask[:]); err != nil {
 		return err
 	}
@@ -95,22 +97,27 @@ func (c *wsConn) open(ctx context.Context, u *url.URL) error {
 	if d, ok := ctx.Deadline(); ok {
 		c.conn.SetDeadline(d)
 	}
-	if err := c.handshake(u); err != nil {
+	if err := c.handshake(u, compression); err != nil {
 		return err
 	}
 	return c.conn.SetDeadline(time.Time{})
 }
 
-// handshake sends the opening handshake (RFC 6455 §4.1) and checks the
-// answer, keeping the bytes that followed it in pending.
-func (c *wsConn) handshake(u *url.URL) error {
+// handshake sends the opening handshake (RFC 6455 §4.1), offering
+// permessage-deflate if compression is set, and checks the answer, keeping
+// the bytes that followed it in pending.
+func (c *wsConn) handshake(u *url.URL, compression bool) error {
 	var nonce [16]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return err
 	}
 	key := base64.StdEncoding.EncodeToString(nonce[:])
 	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key + "\r\n\r\n"
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key + "\r\n"
+	if compression {
+		req += "Sec-WebSocket-Extensions: " + deflateOffer + "\r\n"
+	}
+	req += "\r\n"
 	if _, err := io.WriteString(c.conn, req); err != nil {
 		return err
 	}
@@ -126,6 +133,9 @@ func (c *wsConn) handshake(u *url.URL) error {
 	}
 	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), acceptKey(key); got != want {
 		return fmt.Errorf("bench: bad handshake: Sec-WebSocket-Accept %q, want %q", got, want)
+	}
+	if c.deflate, err = acceptedDeflate(resp.Header, compression); err != nil {
+		return err
 	}
 	if n := br.Buffered(); n > 0 {
 		rest, _ := br.Peek(n)
