@@ -74,6 +74,15 @@ func TestCompressionOnTheWire(t *testing.T) {
 			if got := strings.Contains(c.head, "permessage-deflate"); got != tc.compressed {
 				t.Fatalf("negotiated %v, want %v; answer:\n%s", got, tc.compressed, c.head)
 			}
+			// Publish once the client is in the room: the join runs after
+			// the upgrade's answer, and what is published before it is not
+			// delivered.
+			for {
+				_, payload := c.readFrame(t)
+				if bytes.Contains(payload, []byte(`"type":"online_users"`)) {
+					break
+				}
+			}
 			ts.Publish(t.Context(), "lobby", partyline.Publication{Content: long})
 			ts.Publish(t.Context(), "lobby", partyline.Publication{Content: "short"})
 			var chats []string
