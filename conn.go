@@ -64,12 +64,11 @@ type Conn struct {
 	lag      lagState   // what the kernel may still hold (lag.go)
 
 	tasks      sync.WaitGroup // replays running for this connection
-	readerDone chan struct{}
-	writerDone chan struct{} // closed by the writer that sends the close
+	readerDone latch          // the reader has ended for good
+	writerDone latch          // the writer that sends the close has finished
 
-	closeOnce   sync.Once
-	closing     chan struct{} // closed by close; then the fields below are set
-	closeCode   int           // 0: the peer or the network closed first
+	closing     latch // fired by the first close or evict, which then sets the fields below
+	closeCode   int   // 0: the peer or the network closed first
 	closeReason string
 }
 
@@ -82,21 +81,18 @@ type membership struct {
 // newConn wraps an upgraded connection.
 func newConn(s *Server, raw net.Conn, a admission) *Conn {
 	c := &Conn{
-		srv:        s,
-		raw:        raw,
-		fd:         -1,
-		ip:         a.ip,
-		session:    randomID(),
-		username:   a.identity.Username,
-		urlRooms:   a.rooms,
-		identity:   a.identity,
-		reader:     ws.NewReader(s.opts.MaxMessageSize),
-		wire:       webSocketFraming{},
-		limiter:    newRateLimiter(s.opts.RateLimit, s.opts.RateBurst, s.opts.Now()),
-		rooms:      make(map[string]membership),
-		readerDone: make(chan struct{}),
-		writerDone: make(chan struct{}),
-		closing:    make(chan struct{}),
+		srv:      s,
+		raw:      raw,
+		fd:       -1,
+		ip:       a.ip,
+		session:  randomID(),
+		username: a.identity.Username,
+		urlRooms: a.rooms,
+		identity: a.identity,
+		rooms:    make(map[string]membership),
+		reader:   ws.NewReader(s.opts.MaxMessageSize),
+		wire:     webSocketFraming{},
+		limiter:  newRateLimiter(s.opts.RateLimit, s.opts.RateBurst, s.opts.Now()),
 	}
 	c.queue = newSendQueue(c, s.opts.SendQueue, s.opts.MaxLag)
 	if sc, ok := c.raw.(syscall.Conn); ok && rawIO {
@@ -272,27 +268,77 @@ func (c *Conn) stopTimers() {
 // resumes from the store with since. It runs on the fan-out path, under the
 // room's lock, so the writer logs the eviction, not evict (writeClose).
 func (c *Conn) evict() {
-	c.closeOnce.Do(func() {
-		c.srv.opts.Metrics.Evicted()
-		c.closeCode, c.closeReason = CloseSlowConsumer, slowConsumerReason(c.srv.opts.MaxLag)
-		close(c.closing)
-		c.queue.requestClose(true)
-	})
+	if !c.closing.fire() {
+		return
+	}
+	c.srv.opts.Metrics.Evicted()
+	c.closeCode, c.closeReason = CloseSlowConsumer, slowConsumerReason(c.srv.opts.MaxLag)
+	c.queue.requestClose(true)
 }
 
 // close asks the writer to send a close frame with code and reason after
 // what is already queued, and to end the connection. Code 0 ends it at once
 // without a close frame. Only the first call counts.
 func (c *Conn) close(code int, reason string) {
-	c.closeOnce.Do(func() {
-		c.closeCode, c.closeReason = code, reason
-		close(c.closing)
-		c.queue.requestClose(code == 0)
-	})
+	if !c.closing.fire() {
+		return
+	}
+	c.closeCode, c.closeReason = code, reason
+	c.queue.requestClose(code == 0)
 }
 
 // isClosing reports whether the connection has begun to close.
-func (c *Conn) isClosing() bool { return isClosed(c.closing) }
+func (c *Conn) isClosing() bool { return c.closing.fired() }
+
+// A latch is a one-shot event in a connection's life, such as the end of
+// its reader, which costs a pointer until someone has to wait for it: the
+// channel is made by the first wait that comes before the event. Most
+// events of a connection happen with nobody waiting, and an idle
+// connection waits for none.
+type latch struct {
+	p atomic.Pointer[chan struct{}] // nil, a waiter's channel, or firedLatch
+}
+
+// firedLatch is what a latch holds once its event has happened.
+var firedLatch = func() *chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return &ch
+}()
+
+// fire marks the event as happened and wakes whoever waits for it. It
+// reports false if the event had happened already: only the first call
+// counts.
+func (l *latch) fire() bool {
+	for {
+		p := l.p.Load()
+		if p == firedLatch {
+			return false
+		}
+		if l.p.CompareAndSwap(p, firedLatch) {
+			if p != nil {
+				close(*p)
+			}
+			return true
+		}
+	}
+}
+
+// done returns a channel that is closed once the event has happened.
+func (l *latch) done() <-chan struct{} {
+	for {
+		if p := l.p.Load(); p != nil {
+			return *p
+		}
+		ch := make(chan struct{})
+		if l.p.CompareAndSwap(nil, &ch) {
+			return ch
+		}
+	}
+}
+
+// fired reports whether the event has happened.
+func (l *latch) fired() bool { return l.p.Load() == firedLatch }
 
 // heartbeat is the connection's turn in the heartbeat: it drops a client
 // not heard from within wait, and pings the others. A stream's client

@@ -22,8 +22,7 @@ import (
 type sendQueue struct {
 	conn   writerRole
 	limit  int
-	maxLag int64         // nanoseconds; 0: no lag rule
-	space  chan struct{} // signalled when the writer takes messages
+	maxLag int64 // nanoseconds; 0: no lag rule
 
 	mu       sync.Mutex // guards the following
 	msgs     []*message
@@ -33,6 +32,11 @@ type sendQueue struct {
 	dropped  bool // messages are refused: the connection is closing
 	writing  bool // a writer holds the role
 	pacing   int  // pushPaced calls waiting for space
+	// space is signalled when the writer takes messages, and closed when
+	// the queue is dropped, while pushPaced calls wait; the first of them
+	// makes it and the last drops it, so a queue that paces nothing has
+	// none.
+	space    chan struct{}
 	replays  int  // replays running: the lag rule is off
 	draining bool // a replay has ended, what it wrote may be in the kernel: still off
 }
@@ -45,7 +49,7 @@ type writerRole interface {
 }
 
 func newSendQueue(conn writerRole, limit int, maxLag time.Duration) *sendQueue {
-	return &sendQueue{conn: conn, limit: limit, maxLag: int64(max(maxLag, 0)), space: make(chan struct{}, 1)}
+	return &sendQueue{conn: conn, limit: limit, maxLag: int64(max(maxLag, 0))}
 }
 
 // push queues m unless the queue is full, lagging or dropped, and writes it
@@ -137,9 +141,9 @@ func (q *sendQueue) drained() {
 
 // pushPaced queues m once the queue is at most half full, waiting for the
 // writer to make room, so a long replay never causes an eviction and leaves
-// room for live messages. It returns false if closing or left closes
-// first, or the queue is dropped.
-func (q *sendQueue) pushPaced(m *message, closing, left <-chan struct{}) bool {
+// room for live messages. It returns false if left closes first, or the
+// queue is dropped: the connection is closing.
+func (q *sendQueue) pushPaced(m *message, left <-chan struct{}) bool {
 	for {
 		q.mu.Lock()
 		if q.dropped {
@@ -156,18 +160,21 @@ func (q *sendQueue) pushPaced(m *message, closing, left <-chan struct{}) bool {
 			q.act(false, claimed)
 			return true
 		}
-		q.pacing++
+		if q.pacing++; q.space == nil {
+			q.space = make(chan struct{}, 1)
+		}
+		space := q.space
 		q.mu.Unlock()
 		ok := true
 		select {
-		case <-q.space:
-		case <-closing:
-			ok = false
+		case <-space:
 		case <-left:
 			ok = false
 		}
 		q.mu.Lock()
-		q.pacing--
+		if q.pacing--; q.pacing == 0 {
+			q.space = nil
+		}
 		q.mu.Unlock()
 		if !ok {
 			return false
@@ -197,7 +204,12 @@ func (q *sendQueue) requestClose(drop bool) {
 		q.msgs = nil
 	}
 	claimed := q.claimWriterLocked()
+	space := q.space // every paced push waiting for room gives up
+	q.space = nil
 	q.mu.Unlock()
+	if space != nil {
+		close(space)
+	}
 	q.act(false, claimed)
 }
 
@@ -251,10 +263,10 @@ func (q *sendQueue) take(batch []*message) (_ []*message, w work) {
 		q.writing = false
 		w.idle = true
 	}
-	pacing := q.pacing > 0
+	space := q.space
 	q.mu.Unlock()
-	if pacing {
-		signal(q.space)
+	if space != nil {
+		signal(space)
 	}
 	return batch, w
 }

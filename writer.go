@@ -196,7 +196,7 @@ func (c *Conn) clearPending() {
 // client time to read it, and closes the socket. It logs an eviction,
 // which the writer goroutine can afford to wait for.
 func (c *Conn) writeClose() {
-	defer close(c.writerDone)
+	defer c.writerDone.fire()
 	if c.closeCode == CloseSlowConsumer {
 		c.logger().Info("evicted slow consumer")
 	}
@@ -230,8 +230,7 @@ func (c *Conn) awaitPeer() {
 	if c.closeCode == CloseSlowConsumer {
 		wait, stopping = max(wait, c.srv.opts.WriteWait), c.srv.stopping
 	}
-	readerDone := isClosed(c.readerDone)
-	unread := readerDone && !c.peerClosed
+	unread := c.readerDone.fired() && !c.peerClosed
 	if c.reader == nil || c.closeCode == CloseSlowConsumer || unread {
 		if half, ok := c.raw.(interface{ CloseWrite() error }); ok {
 			half.CloseWrite()
@@ -243,7 +242,7 @@ func (c *Conn) awaitPeer() {
 		return
 	}
 	select {
-	case <-c.readerDone:
+	case <-c.readerDone.done():
 	case <-time.After(wait):
 	case <-stopping:
 	}
@@ -256,16 +255,6 @@ const drainLimit = 1 << 20
 // closeHandshakeWait is how long the writer waits for the client to answer
 // its close before it drops the TCP connection.
 const closeHandshakeWait = time.Second
-
-// isClosed reports whether ch is closed.
-func isClosed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
 
 // closeSocket closes the TCP connection. A reader waiting on the poller is
 // woken to see it and end. Close returns once the descriptor is closed, so
