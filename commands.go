@@ -129,12 +129,10 @@ func (c *Conn) chat(in wire.Inbound) error {
 // room, or else the first room of the URL still joined.
 func (c *Conn) defaultRoom() string {
 	if len(c.rooms) == 1 {
-		for name := range c.rooms {
-			return name
-		}
+		return c.rooms[0].room.name
 	}
 	for _, name := range c.urlRooms {
-		if _, ok := c.rooms[name]; ok {
+		if c.rooms.find(name) >= 0 {
 			return name
 		}
 	}
@@ -146,11 +144,11 @@ func (c *Conn) member(name string) (membership, error) {
 	if name == "" {
 		return membership{}, newError(CodeNotJoined, "no room given and no default room joined")
 	}
-	m, ok := c.rooms[name]
-	if !ok {
+	i := c.rooms.find(name)
+	if i < 0 {
 		return membership{}, newError(CodeNotJoined, "not joined to "+name)
 	}
-	return m, nil
+	return c.rooms[i], nil
 }
 
 // checkContent checks a message's content and data. Data from a client's
@@ -167,7 +165,7 @@ func checkContent(content string, data json.RawMessage) error {
 }
 
 func (c *Conn) joinCommand(in wire.Inbound) error {
-	if _, joined := c.rooms[in.Room]; !joined && ValidRoom(in.Room) && c.identity.CanJoin(in.Room) {
+	if c.rooms.find(in.Room) < 0 && ValidRoom(in.Room) && c.identity.CanJoin(in.Room) {
 		if err := c.srv.askJoin(c.ctx(), c.username, in.Room); err != nil {
 			return err
 		}
@@ -188,8 +186,8 @@ func (c *Conn) join(name string, since *uint64) error {
 	case !c.identity.CanJoin(name):
 		return newError(CodeForbidden, "not allowed to join "+name)
 	}
-	if m, ok := c.rooms[name]; ok {
-		return c.rejoin(m)
+	if i := c.rooms.find(name); i >= 0 {
+		return c.rejoin(c.rooms[i])
 	}
 	if len(c.rooms) >= c.srv.opts.MaxRooms {
 		return newError(CodeTooManyRooms, fmt.Sprintf("at most %d rooms per connection", c.srv.opts.MaxRooms))
@@ -203,7 +201,7 @@ func (c *Conn) join(name string, since *uint64) error {
 		c.srv.hub.releaseRoom(r)
 		return err
 	}
-	c.rooms[name] = membership{room: r, sub: sub}
+	c.rooms = append(c.rooms, membership{room: r, sub: sub})
 	if sub.recovering {
 		c.tasks.Add(1)
 		go func() {
@@ -240,7 +238,7 @@ func (c *Conn) leaveRoom(name string) error {
 	if err != nil {
 		return err
 	}
-	delete(c.rooms, name)
+	c.rooms.remove(name)
 	m.room.exit(c)
 	if m.sub.replayDone != nil {
 		<-m.sub.replayDone // nothing of the room may follow left
@@ -256,7 +254,7 @@ func (c *Conn) leaveRoom(name string) error {
 func (c *Conn) serverJoin(name string) bool {
 	c.roomsMu.Lock()
 	defer c.roomsMu.Unlock()
-	if _, in := c.rooms[name]; in || c.roomsGone || c.isClosing() {
+	if c.rooms.find(name) >= 0 || c.roomsGone || c.isClosing() {
 		return false
 	}
 	if err := c.join(name, nil); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -49,7 +50,7 @@ type Conn struct {
 	// (serverJoin) change it between two messages, and roomsGone, set by
 	// cleanup, says the connection is in no room for good.
 	roomsMu   sync.Mutex
-	rooms     map[string]membership
+	rooms     memberships
 	roomsGone bool
 	expiry    *time.Timer // closes the connection when its token expires
 	idle      *time.Timer // closes the connection when it sends nothing
@@ -78,6 +79,32 @@ type membership struct {
 	sub  *subscription
 }
 
+// memberships are a connection's rooms, in the order it joined them. A
+// slice, not a map: most connections are in one room or a few, which a
+// map would take hundreds of bytes to index, and Options.MaxRooms bounds
+// the scan of a lookup.
+type memberships []membership
+
+// find returns the index of the membership of the room called name, or -1.
+func (ms memberships) find(name string) int {
+	for i, m := range ms {
+		if m.room.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// remove drops the membership of the room called name, if any.
+func (ms *memberships) remove(name string) {
+	if i := ms.find(name); i >= 0 {
+		*ms = slices.Delete(*ms, i, i+1)
+	}
+	if len(*ms) == 0 {
+		*ms = nil
+	}
+}
+
 // newConn wraps an upgraded connection.
 func newConn(s *Server, raw net.Conn, a admission) *Conn {
 	c := &Conn{
@@ -89,7 +116,6 @@ func newConn(s *Server, raw net.Conn, a admission) *Conn {
 		username: a.identity.Username,
 		urlRooms: a.rooms,
 		identity: a.identity,
-		rooms:    make(map[string]membership),
 		reader:   ws.NewReader(s.opts.MaxMessageSize),
 		wire:     webSocketFraming{},
 		limiter:  newRateLimiter(s.opts.RateLimit, s.opts.RateBurst, s.opts.Now()),
@@ -220,12 +246,12 @@ func (c *Conn) cleanup() {
 	c.roomsGone = true
 	c.roomsMu.Unlock()
 	rooms := make([]string, 0, len(c.rooms))
-	for name, m := range c.rooms {
-		rooms = append(rooms, name)
+	for _, m := range c.rooms {
+		rooms = append(rooms, m.room.name)
 		m.room.exit(c)
 		c.srv.hub.releaseRoom(m.room)
-		delete(c.rooms, name)
 	}
+	c.rooms = nil
 	c.srv.hub.removeUserConn(c)
 	if c.debugging() {
 		c.logger().Debug("connection closed", "rooms", rooms, "code", c.closeCode, "reason", c.closeReason)
