@@ -41,7 +41,8 @@ func New() *Poller {
 }
 
 // Add registers fd, a non-blocking socket, with h: from now on h.Ready is
-// called for each arrival, and once for bytes already waiting. It fails
+// called for each arrival, and once for bytes already waiting; and if h is
+// a WriteHandler, h.Writable each time the socket has room again. It fails
 // when the epoll set cannot be made, or fd cannot join it (EEXIST if it is
 // registered already).
 //
@@ -58,6 +59,9 @@ func (p *Poller) Add(fd int, h Handler) error {
 	p.lastID++
 	// Fd and Pad are the event's data, handed back with each event.
 	event := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(fd), Pad: p.lastID}
+	if _, ok := h.(WriteHandler); ok {
+		event.Events |= syscall.EPOLLOUT
+	}
 	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &event); err != nil {
 		if len(p.handlers) == 0 {
 			p.set.Close() // no socket to wait for
@@ -155,8 +159,17 @@ func (p *Poller) run(set *os.File, raw syscall.RawConn, previous <-chan struct{}
 			return // closed by Remove or Close
 		}
 		for _, e := range events[:n] {
-			if h := p.handler(set, e); h != nil {
+			h := p.handler(set, e)
+			if h == nil {
+				continue
+			}
+			if e.Events&(syscall.EPOLLIN|hangupEvents) != 0 {
 				h.Ready(e.Events&hangupEvents != 0)
+			}
+			if e.Events&(syscall.EPOLLOUT|hangupEvents) != 0 {
+				if w, ok := h.(WriteHandler); ok {
+					w.Writable()
+				}
 			}
 		}
 	}
