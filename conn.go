@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/partyline/partyline/internal/poller"
 	"github.com/partyline/partyline/internal/wire"
 	"github.com/partyline/partyline/internal/ws"
 )
@@ -24,9 +23,9 @@ import (
 // the queue (writer.go).
 type Conn struct {
 	srv      *Server
-	raw      net.Conn        // the socket
+	raw      net.Conn        // the socket: &sock, or the upgraded connection itself
 	rawConn  syscall.RawConn // for non-blocking reads and writes; nil for TLS and off Unix
-	fd       int             // the socket's descriptor, for the poller; -1 for TLS
+	sock     polledSocket    // the socket once the server's poller watches it (socket.go)
 	ip       string          // the client's, for the per-IP limit
 	session  string
 	username string
@@ -110,7 +109,6 @@ func newConn(s *Server, raw net.Conn, a admission) *Conn {
 	c := &Conn{
 		srv:      s,
 		raw:      raw,
-		fd:       -1,
 		ip:       a.ip,
 		session:  randomID(),
 		username: a.identity.Username,
@@ -121,15 +119,28 @@ func newConn(s *Server, raw net.Conn, a admission) *Conn {
 		limiter:  newRateLimiter(s.opts.RateLimit, s.opts.RateBurst, s.opts.Now()),
 	}
 	c.queue = newSendQueue(c, s.opts.SendQueue, s.opts.MaxLag)
-	if sc, ok := c.raw.(syscall.Conn); ok && rawIO {
-		if rc, err := sc.SyscallConn(); err == nil {
-			c.rawConn = rc
-			rc.Control(func(fd uintptr) { c.fd = int(fd) })
-		}
-	}
 	c.readState.Store(readRunning) // serve is the first reader
 	c.heard.Store(monotonic())
+	if !c.adopt(raw) {
+		if sc, ok := raw.(syscall.Conn); ok && rawIO {
+			if rc, err := sc.SyscallConn(); err == nil {
+				c.rawConn = rc
+			}
+		}
+	}
 	return c
+}
+
+// polled reports whether the server's poller watches the socket: then no
+// goroutine reads it while nothing arrives.
+func (c *Conn) polled() bool { return c.sock.conn != nil }
+
+// turnAway ends a connection that shutdown keeps from being served: it
+// writes the close and closes the socket.
+func (c *Conn) turnAway() {
+	c.raw.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
+	c.raw.Write(c.wire.closing(CloseGoingAway, "server shutting down"))
+	c.closeSocket()
 }
 
 // logger returns the server's logger with the connection's attributes. It is
@@ -171,40 +182,16 @@ func (c *Conn) serve(early []byte) {
 		c.endReading()
 		return
 	}
-	if c.fd < 0 || c.srv.poller == nil {
-		c.readLoop()
-		return
-	}
-	if err := c.register(); err != nil {
-		if !c.isClosing() {
-			c.logger().Warn("reading without the poller", "err", err)
-		}
+	if !c.polled() {
 		c.readLoop()
 		return
 	}
 	c.readArrived()
 }
 
-// register hands the socket to the poller. The descriptor cannot be closed
-// meanwhile: closeSocket undoes a registration it races with.
-func (c *Conn) register() error {
-	var err error
-	if ctlErr := c.rawConn.Control(func(fd uintptr) { err = c.srv.poller.Add(int(fd), (*polledConn)(c)) }); ctlErr != nil {
-		return ctlErr
-	}
-	return err
-}
-
-// polledConn is a Conn as the poller sees it: its poller.Handler, kept out
-// of Conn's exported methods.
-type polledConn Conn
-
-var _ poller.Handler = (*polledConn)(nil)
-
-// Ready is the poller telling the connection that bytes have arrived, or
+// ready is the poller telling the connection that bytes have arrived, or
 // that the client has gone (hangup).
-func (p *polledConn) Ready(hangup bool) {
-	c := (*Conn)(p)
+func (c *Conn) ready(hangup bool) {
 	if hangup {
 		c.hangup.Store(true) // before arrived: its reader must see it
 	}

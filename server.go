@@ -147,9 +147,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.track(c) {
 		s.release(admission.ip)
-		raw.SetWriteDeadline(time.Now().Add(s.opts.WriteWait))
-		raw.Write(ws.CloseFrame(CloseGoingAway, "server shutting down"))
-		raw.Close()
+		c.turnAway()
 		return
 	}
 	// The connection runs on a goroutine of its own, so the HTTP server's

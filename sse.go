@@ -69,8 +69,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	c.resume = resume
 	if !s.track(c) {
 		s.release(a.ip)
-		raw.Write(c.wire.closing(CloseGoingAway, "server shutting down"))
-		raw.Close()
+		c.turnAway()
 		return
 	}
 	go c.serve(nil)

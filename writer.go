@@ -257,13 +257,9 @@ const drainLimit = 1 << 20
 const closeHandshakeWait = time.Second
 
 // closeSocket closes the TCP connection. A reader waiting on the poller is
-// woken to see it and end. Close returns once the descriptor is closed, so
-// a registration that raced with it is undone here, and a new connection
-// given the same descriptor number is left alone.
+// woken to see it and end. A polled socket leaves the poller as its
+// descriptor is closed (socket_linux.go).
 func (c *Conn) closeSocket() {
 	c.raw.Close()
-	if c.fd >= 0 {
-		c.srv.poller.Remove(c.fd, (*polledConn)(c))
-	}
 	c.readable()
 }
