@@ -54,14 +54,10 @@ type Conn struct {
 	expiry    *time.Timer // closes the connection when its token expires
 	idle      *time.Timer // closes the connection when it sends nothing
 
-	// Owned by whoever holds the writer role (see writer.go).
-	wire     framing    // how messages are framed for the client's wire
-	taken    []*message // messages taken from the queue, being framed
-	pending  [][]byte   // frames not yet written; pending[0] may be cut short
-	space    mergeSpace // what pending's frames built for this client hold
-	closeDue bool       // the close frame is next
-	writeErr error      // the socket failed; nothing more is written
-	lag      lagState   // what the kernel may still hold (lag.go)
+	// Owned by whoever holds the writer role (see writer.go), with the
+	// writer it took from the pool.
+	wire framing  // how messages are framed for the client's wire
+	lag  lagState // what the kernel may still hold (lag.go)
 
 	tasks      sync.WaitGroup // replays running for this connection
 	readerDone latch          // the reader has ended for good
