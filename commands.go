@@ -44,7 +44,11 @@ func (c *Conn) handle(frame []byte) (keepReading bool) {
 		c.close(CloseInvalidData, "invalid UTF-8")
 		return false
 	}
-	if ok, abusive := c.limiter.allow(c.srv.opts.Now()); !ok {
+	now := c.srv.opts.Now()
+	if c.limiter == nil {
+		c.limiter = newRateLimiter(c.srv.opts.RateLimit, c.srv.opts.RateBurst, now) // nil: no limit
+	}
+	if ok, abusive := c.limiter.allow(now); !ok {
 		if abusive {
 			c.close(CloseRateLimit, "rate limit exceeded")
 			return false

@@ -21,6 +21,9 @@ import (
 // client by pushing prepared frames onto its bounded queue, which never
 // blocks: a full queue evicts the connection. One writer at a time drains
 // the queue (writer.go).
+//
+// Every idle connection is one, so its fields are packed: see
+// TestConnSize.
 type Conn struct {
 	srv      *Server
 	raw      net.Conn        // the socket: &sock, or the upgraded connection itself
@@ -30,29 +33,29 @@ type Conn struct {
 	session  string
 	username string
 	urlRooms []string
-	queue    *sendQueue
+	queue    sendQueue
 
 	readState     atomic.Int32 // readIdle, readRunning… (reader.go)
 	hangup        atomic.Bool  // the poller saw the peer close or fail
 	pinged        atomic.Bool  // a ping is on its way; the next arrival is likely its pong
+	heartbeatSlot int32        // owned by the heartbeat
 	heard         atomic.Int64 // when the client last sent a frame (monotonic)
-	heartbeatSlot int          // owned by the heartbeat
 
 	// Owned by the reader.
-	reader      *ws.Reader        // nil for a stream (sse.go): its client sends nothing on it
-	resume      map[string]uint64 // a stream's rooms to join with since; nil after the welcome
-	stopReading bool
-	peerClosed  bool // the client's close frame has arrived; the writer reads it after readerDone
-	identity    Identity
-	limiter     *rateLimiter
+	reader   *ws.Reader        // nil for a stream (sse.go): its client sends nothing on it
+	resume   map[string]uint64 // a stream's rooms to join with since; nil after the welcome
+	identity Identity
+	limiter  *rateLimiter // made at the first message: until then its bucket stays full
 	// rooms is the reader's; roomsMu lets a server-side join or leave
 	// (serverJoin) change it between two messages, and roomsGone, set by
 	// cleanup, says the connection is in no room for good.
-	roomsMu   sync.Mutex
-	rooms     memberships
-	roomsGone bool
-	expiry    *time.Timer // closes the connection when its token expires
-	idle      *time.Timer // closes the connection when it sends nothing
+	roomsMu     sync.Mutex
+	rooms       memberships
+	roomsGone   bool
+	stopReading bool
+	peerClosed  bool        // the client's close frame has arrived; the writer reads it after readerDone
+	expiry      *time.Timer // closes the connection when its token expires
+	idle        *time.Timer // closes the connection when it sends nothing
 
 	// Owned by whoever holds the writer role (see writer.go), with the
 	// writer it took from the pool.
@@ -112,9 +115,8 @@ func newConn(s *Server, raw net.Conn, a admission) *Conn {
 		identity: a.identity,
 		reader:   ws.NewReader(s.opts.MaxMessageSize),
 		wire:     webSocketFraming{},
-		limiter:  newRateLimiter(s.opts.RateLimit, s.opts.RateBurst, s.opts.Now()),
 	}
-	c.queue = newSendQueue(c, s.opts.SendQueue, s.opts.MaxLag)
+	c.queue.init(c, s.opts.SendQueue, s.opts.MaxLag)
 	c.readState.Store(readRunning) // serve is the first reader
 	c.heard.Store(monotonic())
 	if !c.adopt(raw) {

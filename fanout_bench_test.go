@@ -26,7 +26,7 @@ func benchConn(s *Server, i int) *Conn {
 		session:  fmt.Sprintf("s%d", i),
 		username: fmt.Sprintf("user%d", i),
 	}
-	c.queue = newSendQueue(c, s.opts.SendQueue, s.opts.MaxLag)
+	c.queue.init(c, s.opts.SendQueue, s.opts.MaxLag)
 	c.queue.writing = true // the benchmark is the writer: never start one
 	return c
 }

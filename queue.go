@@ -1,6 +1,7 @@
 package partyline
 
 import (
+	"math"
 	"sync"
 	"time"
 )
@@ -19,25 +20,28 @@ import (
 // nor until what it wrote has left the kernel: a replay is paced to the
 // client however slow (docs/protocol.md §5.3), and the lag counts from the
 // moment the client has caught up.
+//
+// A connection's queue lives inside its Conn; its fields are packed, as
+// every connection has one.
 type sendQueue struct {
 	conn   writerRole
-	limit  int
 	maxLag int64 // nanoseconds; 0: no lag rule
+	limit  int32
 
-	mu       sync.Mutex // guards the following
-	msgs     []*message
-	oldest   int64 // when msgs[0] was pushed (coarse clock, lag.go)
-	pingDue  bool
-	closeDue bool // the writer must send the close and stop
-	dropped  bool // messages are refused: the connection is closing
-	writing  bool // a writer holds the role
-	pacing   int  // pushPaced calls waiting for space
+	mu     sync.Mutex // guards the following
+	pacing int32      // pushPaced calls waiting for space
+	msgs   []*message
+	oldest int64 // when msgs[0] was pushed (coarse clock, lag.go)
 	// space is signalled when the writer takes messages, and closed when
 	// the queue is dropped, while pushPaced calls wait; the first of them
 	// makes it and the last drops it, so a queue that paces nothing has
 	// none.
 	space    chan struct{}
-	replays  int  // replays running: the lag rule is off
+	replays  int32 // replays running: the lag rule is off
+	pingDue  bool
+	closeDue bool // the writer must send the close and stop
+	dropped  bool // messages are refused: the connection is closing
+	writing  bool // a writer holds the role
 	draining bool // a replay has ended, what it wrote may be in the kernel: still off
 }
 
@@ -49,7 +53,14 @@ type writerRole interface {
 }
 
 func newSendQueue(conn writerRole, limit int, maxLag time.Duration) *sendQueue {
-	return &sendQueue{conn: conn, limit: limit, maxLag: int64(max(maxLag, 0))}
+	q := new(sendQueue)
+	q.init(conn, limit, maxLag)
+	return q
+}
+
+// init readies a queue that is part of its connection.
+func (q *sendQueue) init(conn writerRole, limit int, maxLag time.Duration) {
+	q.conn, q.limit, q.maxLag = conn, int32(min(limit, math.MaxInt32)), int64(max(maxLag, 0))
 }
 
 // push queues m unless the queue is full, lagging or dropped, and writes it
@@ -99,7 +110,7 @@ func (q *sendQueue) act(slow, claimed bool) {
 // join messages that have waited too long; when the queue is empty it
 // stamps the messages about to be added.
 func (q *sendQueue) slowLocked(n int) bool {
-	if len(q.msgs)+n > q.limit {
+	if len(q.msgs)+n > int(q.limit) {
 		return true
 	}
 	if len(q.msgs) == 0 {
@@ -122,7 +133,7 @@ func (q *sendQueue) laggingLocked() bool {
 func (q *sendQueue) replaying(delta int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.replays += delta
+	q.replays += int32(delta)
 	if delta < 0 && q.replays == 0 {
 		q.draining = true
 	}
@@ -150,7 +161,7 @@ func (q *sendQueue) pushPaced(m *message, left <-chan struct{}) bool {
 			q.mu.Unlock()
 			return false
 		}
-		if len(q.msgs) < max(1, q.limit/2) {
+		if len(q.msgs) < max(1, int(q.limit)/2) {
 			if len(q.msgs) == 0 {
 				q.oldest = coarseNow()
 			}
