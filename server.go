@@ -189,7 +189,9 @@ func (s *Server) admit(r *http.Request) (admission, error) {
 	}
 	// The slot first, so that a flood beyond the limits never reaches the
 	// application's backend through the hooks.
-	ip := clientIP(r)
+	// What a connection keeps of its request is copied out of it: a
+	// string cut from the request line or a header would keep it whole.
+	ip := strings.Clone(clientIP(r))
 	if !s.reserve(ip) {
 		return admission{}, newError(CodeTooManyConnections, "too many connections")
 	}
@@ -202,6 +204,10 @@ func (s *Server) admit(r *http.Request) (admission, error) {
 	if err != nil {
 		s.release(ip)
 		return admission{}, err
+	}
+	identity.Username = strings.Clone(identity.Username)
+	for i := range rooms {
+		rooms[i] = strings.Clone(rooms[i])
 	}
 	return admission{identity: identity, rooms: rooms, ip: ip}, nil
 }
