@@ -169,7 +169,7 @@ func checkContent(content string, data json.RawMessage) error {
 }
 
 func (c *Conn) joinCommand(in wire.Inbound) error {
-	if c.rooms.find(in.Room) < 0 && ValidRoom(in.Room) && c.identity.CanJoin(in.Room) {
+	if c.rooms.find(in.Room) < 0 && ValidRoom(in.Room) && c.canJoin(in.Room) {
 		if err := c.srv.askJoin(c.ctx(), c.username, in.Room); err != nil {
 			return err
 		}
@@ -187,7 +187,7 @@ func (c *Conn) join(name string, since *uint64) error {
 	switch {
 	case !ValidRoom(name):
 		return newError(CodeInvalidRoom, "room names must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-	case !c.identity.CanJoin(name):
+	case !c.canJoin(name):
 		return newError(CodeForbidden, "not allowed to join "+name)
 	}
 	if i := c.rooms.find(name); i >= 0 {
@@ -352,7 +352,7 @@ func (c *Conn) refresh(in wire.Inbound) error {
 	if id.Username != c.username {
 		return newError(CodeForbidden, "refresh token is for another user")
 	}
-	c.identity = id
+	c.mayJoin = id.Rooms
 	c.setExpiry(id.Expires)
 	c.ack(in.ID)
 	return nil

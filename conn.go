@@ -42,10 +42,10 @@ type Conn struct {
 	heard         atomic.Int64 // when the client last sent a frame (monotonic)
 
 	// Owned by the reader.
-	reader   *ws.Reader        // nil for a stream (sse.go): its client sends nothing on it
-	resume   map[string]uint64 // a stream's rooms to join with since; nil after the welcome
-	identity Identity
-	limiter  *rateLimiter // made at the first message: until then its bucket stays full
+	reader  *ws.Reader        // nil for a stream (sse.go): its client sends nothing on it
+	resume  map[string]uint64 // a stream's rooms to join with since; nil after the welcome
+	mayJoin []string          // the identity's rooms (Identity.Rooms): nil means every room
+	limiter *rateLimiter      // made at the first message: until then its bucket stays full
 	// rooms is the reader's; roomsMu lets a server-side join or leave
 	// (serverJoin) change it between two messages, and roomsGone, set by
 	// cleanup, says the connection is in no room for good.
@@ -70,6 +70,9 @@ type Conn struct {
 	closeCode   int   // 0: the peer or the network closed first
 	closeReason string
 }
+
+// canJoin reports whether the connection's identity may join room.
+func (c *Conn) canJoin(room string) bool { return Identity{Rooms: c.mayJoin}.CanJoin(room) }
 
 // membership is a connection's place in a room.
 type membership struct {
@@ -112,7 +115,7 @@ func newConn(s *Server, raw net.Conn, a admission) *Conn {
 		session:  randomID(),
 		username: a.identity.Username,
 		urlRooms: a.rooms,
-		identity: a.identity,
+		mayJoin:  a.identity.Rooms,
 		reader:   ws.NewReader(s.opts.MaxMessageSize),
 		wire:     webSocketFraming{},
 	}
@@ -128,10 +131,6 @@ func newConn(s *Server, raw net.Conn, a admission) *Conn {
 	}
 	return c
 }
-
-// polled reports whether the server's poller watches the socket: then no
-// goroutine reads it while nothing arrives.
-func (c *Conn) polled() bool { return c.sock.conn != nil }
 
 // turnAway ends a connection that shutdown keeps from being served: it
 // writes the close and closes the socket.
@@ -170,12 +169,12 @@ func newMessageID() string {
 // serve is the connection's first reader: it welcomes the client, joins
 // the rooms of its URL and handles early as the first bytes from the
 // client; then it hands reading over to the poller, or reads on until the
-// connection ends.
-func (c *Conn) serve(early []byte) {
+// connection ends. The client's token expires at expires (zero: never).
+func (c *Conn) serve(early []byte, expires time.Time) {
 	if c.debugging() {
 		c.logger().Debug("connection opened", "rooms", c.urlRooms)
 	}
-	c.startTimers()
+	c.startTimers(expires)
 	if !c.welcome() || len(early) > 0 && !c.consume(early) {
 		c.endReading()
 		return
@@ -246,12 +245,12 @@ func (c *Conn) cleanup() {
 
 // startTimers starts heartbeats and arms the idle timeout and the token
 // expiry.
-func (c *Conn) startTimers() {
+func (c *Conn) startTimers(expires time.Time) {
 	c.srv.heartbeat.add(c)
 	if d := c.srv.opts.IdleTimeout; d > 0 {
 		c.idle = time.AfterFunc(d, func() { c.close(CloseNormal, "idle timeout") })
 	}
-	c.setExpiry(c.identity.Expires)
+	c.setExpiry(expires)
 }
 
 // setExpiry schedules the token-expired close for expires; zero means never.

@@ -153,7 +153,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// The connection runs on a goroutine of its own, so the HTTP server's
 	// goroutine and buffers for this request are freed now; and once idle it
 	// has none (reader.go). Shutdown waits for it through s.wg.
-	go c.serve(early)
+	go c.serve(early, admission.identity.Expires)
 }
 
 // writeHandshakeError answers a request that is not a WebSocket handshake.

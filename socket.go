@@ -13,15 +13,14 @@ import "sync/atomic"
 // own. A call that must wait (a write to a full socket, the reads of the
 // close handshake) waits for the poller to report the socket ready.
 //
-// It lives inside its Conn; off Linux, and for TLS, it is unused.
+// It lives inside its Conn, which the poller tells when the socket is
+// ready (polledConn); off Linux, and for TLS, it is unused.
 type polledSocket struct {
-	conn *Conn // nil when unused
-	fd   int32
+	fd int32
 	// state counts the calls using fd, and socketClosed is set by Close.
-	// Whichever of Close and the calls ends last closes the descriptor and
-	// takes it out of the poller, so that no call uses a closed descriptor,
-	// or another socket's that reuses its number, and a registration that
-	// races with Close is undone.
+	// Whichever of Close and the calls ends last closes the descriptor, so
+	// that no call uses a closed descriptor, or another socket's that
+	// reuses its number.
 	state atomic.Uint32
 	// readReady and writeReady count the poller's reports; a call that
 	// found the socket not ready waits, with its channel in readWaiter or

@@ -34,13 +34,12 @@ func (c *Conn) adopt(raw net.Conn) bool {
 	}); err != nil || errno != 0 {
 		return false
 	}
-	c.sock.conn, c.sock.fd = c, int32(fd)
-	if err := c.srv.poller.Add(fd, &c.sock); err != nil {
+	if err := c.srv.poller.Add(fd, (*polledConn)(c)); err != nil {
 		c.logger().Warn("reading without the poller", "err", err)
-		c.sock.conn = nil
 		syscall.Close(fd)
 		return false
 	}
+	c.sock.fd = int32(fd)
 	// The duplicate shares the socket, non-blocking: the original goes, and
 	// with it what the runtime kept for it.
 	raw.Close()
@@ -48,23 +47,40 @@ func (c *Conn) adopt(raw net.Conn) bool {
 	return true
 }
 
+// polled reports whether the server's poller watches the socket: then no
+// goroutine reads it while nothing arrives.
+func (c *Conn) polled() bool { return c.raw == net.Conn(&c.sock) }
+
+// leavePoller takes a polled socket out of the poller, as it is closed.
+// A new socket given the same descriptor number, and registered since, is
+// left alone.
+func (c *Conn) leavePoller() {
+	if c.polled() {
+		c.srv.poller.Remove(int(c.sock.fd), (*polledConn)(c))
+	}
+}
+
+// polledConn is a Conn as the poller sees it: its poller.WriteHandler,
+// kept out of Conn's exported methods.
+type polledConn Conn
+
 var (
 	_ net.Conn            = (*polledSocket)(nil)
-	_ poller.WriteHandler = (*polledSocket)(nil)
+	_ poller.WriteHandler = (*polledConn)(nil)
 	_ syscall.RawConn     = (*polledRawConn)(nil)
 )
 
 // Ready is the poller reporting that bytes have arrived, or that the client
 // has gone (hangup): a call waiting to read tries again, and the
 // connection's reader is told.
-func (s *polledSocket) Ready(hangup bool) {
-	wake(&s.readReady, &s.readWaiter)
-	s.conn.ready(hangup)
+func (p *polledConn) Ready(hangup bool) {
+	wake(&p.sock.readReady, &p.sock.readWaiter)
+	(*Conn)(p).ready(hangup)
 }
 
 // Writable is the poller reporting that the socket has room again, or has
 // failed: a call waiting to write tries again.
-func (s *polledSocket) Writable() { wake(&s.writeReady, &s.writeWaiter) }
+func (p *polledConn) Writable() { wake(&p.sock.writeReady, &p.sock.writeWaiter) }
 
 // wake counts a report of the poller's and wakes the call waiting for it.
 func wake(ready *atomic.Uint32, waiter *atomic.Pointer[chan struct{}]) {
@@ -92,11 +108,9 @@ func (s *polledSocket) acquire() bool {
 }
 
 // release gives a reference back. The last one after Close closes the
-// descriptor, having taken it out of the poller: its number cannot have
-// been reused yet.
+// descriptor.
 func (s *polledSocket) release() {
 	if s.state.Add(^uint32(0)) == socketClosed {
-		s.conn.srv.poller.Remove(int(s.fd), s)
 		syscall.Close(int(s.fd))
 	}
 }

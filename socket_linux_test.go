@@ -26,7 +26,7 @@ func polledPair(t *testing.T) (*Conn, *net.TCPConn) {
 	if !c.polled() {
 		t.Fatal("the socket was not adopted")
 	}
-	t.Cleanup(func() { c.sock.Close() })
+	t.Cleanup(c.closeSocket)
 	return c, client
 }
 

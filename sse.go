@@ -72,7 +72,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 		c.turnAway()
 		return
 	}
-	go c.serve(nil)
+	go c.serve(nil, a.identity.Expires)
 }
 
 // streamHead is the response's head. The body lasts until the connection

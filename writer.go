@@ -286,10 +286,10 @@ const drainLimit = 1 << 20
 // its close before it drops the TCP connection.
 const closeHandshakeWait = time.Second
 
-// closeSocket closes the TCP connection. A reader waiting on the poller is
-// woken to see it and end. A polled socket leaves the poller as its
-// descriptor is closed (socket_linux.go).
+// closeSocket closes the TCP connection, and takes a polled socket out of
+// the poller. A reader waiting on the poller is woken to see it and end.
 func (c *Conn) closeSocket() {
 	c.raw.Close()
+	c.leavePoller()
 	c.readable()
 }
