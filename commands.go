@@ -44,7 +44,11 @@ func (c *Conn) handle(frame []byte) (keepReading bool) {
 		c.close(CloseInvalidData, "invalid UTF-8")
 		return false
 	}
-	if ok, abusive := c.limiter.allow(c.srv.opts.Now()); !ok {
+	now := c.srv.opts.Now()
+	if c.limiter == nil {
+		c.limiter = newRateLimiter(c.srv.opts.RateLimit, c.srv.opts.RateBurst, now) // nil: no limit
+	}
+	if ok, abusive := c.limiter.allow(now); !ok {
 		if abusive {
 			c.close(CloseRateLimit, "rate limit exceeded")
 			return false
@@ -129,12 +133,10 @@ func (c *Conn) chat(in wire.Inbound) error {
 // room, or else the first room of the URL still joined.
 func (c *Conn) defaultRoom() string {
 	if len(c.rooms) == 1 {
-		for name := range c.rooms {
-			return name
-		}
+		return c.rooms[0].room.name
 	}
 	for _, name := range c.urlRooms {
-		if _, ok := c.rooms[name]; ok {
+		if c.rooms.find(name) >= 0 {
 			return name
 		}
 	}
@@ -146,11 +148,11 @@ func (c *Conn) member(name string) (membership, error) {
 	if name == "" {
 		return membership{}, newError(CodeNotJoined, "no room given and no default room joined")
 	}
-	m, ok := c.rooms[name]
-	if !ok {
+	i := c.rooms.find(name)
+	if i < 0 {
 		return membership{}, newError(CodeNotJoined, "not joined to "+name)
 	}
-	return m, nil
+	return c.rooms[i], nil
 }
 
 // checkContent checks a message's content and data. Data from a client's
@@ -167,7 +169,7 @@ func checkContent(content string, data json.RawMessage) error {
 }
 
 func (c *Conn) joinCommand(in wire.Inbound) error {
-	if _, joined := c.rooms[in.Room]; !joined && ValidRoom(in.Room) && c.identity.CanJoin(in.Room) {
+	if c.rooms.find(in.Room) < 0 && ValidRoom(in.Room) && c.canJoin(in.Room) {
 		if err := c.srv.askJoin(c.ctx(), c.username, in.Room); err != nil {
 			return err
 		}
@@ -185,11 +187,11 @@ func (c *Conn) join(name string, since *uint64) error {
 	switch {
 	case !ValidRoom(name):
 		return newError(CodeInvalidRoom, "room names must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-	case !c.identity.CanJoin(name):
+	case !c.canJoin(name):
 		return newError(CodeForbidden, "not allowed to join "+name)
 	}
-	if m, ok := c.rooms[name]; ok {
-		return c.rejoin(m)
+	if i := c.rooms.find(name); i >= 0 {
+		return c.rejoin(c.rooms[i])
 	}
 	if len(c.rooms) >= c.srv.opts.MaxRooms {
 		return newError(CodeTooManyRooms, fmt.Sprintf("at most %d rooms per connection", c.srv.opts.MaxRooms))
@@ -203,7 +205,7 @@ func (c *Conn) join(name string, since *uint64) error {
 		c.srv.hub.releaseRoom(r)
 		return err
 	}
-	c.rooms[name] = membership{room: r, sub: sub}
+	c.rooms = append(c.rooms, membership{room: r, sub: sub})
 	if sub.recovering {
 		c.tasks.Add(1)
 		go func() {
@@ -240,7 +242,7 @@ func (c *Conn) leaveRoom(name string) error {
 	if err != nil {
 		return err
 	}
-	delete(c.rooms, name)
+	c.rooms.remove(name)
 	m.room.exit(c)
 	if m.sub.replayDone != nil {
 		<-m.sub.replayDone // nothing of the room may follow left
@@ -256,7 +258,7 @@ func (c *Conn) leaveRoom(name string) error {
 func (c *Conn) serverJoin(name string) bool {
 	c.roomsMu.Lock()
 	defer c.roomsMu.Unlock()
-	if _, in := c.rooms[name]; in || c.roomsGone || c.isClosing() {
+	if c.rooms.find(name) >= 0 || c.roomsGone || c.isClosing() {
 		return false
 	}
 	if err := c.join(name, nil); err != nil {
@@ -350,7 +352,7 @@ func (c *Conn) refresh(in wire.Inbound) error {
 	if id.Username != c.username {
 		return newError(CodeForbidden, "refresh token is for another user")
 	}
-	c.identity = id
+	c.mayJoin = id.Rooms
 	c.setExpiry(id.Expires)
 	c.ack(in.ID)
 	return nil

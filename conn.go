@@ -6,12 +6,12 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/partyline/partyline/internal/poller"
 	"github.com/partyline/partyline/internal/wire"
 	"github.com/partyline/partyline/internal/ws"
 )
@@ -21,57 +21,58 @@ import (
 // client by pushing prepared frames onto its bounded queue, which never
 // blocks: a full queue evicts the connection. One writer at a time drains
 // the queue (writer.go).
+//
+// Every idle connection is one, so its fields are packed: see
+// TestConnSize.
 type Conn struct {
 	srv      *Server
-	raw      net.Conn        // the socket
+	raw      net.Conn        // the socket: &sock, or the upgraded connection itself
 	rawConn  syscall.RawConn // for non-blocking reads and writes; nil for TLS and off Unix
-	fd       int             // the socket's descriptor, for the poller; -1 for TLS
+	sock     polledSocket    // the socket once the server's poller watches it (socket.go)
 	ip       string          // the client's, for the per-IP limit
 	session  string
 	username string
 	urlRooms []string
-	queue    *sendQueue
+	queue    sendQueue
 
 	readState     atomic.Int32 // readIdle, readRunning… (reader.go)
 	hangup        atomic.Bool  // the poller saw the peer close or fail
 	pinged        atomic.Bool  // a ping is on its way; the next arrival is likely its pong
+	heartbeatSlot int32        // owned by the heartbeat
 	heard         atomic.Int64 // when the client last sent a frame (monotonic)
-	heartbeatSlot int          // owned by the heartbeat
 
 	// Owned by the reader.
-	reader      *ws.Reader        // nil for a stream (sse.go): its client sends nothing on it
-	resume      map[string]uint64 // a stream's rooms to join with since; nil after the welcome
-	stopReading bool
-	peerClosed  bool // the client's close frame has arrived; the writer reads it after readerDone
-	identity    Identity
-	limiter     *rateLimiter
+	reader  *ws.Reader        // nil for a stream (sse.go): its client sends nothing on it
+	resume  map[string]uint64 // a stream's rooms to join with since; nil after the welcome
+	mayJoin []string          // the identity's rooms (Identity.Rooms): nil means every room
+	limiter *rateLimiter      // made at the first message: until then its bucket stays full
 	// rooms is the reader's; roomsMu lets a server-side join or leave
 	// (serverJoin) change it between two messages, and roomsGone, set by
 	// cleanup, says the connection is in no room for good.
-	roomsMu   sync.Mutex
-	rooms     map[string]membership
-	roomsGone bool
-	expiry    *time.Timer // closes the connection when its token expires
-	idle      *time.Timer // closes the connection when it sends nothing
+	roomsMu     sync.Mutex
+	rooms       memberships
+	roomsGone   bool
+	stopReading bool
+	peerClosed  bool        // the client's close frame has arrived; the writer reads it after readerDone
+	expiry      *time.Timer // closes the connection when its token expires
+	idle        *time.Timer // closes the connection when it sends nothing
 
-	// Owned by whoever holds the writer role (see writer.go).
-	wire     framing    // how messages are framed for the client's wire
-	taken    []*message // messages taken from the queue, being framed
-	pending  [][]byte   // frames not yet written; pending[0] may be cut short
-	space    mergeSpace // what pending's frames built for this client hold
-	closeDue bool       // the close frame is next
-	writeErr error      // the socket failed; nothing more is written
-	lag      lagState   // what the kernel may still hold (lag.go)
+	// Owned by whoever holds the writer role (see writer.go), with the
+	// writer it took from the pool.
+	wire framing  // how messages are framed for the client's wire
+	lag  lagState // what the kernel may still hold (lag.go)
 
 	tasks      sync.WaitGroup // replays running for this connection
-	readerDone chan struct{}
-	writerDone chan struct{} // closed by the writer that sends the close
+	readerDone latch          // the reader has ended for good
+	writerDone latch          // the writer that sends the close has finished
 
-	closeOnce   sync.Once
-	closing     chan struct{} // closed by close; then the fields below are set
-	closeCode   int           // 0: the peer or the network closed first
+	closing     latch // fired by the first close or evict, which then sets the fields below
+	closeCode   int   // 0: the peer or the network closed first
 	closeReason string
 }
+
+// canJoin reports whether the connection's identity may join room.
+func (c *Conn) canJoin(room string) bool { return Identity{Rooms: c.mayJoin}.CanJoin(room) }
 
 // membership is a connection's place in a room.
 type membership struct {
@@ -79,35 +80,64 @@ type membership struct {
 	sub  *subscription
 }
 
+// memberships are a connection's rooms, in the order it joined them. A
+// slice, not a map: most connections are in one room or a few, which a
+// map would take hundreds of bytes to index, and Options.MaxRooms bounds
+// the scan of a lookup.
+type memberships []membership
+
+// find returns the index of the membership of the room called name, or -1.
+func (ms memberships) find(name string) int {
+	for i, m := range ms {
+		if m.room.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// remove drops the membership of the room called name, if any.
+func (ms *memberships) remove(name string) {
+	if i := ms.find(name); i >= 0 {
+		*ms = slices.Delete(*ms, i, i+1)
+	}
+	if len(*ms) == 0 {
+		*ms = nil
+	}
+}
+
 // newConn wraps an upgraded connection.
 func newConn(s *Server, raw net.Conn, a admission) *Conn {
 	c := &Conn{
-		srv:        s,
-		raw:        raw,
-		fd:         -1,
-		ip:         a.ip,
-		session:    randomID(),
-		username:   a.identity.Username,
-		urlRooms:   a.rooms,
-		identity:   a.identity,
-		reader:     ws.NewReader(s.opts.MaxMessageSize),
-		wire:       webSocketFraming{},
-		limiter:    newRateLimiter(s.opts.RateLimit, s.opts.RateBurst, s.opts.Now()),
-		rooms:      make(map[string]membership),
-		readerDone: make(chan struct{}),
-		writerDone: make(chan struct{}),
-		closing:    make(chan struct{}),
+		srv:      s,
+		raw:      raw,
+		ip:       a.ip,
+		session:  randomID(),
+		username: a.identity.Username,
+		urlRooms: a.rooms,
+		mayJoin:  a.identity.Rooms,
+		reader:   ws.NewReader(s.opts.MaxMessageSize),
+		wire:     webSocketFraming{},
 	}
-	c.queue = newSendQueue(c, s.opts.SendQueue, s.opts.MaxLag)
-	if sc, ok := c.raw.(syscall.Conn); ok && rawIO {
-		if rc, err := sc.SyscallConn(); err == nil {
-			c.rawConn = rc
-			rc.Control(func(fd uintptr) { c.fd = int(fd) })
-		}
-	}
+	c.queue.init(c, s.opts.SendQueue, s.opts.MaxLag)
 	c.readState.Store(readRunning) // serve is the first reader
 	c.heard.Store(monotonic())
+	if !c.adopt(raw) {
+		if sc, ok := raw.(syscall.Conn); ok && rawIO {
+			if rc, err := sc.SyscallConn(); err == nil {
+				c.rawConn = rc
+			}
+		}
+	}
 	return c
+}
+
+// turnAway ends a connection that shutdown keeps from being served: it
+// writes the close and closes the socket.
+func (c *Conn) turnAway() {
+	c.raw.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
+	c.raw.Write(c.wire.closing(CloseGoingAway, "server shutting down"))
+	c.closeSocket()
 }
 
 // logger returns the server's logger with the connection's attributes. It is
@@ -139,50 +169,26 @@ func newMessageID() string {
 // serve is the connection's first reader: it welcomes the client, joins
 // the rooms of its URL and handles early as the first bytes from the
 // client; then it hands reading over to the poller, or reads on until the
-// connection ends.
-func (c *Conn) serve(early []byte) {
+// connection ends. The client's token expires at expires (zero: never).
+func (c *Conn) serve(early []byte, expires time.Time) {
 	if c.debugging() {
 		c.logger().Debug("connection opened", "rooms", c.urlRooms)
 	}
-	c.startTimers()
+	c.startTimers(expires)
 	if !c.welcome() || len(early) > 0 && !c.consume(early) {
 		c.endReading()
 		return
 	}
-	if c.fd < 0 || c.srv.poller == nil {
-		c.readLoop()
-		return
-	}
-	if err := c.register(); err != nil {
-		if !c.isClosing() {
-			c.logger().Warn("reading without the poller", "err", err)
-		}
+	if !c.polled() {
 		c.readLoop()
 		return
 	}
 	c.readArrived()
 }
 
-// register hands the socket to the poller. The descriptor cannot be closed
-// meanwhile: closeSocket undoes a registration it races with.
-func (c *Conn) register() error {
-	var err error
-	if ctlErr := c.rawConn.Control(func(fd uintptr) { err = c.srv.poller.Add(int(fd), (*polledConn)(c)) }); ctlErr != nil {
-		return ctlErr
-	}
-	return err
-}
-
-// polledConn is a Conn as the poller sees it: its poller.Handler, kept out
-// of Conn's exported methods.
-type polledConn Conn
-
-var _ poller.Handler = (*polledConn)(nil)
-
-// Ready is the poller telling the connection that bytes have arrived, or
+// ready is the poller telling the connection that bytes have arrived, or
 // that the client has gone (hangup).
-func (p *polledConn) Ready(hangup bool) {
-	c := (*Conn)(p)
+func (c *Conn) ready(hangup bool) {
 	if hangup {
 		c.hangup.Store(true) // before arrived: its reader must see it
 	}
@@ -224,12 +230,12 @@ func (c *Conn) cleanup() {
 	c.roomsGone = true
 	c.roomsMu.Unlock()
 	rooms := make([]string, 0, len(c.rooms))
-	for name, m := range c.rooms {
-		rooms = append(rooms, name)
+	for _, m := range c.rooms {
+		rooms = append(rooms, m.room.name)
 		m.room.exit(c)
 		c.srv.hub.releaseRoom(m.room)
-		delete(c.rooms, name)
 	}
+	c.rooms = nil
 	c.srv.hub.removeUserConn(c)
 	if c.debugging() {
 		c.logger().Debug("connection closed", "rooms", rooms, "code", c.closeCode, "reason", c.closeReason)
@@ -239,12 +245,12 @@ func (c *Conn) cleanup() {
 
 // startTimers starts heartbeats and arms the idle timeout and the token
 // expiry.
-func (c *Conn) startTimers() {
+func (c *Conn) startTimers(expires time.Time) {
 	c.srv.heartbeat.add(c)
 	if d := c.srv.opts.IdleTimeout; d > 0 {
 		c.idle = time.AfterFunc(d, func() { c.close(CloseNormal, "idle timeout") })
 	}
-	c.setExpiry(c.identity.Expires)
+	c.setExpiry(expires)
 }
 
 // setExpiry schedules the token-expired close for expires; zero means never.
@@ -272,27 +278,77 @@ func (c *Conn) stopTimers() {
 // resumes from the store with since. It runs on the fan-out path, under the
 // room's lock, so the writer logs the eviction, not evict (writeClose).
 func (c *Conn) evict() {
-	c.closeOnce.Do(func() {
-		c.srv.opts.Metrics.Evicted()
-		c.closeCode, c.closeReason = CloseSlowConsumer, slowConsumerReason(c.srv.opts.MaxLag)
-		close(c.closing)
-		c.queue.requestClose(true)
-	})
+	if !c.closing.fire() {
+		return
+	}
+	c.srv.opts.Metrics.Evicted()
+	c.closeCode, c.closeReason = CloseSlowConsumer, slowConsumerReason(c.srv.opts.MaxLag)
+	c.queue.requestClose(true)
 }
 
 // close asks the writer to send a close frame with code and reason after
 // what is already queued, and to end the connection. Code 0 ends it at once
 // without a close frame. Only the first call counts.
 func (c *Conn) close(code int, reason string) {
-	c.closeOnce.Do(func() {
-		c.closeCode, c.closeReason = code, reason
-		close(c.closing)
-		c.queue.requestClose(code == 0)
-	})
+	if !c.closing.fire() {
+		return
+	}
+	c.closeCode, c.closeReason = code, reason
+	c.queue.requestClose(code == 0)
 }
 
 // isClosing reports whether the connection has begun to close.
-func (c *Conn) isClosing() bool { return isClosed(c.closing) }
+func (c *Conn) isClosing() bool { return c.closing.fired() }
+
+// A latch is a one-shot event in a connection's life, such as the end of
+// its reader, which costs a pointer until someone has to wait for it: the
+// channel is made by the first wait that comes before the event. Most
+// events of a connection happen with nobody waiting, and an idle
+// connection waits for none.
+type latch struct {
+	p atomic.Pointer[chan struct{}] // nil, a waiter's channel, or firedLatch
+}
+
+// firedLatch is what a latch holds once its event has happened.
+var firedLatch = func() *chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return &ch
+}()
+
+// fire marks the event as happened and wakes whoever waits for it. It
+// reports false if the event had happened already: only the first call
+// counts.
+func (l *latch) fire() bool {
+	for {
+		p := l.p.Load()
+		if p == firedLatch {
+			return false
+		}
+		if l.p.CompareAndSwap(p, firedLatch) {
+			if p != nil {
+				close(*p)
+			}
+			return true
+		}
+	}
+}
+
+// done returns a channel that is closed once the event has happened.
+func (l *latch) done() <-chan struct{} {
+	for {
+		if p := l.p.Load(); p != nil {
+			return *p
+		}
+		ch := make(chan struct{})
+		if l.p.CompareAndSwap(nil, &ch) {
+			return ch
+		}
+	}
+}
+
+// fired reports whether the event has happened.
+func (l *latch) fired() bool { return l.p.Load() == firedLatch }
 
 // heartbeat is the connection's turn in the heartbeat: it drops a client
 // not heard from within wait, and pings the others. A stream's client

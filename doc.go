@@ -28,10 +28,12 @@
 //
 // # Goroutines
 //
-// An idle connection has no goroutine. ServeHTTP starts one that welcomes
-// the client and joins the rooms of its URL; then, on Linux, it registers
-// the socket with the poller (internal/poller: one epoll set, itself waited
-// on through the runtime's network poller) and ends. When bytes arrive the
+// An idle connection has no goroutine. On Linux the upgrade hands the
+// socket to the poller (internal/poller: one epoll set, itself waited on
+// through the runtime's network poller), in place of the runtime's network
+// poller, which would keep a poll descriptor and a netFD per socket
+// (socket.go); ServeHTTP starts a goroutine that welcomes the client and
+// joins the rooms of its URL, and ends. When bytes arrive the
 // poller starts a reader for that connection, which reads and handles them
 // in order until the socket is drained, and ends (reader.go); at most one
 // reader runs per connection. The first arrival after a ping is read by the

@@ -25,9 +25,8 @@ func benchConn(s *Server, i int) *Conn {
 		srv:      s,
 		session:  fmt.Sprintf("s%d", i),
 		username: fmt.Sprintf("user%d", i),
-		closing:  make(chan struct{}),
 	}
-	c.queue = newSendQueue(c, s.opts.SendQueue, s.opts.MaxLag)
+	c.queue.init(c, s.opts.SendQueue, s.opts.MaxLag)
 	c.queue.writing = true // the benchmark is the writer: never start one
 	return c
 }
@@ -112,10 +111,8 @@ func benchmarkFanout(b *testing.B, subscribers int) {
 		b.Fatalf("%d frames delivered, want %d messages × %d subscribers = %d", delivered, messages, subscribers, want)
 	}
 	for _, c := range conns {
-		select {
-		case <-c.closing:
+		if c.isClosing() {
 			b.Fatalf("subscriber %s was closed (%d %q) during the benchmark", c.session, c.closeCode, c.closeReason)
-		default:
 		}
 	}
 	r.mu.Lock()

@@ -42,7 +42,7 @@ func newHeartbeat(interval, wait time.Duration) *heartbeat {
 func (h *heartbeat) add(c *Conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	c.heartbeatSlot = h.next
+	c.heartbeatSlot = int32(h.next)
 	h.slots[h.next][c] = struct{}{}
 	h.next = (h.next + 1) % len(h.slots)
 	h.count++

@@ -1,6 +1,7 @@
 package partyline
 
 import (
+	"math"
 	"sync"
 	"time"
 )
@@ -19,21 +20,28 @@ import (
 // nor until what it wrote has left the kernel: a replay is paced to the
 // client however slow (docs/protocol.md §5.3), and the lag counts from the
 // moment the client has caught up.
+//
+// A connection's queue lives inside its Conn; its fields are packed, as
+// every connection has one.
 type sendQueue struct {
 	conn   writerRole
-	limit  int
-	maxLag int64         // nanoseconds; 0: no lag rule
-	space  chan struct{} // signalled when the writer takes messages
+	maxLag int64 // nanoseconds; 0: no lag rule
+	limit  int32
 
-	mu       sync.Mutex // guards the following
-	msgs     []*message
-	oldest   int64 // when msgs[0] was pushed (coarse clock, lag.go)
+	mu     sync.Mutex // guards the following
+	pacing int32      // pushPaced calls waiting for space
+	msgs   []*message
+	oldest int64 // when msgs[0] was pushed (coarse clock, lag.go)
+	// space is signalled when the writer takes messages, and closed when
+	// the queue is dropped, while pushPaced calls wait; the first of them
+	// makes it and the last drops it, so a queue that paces nothing has
+	// none.
+	space    chan struct{}
+	replays  int32 // replays running: the lag rule is off
 	pingDue  bool
 	closeDue bool // the writer must send the close and stop
 	dropped  bool // messages are refused: the connection is closing
 	writing  bool // a writer holds the role
-	pacing   int  // pushPaced calls waiting for space
-	replays  int  // replays running: the lag rule is off
 	draining bool // a replay has ended, what it wrote may be in the kernel: still off
 }
 
@@ -45,7 +53,14 @@ type writerRole interface {
 }
 
 func newSendQueue(conn writerRole, limit int, maxLag time.Duration) *sendQueue {
-	return &sendQueue{conn: conn, limit: limit, maxLag: int64(max(maxLag, 0)), space: make(chan struct{}, 1)}
+	q := new(sendQueue)
+	q.init(conn, limit, maxLag)
+	return q
+}
+
+// init readies a queue that is part of its connection.
+func (q *sendQueue) init(conn writerRole, limit int, maxLag time.Duration) {
+	q.conn, q.limit, q.maxLag = conn, int32(min(limit, math.MaxInt32)), int64(max(maxLag, 0))
 }
 
 // push queues m unless the queue is full, lagging or dropped, and writes it
@@ -95,7 +110,7 @@ func (q *sendQueue) act(slow, claimed bool) {
 // join messages that have waited too long; when the queue is empty it
 // stamps the messages about to be added.
 func (q *sendQueue) slowLocked(n int) bool {
-	if len(q.msgs)+n > q.limit {
+	if len(q.msgs)+n > int(q.limit) {
 		return true
 	}
 	if len(q.msgs) == 0 {
@@ -118,7 +133,7 @@ func (q *sendQueue) laggingLocked() bool {
 func (q *sendQueue) replaying(delta int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.replays += delta
+	q.replays += int32(delta)
 	if delta < 0 && q.replays == 0 {
 		q.draining = true
 	}
@@ -137,16 +152,16 @@ func (q *sendQueue) drained() {
 
 // pushPaced queues m once the queue is at most half full, waiting for the
 // writer to make room, so a long replay never causes an eviction and leaves
-// room for live messages. It returns false if closing or left closes
-// first, or the queue is dropped.
-func (q *sendQueue) pushPaced(m *message, closing, left <-chan struct{}) bool {
+// room for live messages. It returns false if left closes first, or the
+// queue is dropped: the connection is closing.
+func (q *sendQueue) pushPaced(m *message, left <-chan struct{}) bool {
 	for {
 		q.mu.Lock()
 		if q.dropped {
 			q.mu.Unlock()
 			return false
 		}
-		if len(q.msgs) < max(1, q.limit/2) {
+		if len(q.msgs) < max(1, int(q.limit)/2) {
 			if len(q.msgs) == 0 {
 				q.oldest = coarseNow()
 			}
@@ -156,18 +171,21 @@ func (q *sendQueue) pushPaced(m *message, closing, left <-chan struct{}) bool {
 			q.act(false, claimed)
 			return true
 		}
-		q.pacing++
+		if q.pacing++; q.space == nil {
+			q.space = make(chan struct{}, 1)
+		}
+		space := q.space
 		q.mu.Unlock()
 		ok := true
 		select {
-		case <-q.space:
-		case <-closing:
-			ok = false
+		case <-space:
 		case <-left:
 			ok = false
 		}
 		q.mu.Lock()
-		q.pacing--
+		if q.pacing--; q.pacing == 0 {
+			q.space = nil
+		}
 		q.mu.Unlock()
 		if !ok {
 			return false
@@ -197,7 +215,12 @@ func (q *sendQueue) requestClose(drop bool) {
 		q.msgs = nil
 	}
 	claimed := q.claimWriterLocked()
+	space := q.space // every paced push waiting for room gives up
+	q.space = nil
 	q.mu.Unlock()
+	if space != nil {
+		close(space)
+	}
 	q.act(false, claimed)
 }
 
@@ -251,10 +274,10 @@ func (q *sendQueue) take(batch []*message) (_ []*message, w work) {
 		q.writing = false
 		w.idle = true
 	}
-	pacing := q.pacing > 0
+	space := q.space
 	q.mu.Unlock()
-	if pacing {
-		signal(q.space)
+	if space != nil {
+		signal(space)
 	}
 	return batch, w
 }

@@ -144,13 +144,13 @@ func TestQueuePushPacedWaitsForRoom(t *testing.T) {
 	q, r := testQueue(4, 0)
 	done := make(chan struct{})
 	for i, m := range messages(2) {
-		if !q.pushPaced(m, done, nil) {
+		if !q.pushPaced(m, done) {
 			t.Fatalf("paced push %d below half refused", i)
 		}
 	}
 	r.expect(t, "two paced pushes", 1, 0)
 	result := make(chan bool, 1)
-	go func() { result <- q.pushPaced(msg("2"), done, nil) }()
+	go func() { result <- q.pushPaced(msg("2"), done) }()
 	select {
 	case <-result:
 		t.Fatal("a paced push at half the queue did not wait")
@@ -169,8 +169,45 @@ func TestQueuePushPacedWaitsForRoom(t *testing.T) {
 	close(done)
 	q.push(msg("x"))
 	q.push(msg("y"))
-	if q.pushPaced(msg("z"), done, nil) {
+	if q.pushPaced(msg("z"), done) {
 		t.Fatal("paced push on a half-full queue succeeded after done closed")
+	}
+}
+
+// TestQueuePushPacedEndsOnClose checks that closing the connection wakes
+// every paced push waiting for room (two replays of two rooms may wait at
+// once), and that none waits afterwards.
+func TestQueuePushPacedEndsOnClose(t *testing.T) {
+	q, _ := testQueue(2, 0)
+	q.push(msg("full"))
+	result := make(chan bool, 2)
+	for range 2 {
+		go func() { result <- q.pushPaced(msg("paced"), nil) }()
+	}
+	for deadline := time.Now().Add(queueWait); ; time.Sleep(time.Millisecond) {
+		q.mu.Lock()
+		pacing := q.pacing
+		q.mu.Unlock()
+		if pacing == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d paced pushes waiting, want 2", pacing)
+		}
+	}
+	q.requestClose(false)
+	for i := range 2 {
+		select {
+		case ok := <-result:
+			if ok {
+				t.Fatalf("paced push %d succeeded on a closing queue", i)
+			}
+		case <-time.After(queueWait):
+			t.Fatalf("paced push %d still waiting after the close", i)
+		}
+	}
+	if q.pushPaced(msg("late"), nil) {
+		t.Fatal("paced push after the close succeeded")
 	}
 }
 

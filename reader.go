@@ -225,10 +225,10 @@ func (c *Conn) message(data []byte) bool {
 // cleans up.
 func (c *Conn) endReading() {
 	c.readState.Store(readDone)
-	close(c.readerDone)
+	c.readerDone.fire()
 	c.close(0, "")
 	c.tasks.Wait()
-	<-c.writerDone
+	<-c.writerDone.done()
 	c.cleanup()
 }
 

@@ -569,7 +569,7 @@ func (r *room) replay(c *Conn, sub *subscription) {
 			return
 		}
 		for _, m := range messages {
-			if !c.queue.pushPaced(chatEvent(m).msg, c.closing, sub.left) {
+			if !c.queue.pushPaced(chatEvent(m).msg, sub.left) {
 				return
 			}
 			cursor = m.Seq

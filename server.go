@@ -150,15 +150,13 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.track(c) {
 		s.release(admission.ip)
-		raw.SetWriteDeadline(time.Now().Add(s.opts.WriteWait))
-		raw.Write(ws.CloseFrame(CloseGoingAway, "server shutting down"))
-		raw.Close()
+		c.turnAway()
 		return
 	}
 	// The connection runs on a goroutine of its own, so the HTTP server's
 	// goroutine and buffers for this request are freed now; and once idle it
 	// has none (reader.go). Shutdown waits for it through s.wg.
-	go c.serve(early)
+	go c.serve(early, admission.identity.Expires)
 }
 
 // writeHandshakeError answers a request that is not a WebSocket handshake.
@@ -194,7 +192,9 @@ func (s *Server) admit(r *http.Request) (admission, error) {
 	}
 	// The slot first, so that a flood beyond the limits never reaches the
 	// application's backend through the hooks.
-	ip := clientIP(r)
+	// What a connection keeps of its request is copied out of it: a
+	// string cut from the request line or a header would keep it whole.
+	ip := strings.Clone(clientIP(r))
 	if !s.reserve(ip) {
 		return admission{}, newError(CodeTooManyConnections, "too many connections")
 	}
@@ -207,6 +207,10 @@ func (s *Server) admit(r *http.Request) (admission, error) {
 	if err != nil {
 		s.release(ip)
 		return admission{}, err
+	}
+	identity.Username = strings.Clone(identity.Username)
+	for i := range rooms {
+		rooms[i] = strings.Clone(rooms[i])
 	}
 	return admission{identity: identity, rooms: rooms, ip: ip}, nil
 }

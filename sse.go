@@ -71,11 +71,10 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	c.resume = resume
 	if !s.track(c) {
 		s.release(a.ip)
-		raw.Write(c.wire.closing(CloseGoingAway, "server shutting down"))
-		raw.Close()
+		c.turnAway()
 		return
 	}
-	go c.serve(nil)
+	go c.serve(nil, a.identity.Expires)
 }
 
 // streamHead is the response's head. The body lasts until the connection

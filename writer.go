@@ -3,6 +3,7 @@ package partyline
 import (
 	"io"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -22,73 +23,99 @@ import (
 // send queues a JSON payload for the client.
 func (c *Conn) send(payload []byte) { c.queue.push(newMessage(payload)) }
 
+// writer is the state of a connection's writer role: what it has taken
+// from the queue and not yet written. The goroutine that claims the role
+// takes one from a pool, and it goes back when the role is given back or
+// the close is sent, so an idle connection holds none.
+type writer struct {
+	c        *Conn
+	taken    []*message // messages taken from the queue, being framed
+	pending  [][]byte   // frames not yet written; pending[0] may be cut short
+	space    mergeSpace // what pending's frames built for this client hold
+	closeDue bool       // the close frame is next
+	writeErr error      // the socket failed; nothing more is written
+}
+
+var writers = sync.Pool{New: func() any { return new(writer) }}
+
 // write is called by the goroutine that has just claimed the writer role.
 func (c *Conn) write() {
-	if c.rawConn != nil && c.writeWithoutBlocking() {
+	w := writers.Get().(*writer)
+	w.c = c
+	if c.rawConn != nil && w.writeWithoutBlocking() {
 		return
 	}
-	go c.writeLoop()
+	go w.writeLoop()
+}
+
+// done puts w back in the pool, written and cleared, keeping its slices'
+// capacity for the next writer.
+func (w *writer) done() {
+	*w = writer{taken: w.taken[:0], pending: w.pending[:0], space: w.space}
+	writers.Put(w)
 }
 
 // writeWithoutBlocking writes what is queued as far as the socket takes it
 // at once. It returns true when everything is written and the role is
-// released; false when frames remain in c.pending or the close is due,
+// released; false when frames remain in w.pending or the close is due,
 // which are the writer goroutine's to finish.
-func (c *Conn) writeWithoutBlocking() bool {
+func (w *writer) writeWithoutBlocking() bool {
 	for {
-		if !c.takeQueued() {
+		if !w.takeQueued() {
+			w.done()
 			return true
 		}
-		if c.closeDue || !c.writePendingNow() {
+		if w.closeDue || !w.writePendingNow() {
 			return false
 		}
 	}
 }
 
-// takeQueued frames the queued messages, and the ping, into c.pending. It
+// takeQueued frames the queued messages, and the ping, into w.pending. It
 // returns false when there was nothing, which releases the writer role:
-// from then on the writer's fields belong to the next writer, so it touches
-// none. A connection found lagging (lag.go) is evicted here: what was taken
-// is dropped and the close is next.
-func (c *Conn) takeQueued() bool {
-	msgs, w := c.queue.take(c.taken)
-	if w.idle {
+// from then on the connection belongs to the next writer, so w touches it
+// no more. A connection found lagging (lag.go) is evicted here: what was
+// taken is dropped and the close is next.
+func (w *writer) takeQueued() bool {
+	c := w.c
+	msgs, got := c.queue.take(w.taken)
+	if got.idle {
 		return false
 	}
-	if c.lagging(w) {
+	if c.lagging(got) {
 		c.evict()
-		c.clearPending()
-		c.closeDue = true
+		w.clearPending()
+		w.closeDue = true
 	} else {
-		c.pending = c.wire.appendFrames(c.pending, msgs, &c.space)
-		if w.ping {
-			c.pending = append(c.pending, c.wire.ping())
+		w.pending = c.wire.appendFrames(w.pending, msgs, &w.space)
+		if got.ping {
+			w.pending = append(w.pending, c.wire.ping())
 		}
-		c.closeDue = c.closeDue || w.closing
+		w.closeDue = w.closeDue || got.closing
 	}
 	clear(msgs)
-	c.taken = msgs[:0]
+	w.taken = msgs[:0]
 	if cap(msgs) > 64 {
-		c.taken = nil // a burst does not pin its memory on a quiet connection
+		w.taken = nil // a burst does not pin its memory
 	}
 	return true
 }
 
-// writePendingNow writes c.pending with non-blocking system calls, all
+// writePendingNow writes w.pending with non-blocking system calls, all
 // frames at once where there are several. It reports whether all was
-// written; what was not stays in c.pending, its first frame cut where the
+// written; what was not stays in w.pending, its first frame cut where the
 // socket filled up.
-func (c *Conn) writePendingNow() bool {
-	for len(c.pending) > 0 {
-		frames := c.pending[:min(len(c.pending), maxIovecs)]
+func (w *writer) writePendingNow() bool {
+	for len(w.pending) > 0 {
+		frames := w.pending[:min(len(w.pending), maxIovecs)]
 		want := totalLen(frames)
-		n := c.writeNow(frames)
-		c.advance(n)
+		n := w.c.writeNow(frames)
+		w.advance(n)
 		if n < want {
 			return false
 		}
 	}
-	c.clearPending()
+	w.clearPending()
 	return true
 }
 
@@ -115,24 +142,24 @@ func (c *Conn) writeNow(frames [][]byte) int {
 	return n
 }
 
-// advance drops the first n written bytes from c.pending.
-func (c *Conn) advance(n int) {
+// advance drops the first n written bytes from w.pending.
+func (w *writer) advance(n int) {
 	i := 0
-	for i < len(c.pending) && n >= len(c.pending[i]) {
-		n -= len(c.pending[i])
+	for i < len(w.pending) && n >= len(w.pending[i]) {
+		n -= len(w.pending[i])
 		i++
 	}
-	c.drop(i)
-	if len(c.pending) > 0 {
-		c.pending[0] = c.pending[0][n:]
+	w.drop(i)
+	if len(w.pending) > 0 {
+		w.pending[0] = w.pending[0][n:]
 	}
 }
 
-// drop removes the first k frames of c.pending, written.
-func (c *Conn) drop(k int) {
-	remaining := copy(c.pending, c.pending[k:])
-	clear(c.pending[remaining:])
-	c.pending = c.pending[:remaining]
+// drop removes the first k frames of w.pending, written.
+func (w *writer) drop(k int) {
+	remaining := copy(w.pending, w.pending[k:])
+	clear(w.pending[remaining:])
+	w.pending = w.pending[:remaining]
 }
 
 func totalLen(frames [][]byte) int {
@@ -145,62 +172,65 @@ func totalLen(frames [][]byte) int {
 
 // writeLoop is the writer goroutine. It holds the role until the queue is
 // empty, waiting on the socket as needed, or until it has sent the close.
-func (c *Conn) writeLoop() {
+func (w *writer) writeLoop() {
 	for {
-		if err := c.writePending(); err != nil && c.writeErr == nil {
-			c.writeErr = err
-			c.close(0, "") // the next take brings the close
+		if err := w.writePending(); err != nil && w.writeErr == nil {
+			w.writeErr = err
+			w.c.close(0, "") // the next take brings the close
 		}
-		if c.closeDue {
-			c.writeClose()
+		if w.closeDue {
+			w.c.writeClose(w.writeErr != nil)
+			w.done()
 			return
 		}
-		if !c.takeQueued() {
+		if !w.takeQueued() {
+			w.done()
 			return
 		}
 	}
 }
 
-// writePending writes c.pending, waiting at most the write wait; after a
+// writePending writes w.pending, waiting at most the write wait; after a
 // failure it only drops them.
-func (c *Conn) writePending() error {
-	defer c.clearPending()
-	if len(c.pending) == 0 || c.writeErr != nil {
+func (w *writer) writePending() error {
+	defer w.clearPending()
+	if len(w.pending) == 0 || w.writeErr != nil {
 		return nil
 	}
+	c := w.c
 	c.raw.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
 	defer c.raw.SetWriteDeadline(time.Time{}) // direct writes must not inherit it
-	for len(c.pending) > 0 {
-		k := min(len(c.pending), maxIovecs)
-		buffers := net.Buffers(c.pending[:k]) // WriteTo empties c.pending[:k]
+	for len(w.pending) > 0 {
+		k := min(len(w.pending), maxIovecs)
+		buffers := net.Buffers(w.pending[:k]) // WriteTo empties w.pending[:k]
 		n, err := buffers.WriteTo(c.raw)
 		c.lag.written += n
 		if err != nil {
 			return err
 		}
-		c.drop(k)
+		w.drop(k)
 	}
 	return nil
 }
 
-func (c *Conn) clearPending() {
-	clear(c.pending)
-	c.pending = c.pending[:0]
-	if cap(c.pending) > 64 {
-		c.pending = nil // a burst does not pin its memory on a quiet connection
+func (w *writer) clearPending() {
+	clear(w.pending)
+	w.pending = w.pending[:0]
+	if cap(w.pending) > 64 {
+		w.pending = nil // a burst does not pin its memory
 	}
-	c.space.release()
+	w.space.release()
 }
 
 // writeClose sends the close unless writing already failed, gives the
 // client time to read it, and closes the socket. It logs an eviction,
 // which the writer goroutine can afford to wait for.
-func (c *Conn) writeClose() {
-	defer close(c.writerDone)
+func (c *Conn) writeClose(failed bool) {
+	defer c.writerDone.fire()
 	if c.closeCode == CloseSlowConsumer {
 		c.logger().Info("evicted slow consumer")
 	}
-	if c.closeCode != 0 && c.writeErr == nil {
+	if c.closeCode != 0 && !failed {
 		c.raw.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
 		if _, err := c.raw.Write(c.wire.closing(c.closeCode, c.closeReason)); err == nil {
 			c.awaitPeer()
@@ -230,8 +260,7 @@ func (c *Conn) awaitPeer() {
 	if c.closeCode == CloseSlowConsumer {
 		wait, stopping = max(wait, c.srv.opts.WriteWait), c.srv.stopping
 	}
-	readerDone := isClosed(c.readerDone)
-	unread := readerDone && !c.peerClosed
+	unread := c.readerDone.fired() && !c.peerClosed
 	if c.reader == nil || c.closeCode == CloseSlowConsumer || unread {
 		if half, ok := c.raw.(interface{ CloseWrite() error }); ok {
 			half.CloseWrite()
@@ -243,7 +272,7 @@ func (c *Conn) awaitPeer() {
 		return
 	}
 	select {
-	case <-c.readerDone:
+	case <-c.readerDone.done():
 	case <-time.After(wait):
 	case <-stopping:
 	}
@@ -257,24 +286,10 @@ const drainLimit = 1 << 20
 // its close before it drops the TCP connection.
 const closeHandshakeWait = time.Second
 
-// isClosed reports whether ch is closed.
-func isClosed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
-// closeSocket closes the TCP connection. A reader waiting on the poller is
-// woken to see it and end. Close returns once the descriptor is closed, so
-// a registration that raced with it is undone here, and a new connection
-// given the same descriptor number is left alone.
+// closeSocket closes the TCP connection, and takes a polled socket out of
+// the poller. A reader waiting on the poller is woken to see it and end.
 func (c *Conn) closeSocket() {
 	c.raw.Close()
-	if c.fd >= 0 {
-		c.srv.poller.Remove(c.fd, (*polledConn)(c))
-	}
+	c.leavePoller()
 	c.readable()
 }

@@ -17,10 +17,10 @@ func TestAdvanceDropsWrittenBytes(t *testing.T) {
 		{5, []string{"f"}},
 		{6, []string{}},
 	} {
-		c := &Conn{pending: [][]byte{[]byte("abc"), []byte("de"), []byte("f")}}
-		c.advance(tc.n)
+		w := &writer{pending: [][]byte{[]byte("abc"), []byte("de"), []byte("f")}}
+		w.advance(tc.n)
 		got := []string{}
-		for _, f := range c.pending {
+		for _, f := range w.pending {
 			got = append(got, string(f))
 		}
 		if !slices.Equal(got, tc.want) {

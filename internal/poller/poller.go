@@ -14,7 +14,10 @@
 // Sockets are registered edge-triggered: a handler is told once per
 // arrival, and must then read its socket until it is drained (a read finds
 // it empty, or returns less than asked when no hangup was reported); what
-// arrives after that is a new event.
+// arrives after that is a new event. A WriteHandler is also told when its
+// socket, having refused a write (EAGAIN), can take more, so that a socket
+// the runtime's network poller does not know can still be written to with
+// a wait.
 //
 // Epoll is Linux's. Elsewhere New returns nil, and each socket needs a
 // reader goroutine of its own.
@@ -35,4 +38,15 @@ type Handler interface {
 	// arrived, or hands the reading to a goroutine. It may call Add and
 	// Remove, not Close.
 	Ready(hangup bool)
+}
+
+// WriteHandler is a Handler that is also told when its socket can take
+// more bytes: Add registers its socket for that too.
+type WriteHandler interface {
+	Handler
+	// Writable reports that the socket may take bytes again, or has
+	// failed: after a write that found it full (EAGAIN), there is one
+	// call once it has room, and one when it is added. It is called on
+	// the Poller's goroutine, as Ready is, and must not wait.
+	Writable()
 }

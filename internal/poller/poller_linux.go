@@ -3,6 +3,7 @@ package poller
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 )
@@ -11,12 +12,16 @@ import (
 // sockets' handlers. The zero value is not usable; see New. Its methods are
 // safe to call concurrently.
 type Poller struct {
-	mu       sync.Mutex             // guards the following
-	set      *os.File               // the epoll set; nil while no socket is registered
-	epfd     int                    // set's descriptor, for epoll_ctl
-	handlers map[int32]registration // by socket descriptor
-	lastID   int32                  // the id of the latest registration
-	done     chan struct{}          // closed when the latest set's goroutine has ended; nil before the first
+	mu   sync.Mutex // guards the following
+	set  *os.File   // the epoll set; nil while no socket is registered
+	epfd int        // set's descriptor, for epoll_ctl
+	// handlers holds the registrations by socket descriptor: descriptors
+	// are small numbers, the lowest free ones, so a slice indexed by them
+	// is dense, and smaller than a map of them.
+	handlers []registration
+	count    int           // registrations in handlers
+	lastID   int32         // the id of the latest registration
+	done     chan struct{} // closed when the latest set's goroutine has ended; nil before the first
 }
 
 // registration is a socket's handler, and the id its events carry. A
@@ -37,11 +42,12 @@ const hangupEvents = syscall.EPOLLRDHUP | syscall.EPOLLHUP | syscall.EPOLLERR
 // New returns a Poller with no socket registered, which holds no goroutine
 // and no descriptor until the first Add.
 func New() *Poller {
-	return &Poller{handlers: make(map[int32]registration)}
+	return &Poller{}
 }
 
 // Add registers fd, a non-blocking socket, with h: from now on h.Ready is
-// called for each arrival, and once for bytes already waiting. It fails
+// called for each arrival, and once for bytes already waiting; and if h is
+// a WriteHandler, h.Writable each time the socket has room again. It fails
 // when the epoll set cannot be made, or fd cannot join it (EEXIST if it is
 // registered already).
 //
@@ -58,14 +64,23 @@ func (p *Poller) Add(fd int, h Handler) error {
 	p.lastID++
 	// Fd and Pad are the event's data, handed back with each event.
 	event := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(fd), Pad: p.lastID}
+	if _, ok := h.(WriteHandler); ok {
+		event.Events |= syscall.EPOLLOUT
+	}
 	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &event); err != nil {
-		if len(p.handlers) == 0 {
+		if p.count == 0 {
 			p.set.Close() // no socket to wait for
 			p.set = nil
 		}
 		return fmt.Errorf("poller: %w", os.NewSyscallError("epoll_ctl", err))
 	}
-	p.handlers[int32(fd)] = registration{h, p.lastID}
+	if fd >= len(p.handlers) {
+		p.handlers = slices.Grow(p.handlers, fd+1-len(p.handlers))[:fd+1] // what lies beyond len was never written: zeros
+	}
+	if p.handlers[fd].h == nil {
+		p.count++
+	}
+	p.handlers[fd] = registration{h, p.lastID}
 	return nil
 }
 
@@ -78,13 +93,14 @@ func (p *Poller) Add(fd int, h Handler) error {
 // The last Remove closes the set; its goroutine ends soon after.
 func (p *Poller) Remove(fd int, h Handler) {
 	p.mu.Lock()
-	if r, ok := p.handlers[int32(fd)]; !ok || r.h != h {
+	if fd < 0 || fd >= len(p.handlers) || p.handlers[fd].h != h {
 		p.mu.Unlock()
 		return
 	}
-	delete(p.handlers, int32(fd))
+	p.handlers[fd] = registration{}
+	p.count--
 	var last *os.File
-	if len(p.handlers) == 0 {
+	if p.count == 0 {
 		last, p.set = p.set, nil
 	} else {
 		// Fails, harmlessly, if fd is closed already: no other socket in
@@ -108,6 +124,7 @@ func (p *Poller) Close() {
 	set, done := p.set, p.done
 	p.set = nil
 	clear(p.handlers)
+	p.count = 0
 	p.mu.Unlock()
 	if set != nil {
 		set.Close()
@@ -155,8 +172,17 @@ func (p *Poller) run(set *os.File, raw syscall.RawConn, previous <-chan struct{}
 			return // closed by Remove or Close
 		}
 		for _, e := range events[:n] {
-			if h := p.handler(set, e); h != nil {
+			h := p.handler(set, e)
+			if h == nil {
+				continue
+			}
+			if e.Events&(syscall.EPOLLIN|hangupEvents) != 0 {
 				h.Ready(e.Events&hangupEvents != 0)
+			}
+			if e.Events&(syscall.EPOLLOUT|hangupEvents) != 0 {
+				if w, ok := h.(WriteHandler); ok {
+					w.Writable()
+				}
 			}
 		}
 	}
@@ -181,8 +207,8 @@ func wait(set syscall.RawConn, events []syscall.EpollEvent) (n int, err error) {
 func (p *Poller) handler(set *os.File, e syscall.EpollEvent) Handler {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if r, ok := p.handlers[e.Fd]; ok && r.id == e.Pad && p.set == set {
-		return r.h
+	if int(e.Fd) < len(p.handlers) && p.handlers[e.Fd].id == e.Pad && p.set == set {
+		return p.handlers[e.Fd].h
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -134,6 +135,71 @@ func TestReadyForBytesWaitingBeforeAdd(t *testing.T) {
 	add(t, p, fd, h)
 	defer p.Close()
 	if hangup := h.next(t, "bytes waiting"); hangup {
+		t.Error("Ready(true), want false")
+	}
+}
+
+// writeRecorder is a recorder that is also told when its socket has room.
+type writeRecorder struct {
+	*recorder
+	writable chan struct{}
+}
+
+func (w *writeRecorder) Writable() {
+	select {
+	case w.writable <- struct{}{}:
+	default:
+	}
+}
+
+// TestWritableAfterAFullSocketDrains fills a socket until a write is
+// refused, and checks that its WriteHandler is told once the peer has read
+// enough to make room, and that a Handler is not asked about writes at all.
+func TestWritableAfterAFullSocketDrains(t *testing.T) {
+	p := New()
+	defer p.Close()
+	fd, peer := tcpSocket(t)
+	h := &writeRecorder{newRecorder(fd), make(chan struct{}, 1)}
+	add(t, p, fd, h)
+	select {
+	case <-h.writable: // a new socket has room
+	case <-time.After(patience):
+		t.Fatal("no Writable call for a new socket")
+	}
+	h.none(t, "nothing sent") // and no Ready call: nothing arrived
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := syscall.Write(fd, chunk); err == syscall.EAGAIN {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-h.writable:
+		t.Fatal("Writable called while the socket is full")
+	case <-time.After(quiet):
+	}
+	reading := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, peer)
+		close(reading)
+	}()
+	select {
+	case <-h.writable:
+	case <-time.After(patience):
+		t.Fatal("no Writable call once the peer read")
+	}
+	h.none(t, "the peer read, sent nothing")
+	peer.Close()
+	<-reading
+
+	fd2, peer2 := tcpSocket(t)
+	plain := newRecorder(fd2) // a Handler alone is told of arrivals only
+	add(t, p, fd2, plain)
+	plain.none(t, "a new socket")
+	write(t, peer2, "hello")
+	if hangup := plain.next(t, "hello"); hangup {
 		t.Error("Ready(true), want false")
 	}
 }
