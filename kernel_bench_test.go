@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // BenchmarkLoopbackWrite measures the floor under every delivery: one
@@ -17,30 +18,40 @@ import (
 // server per delivery before any code of its own; it leaves out waking a
 // sleeping reader. cpu-ns/write is the process's CPU time (rusage) per
 // write; compare it with partyline bench's CPU/M on the same machine.
+// syscall=raw makes the call as partyline does (rawio_unix.go),
+// syscall=scheduled as syscall.Write does, telling the scheduler first.
 func BenchmarkLoopbackWrite(b *testing.B) {
 	for _, sockets := range []int{1000, 8000} {
-		b.Run("sockets="+strconv.Itoa(sockets), func(b *testing.B) {
-			senders, receivers := loopbackPairs(b, sockets)
-			frame := make([]byte, 80)
-			drain := make([]byte, 64<<10)
-			const roundsBetweenDrains = 20 // stays well inside the receive buffers
-			b.ResetTimer()
-			cpu := processCPU()
-			for i := range b.N {
-				if err := writeOnce(senders[i%sockets], frame); err != nil {
-					b.Fatal(err)
-				}
-				if (i+1)%(sockets*roundsBetweenDrains) == 0 {
-					b.StopTimer()
-					cpu -= processCPU()
-					drainAll(receivers, drain)
-					cpu += processCPU()
-					b.StartTimer()
-				}
-			}
-			b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/write")
-		})
+		for _, call := range []string{"raw", "scheduled"} {
+			b.Run("sockets="+strconv.Itoa(sockets)+"/syscall="+call, func(b *testing.B) {
+				benchmarkLoopbackWrite(b, sockets, call == "raw")
+			})
+		}
 	}
+}
+
+// benchmarkLoopbackWrite writes to sockets loopback pairs in turn, draining
+// the receivers now and then outside the timer.
+func benchmarkLoopbackWrite(b *testing.B, sockets int, raw bool) {
+	senders, receivers := loopbackPairs(b, sockets)
+	frame := make([]byte, 80)
+	drain := make([]byte, 64<<10)
+	const roundsBetweenDrains = 20 // stays well inside the receive buffers
+	b.ResetTimer()
+	cpu := processCPU()
+	for i := range b.N {
+		if err := writeOnce(senders[i%sockets], frame, raw); err != nil {
+			b.Fatal(err)
+		}
+		if (i+1)%(sockets*roundsBetweenDrains) == 0 {
+			b.StopTimer()
+			cpu -= processCPU()
+			drainAll(receivers, drain)
+			cpu += processCPU()
+			b.StartTimer()
+		}
+	}
+	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/write")
 }
 
 // BenchmarkLoopbackWriteRead measures the floor under a heartbeat: the
@@ -55,7 +66,7 @@ func BenchmarkLoopbackWriteRead(b *testing.B) {
 	b.ResetTimer()
 	cpu := processCPU()
 	for i := range b.N {
-		if err := writeOnce(senders[i%sockets], frame); err != nil {
+		if err := writeOnce(senders[i%sockets], frame, false); err != nil {
 			b.Fatal(err)
 		}
 		if n, err := readOnce(receivers[i%sockets], buf); err != nil || n != len(frame) {
@@ -100,8 +111,19 @@ func descriptor(b *testing.B, c net.Conn) int {
 	return fd
 }
 
-func writeOnce(fd int, frame []byte) error {
-	n, err := syscall.Write(fd, frame)
+// writeOnce writes frame to fd, with a raw or a scheduled system call.
+func writeOnce(fd int, frame []byte, raw bool) error {
+	var n int
+	var err error
+	if raw {
+		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)))
+		n = int(r)
+		if errno != 0 {
+			err = errno
+		}
+	} else {
+		n, err = syscall.Write(fd, frame)
+	}
 	if err == nil && n != len(frame) {
 		err = syscall.EAGAIN
 	}

@@ -172,7 +172,7 @@ func (s *polledSocket) wait(ready *atomic.Uint32, waiter *atomic.Pointer[chan st
 func (s *polledSocket) Read(b []byte) (int, error) {
 	n := 0
 	err := s.do(&s.readReady, &s.readWaiter, &s.readDeadline, func(fd int) (err error) {
-		n, err = syscall.Read(fd, b)
+		n, err = sysRead(uintptr(fd), b)
 		return err
 	})
 	switch {
@@ -190,7 +190,7 @@ func (s *polledSocket) Write(b []byte) (int, error) {
 	for written < len(b) {
 		n := 0
 		err := s.do(&s.writeReady, &s.writeWaiter, &s.writeDeadline, func(fd int) (err error) {
-			n, err = syscall.Write(fd, b[written:])
+			n, err = sysWrite(uintptr(fd), b[written:])
 			return err
 		})
 		if err != nil {
