@@ -39,7 +39,19 @@ type writer struct {
 var writers = sync.Pool{New: func() any { return new(writer) }}
 
 // write is called by the goroutine that has just claimed the writer role.
+// A connection written with system calls of its own waits its turn on the
+// flush list (flush.go); others get a writer goroutine at once.
 func (c *Conn) write() {
+	if c.rawConn != nil {
+		flushes.add(c)
+		return
+	}
+	c.flush()
+}
+
+// flush writes what is queued without blocking where the connection can,
+// and hands the rest to a writer goroutine.
+func (c *Conn) flush() {
 	w := writers.Get().(*writer)
 	w.c = c
 	if c.rawConn != nil && w.writeWithoutBlocking() {

@@ -1,0 +1,85 @@
+package partyline
+
+import (
+	"runtime"
+	"sync"
+)
+
+// Deferred writes. A connection whose writer role has just been claimed
+// joins the flush list, and flush goroutines write each connection in turn
+// with what its queue holds by then: at most one goroutine per CPU,
+// started when connections wait and ending when none do.
+//
+// While the server keeps up, a connection waits only the moment a flush
+// goroutine takes to reach it. When it does not, the list grows, and each
+// connection's messages pile up until its turn, to leave merged in one
+// frame and one write (writer.go). The write is most of what a delivery
+// costs, so the further a server falls behind, the less each delivery
+// costs it, and it catches up rather than falling further behind.
+//
+// Each connection is on the list at most once, as it holds the writer
+// role while there, so the list is never longer than the connections.
+type flushList struct {
+	mu      sync.Mutex
+	conns   []*Conn // waiting from conns[next] on, oldest first
+	next    int
+	running int // flush goroutines at work
+	limit   int // at most this many: GOMAXPROCS when the first started
+}
+
+// flushes is the process's flush list, shared by its Servers.
+var flushes flushList
+
+// maxSpareFlushList is the capacity an emptied list keeps for the next
+// burst; a larger one is dropped, so a burst does not pin its memory.
+const maxSpareFlushList = 4096
+
+// add puts c, whose writer role the caller has claimed, on the list, and
+// starts a flush goroutine when none runs, or when more connections wait
+// than goroutines run and a CPU is left.
+func (l *flushList) add(c *Conn) {
+	l.mu.Lock()
+	l.conns = append(l.conns, c)
+	if l.running == 0 {
+		l.limit = runtime.GOMAXPROCS(0)
+	}
+	start := l.running == 0 || l.running < l.limit && len(l.conns)-l.next > l.running
+	if start {
+		l.running++
+	}
+	l.mu.Unlock()
+	if start {
+		go l.run()
+	}
+}
+
+// run is a flush goroutine: it writes connections until none waits.
+func (l *flushList) run() {
+	for c := l.take(); c != nil; c = l.take() {
+		c.flush()
+	}
+}
+
+// take returns the connection that has waited longest, or nil when none
+// waits, in which case the calling flush goroutine must end.
+func (l *flushList) take() *Conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.next == len(l.conns) {
+		l.running--
+		l.conns, l.next = l.conns[:0], 0
+		if cap(l.conns) > maxSpareFlushList {
+			l.conns = nil
+		}
+		return nil
+	}
+	c := l.conns[l.next]
+	l.conns[l.next] = nil
+	l.next++
+	if l.next >= maxSpareFlushList && 2*l.next >= len(l.conns) { // a list that never empties
+		n := copy(l.conns, l.conns[l.next:])
+		clear(l.conns[n:])
+		l.conns, l.next = l.conns[:n], 0
+	}
+	return c
+}
