@@ -13,8 +13,9 @@
 // buffering early arrivals and filling gaps from the Store → for each
 // subscriber, a non-blocking push of the same message onto its bounded
 // queue (queue.go), which, when no writer is busy with that connection,
-// has the pushing goroutine write it at once with a non-blocking write(2)
-// (writer.go). The hub, rooms and commands know no wire format: a
+// puts the connection on the flush list (flush.go), whose goroutines write
+// each connection in turn with a non-blocking write(2) (writer.go): what
+// piles up for a connection while it waits its turn leaves in one write. The hub, rooms and commands know no wire format: a
 // connection's framing (framing.go) turns the messages its writer takes
 // into the bytes of its wire — WebSocket frames, or server-sent events
 // (sse.go) — and what it builds from a message alone it builds once, for
@@ -47,10 +48,11 @@
 // (heartbeat.go), and a cluster command (a kick, a server-side join, a
 // stream's message) runs on a goroutine of the hub's, counted like its gap
 // fills, on each node it reaches (command.go). Writing needs no goroutine
-// while the socket takes what is written at once: whoever queues a message
-// on a connection with no writer writes it itself. Only when
-// the socket would block, or for the close handshake, does a writer
-// goroutine run, until the queue is empty. A join with since adds a replay
+// of a connection's own while the socket takes what is written at once:
+// the flush goroutines, at most one per CPU and only while connections
+// wait for them, write every connection. Only when the socket would block,
+// or for the close handshake, does a writer goroutine run, until the queue
+// is empty. A join with since adds a replay
 // goroutine for the time it takes to catch up, and a room of 256
 // subscribers or more fans out on every CPU for the length of one pass. The
 // goroutine that hands a room an event delivers that pass itself; if more

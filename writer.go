@@ -10,11 +10,12 @@ import (
 // The write path. A connection has at most one writer at a time: whoever
 // claims the role from its queue. The goroutine that queues a message on a
 // connection with no writer (a room's fan-out, the reader answering its
-// client, the heartbeat) claims the role and writes straight to the socket
-// without blocking, so on a healthy connection a delivery costs one write
-// syscall and no goroutine hand-off. When the socket would block, or the
-// close is due, the role passes to a writer goroutine that may wait (up to
-// the write wait); it ends when the queue is empty.
+// client, the heartbeat) claims the role and puts the connection on the
+// flush list (flush.go), whose goroutine writes it without blocking: on a
+// healthy connection a delivery costs one write syscall, or less when
+// several messages wait. When the socket would block, or the close is due,
+// the role passes to a writer goroutine that may wait (up to the write
+// wait); it ends when the queue is empty.
 //
 // The writer frames what it takes from the queue for its wire
 // (framing.go): a connection that has fallen behind has several messages
