@@ -21,7 +21,7 @@ import (
 // role while there, so the list is never longer than the connections.
 type flushList struct {
 	mu      sync.Mutex
-	conns   []*Conn // waiting from conns[next] on, oldest first
+	conns   []flushable // waiting from conns[next] on, oldest first
 	next    int
 	running int // flush goroutines at work
 	limit   int // at most this many: GOMAXPROCS when the first started
@@ -30,6 +30,11 @@ type flushList struct {
 // flushes is the process's flush list, shared by its Servers.
 var flushes flushList
 
+// flushable is what waits on a flush list: a *Conn.
+type flushable interface {
+	flush() // write what is queued, holding the writer role
+}
+
 // maxSpareFlushList is the capacity an emptied list keeps for the next
 // burst; a larger one is dropped, so a burst does not pin its memory.
 const maxSpareFlushList = 4096
@@ -37,7 +42,7 @@ const maxSpareFlushList = 4096
 // add puts c, whose writer role the caller has claimed, on the list, and
 // starts a flush goroutine when none runs, or when more connections wait
 // than goroutines run and a CPU is left.
-func (l *flushList) add(c *Conn) {
+func (l *flushList) add(c flushable) {
 	l.mu.Lock()
 	l.conns = append(l.conns, c)
 	if l.running == 0 {
@@ -53,33 +58,45 @@ func (l *flushList) add(c *Conn) {
 	}
 }
 
+// flushBatch is how many connections a flush goroutine takes at once, at
+// most: fewer lock round trips, while the others still find work.
+const flushBatch = 16
+
 // run is a flush goroutine: it writes connections until none waits.
 func (l *flushList) run() {
-	for c := l.take(); c != nil; c = l.take() {
-		c.flush()
+	var batch [flushBatch]flushable
+	for taken := l.take(batch[:0]); len(taken) > 0; taken = l.take(batch[:0]) {
+		for i, c := range taken {
+			c.flush()
+			taken[i] = nil
+		}
 	}
 }
 
-// take returns the connection that has waited longest, or nil when none
-// waits, in which case the calling flush goroutine must end.
-func (l *flushList) take() *Conn {
+// take appends to batch the connections that have waited longest, a fair
+// share of those waiting and at most flushBatch, and returns it. It
+// returns batch empty when none waits, in which case the calling flush
+// goroutine must end.
+func (l *flushList) take(batch []flushable) []flushable {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.next == len(l.conns) {
+	waiting := len(l.conns) - l.next
+	if waiting == 0 {
 		l.running--
 		l.conns, l.next = l.conns[:0], 0
 		if cap(l.conns) > maxSpareFlushList {
 			l.conns = nil
 		}
-		return nil
+		return batch
 	}
-	c := l.conns[l.next]
-	l.conns[l.next] = nil
-	l.next++
+	k := min(flushBatch, cap(batch), (waiting+l.running-1)/l.running)
+	batch = append(batch, l.conns[l.next:l.next+k]...)
+	clear(l.conns[l.next : l.next+k])
+	l.next += k
 	if l.next >= maxSpareFlushList && 2*l.next >= len(l.conns) { // a list that never empties
 		n := copy(l.conns, l.conns[l.next:])
 		clear(l.conns[n:])
 		l.conns, l.next = l.conns[:n], 0
 	}
-	return c
+	return batch
 }

@@ -1,0 +1,120 @@
+package partyline
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countedFlush records the order in which a flush list flushes it, and
+// how many flushes run at once.
+type countedFlush struct {
+	id      int
+	order   *[]int
+	mu      *sync.Mutex
+	running *atomic.Int32
+	most    *atomic.Int32
+	hold    time.Duration
+}
+
+func (f countedFlush) flush() {
+	n := f.running.Add(1)
+	for m := f.most.Load(); n > m && !f.most.CompareAndSwap(m, n); m = f.most.Load() {
+	}
+	time.Sleep(f.hold)
+	f.mu.Lock()
+	*f.order = append(*f.order, f.id)
+	f.mu.Unlock()
+	f.running.Add(-1)
+}
+
+// TestFlushListOrderAndGoroutines: connections are flushed oldest first
+// when one goroutine serves them, never by more goroutines than CPUs, and
+// the goroutines end once the list is empty.
+func TestFlushListOrderAndGoroutines(t *testing.T) {
+	base := runtime.NumGoroutine()
+	var l flushList
+	var order []int
+	var mu sync.Mutex
+	var running, most atomic.Int32
+	const n = 3 * maxSpareFlushList // long enough to compact while draining
+	for i := range n {
+		l.add(countedFlush{i, &order, &mu, &running, &most, 0})
+	}
+	eventually(t, "every connection flushed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) == n
+	})
+	if got, limit := int(most.Load()), runtime.GOMAXPROCS(0); got > limit {
+		t.Errorf("%d flushes ran at once; want at most GOMAXPROCS = %d", got, limit)
+	}
+	seen := make([]bool, n)
+	for _, id := range order {
+		if seen[id] {
+			t.Fatalf("connection %d flushed twice", id)
+		}
+		seen[id] = true
+	}
+	eventually(t, "flush goroutines to end", func() bool { return runtime.NumGoroutine() <= base })
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.running != 0 || len(l.conns) != 0 || cap(l.conns) > maxSpareFlushList {
+		t.Errorf("after draining: %d running, %d waiting, capacity %d; want 0, 0, at most %d",
+			l.running, len(l.conns), cap(l.conns), maxSpareFlushList)
+	}
+}
+
+// TestFlushListFIFO: with one CPU's worth of flushing, the list is served
+// in the order connections joined it, across compactions.
+func TestFlushListFIFO(t *testing.T) {
+	var l flushList
+	l.running, l.limit = 1, 1 // as if a goroutine were at work: add starts none
+	const n = 2*maxSpareFlushList + 10
+	var order []int
+	var mu sync.Mutex
+	var running, most atomic.Int32
+	for i := range n {
+		l.add(countedFlush{i, &order, &mu, &running, &most, 0})
+	}
+	l.run() // this goroutine is the one at work
+	for i, id := range order {
+		if id != i {
+			t.Fatalf("flush %d was connection %d; want first in, first out", i, id)
+		}
+	}
+	if len(order) != n || l.running != 0 {
+		t.Errorf("flushed %d of %d, %d still running", len(order), n, l.running)
+	}
+}
+
+// nopFlush is a connection with nothing to write.
+type nopFlush struct{ flushes atomic.Int64 }
+
+func (f *nopFlush) flush() { f.flushes.Add(1) }
+
+// BenchmarkFlushList measures what waiting on the flush list costs a
+// delivery: one add and one take, with the list's goroutines at work.
+func BenchmarkFlushList(b *testing.B) {
+	var l flushList
+	f := new(nopFlush)
+	b.ReportAllocs()
+	for range b.N {
+		l.add(f)
+	}
+	for f.flushes.Load() < int64(b.N) {
+		runtime.Gosched()
+	}
+}
+
+// eventually fails t unless cond holds within 10 seconds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
