@@ -120,7 +120,7 @@ func (c *Conn) chat(in wire.Inbound) error {
 	// brokers deliver later, over the network: nothing to gain, and a slow
 	// broker must not hold up the sender's other frames.
 	if _, local := c.srv.opts.Broker.(*MemoryBroker); local {
-		defer c.queue.cork()()
+		defer c.queue.uncork(c.queue.cork())
 	}
 	c.srv.hub.announce(c.ctx(), m)
 	if in.ID != nil {

@@ -197,14 +197,12 @@ func (h *hub) addUserConn(ctx context.Context, c *Conn, welcome func()) error {
 		}
 	}
 	// Queued under h.mu, so that the welcome comes before any frame for the
-	// user can reach c, and none sent once the client has it misses c; but
-	// corked, so that the write waits until h.mu is released.
-	uncork := c.queue.cork()
+	// user can reach c, and none sent once the client has it misses c. It
+	// is written later, by a flush goroutine (flush.go).
 	h.mu.Lock()
 	welcome()
 	h.users[c.username] = append(h.users[c.username], c)
 	h.mu.Unlock()
-	uncork()
 	return nil
 }
 

@@ -63,8 +63,9 @@ func tcpPair(t *testing.T) (server, client *net.TCPConn) {
 }
 
 // TestWelcomeIsWrittenOutsideTheHubLock: the welcome is queued under
-// hub.mu, so nothing for its user comes before it, but written after, so
-// the system call holds up no other connection's rooms or users.
+// hub.mu, so nothing for its user comes before it, but written by a flush
+// goroutine, so the system call holds up no other connection's rooms or
+// users: addUserConn returns, and hub.mu is free, while the write is stuck.
 func TestWelcomeIsWrittenOutsideTheHubLock(t *testing.T) {
 	if !rawIO {
 		t.Skip("no direct writes here: a writer goroutine writes the welcome")
@@ -85,14 +86,19 @@ func TestWelcomeIsWrittenOutsideTheHubLock(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the welcome was never written")
 	}
+	select {
+	case err := <-added:
+		if err != nil {
+			t.Fatalf("addUserConn: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("addUserConn waited for the welcome's write")
+	}
 	free := srv.hub.mu.TryLock()
 	if free {
 		srv.hub.mu.Unlock()
 	}
 	close(held.release)
-	if err := <-added; err != nil {
-		t.Fatalf("addUserConn: %v", err)
-	}
 	defer srv.hub.removeUserConn(c)
 	if !free {
 		t.Error("hub.mu was held while the welcome was written")

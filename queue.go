@@ -225,14 +225,17 @@ func (q *sendQueue) requestClose(drop bool) {
 }
 
 // cork claims the writer role if it is free, so that messages queued from
-// now on wait to leave together, until the returned uncork writes them. A
-// busy writer sends them anyway.
-func (q *sendQueue) cork() (uncork func()) {
+// now on wait to leave together, until uncork(claimed) writes them. A busy
+// writer sends them anyway.
+func (q *sendQueue) cork() (claimed bool) {
 	q.mu.Lock()
-	claimed := q.claimWriterLocked()
-	q.mu.Unlock()
-	return func() { q.act(false, claimed) }
+	defer q.mu.Unlock()
+	return q.claimWriterLocked()
 }
+
+// uncork ends a cork: it writes what was queued if the cork claimed the
+// writer role.
+func (q *sendQueue) uncork(claimed bool) { q.act(false, claimed) }
 
 // claimWriterLocked marks a writer as running and reports whether none was.
 func (q *sendQueue) claimWriterLocked() bool {

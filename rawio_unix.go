@@ -29,6 +29,57 @@ func rawIOCall(trap, fd uintptr, b []byte) (int, error) {
 	return int(n), nil
 }
 
+// directIO is a RawConn that reads and writes with no callback, which
+// would be allocated on every call: a polled socket (socket_linux.go).
+type directIO interface {
+	readNow(buf []byte) (int, error)
+	writeNow(frames [][]byte) int
+}
+
+// rawRead makes one non-blocking read through rc, which keeps the
+// descriptor from being closed, and its number reused, during the call.
+func rawRead(rc syscall.RawConn, buf []byte) (int, error) {
+	if d, ok := rc.(directIO); ok {
+		return d.readNow(buf)
+	}
+	var n int
+	var readErr error
+	if err := rc.Read(func(fd uintptr) bool {
+		n, readErr = sysRead(fd, buf)
+		return true // never wait here
+	}); err != nil {
+		return 0, err
+	}
+	if readErr != nil {
+		return 0, readErr
+	}
+	return n, nil
+}
+
+// rawWrite makes one non-blocking write of frames through rc and returns
+// how many bytes the socket took, or -1.
+func rawWrite(rc syscall.RawConn, frames [][]byte) int {
+	if d, ok := rc.(directIO); ok {
+		return d.writeNow(frames)
+	}
+	n := -1
+	rc.Write(func(fd uintptr) bool {
+		n = writeFrames(fd, frames)
+		return true // never wait here
+	})
+	return n
+}
+
+// writeFrames writes frames to fd with one non-blocking system call and
+// returns how many bytes the socket took, or -1.
+func writeFrames(fd uintptr, frames [][]byte) int {
+	if len(frames) == 1 {
+		n, _ := sysWrite(fd, frames[0])
+		return n
+	}
+	return writev(fd, frames)
+}
+
 // writev writes frames with one writev(2) and returns how many bytes the
 // socket took, or -1.
 func writev(fd uintptr, frames [][]byte) int {

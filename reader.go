@@ -140,20 +140,7 @@ func (c *Conn) readUntilDrained(buf []byte) bool {
 
 // readNow makes one non-blocking read(2). Going through the RawConn keeps
 // the descriptor from being closed, and its number reused, during the call.
-func (c *Conn) readNow(buf []byte) (int, error) {
-	var n int
-	var readErr error
-	if err := c.rawConn.Read(func(fd uintptr) bool {
-		n, readErr = sysRead(fd, buf)
-		return true // never wait here
-	}); err != nil {
-		return 0, err
-	}
-	if readErr != nil {
-		return 0, readErr
-	}
-	return n, nil
-}
+func (c *Conn) readNow(buf []byte) (int, error) { return rawRead(c.rawConn, buf) }
 
 // readLoop is the reader of a connection the poller does not serve: it
 // blocks in Read until the connection ends.

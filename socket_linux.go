@@ -68,6 +68,7 @@ var (
 	_ net.Conn            = (*polledSocket)(nil)
 	_ poller.WriteHandler = (*polledConn)(nil)
 	_ syscall.RawConn     = (*polledRawConn)(nil)
+	_ directIO            = (*polledRawConn)(nil)
 )
 
 // Ready is the poller reporting that bytes have arrived, or that the client
@@ -305,6 +306,31 @@ func (r *polledRawConn) Read(f func(fd uintptr) bool) error {
 func (r *polledRawConn) Write(f func(fd uintptr) bool) error {
 	s := (*polledSocket)(r)
 	return s.do(&s.writeReady, &s.writeWaiter, &s.writeDeadline, func(fd int) error { return again(f(uintptr(fd))) })
+}
+
+// readNow makes one non-blocking read, without the callback of Read.
+func (r *polledRawConn) readNow(buf []byte) (int, error) {
+	s := (*polledSocket)(r)
+	if !s.acquire() {
+		return 0, net.ErrClosed
+	}
+	defer s.release()
+	n, err := sysRead(uintptr(s.fd), buf)
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// writeNow makes one non-blocking write of frames, without the callback
+// of Write, and returns how many bytes the socket took, or -1.
+func (r *polledRawConn) writeNow(frames [][]byte) int {
+	s := (*polledSocket)(r)
+	if !s.acquire() {
+		return -1
+	}
+	defer s.release()
+	return writeFrames(uintptr(s.fd), frames)
 }
 
 // again is a RawConn callback's answer as do wants it.

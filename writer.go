@@ -139,16 +139,8 @@ const maxIovecs = 1024
 // bytes the socket took. Any failure, would-block included, leaves the rest
 // to the writer goroutine, whose blocking write reports real errors.
 func (c *Conn) writeNow(frames [][]byte) int {
-	n := 0
-	err := c.rawConn.Write(func(fd uintptr) bool {
-		if len(frames) == 1 {
-			n, _ = sysWrite(fd, frames[0])
-		} else {
-			n = writev(fd, frames)
-		}
-		return true // never wait here
-	})
-	if err != nil || n < 0 {
+	n := rawWrite(c.rawConn, frames)
+	if n < 0 {
 		return 0
 	}
 	c.lag.written += int64(n)
