@@ -1,9 +1,7 @@
 package sqlite_test
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -41,19 +39,6 @@ func open(t *testing.T, path string, keep int) *sqlite.Store {
 		t.Fatalf("Open(%q, %d): %v", path, keep, err)
 	}
 	return store
-}
-
-func BenchmarkAppend(b *testing.B) {
-	for _, writers := range []int{1, 64} {
-		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
-			store, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{Keep: 1000})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer store.Close()
-			storetest.BenchmarkAppend(b, store, writers)
-		})
-	}
 }
 
 func TestMessageAndEventCommitTogether(t *testing.T) {
