@@ -57,3 +57,23 @@ func TestMessageAndEventCommitTogether(t *testing.T) {
 		t.Errorf("LastSeq after an Append whose event failed = %d, %v; want 1, nil (rolled back together)", got, err)
 	}
 }
+
+func TestFailedBatchDoesNotAdvanceSeq(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fail.db")
+	store := open(t, path, 0)
+	defer store.Close()
+	store.SetWebhookRoutes([]partyline.WebhookRoute{{URL: "https://example.com/hooks"}})
+	if msg, err := store.Append(t.Context(), partyline.Message{Room: "r"}); err != nil || msg.Seq != 1 {
+		t.Fatalf("first Append = seq %d, %v; want 1", msg.Seq, err)
+	}
+	rawExec(t, path, `DROP TABLE webhook_outbox`)
+	for range 3 {
+		if _, err := store.Append(t.Context(), partyline.Message{Room: "r"}); !errors.Is(err, partyline.ErrUnavailable) {
+			t.Fatalf("Append whose event cannot be recorded: error %v, want one wrapping ErrUnavailable", err)
+		}
+	}
+	store.SetWebhookRoutes(nil)
+	if msg, err := store.Append(t.Context(), partyline.Message{Room: "r"}); err != nil || msg.Seq != 2 {
+		t.Errorf("Append after three failed ones = seq %d, %v; want 2, nil", msg.Seq, err)
+	}
+}
