@@ -8,6 +8,12 @@
 // fsync serves many messages. Reads use their own pool of connections and
 // never wait for the writer (WAL mode).
 //
+// A batch costs a few statements whatever its size: the writer keeps each
+// room's committed last seq in memory (read from the rooms table the first
+// time a room appends, and taken as committed only once its transaction
+// has), inserts the messages with multi-row INSERTs, and saves the rooms'
+// last seqs with one multi-row upsert.
+//
 // Durability: journal_mode=WAL. By default synchronous=NORMAL: a message
 // Append returned survives a killed or crashed process (the commit is in the
 // WAL file), and the WAL is fsynced at checkpoints; a power cut may lose the
@@ -23,8 +29,9 @@
 // in the batch's transaction, when a route wants them. Presence changes,
 // other events, acknowledgements, leases and AppendOnce are transactions of
 // their own on the same single write connection, taking turns with the
-// writer's batches; AppendOnce assigns seqs with the writer's statements,
-// so they interleave with Append's without gap or repeat.
+// writer's batches; AppendOnce assigns seqs with the writer's statements
+// and its cache of last seqs, taking its turn at the cache too, so its
+// seqs interleave with Append's without gap or repeat.
 package sqlite
 
 import (
@@ -65,10 +72,11 @@ type Store struct {
 	// write has one connection: the writer goroutine's, which the EventLog's
 	// and AppendOnce's transactions borrow in turn (database/sql queues them
 	// for it), so every write still goes through one connection.
-	write       *sql.DB
-	insert      *sql.Stmt // insertMessage, prepared once on write
-	bump        *sql.Stmt // bumpRoom, prepared once on write
-	insertEvent *sql.Stmt // insertEvent, prepared once on write
+	write          *sql.DB
+	insertMessages *multiRow // prepared once on write, like the two below
+	saveRooms      *multiRow // sets the rooms' last seqs
+	insertEvents   *multiRow // inserts webhook_outbox rows
+	seqs           *lastSeqs // the rooms' committed last seqs
 
 	routes     atomic.Pointer[eventlog.Routes] // set by SetWebhookRoutes
 	keysPruned atomic.Int64                    // when AppendOnce last pruned old keys, Unix ms
@@ -119,6 +127,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		keep:      math.MaxInt64,
 		trimEvery: 1,
 		lockFile:  lock,
+		seqs:      newLastSeqs(),
 	}
 	if keep > 0 {
 		s.keep, s.trimEvery = int64(keep), int64(max(1, keep/4))
@@ -168,13 +177,7 @@ func (s *Store) openDatabases(ctx context.Context) error {
 	if err := migrate(ctx, s.write); err != nil {
 		return describe(err)
 	}
-	if s.insert, err = s.write.PrepareContext(ctx, insertMessage); err != nil {
-		return describe(err)
-	}
-	if s.bump, err = s.write.PrepareContext(ctx, bumpRoom); err != nil {
-		return describe(err)
-	}
-	if s.insertEvent, err = s.write.PrepareContext(ctx, insertEvent); err != nil {
+	if err := s.prepareWrites(ctx); err != nil {
 		return describe(err)
 	}
 	if s.read, err = sql.Open("sqlite", dsn(s.path, readParams)); err != nil {
@@ -183,6 +186,20 @@ func (s *Store) openDatabases(ctx context.Context) error {
 	s.read.SetMaxOpenConns(readConns)
 	s.read.SetMaxIdleConns(readConns)
 	return describe(s.read.PingContext(ctx))
+}
+
+// prepareWrites prepares the writer's multi-row statements on the write
+// connection.
+func (s *Store) prepareWrites(ctx context.Context) error {
+	var err error
+	if s.insertMessages, err = prepareMultiRow(ctx, s.write, insertMessagesHead, 7, ""); err != nil {
+		return err
+	}
+	if s.saveRooms, err = prepareMultiRow(ctx, s.write, saveRoomsHead, 2, saveRoomsTail); err != nil {
+		return err
+	}
+	s.insertEvents, err = prepareMultiRow(ctx, s.write, insertEventsHead, 3, "")
+	return err
 }
 
 // Append implements partyline.Store. It queues msg for the writer goroutine

@@ -1,9 +1,7 @@
 package sqlite_test
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -43,19 +41,6 @@ func open(t *testing.T, path string, keep int) *sqlite.Store {
 	return store
 }
 
-func BenchmarkAppend(b *testing.B) {
-	for _, writers := range []int{1, 64} {
-		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
-			store, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{Keep: 1000})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer store.Close()
-			storetest.BenchmarkAppend(b, store, writers)
-		})
-	}
-}
-
 func TestMessageAndEventCommitTogether(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "e.db")
 	store := open(t, path, 0)
@@ -70,5 +55,25 @@ func TestMessageAndEventCommitTogether(t *testing.T) {
 	}
 	if got, err := store.LastSeq(t.Context(), "r"); err != nil || got != 1 {
 		t.Errorf("LastSeq after an Append whose event failed = %d, %v; want 1, nil (rolled back together)", got, err)
+	}
+}
+
+func TestFailedBatchDoesNotAdvanceSeq(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fail.db")
+	store := open(t, path, 0)
+	defer store.Close()
+	store.SetWebhookRoutes([]partyline.WebhookRoute{{URL: "https://example.com/hooks"}})
+	if msg, err := store.Append(t.Context(), partyline.Message{Room: "r"}); err != nil || msg.Seq != 1 {
+		t.Fatalf("first Append = seq %d, %v; want 1", msg.Seq, err)
+	}
+	rawExec(t, path, `DROP TABLE webhook_outbox`)
+	for range 3 {
+		if _, err := store.Append(t.Context(), partyline.Message{Room: "r"}); !errors.Is(err, partyline.ErrUnavailable) {
+			t.Fatalf("Append whose event cannot be recorded: error %v, want one wrapping ErrUnavailable", err)
+		}
+	}
+	store.SetWebhookRoutes(nil)
+	if msg, err := store.Append(t.Context(), partyline.Message{Room: "r"}); err != nil || msg.Seq != 2 {
+		t.Errorf("Append after three failed ones = seq %d, %v; want 2, nil", msg.Seq, err)
 	}
 }

@@ -38,17 +38,13 @@ func (s *Store) record(ctx context.Context, tx *sql.Tx, events ...partyline.Webh
 	if err != nil || len(rows) == 0 {
 		return err
 	}
-	insert := tx.StmtContext(ctx, s.insertEvent)
 	now := time.Now().UnixMilli()
-	for _, row := range rows {
-		if _, err := insert.ExecContext(ctx, row.URL, now, row.Body); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.insertEvents.exec(ctx, tx, len(rows), func(args []any, i int) []any {
+		return append(args, rows[i].URL, now, rows[i].Body)
+	})
 }
 
-const insertEvent = `INSERT INTO webhook_outbox (url, recorded_ms, body) VALUES (?, ?, ?)`
+const insertEventsHead = `INSERT OR FAIL INTO webhook_outbox (url, recorded_ms, body) VALUES `
 
 // inTx runs f in a transaction on the write connection, bounded by
 // writeTimeout, and commits it unless f fails. Inside f only tx may touch
@@ -273,39 +269,49 @@ RETURNING true`
 func (s *Store) AppendOnce(ctx context.Context, key string, messages []partyline.Message, now time.Time) ([]partyline.Message, bool, error) {
 	stored := slices.Clone(messages)
 	var replayed bool
-	err := s.inTx(ctx, "append once", func(ctx context.Context, tx *sql.Tx) error {
-		var created int64
-		var result []byte
-		err := tx.QueryRowContext(ctx, `SELECT created_ms, result FROM idempotency_keys WHERE key = ?`, key).Scan(&created, &result)
-		switch {
-		case err == nil && eventlog.IsLive(time.UnixMilli(created), now):
-			replayed = true
-			stored, err = eventlog.DecodeMessages(result)
-			return err
-		case err != nil && !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		if err := s.storeMessages(ctx, tx, stored); err != nil {
-			return err
-		}
-		if result, err = eventlog.EncodeMessages(stored); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `
-INSERT INTO idempotency_keys (key, created_ms, result) VALUES (?, ?, ?)
-ON CONFLICT (key) DO UPDATE SET created_ms = excluded.created_ms, result = excluded.result`,
-			key, now.UnixMilli(), result)
-		if err != nil {
-			return err
-		}
-		if last := s.keysPruned.Load(); now.UnixMilli()-last >= time.Minute.Milliseconds() && s.keysPruned.CompareAndSwap(last, now.UnixMilli()) {
-			_, err = tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_ms <= ?`,
-				now.Add(-partyline.IdempotencyWindow).UnixMilli())
-		}
-		return err
+	err := s.seqs.assign(func() (bumps []roomBump, err error) {
+		err = s.inTx(ctx, "append once", func(ctx context.Context, tx *sql.Tx) error {
+			var created int64
+			var result []byte
+			err := tx.QueryRowContext(ctx, `SELECT created_ms, result FROM idempotency_keys WHERE key = ?`, key).Scan(&created, &result)
+			switch {
+			case err == nil && eventlog.IsLive(time.UnixMilli(created), now):
+				replayed = true
+				stored, err = eventlog.DecodeMessages(result)
+				return err
+			case err != nil && !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+			if bumps, err = s.storeMessages(ctx, tx, stored); err != nil {
+				return err
+			}
+			return s.saveKey(ctx, tx, key, stored, now)
+		})
+		return bumps, err
 	})
 	if err != nil {
 		return nil, false, err
 	}
 	return stored, replayed, nil
+}
+
+// saveKey records in tx that key stored messages at now, and prunes keys
+// older than the window at most once a minute.
+func (s *Store) saveKey(ctx context.Context, tx *sql.Tx, key string, messages []partyline.Message, now time.Time) error {
+	result, err := eventlog.EncodeMessages(messages)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `
+INSERT INTO idempotency_keys (key, created_ms, result) VALUES (?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET created_ms = excluded.created_ms, result = excluded.result`,
+		key, now.UnixMilli(), result)
+	if err != nil {
+		return err
+	}
+	if last := s.keysPruned.Load(); now.UnixMilli()-last >= time.Minute.Milliseconds() && s.keysPruned.CompareAndSwap(last, now.UnixMilli()) {
+		_, err = tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_ms <= ?`,
+			now.Add(-partyline.IdempotencyWindow).UnixMilli())
+	}
+	return err
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"strings"
 
 	"github.com/partyline/partyline"
 	"github.com/partyline/partyline/internal/groupcommit"
@@ -26,82 +27,136 @@ func (s *Store) commit(ctx context.Context, batch []partyline.Message) error {
 
 // commitBatch stores batch in one transaction.
 func (s *Store) commitBatch(ctx context.Context, batch []partyline.Message) error {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := s.storeMessages(ctx, tx, batch); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return s.seqs.assign(func() ([]roomBump, error) {
+		tx, err := s.write.BeginTx(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		defer tx.Rollback()
+		bumps, err := s.storeMessages(ctx, tx, batch)
+		if err != nil {
+			return bumps, err
+		}
+		return bumps, tx.Commit()
+	})
 }
 
-// storeMessages assigns each message its seq and inserts it, trimming rooms
-// whose seq crossed a trimming step, and records the message events of the
-// routes that want them, all in tx. With no such route it adds nothing to
+// storeMessages assigns each message its seq and inserts it, saves the
+// rooms' last seqs, trims rooms whose seq crossed a trimming step, and
+// records the message events of the routes that want them, all in tx. It
+// returns what it did to each room's seq, for s.seqs.assign, within which
+// it must run. With no route that wants messages it adds nothing else to
 // the transaction.
-func (s *Store) storeMessages(ctx context.Context, tx *sql.Tx, batch []partyline.Message) error {
-	for room, messages := range byRoom(batch) {
-		if err := s.assignSeqs(ctx, tx, room, messages); err != nil {
-			return err
-		}
+func (s *Store) storeMessages(ctx context.Context, tx *sql.Tx, batch []partyline.Message) ([]roomBump, error) {
+	bumps, err := s.seqs.bump(ctx, tx, batch)
+	if err != nil {
+		return nil, err
 	}
-	insert := tx.StmtContext(ctx, s.insert)
-	for _, m := range batch {
-		var data any
-		if m.Data != nil {
-			data = []byte(m.Data)
-		}
-		if _, err := insert.ExecContext(ctx, m.Room, m.Seq, m.ID, m.Username, m.Content, data, m.Timestamp); err != nil {
-			return err
-		}
+	if err := s.saveRooms.exec(ctx, tx, len(bumps), func(args []any, i int) []any {
+		return append(args, bumps[i].room, bumps[i].after)
+	}); err != nil {
+		return bumps, err
+	}
+	if err := s.trim(ctx, tx, bumps); err != nil {
+		return bumps, err
+	}
+	if err := s.insertMessages.exec(ctx, tx, len(batch), func(args []any, i int) []any {
+		return appendMessage(args, &batch[i])
+	}); err != nil {
+		return bumps, err
 	}
 	if len(s.webhookRoutes()[partyline.EventMessage]) > 0 {
 		events := make([]partyline.WebhookEvent, len(batch))
 		for i, m := range batch {
 			events[i] = partyline.MessageEvent(m)
 		}
-		return s.record(ctx, tx, events...)
+		return bumps, s.record(ctx, tx, events...)
+	}
+	return bumps, nil
+}
+
+// appendMessage appends m's columns to args in insertMessages' order.
+func appendMessage(args []any, m *partyline.Message) []any {
+	var data any
+	if m.Data != nil {
+		data = []byte(m.Data)
+	}
+	return append(args, m.Room, int64(m.Seq), m.ID, m.Username, m.Content, data, m.Timestamp)
+}
+
+// trim deletes the rows that fell out of retention in the rooms whose seq
+// crossed a multiple of trimEvery.
+func (s *Store) trim(ctx context.Context, tx *sql.Tx, bumps []roomBump) error {
+	for _, b := range bumps {
+		if cutoff := b.after - s.keep; cutoff > 0 && b.before/s.trimEvery != b.after/s.trimEvery {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE room = ? AND seq <= ?`, b.room, cutoff); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
-const insertMessage = `
-INSERT INTO messages (room, seq, id, username, content, data, timestamp_ms)
-VALUES (?, ?, ?, ?, ?, ?, ?)`
+// The multi-row statements of the writer, without their rows. OR FAIL
+// spares SQLite the statement journal a multi-row statement that may abort
+// halfway needs: the writer rolls back the whole transaction on any error.
+const (
+	insertMessagesHead = `INSERT OR FAIL INTO messages (room, seq, id, username, content, data, timestamp_ms) VALUES `
+	saveRoomsHead      = `INSERT OR FAIL INTO rooms (room, last_seq) VALUES `
+	saveRoomsTail      = ` ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq`
+)
 
-// byRoom groups batch by room, keeping each room's messages in queue order.
-// The pointers point into batch.
-func byRoom(batch []partyline.Message) map[string][]*partyline.Message {
-	rooms := make(map[string][]*partyline.Message)
-	for i := range batch {
-		m := &batch[i]
-		rooms[m.Room] = append(rooms[m.Room], m)
-	}
-	return rooms
+// chunkSizes are the row counts a multiRow statement is prepared for,
+// largest first: n rows take at most n/64 + 9 statements.
+var chunkSizes = [...]int{64, 16, 4, 1}
+
+// multiRow is a statement that writes many rows of the same shape,
+// prepared once for each of chunkSizes rows, so a batch of rows takes a
+// few statements instead of one per row.
+type multiRow struct {
+	columns int
+	stmts   [len(chunkSizes)]*sql.Stmt
 }
 
-// assignSeqs bumps room's last seq by len(messages), gives the messages the
-// seqs in between in order, and trims the room when its seq crossed a
-// multiple of trimEvery.
-func (s *Store) assignSeqs(ctx context.Context, tx *sql.Tx, room string, messages []*partyline.Message) error {
-	n := int64(len(messages))
-	var last int64
-	if err := tx.StmtContext(ctx, s.bump).QueryRowContext(ctx, room, n).Scan(&last); err != nil {
-		return err
+// prepareMultiRow prepares head, then rows of columns placeholders, then
+// tail, for each of chunkSizes rows.
+func prepareMultiRow(ctx context.Context, db *sql.DB, head string, columns int, tail string) (*multiRow, error) {
+	m := &multiRow{columns: columns}
+	row := "(?" + strings.Repeat(", ?", columns-1) + ")"
+	for k, rows := range chunkSizes {
+		query := head + row + strings.Repeat(", "+row, rows-1) + tail
+		var err error
+		if m.stmts[k], err = db.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
 	}
-	for i, m := range messages {
-		m.Seq = uint64(last - n + 1 + int64(i))
-	}
-	if cutoff := last - s.keep; cutoff > 0 && (last-n)/s.trimEvery != last/s.trimEvery {
-		_, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE room = ? AND seq <= ?`, room, cutoff)
-		return err
+	return m, nil
+}
+
+// exec writes rows rows in tx, the largest chunks first. appendRow appends
+// the values of row i to args and returns args.
+func (m *multiRow) exec(ctx context.Context, tx *sql.Tx, rows int, appendRow func(args []any, i int) []any) error {
+	args := make([]any, 0, min(rows, chunkSizes[0])*m.columns)
+	for done := 0; done < rows; {
+		k := largestChunk(rows - done)
+		args = args[:0]
+		for i := done; i < done+chunkSizes[k]; i++ {
+			args = appendRow(args, i)
+		}
+		if _, err := tx.StmtContext(ctx, m.stmts[k]).ExecContext(ctx, args...); err != nil {
+			return err
+		}
+		done += chunkSizes[k]
 	}
 	return nil
 }
 
-const bumpRoom = `
-INSERT INTO rooms (room, last_seq) VALUES (?1, ?2)
-ON CONFLICT (room) DO UPDATE SET last_seq = last_seq + excluded.last_seq
-RETURNING last_seq`
+// largestChunk returns the index in chunkSizes of the largest chunk of at
+// most n rows, or of the smallest chunk when n is less.
+func largestChunk(n int) int {
+	k := 0
+	for k < len(chunkSizes)-1 && chunkSizes[k] > n {
+		k++
+	}
+	return k
+}
