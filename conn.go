@@ -42,7 +42,7 @@ type Conn struct {
 	heard         atomic.Int64 // when the client last sent a frame (monotonic)
 
 	// Owned by the reader.
-	reader  *ws.Reader        // nil for a stream (sse.go): its client sends nothing on it
+	reader  *ws.Reader        // the frame parser while one is needed, from the pool (parser)
 	resume  map[string]uint64 // a stream's rooms to join with since; nil after the welcome
 	mayJoin []string          // the identity's rooms (Identity.Rooms): nil means every room
 	limiter *rateLimiter      // made at the first message: until then its bucket stays full
@@ -54,6 +54,8 @@ type Conn struct {
 	roomsGone   bool
 	stopReading bool
 	peerClosed  bool        // the client's close frame has arrived; the writer reads it after readerDone
+	stream      bool        // a stream (sse.go): its client sends nothing on it; set before serving
+	deflate     bool        // permessage-deflate was negotiated; set before serving
 	expiry      *time.Timer // closes the connection when its token expires
 	idle        *time.Timer // closes the connection when it sends nothing
 
@@ -116,7 +118,6 @@ func newConn(s *Server, raw net.Conn, a admission) *Conn {
 		username: a.identity.Username,
 		urlRooms: a.rooms,
 		mayJoin:  a.identity.Rooms,
-		reader:   ws.NewReader(s.opts.MaxMessageSize),
 		wire:     webSocketFraming{},
 	}
 	c.queue.init(c, s.opts.SendQueue, s.opts.MaxLag)
@@ -354,7 +355,7 @@ func (l *latch) fired() bool { return l.p.Load() == firedLatch }
 // not heard from within wait, and pings the others. A stream's client
 // answers no ping: it is dropped when writing to it fails or lags.
 func (c *Conn) heartbeat(now int64, wait time.Duration) {
-	if c.reader == nil {
+	if c.stream {
 		c.queue.requestPing()
 		return
 	}

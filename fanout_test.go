@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestFanOutReachesEveryMemberOnce checks the chunking for many CPU counts
@@ -145,4 +146,15 @@ func chatWith(seq uint64, payload string) event {
 	e := event{kind: eventChat, seq: seq, payload: []byte(payload)}
 	e.msg = e.deliverable("passes")
 	return e
+}
+
+// TestSubscriptionSize guards the size of a subscription, which every
+// membership of every connection has: 48 bytes on 64-bit systems.
+func TestSubscriptionSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes are for 64-bit systems")
+	}
+	if size := unsafe.Sizeof(subscription{}); size > 48 {
+		t.Errorf("a subscription is %d bytes, want at most 48", size)
+	}
 }

@@ -9,13 +9,14 @@ import (
 	"github.com/partyline/partyline/internal/ws"
 )
 
-// The read path. A connection's bytes are parsed by its ws.Reader and
-// handled in order by one goroutine at a time: the reader. On Linux a plain
-// TCP connection has no reader while it is idle. The poller reports
-// arrivals (arrived); readable starts a reader that reads until the socket
-// is drained and then ends. A lone pong after a ping needs no reader: the
-// poller handles it. TLS connections, and all connections elsewhere, keep a
-// reader of their own that blocks in Read.
+// The read path. A connection's bytes are parsed by a ws.Reader, taken
+// from a pool while they are parsed (parsers), and handled in order by one
+// goroutine at a time: the reader. On Linux a plain TCP connection has no
+// reader while it is idle. The poller reports arrivals (arrived); readable
+// starts a reader that reads until the socket is drained and then ends. A
+// lone pong after a ping needs no reader: the poller handles it. TLS
+// connections, and all connections elsewhere, keep a reader of their own
+// that blocks in Read.
 
 // Reader states (Conn.readState).
 const (
@@ -30,6 +31,39 @@ const (
 const readBufferSize = 8 << 10
 
 var readBuffers = sync.Pool{New: func() any { b := make([]byte, readBufferSize); return &b }}
+
+// parsers are frame parsers (ws.Reader) for connections whose bytes are
+// being parsed. An idle connection holds none: only one whose client has
+// sent part of a frame or of a fragmented message keeps its parser between
+// reads. That spares every idle connection a parser, 48 bytes.
+var parsers sync.Pool
+
+// parser returns the connection's frame parser, taking one from the pool
+// if it has none. Only the reader calls it.
+func (c *Conn) parser() *ws.Reader {
+	if c.reader == nil {
+		r, _ := parsers.Get().(*ws.Reader)
+		if r == nil {
+			r = new(ws.Reader)
+		}
+		r.Reset(c.srv.opts.MaxMessageSize)
+		if c.deflate {
+			r.EnableDeflate()
+		}
+		c.reader = r
+	}
+	return c.reader
+}
+
+// restParser gives the connection's parser back to the pool when it holds
+// nothing the next bytes need. The reader calls it before it gives its role
+// back, since the next reader may start at once.
+func (c *Conn) restParser() {
+	if r := c.reader; r != nil && r.Resting() {
+		c.reader = nil
+		parsers.Put(r)
+	}
+}
 
 // readable is the poller telling c that bytes have arrived, or the writer
 // telling it that the socket is closed.
@@ -63,12 +97,15 @@ func (c *Conn) arrived() {
 	}
 	buf := readBuffers.Get().(*[]byte)
 	n, drained := 0, false
-	if !c.hangup.Load() && c.reader.Buffered() == 0 {
+	if !c.hangup.Load() && (c.reader == nil || c.reader.Buffered() == 0) {
 		n, drained = c.readFirst(*buf)
 	}
-	if n == 0 && drained && c.readState.CompareAndSwap(readRunning, readIdle) {
-		readBuffers.Put(buf)
-		return
+	if n == 0 && drained {
+		c.restParser()
+		if c.readState.CompareAndSwap(readRunning, readIdle) {
+			readBuffers.Put(buf)
+			return
+		}
 	}
 	go c.readAvailable(buf, n, drained)
 }
@@ -104,6 +141,7 @@ func (c *Conn) readAvailable(buf *[]byte, n int, drained bool) {
 			c.endReading()
 			return
 		}
+		c.restParser()
 		if c.readState.CompareAndSwap(readRunning, readIdle) {
 			readBuffers.Put(buf)
 			return
@@ -160,10 +198,10 @@ func (c *Conn) readLoop() {
 // stream is not a message: it is dropped.
 func (c *Conn) consume(data []byte) bool {
 	c.heard.Store(monotonic())
-	if c.reader == nil {
+	if c.stream {
 		return !c.stopReading
 	}
-	if err := c.reader.Feed(data, c.frame); err != nil {
+	if err := c.parser().Feed(data, c.frame); err != nil {
 		closeErr := err.(*ws.CloseError)
 		if closeErr.Code == ws.CloseTooBig {
 			c.srv.opts.Metrics.Refused(CodeTooLarge)
@@ -212,6 +250,10 @@ func (c *Conn) message(data []byte) bool {
 // cleans up.
 func (c *Conn) endReading() {
 	c.readState.Store(readDone)
+	if c.reader != nil {
+		parsers.Put(c.reader) // parser resets it
+		c.reader = nil
+	}
 	c.readerDone.fire()
 	c.close(0, "")
 	c.tasks.Wait()

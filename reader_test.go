@@ -229,6 +229,38 @@ func TestWhatFollowsAPing(t *testing.T) {
 	waitUntil(t, "the connection to end", func() bool { return ts.Stats().Connections == 0 })
 }
 
+// TestMessageInPiecesAcrossReads: a connection's parser goes back to a pool
+// when its reader ends, except while it holds part of a frame or of a
+// fragmented message, which later reads complete: a message sent in pieces,
+// with a ping between its fragments, is answered whole.
+func TestMessageInPiecesAcrossReads(t *testing.T) {
+	ts := startServer(t, partyline.Options{})
+	conn := ts.dialTCP(t)
+	if _, err := conn.Write(upgradeRequest("/ws?username=alice")); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	first, last := maskedFrame(0x01, `{"type":`), maskedFrame(0x80, `"ping"}`)
+	for _, piece := range [][]byte{first[:3], first[3:], maskedFrame(0x89, "p"), last[:5], last[5:]} {
+		if _, err := conn.Write(piece); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // each piece is a read of its own, by a reader of its own
+	}
+	var pong, answer bool
+	for !pong || !answer {
+		op, payload, err := readServerFrameOp(br)
+		if err != nil {
+			t.Fatalf("waiting for the pong and the answer: %v", err)
+		}
+		pong = pong || op == 0x8A && payload == "p"
+		answer = answer || op == 0x81 && strings.Contains(payload, `"type":"pong"`)
+	}
+}
+
 // awaitPing reads server frames until a ping.
 func awaitPing(t *testing.T, br *bufio.Reader) {
 	t.Helper()

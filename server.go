@@ -145,7 +145,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	c := newConn(s, raw, admission)
 	if negotiated.Deflate {
-		c.reader.EnableDeflate()
+		c.deflate = true
 		c.wire = deflateFraming{minSize: s.opts.CompressionMinSize}
 	}
 	if !s.track(c) {

@@ -64,7 +64,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	}
 	raw.SetWriteDeadline(time.Time{})
 	c := newConn(s, raw, a)
-	c.reader = nil // the client sends nothing on the stream
+	c.stream = true // the client sends nothing on the stream
 	// The rooms still to rejoin stay in the ids until they are.
 	c.wire = &sseFraming{points: maps.Clone(resume)}
 	c.session = streamSession(a.identity.Username)
@@ -225,7 +225,7 @@ func (s *Server) postToStream(w http.ResponseWriter, r *http.Request) {
 // as its reader would a message, and reports whether it was.
 func (h *hub) input(user, session string, body []byte) int {
 	for _, c := range h.userConns(user) {
-		if c.session == session && c.reader == nil && !c.isClosing() {
+		if c.session == session && c.stream && !c.isClosing() {
 			c.message(body)
 			return 1
 		}

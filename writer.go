@@ -266,7 +266,7 @@ func (c *Conn) awaitPeer() {
 		wait, stopping = max(wait, c.srv.opts.WriteWait), c.srv.stopping
 	}
 	unread := c.readerDone.fired() && !c.peerClosed
-	if c.reader == nil || c.closeCode == CloseSlowConsumer || unread {
+	if c.stream || c.closeCode == CloseSlowConsumer || unread {
 		if half, ok := c.raw.(interface{ CloseWrite() error }); ok {
 			half.CloseWrite()
 		}

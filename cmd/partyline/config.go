@@ -61,6 +61,7 @@ type config struct {
 	HookPublish         string
 	HookHeaders         string
 	HookTimeout         time.Duration
+	MemoryTrim          string
 }
 
 // flagSet declares the settings with their defaults on a new FlagSet.
@@ -112,6 +113,7 @@ func (c *config) flagSet(output io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.HookPublish, "hook-publish", "", "URL asked before each chat is stored; may rewrite it")
 	fs.StringVar(&c.HookHeaders, "hook-headers", "Cookie,Authorization", "request headers passed to the connect hook, comma-separated")
 	fs.DurationVar(&c.HookTimeout, "hook-timeout", hook.DefaultTimeout, "how long a hook may take to answer; then the action is refused")
+	fs.StringVar(&c.MemoryTrim, "memory-trim", "auto", "give the heap a burst of work left free back to the system once the server is quiet: auto (on unless GOGC or GOMEMLIMIT is set), on or off")
 	return fs
 }
 
@@ -228,6 +230,8 @@ func (c *config) check() error {
 		return fmt.Errorf("log-format must be text or json, got %q", c.LogFormat)
 	case c.Compression != "off" && c.Compression != "on":
 		return fmt.Errorf("compression must be off or on, got %q", c.Compression)
+	case c.MemoryTrim != "auto" && c.MemoryTrim != "on" && c.MemoryTrim != "off":
+		return fmt.Errorf("memory-trim must be auto, on or off, got %q", c.MemoryTrim)
 	case c.CompressionMinSize < 0:
 		return fmt.Errorf("compression-min-size must not be negative, got %d", c.CompressionMinSize)
 	case (c.TLSCert == "") != (c.TLSKey == ""):

@@ -60,6 +60,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("addr: %w", err)
 	}
 	httpServer := newHTTPServer(cfg, srv, m.Handler(), log)
+	if memoryTrimOn(cfg.MemoryTrim, os.Getenv) {
+		trimCtx, stopTrim := context.WithCancel(ctx)
+		defer stopTrim()
+		go trimMemory(trimCtx, &trimPolicy{})
+	}
 	log.Info("partyline listening", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "",
 		"store", b.storeName, "broker", b.brokerName, "auth", authMode(cfg), "version", currentVersion())
 	return runUntilDone(ctx, cfg, httpServer, srv, ln, log)

@@ -15,7 +15,7 @@ import (
 // A Reader refuses compressed messages (RSV1) unless EnableDeflate was
 // called, when permessage-deflate was negotiated.
 type Reader struct {
-	limit int64
+	limit int64 // a frame's end, header included, must fit in an int
 	// buf is what must outlive a Feed, or nil: buf[:kept] is the unmasked
 	// payload of an unfinished fragmented message, and buf[kept:] the start
 	// of a frame whose end has not arrived, as received.
@@ -32,8 +32,23 @@ type Reader struct {
 // NewReader returns a Reader that refuses messages longer than limit bytes
 // (the sum of a fragmented message's frames) with CloseTooBig.
 func NewReader(limit int64) *Reader {
-	// A frame's end, header included, must fit in an int.
-	return &Reader{limit: min(limit, math.MaxInt-maxHeader)}
+	r := new(Reader)
+	r.Reset(limit)
+	return r
+}
+
+// Reset makes r as NewReader(limit) returns it, dropping whatever it held,
+// so that a Reader can be pooled: a connection needs one only while its
+// bytes are parsed, and not between Feeds when it is Resting.
+func (r *Reader) Reset(limit int64) {
+	*r = Reader{limit: min(limit, math.MaxInt-maxHeader)}
+}
+
+// Resting reports whether the Reader holds nothing that the next Feed
+// needs: no part of a frame, no message under way, and it is not done. A
+// resting Reader may be Reset with nothing lost.
+func (r *Reader) Resting() bool {
+	return len(r.buf) == 0 && r.messageOp == 0 && !r.done
 }
 
 // Buffered returns how many bytes the Reader holds between Feeds: an

@@ -385,3 +385,36 @@ func TestAppendFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderRestsAndResets: a Reader is Resting only when it holds nothing
+// the next Feed needs, and a Reset one is as good as new, whatever it held.
+func TestReaderRestsAndResets(t *testing.T) {
+	r := NewReader(testLimit)
+	if !r.Resting() {
+		t.Fatal("a new Reader is not resting")
+	}
+	for _, tc := range []struct {
+		name  string
+		input []byte
+	}{
+		{"part of a frame", frame(0x81, "hello")[:3]},
+		{"a fragment", frame(0x01, "hel")},
+		{"an empty fragment", frame(0x01, "")},
+		{"a protocol error", frame(0x83, "x")},
+	} {
+		r.Reset(testLimit)
+		feed(r, tc.input)
+		if r.Resting() {
+			t.Errorf("holding %s: resting", tc.name)
+		}
+		r.Reset(testLimit)
+		got, err := feed(r, frame(0x81, "whole"))
+		if err != nil || len(got) != 1 || got[0].payload != "whole" || !r.Resting() {
+			t.Errorf("after %s and a Reset: handled %v, error %v, resting %v", tc.name, got, err, r.Resting())
+		}
+	}
+	r.Reset(4)
+	if _, err := feed(r, frame(0x81, "hello")); err == nil {
+		t.Error("Reset(4) then 5 bytes: no error, want the new limit to apply")
+	}
+}
