@@ -80,7 +80,11 @@ func Decode(frame []byte) (in Inbound, err error) {
 	var raw inbound
 	// Unmarshal goes on past a mistyped field, so the id is read even when
 	// another field is wrong and the error frame can echo it.
-	decodeErr := json.Unmarshal(trimmed, &raw)
+	var decodeErr error
+	if !decodeFlat(trimmed, &raw) {
+		raw = inbound{}
+		decodeErr = json.Unmarshal(trimmed, &raw)
+	}
 	if raw.ID != nil && !isNull(raw.ID) {
 		if err := checkID(raw.ID); err != nil {
 			return in, err
@@ -101,7 +105,9 @@ func Decode(frame []byte) (in Inbound, err error) {
 		if raw.Content[0] != '"' {
 			return in, badRequest("content must be a string")
 		}
-		if err := json.Unmarshal(raw.Content, &in.Content); err != nil {
+		if text, ok := plainText(raw.Content); ok {
+			in.Content = text
+		} else if err := json.Unmarshal(raw.Content, &in.Content); err != nil {
 			return in, badRequest("content must be a string")
 		}
 	}
@@ -133,8 +139,8 @@ func Decode(frame []byte) (in Inbound, err error) {
 func checkID(id json.RawMessage) error {
 	switch {
 	case id[0] == '"':
-		var s string
-		if err := json.Unmarshal(id, &s); err != nil {
+		s, ok := plainText(id)
+		if !ok && json.Unmarshal(id, &s) != nil {
 			return badRequest("id must be a string or a number")
 		}
 		if utf8.RuneCountInString(s) > MaxIDLength {

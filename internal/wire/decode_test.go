@@ -212,3 +212,22 @@ func showInbound(in Inbound) string {
 	return fmt.Sprintf("{Type:%q ID:%q Room:%q To:%q Token:%q Content:%q Data:%q Since:%s Before:%d Limit:%d PlainText:%v}",
 		in.Type, in.ID, in.Room, in.To, in.Token, in.Content, in.Data, since, in.Before, in.Limit, in.PlainText)
 }
+
+// BenchmarkDecodeChat decodes the chat frame a client sends most: flat and
+// plain, as decodeFlat takes it, and with an escape, as json.Unmarshal
+// does.
+func BenchmarkDecodeChat(b *testing.B) {
+	for name, frame := range map[string]string{
+		"plain":   `{"type":"chat","room":"lobby","content":"hello, everyone in the room, how are you all today?","id":"c1"}`,
+		"escaped": `{"type":"chat","room":"lobby","content":"hello, \"everyone\" in the room, how are you all today?","id":"c1"}`,
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := Decode([]byte(frame)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
 	"testing"
 	"unicode/utf8"
 )
@@ -149,4 +151,61 @@ func FuzzAppendCompact(f *testing.F) {
 			t.Fatalf("appendCompact(%q) = %q, json.Compact gives %q", data, got, want.Bytes())
 		}
 	})
+}
+
+// FuzzDecodeFlat: wherever decodeFlat takes a frame, it fills the fields
+// exactly as json.Unmarshal does, and json.Unmarshal takes it too.
+func FuzzDecodeFlat(f *testing.F) {
+	for _, seed := range []string{
+		`{}`,
+		`{"type":"chat","room":"lobby","content":"hi","id":"c1"}`,
+		`{"type":"chat","content":"a","content":"b"}`,
+		` { "type" : "join" , "room":"r", "since": 12 } `,
+		`{"type":"history","before":-1,"limit":1.5e3}`,
+		`{"Type":"chat"}`,
+		`{"ROOM":"x","type":"chat"}`,
+		`{"other":"x","type":"chat","n":-0.5E+2}`,
+		`{"type":5}`,
+		`{"type":"chat","content":"tab\tquote\""}`,
+		`{"type":"chat","data":{"a":1}}`,
+		`{"type":"chat","id":null}`,
+		`{"type":"ping","id":"é🎉"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, obj []byte) {
+		obj = bytes.TrimSpace(obj)
+		if !utf8.Valid(obj) || !json.Valid(obj) || len(obj) == 0 || obj[0] != '{' {
+			return // Decode takes only these to decodeFlat
+		}
+		var flat inbound
+		if !decodeFlat(obj, &flat) {
+			return
+		}
+		var want inbound
+		if err := json.Unmarshal(obj, &want); err != nil {
+			t.Fatalf("decodeFlat took %q, which json.Unmarshal refuses: %v", obj, err)
+		}
+		if got, wanted := fmt.Sprintf("%+v", describe(flat)), fmt.Sprintf("%+v", describe(want)); got != wanted {
+			t.Fatalf("decodeFlat(%q) = %s; json.Unmarshal gives %s", obj, got, wanted)
+		}
+	})
+}
+
+// describe shows an inbound's fields by value, for comparing two.
+func describe(raw inbound) []string {
+	str := func(s *string) string {
+		if s == nil {
+			return "<nil>"
+		}
+		return strconv.Quote(*s)
+	}
+	rawText := func(r json.RawMessage) string {
+		if r == nil {
+			return "<nil>"
+		}
+		return string(r)
+	}
+	return []string{str(raw.Type), str(raw.Room), str(raw.To), str(raw.Token), rawText(raw.ID),
+		rawText(raw.Content), rawText(raw.Data), rawText(raw.Since), rawText(raw.Before), rawText(raw.Limit)}
 }
