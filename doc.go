@@ -52,10 +52,8 @@
 // the flush goroutines, at most one per CPU and only while connections
 // wait for them, write every connection. Only when the socket would block,
 // or for the close handshake, does a writer goroutine run, until the queue
-// is empty. A join with since adds a replay
-// goroutine for the time it takes to catch up, and a room of 256
-// subscribers or more fans out on every CPU for the length of one pass. The
-// goroutine that hands a room an event delivers that pass itself; if more
+// is empty. A join with since adds a replay goroutine for the time it
+// takes to catch up. The goroutine that hands a room an event delivers that pass itself; if more
 // events arrived meanwhile, a delivery goroutine takes over the room's
 // passes until its inbox is empty, so a publisher never waits for fan-outs
 // other than its own. The last reader of a connection waits for its writer

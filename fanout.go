@@ -1,15 +1,6 @@
 package partyline
 
-import (
-	"runtime"
-	"sync"
-	"sync/atomic"
-	"time"
-)
-
-// parallelFanout is the room size from which one delivery is split across
-// the CPUs: below it, starting goroutines costs more than it saves.
-const parallelFanout = 256
+import "time"
 
 // member is one entry of a room's subscriber list.
 type member struct {
@@ -41,7 +32,7 @@ func (r *room) flushLocked() {
 	for range events {
 		counts = append(counts, 0)
 	}
-	fanOut(r.membersLocked(), func(part []member) { deliverPart(part, events, counts) })
+	deliver(r.membersLocked(), events, counts)
 	now := time.Now().UnixNano()
 	for i := range events {
 		if e := &events[i]; e.kind == eventChat {
@@ -59,17 +50,15 @@ func (r *room) flushLocked() {
 	}
 }
 
-// deliverPart sends each member of part its share of events: the chat it is
-// live for and the other events unless it sent them, pushed at once and
-// written in one write. It adds to counts how many members got each event.
-func deliverPart(part []member, events []event, counts []int64) {
+// deliver pushes each member its share of events: the chat it is live for
+// and the other events unless it sent them, at once, to leave in one write.
+// A push costs no system call (the flush goroutines write, flush.go), so
+// even a room of many thousands is pushed to from one goroutine. It adds
+// to counts how many members got each event.
+func deliver(members []member, events []event, counts []int64) {
 	var smallMsgs [8]*message
-	var smallCounts [8]int64
-	msgs, got := smallMsgs[:0], smallCounts[:0]
-	for range events {
-		got = append(got, 0)
-	}
-	for _, m := range part {
+	msgs := smallMsgs[:0]
+	for _, m := range members {
 		msgs = msgs[:0]
 		for i := range events {
 			e := &events[i]
@@ -78,7 +67,7 @@ func deliverPart(part []member, events []event, counts []int64) {
 				continue
 			}
 			msgs = append(msgs, e.msg) // encoded once, for every subscriber
-			got[i]++
+			counts[i]++
 		}
 		switch len(msgs) {
 		case 0:
@@ -88,29 +77,4 @@ func deliverPart(part []member, events []event, counts []int64) {
 			m.conn.queue.pushAll(msgs)
 		}
 	}
-	for i, n := range got {
-		atomic.AddInt64(&counts[i], n)
-	}
-}
-
-// fanOut calls send with parts of members that together hold each member
-// once. A large room is split in one part per CPU, the calling goroutine
-// taking the first; it returns when all are done, so deliveries stay in
-// order. send may read members' subscriptions: the caller holds r.mu
-// throughout.
-func fanOut(members []member, send func(part []member)) {
-	chunks := min(runtime.GOMAXPROCS(0), len(members)/(parallelFanout/2))
-	if len(members) < parallelFanout || chunks < 2 {
-		send(members)
-		return
-	}
-	size := (len(members) + chunks - 1) / chunks
-	chunks = (len(members) + size - 1) / size // no chunk starts past the end
-	var wg sync.WaitGroup
-	for i := 1; i < chunks; i++ {
-		part := members[i*size : min((i+1)*size, len(members))]
-		wg.Go(func() { send(part) })
-	}
-	send(members[:size])
-	wg.Wait()
 }

@@ -3,42 +3,10 @@ package partyline
 import (
 	"context"
 	"fmt"
-	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
 )
-
-// TestFanOutReachesEveryMemberOnce checks the chunking for many CPU counts
-// and room sizes, including ones where equal chunks do not divide evenly.
-func TestFanOutReachesEveryMemberOnce(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	for _, procs := range []int{1, 2, 3, 8, 131} {
-		runtime.GOMAXPROCS(procs)
-		for _, n := range []int{0, 1, 255, 256, 257, 1000, 16769} {
-			members := make([]member, n)
-			for i := range members {
-				members[i].sub = &subscription{}
-			}
-			var calls atomic.Int64
-			fanOut(members, func(part []member) {
-				for _, m := range part {
-					m.sub.after++ // counts visits of each member
-				}
-				calls.Add(int64(len(part)))
-			})
-			if calls.Load() != int64(n) {
-				t.Errorf("GOMAXPROCS %d, %d members: %d sent, want %d", procs, n, calls.Load(), n)
-			}
-			for i, m := range members {
-				if m.sub.after != 1 {
-					t.Fatalf("GOMAXPROCS %d, %d members: member %d visited %d times, want once", procs, n, i, m.sub.after)
-				}
-			}
-		}
-	}
-}
 
 // TestEventsArrivingDuringAPassWait checks that handing a room an event
 // while a pass runs does not wait for that pass, and that what arrives
