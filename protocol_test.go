@@ -309,9 +309,9 @@ func TestRoomsAndUsersFromGo(t *testing.T) {
 	ts.dial(t, "/ws?username=alice&room=lobby")
 	ts.dial(t, "/ws?username=bob&room=lobby")
 	ts.Publish(t.Context(), "news", partyline.Publication{Content: "x"})
-	waitUntil(t, "three connections in lobby", func() bool {
+	waitUntil(t, "three connections in lobby, one in news", func() bool {
 		rooms, _ := ts.Rooms(t.Context())
-		return len(rooms) == 2 && rooms[0].Connections == 3
+		return len(rooms) == 2 && rooms[0].Connections == 3 && rooms[1].Connections == 1
 	})
 	rooms, err := ts.Rooms(t.Context())
 	if err != nil {
