@@ -58,7 +58,11 @@ func TestFlushListOrderAndGoroutines(t *testing.T) {
 		}
 		seen[id] = true
 	}
-	eventually(t, "flush goroutines to end", func() bool { return runtime.NumGoroutine() <= base })
+	eventually(t, "flush goroutines to end", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.running == 0 && runtime.NumGoroutine() <= base
+	})
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.running != 0 || len(l.conns) != 0 || cap(l.conns) > maxSpareFlushList {

@@ -50,6 +50,20 @@ func tick() int64 {
 // coarseNow returns the coarse clock.
 func coarseNow() int64 { return coarseClock.Load() }
 
+// queueClock stamps a send queue's oldest message: the monotonic clock,
+// never behind the coarse one that the stamp is compared with at each
+// push; or, when set, the queue tests' clock (drivenClock).
+func queueClock() int64 {
+	if now := drivenClock.Load(); now != 0 {
+		return now
+	}
+	return monotonic()
+}
+
+// drivenClock, when not zero, is the time the queue's tests have set both
+// of its clocks to.
+var drivenClock atomic.Int64
+
 // lagState is a connection's record of what the kernel may still hold. It
 // belongs to whoever holds the writer role.
 type lagState struct {
@@ -72,7 +86,7 @@ func (c *Conn) lagging(w work) bool {
 	case w.lagging:
 		return true
 	}
-	l, now := &c.lag, coarseNow()
+	l, now := &c.lag, monotonic() // once per write, unlike the coarse clock's pushes
 	if w.replaying {
 		l.markAt, l.markBytes, l.replayed, l.busy = now, l.written, l.written, true
 		return false

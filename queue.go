@@ -31,7 +31,13 @@ type sendQueue struct {
 	mu     sync.Mutex // guards the following
 	pacing int32      // pushPaced calls waiting for space
 	msgs   []*message
-	oldest int64 // when msgs[0] was pushed (coarse clock, lag.go)
+	// oldest is when msgs[0] was pushed, by queueClock (lag.go). It is
+	// compared with the coarse clock (lag.go), which is never ahead of
+	// it: a coarse clock that has not moved for a while can delay an
+	// eviction, never cause one. (Stamped with the coarse clock, a message
+	// pushed after a quiet spell, and written after the next tick, would
+	// look as old as the spell.)
+	oldest int64
 	// space is signalled when the writer takes messages, and closed when
 	// the queue is dropped, while pushPaced calls wait; the first of them
 	// makes it and the last drops it, so a queue that paces nothing has
@@ -114,7 +120,7 @@ func (q *sendQueue) slowLocked(n int) bool {
 		return true
 	}
 	if len(q.msgs) == 0 {
-		q.oldest = coarseNow()
+		q.oldest = queueClock()
 		return false
 	}
 	return q.laggingLocked()
@@ -146,7 +152,7 @@ func (q *sendQueue) drained() {
 	defer q.mu.Unlock()
 	q.draining = false
 	if len(q.msgs) > 0 {
-		q.oldest = coarseNow()
+		q.oldest = queueClock()
 	}
 }
 
@@ -163,7 +169,7 @@ func (q *sendQueue) pushPaced(m *message, left <-chan struct{}) bool {
 		}
 		if len(q.msgs) < max(1, int(q.limit)/2) {
 			if len(q.msgs) == 0 {
-				q.oldest = coarseNow()
+				q.oldest = queueClock()
 			}
 			q.msgs = append(q.msgs, m)
 			claimed := q.claimWriterLocked()

@@ -276,8 +276,8 @@ func BenchmarkQueueDelivery(b *testing.B) {
 // message has waited longer than the max lag is slow at the next push and
 // at the take, except while a replay runs or drains.
 func TestQueueLagRule(t *testing.T) {
-	defer coarseClock.Store(coarseClock.Load())
-	at := func(d time.Duration) { coarseClock.Store(int64(time.Hour + d)) }
+	defer driveQueueClocks()()
+	at := func(d time.Duration) { setQueueClocks(int64(time.Hour + d)) }
 	q, r := testQueue(100, time.Second)
 	at(0)
 	q.push(msg("a"))
@@ -327,11 +327,24 @@ func TestQueueLagRule(t *testing.T) {
 }
 
 func TestQueueWithoutLagRule(t *testing.T) {
-	defer coarseClock.Store(coarseClock.Load())
+	defer driveQueueClocks()()
 	q, r := testQueue(100, 0)
-	coarseClock.Store(0)
+	setQueueClocks(1)
 	q.push(msg("a"))
-	coarseClock.Store(int64(time.Hour))
+	setQueueClocks(int64(time.Hour))
 	q.push(msg("b"))
 	r.expect(t, "max lag 0: a push behind an hour-old message", 1, 0)
+}
+
+// driveQueueClocks hands the queue's clocks to setQueueClocks for the rest
+// of the test and returns what gives them back.
+func driveQueueClocks() (restore func()) {
+	coarse := coarseClock.Load()
+	return func() { coarseClock.Store(coarse); drivenClock.Store(0) }
+}
+
+// setQueueClocks sets both of the queue's clocks to now, which is not 0.
+func setQueueClocks(now int64) {
+	coarseClock.Store(now)
+	drivenClock.Store(now)
 }
