@@ -138,10 +138,10 @@ var (
 // writeCacheParams size the write connection's work for a writer whose
 // batches touch a page per room: a page cache of up to 32 MiB keeps the
 // rooms' index pages in memory (at the default 2 MiB, 1,000 busy rooms
-// read a page back from disk for every few messages), and a checkpoint
-// every 10,000 WAL pages (about 40 MiB), not 1,000, copies a page rewritten
-// by many commits once instead of several times.
-const writeCacheParams = "&_pragma=cache_size(-32768)&_pragma=wal_autocheckpoint(10000)"
+// read a page back from disk for every few messages). wal_autocheckpoint=0
+// turns off the checkpoint SQLite would run inside a commit: the Store's
+// checkpointer runs them on a connection of its own (checkpoint.go).
+const writeCacheParams = "&_pragma=cache_size(-32768)&_pragma=wal_autocheckpoint(0)"
 
 // writeParams are the writer pool's parameters, with synchronous=FULL or
 // NORMAL.

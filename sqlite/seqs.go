@@ -21,7 +21,8 @@ const maxCachedRooms = 1 << 18
 // the rooms table holds.
 //
 // mu is taken before the write connection and released after it, and the
-// transactions that do not assign seqs never take it, so no two wait for
+// transactions that do not assign seqs (and the checkpointer, which holds
+// the write connection for a moment) never take it, so no two wait for
 // each other in opposite order.
 type lastSeqs struct {
 	mu        sync.Mutex

@@ -17,9 +17,23 @@
 // Durability: journal_mode=WAL. By default synchronous=NORMAL: a message
 // Append returned survives a killed or crashed process (the commit is in the
 // WAL file), and the WAL is fsynced at checkpoints; a power cut may lose the
-// last commits. Options.FullSync sets synchronous=FULL, which fsyncs every
-// commit and survives a power cut too, at the price of a disk flush per
-// batch on the path of every message (group commit amortises it).
+// commits since the last checkpoint. Options.FullSync sets synchronous=FULL,
+// which fsyncs every commit and survives a power cut too, at the price of a
+// disk flush per batch on the path of every message (group commit
+// amortises it).
+//
+// Checkpoints, which copy the WAL into the database file, run off the
+// commit path: the write connection has SQLite's automatic checkpoint
+// turned off, and a goroutine of the Store checkpoints (PASSIVE, waiting for
+// no one) on a connection of its own each time the WAL has grown by 1,000
+// pages, at most every 100 ms, fsyncing the WAL and then the database file.
+// A PASSIVE checkpoint cannot let the WAL start over while commits keep
+// coming, so once the WAL is 10,000 pages long the checkpointer holds the
+// write connection while it copies the pages committed since its last pass:
+// commits wait for that short copy and its fsyncs, not for the copy of the
+// whole WAL. If readers keep it from copying everything until the WAL is
+// 100,000 pages long, that checkpoint also waits (up to 2 s) for them.
+// Close truncates the WAL to 0 bytes.
 //
 // Retention: History shows exactly the newest keep seqs of a room. Older
 // rows are deleted inside the writer's transactions in steps of about keep/4,
@@ -77,6 +91,9 @@ type Store struct {
 	saveRooms      *multiRow // sets the rooms' last seqs
 	insertEvents   *multiRow // inserts webhook_outbox rows
 	seqs           *lastSeqs // the rooms' committed last seqs
+	// checkpoints copies the WAL into the database file from a goroutine
+	// and a connection of its own, off the writer's commits.
+	checkpoints *checkpointer
 
 	routes     atomic.Pointer[eventlog.Routes] // set by SetWebhookRoutes
 	keysPruned atomic.Int64                    // when AppendOnce last pruned old keys, Unix ms
@@ -185,7 +202,11 @@ func (s *Store) openDatabases(ctx context.Context) error {
 	}
 	s.read.SetMaxOpenConns(readConns)
 	s.read.SetMaxIdleConns(readConns)
-	return describe(s.read.PingContext(ctx))
+	if err := s.read.PingContext(ctx); err != nil {
+		return describe(err)
+	}
+	s.checkpoints, err = openCheckpointer(ctx, s.path, s.fullSync, s.write)
+	return describe(err)
 }
 
 // prepareWrites prepares the writer's multi-row statements on the write
@@ -286,8 +307,8 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close implements partyline.Store: it stops taking appends, commits those
-// already queued, and closes the database and the lock. Calling it again
-// does nothing.
+// already queued, stops the checkpoints and truncates the WAL, and closes
+// the database and the lock. Calling it again does nothing.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
@@ -299,9 +320,13 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// release closes the pools and the lock file, whichever are open.
+// release stops the checkpointer, then closes the pools and the lock file,
+// whichever are open.
 func (s *Store) release() error {
 	var errs []error
+	if s.checkpoints != nil {
+		errs = append(errs, s.checkpoints.close())
+	}
 	for _, db := range []*sql.DB{s.read, s.write} {
 		if db != nil {
 			errs = append(errs, db.Close())

@@ -28,7 +28,12 @@ func (s *Store) commit(ctx context.Context, batch []partyline.Message) error {
 // commitBatch stores batch in one transaction.
 func (s *Store) commitBatch(ctx context.Context, batch []partyline.Message) error {
 	return s.seqs.assign(func() ([]roomBump, error) {
-		tx, err := s.write.BeginTx(ctx, nil)
+		conn, err := s.write.Conn(ctx) // after the seqs' lock, as lastSeqs requires
+		if err != nil {
+			return nil, err
+		}
+		defer s.releaseWrite(conn)
+		tx, err := conn.BeginTx(ctx, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -39,6 +44,15 @@ func (s *Store) commitBatch(ctx context.Context, batch []partyline.Message) erro
 		}
 		return bumps, tx.Commit()
 	})
+}
+
+// releaseWrite tells the checkpointer how many WAL frames the write
+// connection has written, then gives the connection back to the pool. It
+// reads the count while conn is still the writer's, so it waits for no
+// other transaction.
+func (s *Store) releaseWrite(conn *sql.Conn) {
+	s.checkpoints.wrote(walFramesWritten(conn))
+	conn.Close()
 }
 
 // storeMessages assigns each message its seq and inserts it, saves the
