@@ -82,7 +82,6 @@ func Decode(frame []byte) (in Inbound, err error) {
 	// another field is wrong and the error frame can echo it.
 	var decodeErr error
 	if !decodeFlat(trimmed, &raw) {
-		raw = inbound{}
 		decodeErr = json.Unmarshal(trimmed, &raw)
 	}
 	if raw.ID != nil && !isNull(raw.ID) {

@@ -3,34 +3,38 @@ package wire
 import "bytes"
 
 // decodeFlat fills raw as json.Unmarshal would from obj, a valid JSON
-// object in valid UTF-8, when obj is flat and plain: every value a string without escapes
-// or a number, and every key without escapes. It reports false, leaving
-// raw to json.Unmarshal, for anything else: a nested value, true, false or
+// object in valid UTF-8, when obj is flat and plain: every value a string
+// without escapes or a number, and every key without escapes. It reports
+// false, leaving raw untouched for json.Unmarshal, for anything else: a nested value, true, false or
 // null, an escape, a number in a string field, or an unknown key that
 // json.Unmarshal would match to a field case-insensitively. Almost every
 // chat a client sends is flat and plain, and decoding it needs neither
 // reflection nor the deep stack json.Unmarshal grows in a new reader.
 func decodeFlat(obj []byte, raw *inbound) bool {
-	i := skipSpace(obj, 1) // past the '{'
-	if obj[i] == '}' {
-		return true
-	}
-	for {
+	var values [len(fieldNames)][]byte // the last of each field, as json.Unmarshal keeps
+	i := skipSpace(obj, 1)             // past the '{'
+	for obj[i] != '}' {
 		key, next, ok := plainString(obj, i)
 		if !ok {
 			return false
 		}
 		i = skipSpace(obj, skipSpace(obj, next)+1) // past the ':'
 		value, next, ok := plainValue(obj, i)
-		if !ok || !setField(raw, key, value) {
+		if !ok {
 			return false
 		}
-		i = skipSpace(obj, next)
-		if obj[i] == '}' {
-			return true
+		field, ok := fieldOf(key)
+		if !ok {
+			return false
 		}
-		i = skipSpace(obj, i+1) // past the ','
+		if field >= 0 {
+			values[field] = value
+		}
+		if i = skipSpace(obj, next); obj[i] == ',' {
+			i = skipSpace(obj, i+1)
+		}
 	}
+	return fill(raw, &values)
 }
 
 // plainString returns the JSON string starting at obj[i] without its
@@ -80,52 +84,48 @@ func skipSpace(obj []byte, i int) int {
 	return i
 }
 
-// setField stores value in the field of raw named key, as json.Unmarshal
-// would, and reports false where json.Unmarshal could differ: a number
-// for a string field, or a key that is no field's name but matches one
-// case-insensitively. A key of no field is ignored.
-func setField(raw *inbound, key, value []byte) bool {
-	switch string(key) {
-	case "type":
-		return setString(&raw.Type, value)
-	case "room":
-		return setString(&raw.Room, value)
-	case "to":
-		return setString(&raw.To, value)
-	case "token":
-		return setString(&raw.Token, value)
-	case "id":
-		raw.ID = value
-	case "content":
-		raw.Content = value
-	case "data":
-		raw.Data = value
-	case "since":
-		raw.Since = value
-	case "before":
-		raw.Before = value
-	case "limit":
-		raw.Limit = value
-	default:
-		for _, name := range fieldNames {
-			if bytes.EqualFold(key, []byte(name)) {
-				return false
-			}
+// fieldNames are the JSON names of inbound's fields, the string fields
+// first.
+var fieldNames = [...]string{"type", "room", "to", "token", "id", "content", "data", "since", "before", "limit"}
+
+// stringFields is how many of fieldNames are inbound's *string fields.
+const stringFields = 4
+
+// fieldOf returns the index in fieldNames of the field named key, or -1
+// for a key of no field, which json.Unmarshal ignores too; false for a key
+// that json.Unmarshal would match to a field case-insensitively.
+func fieldOf(key []byte) (field int, ok bool) {
+	for i, name := range fieldNames {
+		if string(key) == name {
+			return i, true
 		}
 	}
-	return true
+	for _, name := range fieldNames {
+		if bytes.EqualFold(key, []byte(name)) {
+			return -1, false
+		}
+	}
+	return -1, true
 }
 
-// fieldNames are the JSON names of inbound's fields.
-var fieldNames = [...]string{"type", "id", "room", "to", "token", "content", "data", "since", "before", "limit"}
-
-// setString stores a JSON string value, unquoted, in *field.
-func setString(field **string, value []byte) bool {
-	if value[0] != '"' {
-		return false
+// fill stores values, indexed as fieldNames, in raw, and reports false,
+// storing nothing, if a string field holds a number, which json.Unmarshal
+// would refuse.
+func fill(raw *inbound, values *[len(fieldNames)][]byte) bool {
+	for _, v := range values[:stringFields] {
+		if v != nil && v[0] != '"' {
+			return false
+		}
 	}
-	s := string(value[1 : len(value)-1])
-	*field = &s
+	strs := [stringFields]**string{&raw.Type, &raw.Room, &raw.To, &raw.Token}
+	for i, v := range values[:stringFields] {
+		if v != nil {
+			s := string(v[1 : len(v)-1])
+			*strs[i] = &s
+		}
+	}
+	raw.ID, raw.Content, raw.Data = values[4], values[5], values[6]
+	raw.Since, raw.Before, raw.Limit = values[7], values[8], values[9]
 	return true
 }
 
