@@ -48,6 +48,11 @@ type sendQueue struct {
 	closeDue bool // the writer must send the close and stop
 	dropped  bool // messages are refused: the connection is closing
 	writing  bool // a writer holds the role
+	// stalled: the role is with a writer goroutine, as the socket took
+	// less than was written. Only then does the time messages wait count
+	// against the client: a connection waiting its turn on the flush list
+	// waits for the server, not for the client.
+	stalled  bool
 	draining bool // a replay has ended, what it wrote may be in the kernel: still off
 }
 
@@ -127,10 +132,19 @@ func (q *sendQueue) slowLocked(n int) bool {
 }
 
 // laggingLocked reports whether the oldest queued message has waited longer
-// than the max lag, outside a replay.
+// than the max lag behind a stalled writer, outside a replay.
 func (q *sendQueue) laggingLocked() bool {
-	return q.maxLag > 0 && q.replays == 0 && !q.draining && len(q.msgs) > 0 &&
+	return q.maxLag > 0 && q.stalled && q.replays == 0 && !q.draining && len(q.msgs) > 0 &&
 		coarseNow()-q.oldest > q.maxLag
+}
+
+// stall records that the writer role passes to a writer goroutine: the
+// socket would not take what was written, and from now until the role is
+// given back, what waits in the queue waits for the client.
+func (q *sendQueue) stall() {
+	q.mu.Lock()
+	q.stalled = true
+	q.mu.Unlock()
 }
 
 // replaying counts a replay starting (delta 1) or ending (-1). When the
@@ -280,7 +294,7 @@ func (q *sendQueue) take(batch []*message) (_ []*message, w work) {
 	w.replaying, w.draining = q.replays > 0, q.draining
 	q.pingDue = false
 	if len(batch) == 0 && !w.ping && !w.closing {
-		q.writing = false
+		q.writing, q.stalled = false, false
 		w.idle = true
 	}
 	space := q.space

@@ -273,8 +273,9 @@ func BenchmarkQueueDelivery(b *testing.B) {
 }
 
 // TestQueueLagRule drives the coarse clock by hand: a queue whose oldest
-// message has waited longer than the max lag is slow at the next push and
-// at the take, except while a replay runs or drains.
+// message has waited longer than the max lag behind a stalled writer is
+// slow at the next push and at the take, except while a replay runs or
+// drains.
 func TestQueueLagRule(t *testing.T) {
 	defer driveQueueClocks()()
 	at := func(d time.Duration) { setQueueClocks(int64(time.Hour + d)) }
@@ -282,6 +283,7 @@ func TestQueueLagRule(t *testing.T) {
 	at(0)
 	q.push(msg("a"))
 	r.expect(t, "first push", 1, 0)
+	q.stall() // the socket took less than was written
 	at(900 * time.Millisecond)
 	q.push(msg("b"))
 	r.expect(t, "a push 0.9 s after the oldest message, max lag 1 s", 1, 0)
@@ -324,6 +326,28 @@ func TestQueueLagRule(t *testing.T) {
 	at(41*time.Second + 100*time.Millisecond)
 	q.push(msg("l"))
 	r.expect(t, "a push 1.1 s after the replay drained", 1, 2)
+}
+
+// TestQueueLagWaitsForAStall: messages waiting while the connection waits
+// its turn on the flush list wait for the server, whatever their age; the
+// lag counts once a writer goroutine has the role.
+func TestQueueLagWaitsForAStall(t *testing.T) {
+	defer driveQueueClocks()()
+	at := func(d time.Duration) { setQueueClocks(int64(time.Hour + d)) }
+	q, r := testQueue(100, time.Second)
+	at(0)
+	q.push(msg("a"))
+	at(10 * time.Second)
+	q.push(msg("b"))
+	r.expect(t, "a push 10 s after the oldest message, the writer not stalled", 1, 0)
+	if _, w := q.take(nil); w.lagging {
+		t.Fatalf("take, the writer not stalled: %+v, want not lagging", w)
+	}
+	q.push(msg("c"))
+	q.stall()
+	at(11500 * time.Millisecond)
+	q.push(msg("d"))
+	r.expect(t, "a push 1.5 s after the oldest message, the writer stalled", 1, 1)
 }
 
 func TestQueueWithoutLagRule(t *testing.T) {

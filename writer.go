@@ -58,6 +58,7 @@ func (c *Conn) flush() {
 	if c.rawConn != nil && w.writeWithoutBlocking() {
 		return
 	}
+	c.queue.stall()
 	go w.writeLoop()
 }
 
