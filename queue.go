@@ -49,9 +49,9 @@ type sendQueue struct {
 	dropped  bool // messages are refused: the connection is closing
 	writing  bool // a writer holds the role
 	// stalled: the role is with a writer goroutine, as the socket took
-	// less than was written. Only then does the time messages wait count
-	// against the client: a connection waiting its turn on the flush list
-	// waits for the server, not for the client.
+	// less than was written (or a TLS connection's writes may block).
+	// Only then does the time messages wait count against the client: a
+	// connection waiting its turn on the flush list waits for the server.
 	stalled  bool
 	draining bool // a replay has ended, what it wrote may be in the kernel: still off
 }
