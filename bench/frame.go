@@ -129,14 +129,10 @@ func (p *frameParser) handleFrame(frame []byte, handle func(fin bool, op byte, p
 	if frame[0]&ws.Rsv1Bit == 0 || !fin {
 		return handle(fin, op, payload)
 	}
-	f := getInflater()
-	msg, err := f.inflate(payload)
-	if err == nil {
+	return ws.Inflate(payload, maxFrame, func(msg []byte) error {
 		if p.inflated != nil {
 			p.inflated.Add(1)
 		}
-		err = handle(fin, op, msg)
-	}
-	f.release()
-	return err
+		return handle(fin, op, msg)
+	})
 }

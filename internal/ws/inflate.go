@@ -60,6 +60,22 @@ func (r *Reader) inflateAndDeliver(op byte, compressed []byte, handle func(op by
 	return deliver(op, message, handle)
 }
 
+// Inflate inflates one whole permessage-deflate message (RFC 7692 §7.2.2,
+// no context takeover) and calls use with it, as a Reader does: past limit
+// bytes it fails with a CloseTooBig error, having inflated limit+1 bytes at
+// most, and bytes that do not inflate fail with a CloseInvalidData one. The
+// message lies in a pooled buffer, valid only while use runs. For a client
+// that reads frames its own way (the bench).
+func Inflate(compressed []byte, limit int64, use func(message []byte) error) error {
+	f := getInflater()
+	defer f.release()
+	message, err := f.inflate(compressed, limit)
+	if err != nil {
+		return err
+	}
+	return use(message)
+}
+
 // compressedLimit is how many compressed bytes a Reader with limit takes
 // for one message before it refuses the message as too big, without
 // inflating it: a message that fits once inflated fits compressed too, with
