@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -71,27 +69,9 @@ func appendManyRooms(b *testing.B, store partyline.Store, rooms, writers int) {
 		names[i] = fmt.Sprintf("room-%d", i)
 	}
 	content := strings.Repeat("x", 64)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	latencies := storetest.NewLatencies(writers)
-	b.ResetTimer()
-	for w := range writers {
-		wg.Go(func() {
-			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
-				msg := partyline.Message{Room: names[i%int64(rooms)], ID: "bench", Username: "bench", Content: content}
-				start := time.Now()
-				if _, err := store.Append(context.Background(), msg); err != nil {
-					b.Error(err)
-					return
-				}
-				latencies.Record(w, time.Since(start))
-			}
-		})
-	}
-	wg.Wait()
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-	latencies.Report(b)
+	storetest.AppendConcurrently(b, store, writers, func(_ int, i int64) partyline.Message {
+		return partyline.Message{Room: names[i%int64(rooms)], ID: "bench", Username: "bench", Content: content}
+	})
 }
 
 // processCPU returns the CPU time, user and system, the process has used.

@@ -17,17 +17,29 @@ import (
 // percentile of Append's wall time (p99-ms). Each message carries 100 bytes
 // of content.
 func BenchmarkAppend(b *testing.B, store partyline.Store, writers int) {
-	ctx := context.Background()
 	content := fmt.Sprintf("%0100d", 0)
+	rooms := make([]string, writers)
+	for w := range rooms {
+		rooms[w] = fmt.Sprintf("bench-%d", w%8)
+	}
+	AppendConcurrently(b, store, writers, func(w int, _ int64) partyline.Message {
+		return partyline.Message{Room: rooms[w], ID: "bench", Username: "bench", Content: content}
+	})
+}
+
+// AppendConcurrently appends b.N messages to store from writers goroutines,
+// message i (from 1) by writer w being message(w, i), and reports msgs/s
+// and the 99th percentile of Append's wall time (p99-ms).
+func AppendConcurrently(b *testing.B, store partyline.Store, writers int, message func(w int, i int64) partyline.Message) {
+	ctx := context.Background()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	latencies := NewLatencies(writers)
 	b.ResetTimer()
 	for w := range writers {
 		wg.Go(func() {
-			room := fmt.Sprintf("bench-%d", w%8)
-			for next.Add(1) <= int64(b.N) {
-				msg := partyline.Message{Room: room, ID: "bench", Username: "bench", Content: content}
+			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+				msg := message(w, i)
 				start := time.Now()
 				if _, err := store.Append(ctx, msg); err != nil {
 					b.Error(err)
