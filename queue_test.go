@@ -278,32 +278,31 @@ func BenchmarkQueueDelivery(b *testing.B) {
 // drains.
 func TestQueueLagRule(t *testing.T) {
 	defer driveQueueClocks()()
-	at := func(d time.Duration) { setQueueClocks(int64(time.Hour + d)) }
 	q, r := testQueue(100, time.Second)
-	at(0)
+	clocksAt(0)
 	q.push(msg("a"))
 	r.expect(t, "first push", 1, 0)
 	q.stall() // the socket took less than was written
-	at(900 * time.Millisecond)
+	clocksAt(900 * time.Millisecond)
 	q.push(msg("b"))
 	r.expect(t, "a push 0.9 s after the oldest message, max lag 1 s", 1, 0)
-	at(1100 * time.Millisecond)
+	clocksAt(1100 * time.Millisecond)
 	q.pushAll([]*message{msg("c"), msg("d")})
 	r.expect(t, "a push 1.1 s after the oldest message, max lag 1 s", 1, 1)
 	if batch, w := q.take(nil); !w.lagging || len(batch) != 2 {
 		t.Fatalf("take: %d messages, %+v; want a and b, lagging", len(batch), w)
 	}
 	// The take emptied the queue: the next message starts a new wait.
-	at(5 * time.Second)
+	clocksAt(5 * time.Second)
 	q.push(msg("e"))
-	at(5500 * time.Millisecond)
+	clocksAt(5500 * time.Millisecond)
 	if batch, w := q.take(nil); w.lagging || len(batch) != 1 {
 		t.Fatalf("take: %d messages, %+v; want e, not lagging", len(batch), w)
 	}
 
 	q.replaying(1)
 	q.push(msg("f"))
-	at(20 * time.Second)
+	clocksAt(20 * time.Second)
 	q.push(msg("g"))
 	r.expect(t, "a push behind a 14.5 s old message during a replay", 1, 1)
 	if _, w := q.take(nil); w.lagging || !w.replaying {
@@ -311,19 +310,19 @@ func TestQueueLagRule(t *testing.T) {
 	}
 	q.replaying(-1)
 	q.push(msg("h"))
-	at(30 * time.Second)
+	clocksAt(30 * time.Second)
 	q.push(msg("i"))
 	r.expect(t, "a push while the replay drains", 1, 1)
 	if _, w := q.take(nil); w.lagging || w.replaying || !w.draining {
 		t.Fatalf("take after the replay: %+v, want draining, not lagging", w)
 	}
 	q.push(msg("j"))
-	at(40 * time.Second)
+	clocksAt(40 * time.Second)
 	q.drained() // the lag counts from now
-	at(40*time.Second + 900*time.Millisecond)
+	clocksAt(40*time.Second + 900*time.Millisecond)
 	q.push(msg("k"))
 	r.expect(t, "a push 0.9 s after the replay drained", 1, 1)
-	at(41*time.Second + 100*time.Millisecond)
+	clocksAt(41*time.Second + 100*time.Millisecond)
 	q.push(msg("l"))
 	r.expect(t, "a push 1.1 s after the replay drained", 1, 2)
 }
@@ -333,11 +332,10 @@ func TestQueueLagRule(t *testing.T) {
 // lag counts once a writer goroutine has the role.
 func TestQueueLagWaitsForAStall(t *testing.T) {
 	defer driveQueueClocks()()
-	at := func(d time.Duration) { setQueueClocks(int64(time.Hour + d)) }
 	q, r := testQueue(100, time.Second)
-	at(0)
+	clocksAt(0)
 	q.push(msg("a"))
-	at(10 * time.Second)
+	clocksAt(10 * time.Second)
 	q.push(msg("b"))
 	r.expect(t, "a push 10 s after the oldest message, the writer not stalled", 1, 0)
 	if _, w := q.take(nil); w.lagging {
@@ -345,7 +343,7 @@ func TestQueueLagWaitsForAStall(t *testing.T) {
 	}
 	q.push(msg("c"))
 	q.stall()
-	at(11500 * time.Millisecond)
+	clocksAt(11500 * time.Millisecond)
 	q.push(msg("d"))
 	r.expect(t, "a push 1.5 s after the oldest message, the writer stalled", 1, 1)
 }
@@ -353,22 +351,23 @@ func TestQueueLagWaitsForAStall(t *testing.T) {
 func TestQueueWithoutLagRule(t *testing.T) {
 	defer driveQueueClocks()()
 	q, r := testQueue(100, 0)
-	setQueueClocks(1)
+	clocksAt(0)
 	q.push(msg("a"))
-	setQueueClocks(int64(time.Hour))
+	clocksAt(time.Hour)
 	q.push(msg("b"))
 	r.expect(t, "max lag 0: a push behind an hour-old message", 1, 0)
 }
 
-// driveQueueClocks hands the queue's clocks to setQueueClocks for the rest
+// driveQueueClocks hands the queue's clocks to clocksAt for the rest
 // of the test and returns what gives them back.
 func driveQueueClocks() (restore func()) {
 	coarse := coarseClock.Load()
 	return func() { coarseClock.Store(coarse); drivenClock.Store(0) }
 }
 
-// setQueueClocks sets both of the queue's clocks to now, which is not 0.
-func setQueueClocks(now int64) {
+// clocksAt sets both of the queue's clocks to d after an arbitrary start.
+func clocksAt(d time.Duration) {
+	now := int64(time.Hour + d) // never 0, which would hand drivenClock back
 	coarseClock.Store(now)
 	drivenClock.Store(now)
 }

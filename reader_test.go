@@ -112,6 +112,21 @@ func (ts *testServer) dialTCP(t *testing.T) net.Conn {
 	return conn
 }
 
+// dialUpgraded opens a plain TCP connection, upgrades it to a WebSocket
+// for path and returns it with the reader of what follows the handshake.
+func (ts *testServer) dialUpgraded(t *testing.T, path string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn := ts.dialTCP(t)
+	if _, err := conn.Write(upgradeRequest(path)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	return conn, br
+}
+
 // upgradeRequest is a WebSocket handshake request for path.
 func upgradeRequest(path string) []byte {
 	return []byte("GET " + path + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
@@ -197,14 +212,7 @@ func readServerFrameOp(br *bufio.Reader) (first byte, payload string, err error)
 // as any arrival.
 func TestWhatFollowsAPing(t *testing.T) {
 	ts := startServer(t, partyline.Options{PingInterval: 30 * time.Millisecond, PongWait: time.Second})
-	conn := ts.dialTCP(t)
-	if _, err := conn.Write(upgradeRequest("/ws?username=alice")); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(conn)
-	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("handshake: %v %v", resp, err)
-	}
+	conn, br := ts.dialUpgraded(t, "/ws?username=alice")
 	pong, message := maskedFrame(0x8A, "p"), maskedText(`{"type":"ping"}`)
 	for _, answer := range [][]byte{pong, message, slices.Concat(pong, message), pong, message} {
 		awaitPing(t, br)
@@ -235,14 +243,7 @@ func TestWhatFollowsAPing(t *testing.T) {
 // with a ping between its fragments, is answered whole.
 func TestMessageInPiecesAcrossReads(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
-	conn := ts.dialTCP(t)
-	if _, err := conn.Write(upgradeRequest("/ws?username=alice")); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(conn)
-	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("handshake: %v %v", resp, err)
-	}
+	conn, br := ts.dialUpgraded(t, "/ws?username=alice")
 	first, last := maskedFrame(0x01, `{"type":`), maskedFrame(0x80, `"ping"}`)
 	for _, piece := range [][]byte{first[:3], first[3:], maskedFrame(0x89, "p"), last[:5], last[5:]} {
 		if _, err := conn.Write(piece); err != nil {
@@ -320,12 +321,7 @@ func TestNotAHandshake(t *testing.T) {
 func TestHangupAfterBytesIsSeen(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
 	for round := range 20 {
-		conn := ts.dialTCP(t)
-		conn.Write(upgradeRequest(fmt.Sprintf("/ws?username=u%d", round)))
-		br := bufio.NewReader(conn)
-		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-			t.Fatalf("handshake: %v %v", resp, err)
-		}
+		conn, br := ts.dialUpgraded(t, fmt.Sprintf("/ws?username=u%d", round))
 		if _, err := readServerFrame(br); err != nil { // the welcome
 			t.Fatal(err)
 		}
