@@ -57,9 +57,11 @@ type sendQueue struct {
 }
 
 // writerRole is what a queue asks of its connection: to write, once the
-// caller has claimed the writer role, and to evict a slow consumer.
+// caller has claimed the writer role (in its turn on the flush list, or at
+// once: flush), and to evict a slow consumer.
 type writerRole interface {
 	write()
+	flush()
 	evict()
 }
 
@@ -188,7 +190,13 @@ func (q *sendQueue) pushPaced(m *message, left <-chan struct{}) bool {
 			q.msgs = append(q.msgs, m)
 			claimed := q.claimWriterLocked()
 			q.mu.Unlock()
-			q.act(false, claimed)
+			if claimed {
+				// At once, not in a turn on the flush list: a replay's
+				// message must be taken while the replay still counts
+				// (replaying), or its bytes in the kernel would count
+				// against the client once the replay has ended.
+				q.conn.flush()
+			}
 			return true
 		}
 		if q.pacing++; q.space == nil {

@@ -20,6 +20,7 @@ const (
 type roles struct{ writes, evictions atomic.Int64 }
 
 func (r *roles) write() { r.writes.Add(1) }
+func (r *roles) flush() { r.writes.Add(1) }
 func (r *roles) evict() { r.evictions.Add(1) }
 
 // testQueue is a queue whose connection only counts.
