@@ -459,9 +459,12 @@ func (r *room) recoveryPoint(ctx context.Context, since *uint64) (sub *subscript
 	if since == nil {
 		return sub, false, nil
 	}
-	next, err := storeCall(r.hub, ctx, "history", func(ctx context.Context, store Store) ([]Message, error) {
-		return store.History(ctx, r.name, HistoryQuery{Forward: true, After: *since, Limit: 1})
-	})
+	firstAfter := func() ([]Message, error) {
+		return storeCall(r.hub, ctx, "history", func(ctx context.Context, store Store) ([]Message, error) {
+			return store.History(ctx, r.name, HistoryQuery{Forward: true, After: *since, Limit: 1})
+		})
+	}
+	next, err := firstAfter()
 	if err != nil {
 		return nil, false, err
 	}
@@ -470,8 +473,14 @@ func (r *room) recoveryPoint(ctx context.Context, since *uint64) (sub *subscript
 		if err != nil {
 			return nil, false, err
 		}
+		if last > *since { // committed since History answered: ask again
+			if next, err = firstAfter(); err != nil {
+				return nil, false, err
+			}
+		}
 		recovered = *since == last
-	} else {
+	}
+	if len(next) > 0 {
 		recovered = next[0].Seq == *since+1
 	}
 	if recovered {
