@@ -159,14 +159,6 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// newMessageID returns 24 random hex characters: a message id, unique
-// across the cluster.
-func newMessageID() string {
-	var b [12]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 // serve is the connection's first reader: it welcomes the client, joins
 // the rooms of its URL and handles early as the first bytes from the
 // client; then it hands reading over to the poller, or reads on until the
@@ -184,7 +176,7 @@ func (c *Conn) serve(early []byte, expires time.Time) {
 		c.readLoop()
 		return
 	}
-	c.readArrived()
+	c.readAvailable(readBuffers.Get().(*[]byte), 0, false)
 }
 
 // ready is the poller telling the connection that bytes have arrived, or

@@ -54,7 +54,7 @@ func (l *flushList) add(c flushable) {
 	}
 	l.mu.Unlock()
 	if start {
-		go l.run()
+		flushers.run(l)
 	}
 }
 

@@ -13,8 +13,9 @@ import (
 // from a pool while they are parsed (parsers), and handled in order by one
 // goroutine at a time: the reader. On Linux a plain TCP connection has no
 // reader while it is idle. The poller reports arrivals (arrived); readable
-// starts a reader that reads until the socket is drained and then ends. A
-// lone pong after a ping needs no reader: the poller handles it. TLS
+// starts a reader, on a goroutine of the reader pool (goroutines.go), that
+// reads until the socket is drained and then ends. A lone pong after a
+// ping needs no reader: the poller handles it. TLS
 // connections, and all connections elsewhere, keep a reader of their own
 // that blocks in Read.
 
@@ -72,7 +73,7 @@ func (c *Conn) readable() {
 		switch c.readState.Load() {
 		case readIdle:
 			if c.readState.CompareAndSwap(readIdle, readRunning) {
-				go c.readArrived()
+				readers.run(readTask{c: c, buf: readBuffers.Get().(*[]byte)})
 				return
 			}
 		case readRunning:
@@ -107,7 +108,7 @@ func (c *Conn) arrived() {
 			return
 		}
 	}
-	go c.readAvailable(buf, n, drained)
+	readers.run(readTask{c: c, buf: buf, n: n, drained: drained})
 }
 
 // readFirst makes the poller's one read. It handles a lone pong, returning
@@ -126,9 +127,6 @@ func (c *Conn) readFirst(buf []byte) (n int, drained bool) {
 	}
 	return n, n < len(buf)
 }
-
-// readArrived is readAvailable with nothing read yet.
-func (c *Conn) readArrived() { c.readAvailable(readBuffers.Get().(*[]byte), 0, false) }
 
 // readAvailable is the reader of a poller-driven connection: it handles the
 // first n bytes of buf, reads and handles the rest of what has arrived until
