@@ -9,7 +9,7 @@ import (
 // way of storeCall, brokerCall or presenceCall, which
 //
 //   - bounds it with h.bound(ctx): backendTimeout, cut short by a forced
-//     shutdown;
+//     shutdown (unless the backend is inProcess);
 //   - times it into the backend's latency metric (StoreLatency,
 //     BrokerLatency, PresenceLatency) under op, a lower-case name such as
 //     "last_seq";
@@ -31,6 +31,20 @@ import (
 // (notify.go), bounded there, retried rather than answered to anyone, and
 // made by the webhook sender too, outside the Server.
 
+// inProcess reports whether backend is one of the backends that answer
+// from memory, in the calling goroutine, waiting for nothing a deadline
+// could cut short: MemoryStore, MemoryBroker and MemoryPresence themselves,
+// not a type that wraps one. backendCall does not bound their calls, which
+// spares a timer for each (1.5% of the server's CPU with 10,000 messages a
+// second).
+func inProcess(backend any) bool {
+	switch backend.(type) {
+	case *MemoryStore, *MemoryBroker, *MemoryPresence:
+		return true
+	}
+	return false
+}
+
 // storeCall runs one Store call: see backendCall.
 func storeCall[T any](h *hub, ctx context.Context, op string, f func(context.Context, Store) (T, error)) (T, error) {
 	return backendCall(h, ctx, "store", h.srv.opts.Store, h.srv.opts.Metrics.StoreLatency, op, f)
@@ -46,12 +60,15 @@ func presenceCall[T any](h *hub, ctx context.Context, op string, f func(context.
 	return backendCall(h, ctx, "presence", h.srv.opts.Presence, h.srv.opts.Metrics.PresenceLatency, op, f)
 }
 
-// backendCall runs f on the backend named name, bounded by h.bound(ctx),
-// timed into observe under op; a failure is unavailable(name, err), and
-// the zero T with it.
+// backendCall runs f on the backend named name, bounded by h.bound(ctx)
+// unless it is inProcess, timed into observe under op; a failure is
+// unavailable(name, err), and the zero T with it.
 func backendCall[B, T any](h *hub, ctx context.Context, name string, backend B, observe func(op string, d time.Duration, err error), op string, f func(context.Context, B) (T, error)) (T, error) {
-	ctx, cancel := h.bound(ctx)
-	defer cancel()
+	if !inProcess(backend) {
+		var cancel context.CancelFunc
+		ctx, cancel = h.bound(ctx)
+		defer cancel()
+	}
 	start := time.Now()
 	v, err := f(ctx, backend)
 	observe(op, time.Since(start), err)
