@@ -15,8 +15,10 @@
 // queue (queue.go), which, when no writer is busy with that connection,
 // puts the connection on the flush list (flush.go), whose goroutines write
 // each connection in turn with a non-blocking write(2) (writer.go): what
-// piles up for a connection while it waits its turn leaves in one write. The hub, rooms and commands know no wire format: a
-// connection's framing (framing.go) turns the messages its writer takes
+// piles up for a connection while it waits its turn leaves in one write.
+// (A replay's push writes at once instead: queue.go's pushPaced.) The hub,
+// rooms and commands know no wire format: a connection's framing
+// (framing.go) turns the messages its writer takes
 // into the bytes of its wire — WebSocket frames, or server-sent events
 // (sse.go) — and what it builds from a message alone it builds once, for
 // every subscriber of that format. A room delivers in passes (fanout.go):

@@ -13,9 +13,10 @@ import (
 // client, the heartbeat) claims the role and puts the connection on the
 // flush list (flush.go), whose goroutine writes it without blocking: on a
 // healthy connection a delivery costs one write syscall, or less when
-// several messages wait. When the socket would block, or the close is due,
-// the role passes to a writer goroutine that may wait (up to the write
-// wait); it ends when the queue is empty.
+// several messages wait. (A replay's push, paced, writes at once, on its
+// own goroutine: queue.go's pushPaced.) When the socket would block, or
+// the close is due, the role passes to a writer goroutine that may wait
+// (up to the write wait); it ends when the queue is empty.
 //
 // The writer frames what it takes from the queue for its wire
 // (framing.go): a connection that has fallen behind has several messages
