@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"strings"
+	"time"
 
 	"github.com/partyline/partyline"
 	"github.com/partyline/partyline/internal/groupcommit"
@@ -12,8 +13,18 @@ import (
 // newQueue returns the group-commit queue of a Store whose writer goroutine
 // commits with commit.
 func newQueue(commit groupcommit.CommitFunc[partyline.Message]) *groupcommit.Queue[partyline.Message] {
-	return groupcommit.New(commit, groupcommit.Options{Writers: 1, Timeout: writeTimeout})
+	return groupcommit.New(commit, groupcommit.Options{Writers: 1, Timeout: writeTimeout, Linger: commitLinger})
 }
+
+// commitLinger is how long a batch waits for more messages when they come
+// faster than the writer commits (groupcommit.Options.Linger). A commit
+// costs about 45 µs of CPU whatever it carries, and a writer that commits
+// as soon as anything waits made 3,000 commits of 3 messages a second at
+// 10,000 messages a second, with 1,000 rooms. Lingering, it makes fewer,
+// larger ones: the server's CPU per delivery fell 7% and the median
+// latency by half (docs/performance.md). A message that comes alone never
+// waits.
+const commitLinger = time.Millisecond
 
 // commit is the writer goroutine's commit: it stores batch in one
 // transaction, giving each message its seq.

@@ -40,6 +40,14 @@ type Options struct {
 	// callers' contexts would, and at most Timeout after the commit begins.
 	// 0 means no bound but the callers'.
 	Timeout time.Duration
+	// Linger is how long a writer may wait for more items before it
+	// commits a batch, when items arrive faster than it commits: when the
+	// batch's first item was queued before the writer's last commit ended,
+	// or the last batch lingered and more items came meanwhile. A batch
+	// that lingers waits at most Linger, and not once it holds MaxBatch
+	// items. Items that come one at a time, each after the last commit,
+	// never wait. 0 means never.
+	Linger time.Duration
 }
 
 // A CommitFunc commits batch, all of it or none of it, by ctx's deadline.
@@ -55,6 +63,7 @@ type Queue[T any] struct {
 	commit   CommitFunc[T]
 	maxBatch int
 	timeout  time.Duration
+	linger   time.Duration
 	writers  sync.WaitGroup
 
 	mu     sync.RWMutex // guards closed; read-held while sending on queue
@@ -76,6 +85,7 @@ func New[T any](commit CommitFunc[T], opts Options) *Queue[T] {
 		commit:   commit,
 		maxBatch: opts.MaxBatch,
 		timeout:  opts.Timeout,
+		linger:   opts.Linger,
 		queue:    make(chan *request[T], capacity),
 	}
 	if q.maxBatch <= 0 {
@@ -100,7 +110,7 @@ func (q *Queue[T]) Add(ctx context.Context, item T) (T, error) {
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
-	req := &request[T]{ctx: ctx, item: item, done: make(chan error, 1)}
+	req := &request[T]{ctx: ctx, item: item, queued: time.Now(), done: make(chan error, 1)}
 	if err := q.send(ctx, req); err != nil {
 		return zero, err
 	}
@@ -149,16 +159,50 @@ func (q *Queue[T]) Close() {
 }
 
 // runWriter is one writer goroutine: it commits the queue batch by batch
-// until Close closes it. It reuses its batch buffers from commit to commit.
+// until Close closes it. It reuses its batch buffers, and its linger timer,
+// from commit to commit.
 func (q *Queue[T]) runWriter() {
 	var requests []*request[T]
 	var items []T
+	var lastCommitted time.Time // when the last commit ended
+	gathered := false           // the last batch lingered, and more came
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for first := range q.queue {
 		requests = q.collect(requests[:0], first)
-		items = q.commitBatch(requests, items[:0])
+		if q.linger > 0 && (gathered || first.queued.Before(lastCommitted)) {
+			n := len(requests)
+			requests = q.lingerFor(requests, timer)
+			gathered = len(requests) > n
+		} else {
+			gathered = false
+		}
+		items = q.commitBatch(requests, items[:0], &lastCommitted)
 		clear(requests)
 		clear(items)
 	}
+}
+
+// lingerFor adds to batch the requests that arrive within q.linger, up to
+// maxBatch in all, leaving out those whose callers gave up. timer is the
+// writer's, stopped.
+func (q *Queue[T]) lingerFor(batch []*request[T], timer *time.Timer) []*request[T] {
+	timer.Reset(q.linger)
+	defer timer.Stop()
+	for len(batch) < q.maxBatch {
+		select {
+		case req, ok := <-q.queue:
+			if !ok {
+				return batch
+			}
+			if req.take() {
+				batch = append(batch, req)
+			}
+		case <-timer.C:
+			return batch
+		}
+	}
+	return batch
 }
 
 // collect appends to batch first and whatever else is queued, up to
@@ -184,9 +228,9 @@ func (q *Queue[T]) collect(batch []*request[T], first *request[T]) []*request[T]
 }
 
 // commitBatch commits the items of requests, using items as the buffer
-// handed to commit, and reports the outcome to each request. It returns
-// the buffer for reuse.
-func (q *Queue[T]) commitBatch(requests []*request[T], items []T) []T {
+// handed to commit, sets *committed to when the commit ended and reports
+// the outcome to each request. It returns the buffer for reuse.
+func (q *Queue[T]) commitBatch(requests []*request[T], items []T, committed *time.Time) []T {
 	if len(requests) == 0 {
 		return items
 	}
@@ -200,6 +244,7 @@ func (q *Queue[T]) commitBatch(requests []*request[T], items []T) []T {
 		defer cancel()
 	}
 	err := q.commit(ctx, items)
+	*committed = time.Now()
 	for i, req := range requests {
 		req.item = items[i]
 		req.done <- err
@@ -229,10 +274,11 @@ func (q *Queue[T]) deadline(batch []*request[T]) (deadline time.Time, ok bool) {
 
 // A request is one Add waiting for a writer.
 type request[T any] struct {
-	ctx   context.Context
-	item  T            // the writer sets the committed item before sending on done
-	state atomic.Int32 // queued, then taken or abandoned
-	done  chan error   // receives the outcome once a writer took the request
+	ctx    context.Context
+	item   T            // the writer sets the committed item before sending on done
+	queued time.Time    // when Add was called
+	state  atomic.Int32 // queued, then taken or abandoned
+	done   chan error   // receives the outcome once a writer took the request
 }
 
 const (

@@ -472,3 +472,37 @@ func TestConcurrentAddsKeepTheContract(t *testing.T) {
 	}
 	t.Logf("%d committed in %d batches, %d gave up, %d in failed batches", ok, batches.Load(), gaveUp, failures)
 }
+
+// TestLingerGathersWhatArrivesWhileBusy: items that come one at a time,
+// each after the last commit, are committed at once; items queued while a
+// commit ran make the next batch linger, here until it is full.
+func TestLingerGathersWhatArrivesWhileBusy(t *testing.T) {
+	q, g := newQueue(t, Options{MaxBatch: 5, Linger: time.Hour})
+	ctx := t.Context()
+	for id := 1; id <= 3; id++ { // an hour's linger holds none of them
+		r := addAsync(ctx, q, id)
+		if c := g.next(t); !slices.Equal(c.ids, []int{id}) {
+			t.Fatalf("commit carries %v, want [%d] at once", c.ids, id)
+		}
+		g.release <- nil
+		mustCommit(t, wait(t, r))
+	}
+	results := []<-chan result{addAsync(ctx, q, 4)}
+	g.next(t)
+	for id := 5; id <= 6; id++ {
+		results = append(results, addAsync(ctx, q, id))
+	}
+	waitLen(t, q, 2)
+	g.release <- nil
+	waitLen(t, q, 0) // the writer took 5 and 6, and lingers
+	for id := 7; id <= 9; id++ {
+		results = append(results, addAsync(ctx, q, id))
+	}
+	if c := g.next(t); !slices.Equal(c.ids, []int{5, 6, 7, 8, 9}) {
+		t.Fatalf("commit carries %v, want [5 6 7 8 9]: what was queued and what came while it lingered", c.ids)
+	}
+	g.release <- nil
+	for _, r := range results {
+		mustCommit(t, wait(t, r))
+	}
+}
