@@ -179,11 +179,13 @@ func TestCloseEndsCheckpointer(t *testing.T) {
 		t.Fatal(err)
 	}
 	lowerCheckpointThresholds(store)
-	appendRooms(t, store, 500)
-	for deadline := time.Now().Add(10 * time.Second); store.checkpoints.runs.Load() == 0; time.Sleep(time.Millisecond) {
+	// Appends until the WAL has grown enough: how many frames an append
+	// writes depends on how many share a commit.
+	for deadline := time.Now().Add(10 * time.Second); store.checkpoints.runs.Load() == 0; {
 		if time.Now().After(deadline) {
-			t.Fatal("no background checkpoint within 10s")
+			t.Fatal("no background checkpoint within 10s of appending")
 		}
+		appendRooms(t, store, 100)
 	}
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
