@@ -5,7 +5,9 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,7 +26,9 @@ import (
 // rooms in turn with 64-byte messages, so most batches touch as many rooms
 // as they carry messages. Every case keeps 1,000 messages per room, and
 // reports the 99th percentile of Append's wall time (p99-ms), where a
-// checkpoint on the commit path shows.
+// checkpoint on the commit path shows, and the bytes the process wrote per
+// message (write-B/msg: the WAL and the checkpoints' copies into the
+// database file, from /proc/self/io where there is one).
 func BenchmarkAppend(b *testing.B) {
 	for _, writers := range []int{1, 64} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
@@ -55,9 +59,12 @@ func openBench(b *testing.B) *sqlite.Store {
 // allocations.
 func measureCPU(b *testing.B, store *sqlite.Store, bench func()) {
 	b.ReportAllocs()
-	cpu, commits := processCPU(), store.Commits()
+	cpu, commits, written := processCPU(), store.Commits(), bytesWritten()
 	bench()
 	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/msg")
+	if written >= 0 {
+		b.ReportMetric(float64(bytesWritten()-written)/float64(b.N), "write-B/msg")
+	}
 	b.ReportMetric(float64(b.N)/float64(store.Commits()-commits), "msgs/commit")
 }
 
@@ -72,6 +79,23 @@ func appendManyRooms(b *testing.B, store partyline.Store, rooms, writers int) {
 	storetest.AppendConcurrently(b, store, writers, func(_ int, i int64) partyline.Message {
 		return partyline.Message{Room: names[i%int64(rooms)], ID: "bench", Username: "bench", Content: content}
 	})
+}
+
+// bytesWritten returns the bytes the process has passed to write calls
+// (wchar in /proc/self/io), or -1 where that file cannot be read.
+func bytesWritten() int64 {
+	io, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(io)) {
+		if n, ok := strings.CutPrefix(line, "wchar: "); ok {
+			if v, err := strconv.ParseInt(strings.TrimSpace(n), 10, 64); err == nil {
+				return v
+			}
+		}
+	}
+	return -1
 }
 
 // processCPU returns the CPU time, user and system, the process has used.
