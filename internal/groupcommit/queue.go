@@ -195,9 +195,7 @@ func (q *Queue[T]) lingerFor(batch []*request[T], timer *time.Timer) []*request[
 			if !ok {
 				return batch
 			}
-			if req.take() {
-				batch = append(batch, req)
-			}
+			batch = q.drain(req.addTo(batch))
 		case <-timer.C:
 			return batch
 		}
@@ -208,18 +206,19 @@ func (q *Queue[T]) lingerFor(batch []*request[T], timer *time.Timer) []*request[
 // collect appends to batch first and whatever else is queued, up to
 // maxBatch in all, leaving out requests whose callers gave up.
 func (q *Queue[T]) collect(batch []*request[T], first *request[T]) []*request[T] {
-	if first.take() {
-		batch = append(batch, first)
-	}
+	return q.drain(first.addTo(batch))
+}
+
+// drain appends to batch what is queued, up to maxBatch in all, leaving
+// out requests whose callers gave up, without waiting.
+func (q *Queue[T]) drain(batch []*request[T]) []*request[T] {
 	for len(batch) < q.maxBatch {
 		select {
 		case req, ok := <-q.queue:
 			if !ok {
 				return batch
 			}
-			if req.take() {
-				batch = append(batch, req)
-			}
+			batch = req.addTo(batch)
 		default:
 			return batch
 		}
@@ -290,6 +289,15 @@ const (
 // take claims req for a batch; false means its caller already gave up.
 func (req *request[T]) take() bool {
 	return req.state.CompareAndSwap(queued, taken)
+}
+
+// addTo claims req and appends it to batch, or returns batch as it was
+// when req's caller already gave up.
+func (req *request[T]) addTo(batch []*request[T]) []*request[T] {
+	if req.take() {
+		batch = append(batch, req)
+	}
+	return batch
 }
 
 // abandon withdraws req from the queue; false means a writer already took

@@ -107,6 +107,16 @@ func addAsync(ctx context.Context, q *Queue[item], id int) <-chan result {
 	return out
 }
 
+// addRange calls addAsync for each id from first to last and returns where
+// their results arrive.
+func addRange(ctx context.Context, q *Queue[item], first, last int) []<-chan result {
+	var results []<-chan result
+	for id := first; id <= last; id++ {
+		results = append(results, addAsync(ctx, q, id))
+	}
+	return results
+}
+
 // wait returns the result from r.
 func wait(t *testing.T, r <-chan result) result {
 	t.Helper()
@@ -146,10 +156,7 @@ func TestAddsDuringACommitGoIntoTheNext(t *testing.T) {
 	if c := g.next(t); !slices.Equal(c.ids, []int{1}) {
 		t.Fatalf("first commit carries %v, want [1]", c.ids)
 	}
-	var later []<-chan result
-	for id := 2; id <= 4; id++ {
-		later = append(later, addAsync(ctx, q, id))
-	}
+	later := addRange(ctx, q, 2, 4)
 	waitLen(t, q, 3)
 	g.release <- nil
 	mustCommit(t, wait(t, first))
@@ -167,9 +174,7 @@ func TestMaxBatchSplitsTheQueue(t *testing.T) {
 	ctx := t.Context()
 	results := []<-chan result{addAsync(ctx, q, 1)}
 	g.next(t)
-	for id := 2; id <= 6; id++ {
-		results = append(results, addAsync(ctx, q, id))
-	}
+	results = append(results, addRange(ctx, q, 2, 6)...)
 	waitLen(t, q, 5)
 	g.release <- nil
 	var sizes []int
@@ -341,9 +346,7 @@ func TestCloseCommitsQueuedThenRefuses(t *testing.T) {
 	ctx := t.Context()
 	results := []<-chan result{addAsync(ctx, q, 1)}
 	g.next(t)
-	for id := 2; id <= 6; id++ {
-		results = append(results, addAsync(ctx, q, id))
-	}
+	results = append(results, addRange(ctx, q, 2, 6)...)
 	waitLen(t, q, 5)
 	closed := make(chan struct{})
 	go func() {
@@ -489,15 +492,11 @@ func TestLingerGathersWhatArrivesWhileBusy(t *testing.T) {
 	}
 	results := []<-chan result{addAsync(ctx, q, 4)}
 	g.next(t)
-	for id := 5; id <= 6; id++ {
-		results = append(results, addAsync(ctx, q, id))
-	}
+	results = append(results, addRange(ctx, q, 5, 6)...)
 	waitLen(t, q, 2)
 	g.release <- nil
 	waitLen(t, q, 0) // the writer took 5 and 6, and lingers
-	for id := 7; id <= 9; id++ {
-		results = append(results, addAsync(ctx, q, id))
-	}
+	results = append(results, addRange(ctx, q, 7, 9)...)
 	if c := g.next(t); !slices.Equal(c.ids, []int{5, 6, 7, 8, 9}) {
 		t.Fatalf("commit carries %v, want [5 6 7 8 9]: what was queued and what came while it lingered", c.ids)
 	}
