@@ -50,8 +50,8 @@
 // stream's message) runs on a goroutine of the hub's, counted like its gap
 // fills, on each node it reaches (command.go). Writing needs no goroutine of a
 // connection's own while the socket takes what is written at once: the flush
-// goroutines, at most one per CPU and only while connections wait for them,
-// write every connection. Readers and flush goroutines are pooled
+// goroutines, at most one per CPU but one and only while connections wait
+// for them, write every connection. Readers and flush goroutines are pooled
 // (goroutines.go): one that has done its work waits, with the stack it has
 // grown, for the next, and ends after a second or two with none. Only when the
 // socket would block, or for the close handshake, does a writer goroutine run,

@@ -31,8 +31,8 @@ func (f countedFlush) flush() {
 }
 
 // TestFlushListOrderAndGoroutines: connections are flushed oldest first
-// when one goroutine serves them, never by more goroutines than CPUs, and
-// the goroutines end once the list is empty.
+// when one goroutine serves them, never by more goroutines than
+// flushGoroutines allows, and the goroutines end once the list is empty.
 func TestFlushListOrderAndGoroutines(t *testing.T) {
 	base := runtime.NumGoroutine()
 	var l flushList
@@ -48,8 +48,8 @@ func TestFlushListOrderAndGoroutines(t *testing.T) {
 		defer mu.Unlock()
 		return len(order) == n
 	})
-	if got, limit := int(most.Load()), runtime.GOMAXPROCS(0); got > limit {
-		t.Errorf("%d flushes ran at once; want at most GOMAXPROCS = %d", got, limit)
+	if got, limit := int(most.Load()), flushGoroutines(); got > limit {
+		t.Errorf("%d flushes ran at once; want at most %d", got, limit)
 	}
 	seen := make([]bool, n)
 	for _, id := range order {
@@ -68,6 +68,18 @@ func TestFlushListOrderAndGoroutines(t *testing.T) {
 	if l.running != 0 || len(l.conns) != 0 || cap(l.conns) > maxSpareFlushList {
 		t.Errorf("after draining: %d running, %d waiting, capacity %d; want 0, 0, at most %d",
 			l.running, len(l.conns), cap(l.conns), maxSpareFlushList)
+	}
+}
+
+// TestFlushGoroutinesLeaveACPU: flushing may take every CPU but one, and
+// takes the only one there is.
+func TestFlushGoroutinesLeaveACPU(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for procs, want := range map[int]int{1: 1, 2: 1, 8: 7} {
+		runtime.GOMAXPROCS(procs)
+		if got := flushGoroutines(); got != want {
+			t.Errorf("with GOMAXPROCS %d: %d flush goroutines; want %d", procs, got, want)
+		}
 	}
 }
 
