@@ -338,7 +338,7 @@ func TestNothingLeftBehind(t *testing.T) {
 		fds[i], _ = tcpSocket(t)
 		handlers[i] = newRecorder(fds[i])
 	}
-	goroutines, files := runtime.NumGoroutine(), openFiles(t)
+	goroutines, files := settledGoroutines(t), openFiles(t)
 	for round := range 3 {
 		for i, fd := range fds {
 			add(t, p, fd, handlers[i])
@@ -364,6 +364,24 @@ func TestNothingLeftBehind(t *testing.T) {
 		// sockets' setup) may end meanwhile.
 		waitFor(t, "the goroutine to end", func() bool { return runtime.NumGoroutine() <= goroutines })
 	}
+}
+
+// settledGoroutines returns the number of goroutines once it has stopped
+// changing: an earlier test's goroutines, a closed set's among them, may
+// still be ending when a test begins.
+func settledGoroutines(t *testing.T) int {
+	t.Helper()
+	n := runtime.NumGoroutine()
+	for deadline := time.Now().Add(patience); time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			return n
+		}
+		n = m
+	}
+	t.Fatalf("the number of goroutines did not settle within %v", patience)
+	return 0
 }
 
 // openFiles counts the process's open descriptors.
