@@ -7,8 +7,9 @@
 // arrive while one transaction commits go together into the next, so one
 // fsync serves many messages; while they keep coming faster than it
 // commits, a batch lingers up to a millisecond to gather more (writer.go's
-// commitLinger), since a commit costs the same whatever it carries. Reads use their own pool of connections and
-// never wait for the writer (WAL mode).
+// commitLinger), since a commit costs the same whatever it carries. Reads
+// use their own pool of connections and never wait for the writer (WAL
+// mode).
 //
 // A batch costs a few statements whatever its size: the writer keeps each
 // room's committed last seq in memory (read from the rooms table the first

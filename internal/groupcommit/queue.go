@@ -169,7 +169,7 @@ func (q *Queue[T]) runWriter() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for first := range q.queue {
-		requests = q.collect(requests[:0], first)
+		requests = q.drain(first.addTo(requests[:0]))
 		if q.linger > 0 && (gathered || first.queued.Before(lastCommitted)) {
 			n := len(requests)
 			requests = q.lingerFor(requests, timer)
@@ -201,12 +201,6 @@ func (q *Queue[T]) lingerFor(batch []*request[T], timer *time.Timer) []*request[
 		}
 	}
 	return batch
-}
-
-// collect appends to batch first and whatever else is queued, up to
-// maxBatch in all, leaving out requests whose callers gave up.
-func (q *Queue[T]) collect(batch []*request[T], first *request[T]) []*request[T] {
-	return q.drain(first.addTo(batch))
 }
 
 // drain appends to batch what is queued, up to maxBatch in all, leaving
