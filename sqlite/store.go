@@ -6,8 +6,8 @@
 // goroutine commits appends in batches (group commit): the appends that
 // arrive while one transaction commits go together into the next, so one
 // fsync serves many messages; while they keep coming faster than it
-// commits, a batch lingers up to a millisecond to gather more (writer.go's
-// commitLinger), since a commit costs the same whatever it carries. Reads
+// commits, a batch lingers up to 10 ms to gather more (writer.go's
+// commitMaxLinger), since a commit costs the same whatever it carries. Reads
 // use their own pool of connections and never wait for the writer (WAL
 // mode).
 //

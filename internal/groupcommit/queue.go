@@ -40,14 +40,18 @@ type Options struct {
 	// callers' contexts would, and at most Timeout after the commit begins.
 	// 0 means no bound but the callers'.
 	Timeout time.Duration
-	// Linger is how long a writer may wait for more items before it
+	// Linger is how long a writer may wait for the next item before it
 	// commits a batch, when items arrive faster than it commits: when the
 	// batch's first item was queued before the writer's last commit ended,
-	// or the last batch lingered and more items came meanwhile. A batch
-	// that lingers waits at most Linger, and not once it holds MaxBatch
+	// or the last batch lingered and more items came meanwhile. Each item
+	// that comes starts the wait again, so a batch lingers while items
+	// keep coming, up to MaxLinger in all, and not once it holds MaxBatch
 	// items. Items that come one at a time, each after the last commit,
 	// never wait. 0 means never.
 	Linger time.Duration
+	// MaxLinger bounds how long one batch lingers in all. 0 means Linger:
+	// one wait, however many items come.
+	MaxLinger time.Duration
 }
 
 // A CommitFunc commits batch, all of it or none of it, by ctx's deadline.
@@ -60,11 +64,12 @@ type CommitFunc[T any] func(ctx context.Context, batch []T) error
 // Queue is a group-commit queue of items of type T. Its methods are safe for
 // concurrent use.
 type Queue[T any] struct {
-	commit   CommitFunc[T]
-	maxBatch int
-	timeout  time.Duration
-	linger   time.Duration
-	writers  sync.WaitGroup
+	commit    CommitFunc[T]
+	maxBatch  int
+	timeout   time.Duration
+	linger    time.Duration
+	maxLinger time.Duration // Options.MaxLinger, or linger when that is 0
+	writers   sync.WaitGroup
 
 	mu     sync.RWMutex // guards closed; read-held while sending on queue
 	closed bool
@@ -82,11 +87,15 @@ func New[T any](commit CommitFunc[T], opts Options) *Queue[T] {
 		capacity = DefaultCapacity
 	}
 	q := &Queue[T]{
-		commit:   commit,
-		maxBatch: opts.MaxBatch,
-		timeout:  opts.Timeout,
-		linger:   opts.Linger,
-		queue:    make(chan *request[T], capacity),
+		commit:    commit,
+		maxBatch:  opts.MaxBatch,
+		timeout:   opts.Timeout,
+		linger:    opts.Linger,
+		maxLinger: opts.MaxLinger,
+		queue:     make(chan *request[T], capacity),
+	}
+	if q.maxLinger <= 0 {
+		q.maxLinger = q.linger
 	}
 	if q.maxBatch <= 0 {
 		q.maxBatch = DefaultMaxBatch
@@ -183,15 +192,20 @@ func (q *Queue[T]) runWriter() {
 	}
 }
 
-// lingerFor adds to batch the requests that arrive within q.linger, up to
-// maxBatch in all, leaving out those whose callers gave up. timer is the
-// writer's, stopped.
+// lingerFor adds to batch the requests that arrive each within q.linger of
+// the last, for at most q.maxLinger and up to maxBatch in all, leaving out
+// those whose callers gave up. timer is the writer's, stopped.
 func (q *Queue[T]) lingerFor(batch []*request[T], timer *time.Timer) []*request[T] {
-	timer.Reset(q.linger)
-	defer timer.Stop()
+	end := time.Now().Add(q.maxLinger)
 	for len(batch) < q.maxBatch {
+		wait := min(q.linger, time.Until(end))
+		if wait <= 0 {
+			return batch
+		}
+		timer.Reset(wait)
 		select {
 		case req, ok := <-q.queue:
+			timer.Stop()
 			if !ok {
 				return batch
 			}

@@ -505,3 +505,51 @@ func TestLingerGathersWhatArrivesWhileBusy(t *testing.T) {
 		mustCommit(t, wait(t, r))
 	}
 }
+
+// startLingering commits item 1 alone and queues item 2 while that commit
+// runs, so that the writer takes item 2 and lingers. It returns where the
+// results of both arrive.
+func startLingering(t *testing.T, q *Queue[item], g *gate) []<-chan result {
+	t.Helper()
+	results := []<-chan result{addAsync(t.Context(), q, 1)}
+	g.next(t)
+	results = append(results, addAsync(t.Context(), q, 2))
+	waitLen(t, q, 1)
+	g.release <- nil
+	waitLen(t, q, 0)
+	return results
+}
+
+// TestLingerWaitsAgainForEachItem: each item that comes while a batch
+// lingers starts the wait again, so the batch takes items that come further
+// apart in all than Linger, though each within Linger of the last.
+func TestLingerWaitsAgainForEachItem(t *testing.T) {
+	const linger = time.Second
+	q, g := newQueue(t, Options{Linger: linger, MaxLinger: time.Hour})
+	results := startLingering(t, q, g)
+	for id := 3; id <= 5; id++ { // 1.2 s in all, 0.4 s apart
+		time.Sleep(linger * 2 / 5)
+		results = append(results, addAsync(t.Context(), q, id))
+	}
+	if c := g.next(t); !slices.Equal(c.ids, []int{2, 3, 4, 5}) {
+		t.Fatalf("commit carries %v, want [2 3 4 5]: each item came within Linger of the last", c.ids)
+	}
+	g.release <- nil
+	for _, r := range results {
+		mustCommit(t, wait(t, r))
+	}
+}
+
+// TestMaxLingerEndsTheWait: a batch lingers at most MaxLinger, even when
+// Linger is longer.
+func TestMaxLingerEndsTheWait(t *testing.T) {
+	q, g := newQueue(t, Options{Linger: time.Hour, MaxLinger: 50 * time.Millisecond})
+	results := startLingering(t, q, g)
+	if c := g.next(t); !slices.Equal(c.ids, []int{2}) {
+		t.Fatalf("commit carries %v, want [2] once MaxLinger is over", c.ids)
+	}
+	g.release <- nil
+	for _, r := range results {
+		mustCommit(t, wait(t, r))
+	}
+}
