@@ -12,19 +12,21 @@ import (
 )
 
 // BenchmarkLoopbackWrite measures the floor under every delivery: one
-// non-blocking write(2) of a 80-byte frame to one of many loopback TCP
+// non-blocking write of an 80-byte frame to one of many loopback TCP
 // sockets, with nothing of partyline in the way. On loopback the call also
 // runs the receiving side of TCP, so this is what the kernel charges a
 // server per delivery before any code of its own; it leaves out waking a
 // sleeping reader. cpu-ns/write is the process's CPU time (rusage) per
 // write; compare it with partyline bench's CPU/M on the same machine.
-// syscall=raw makes the call as partyline does (rawio_unix.go),
-// syscall=scheduled as syscall.Write does, telling the scheduler first.
+// syscall=send makes the call as partyline does (rawio_unix.go): a raw
+// send(2), without telling the scheduler; syscall=raw is a raw write(2), as
+// partyline made until session 10; syscall=scheduled is syscall.Write,
+// which tells the scheduler first.
 func BenchmarkLoopbackWrite(b *testing.B) {
 	for _, sockets := range []int{1000, 8000} {
-		for _, call := range []string{"raw", "scheduled"} {
+		for _, call := range []string{"send", "raw", "scheduled"} {
 			b.Run("sockets="+strconv.Itoa(sockets)+"/syscall="+call, func(b *testing.B) {
-				benchmarkLoopbackWrite(b, sockets, call == "raw")
+				benchmarkLoopbackWrite(b, sockets, call)
 			})
 		}
 	}
@@ -32,7 +34,7 @@ func BenchmarkLoopbackWrite(b *testing.B) {
 
 // benchmarkLoopbackWrite writes to sockets loopback pairs in turn, draining
 // the receivers now and then outside the timer.
-func benchmarkLoopbackWrite(b *testing.B, sockets int, raw bool) {
+func benchmarkLoopbackWrite(b *testing.B, sockets int, call string) {
 	senders, receivers := loopbackPairs(b, sockets)
 	frame := make([]byte, 80)
 	drain := make([]byte, 64<<10)
@@ -40,7 +42,7 @@ func benchmarkLoopbackWrite(b *testing.B, sockets int, raw bool) {
 	b.ResetTimer()
 	cpu := processCPU()
 	for i := range b.N {
-		if err := writeOnce(senders[i%sockets], frame, raw); err != nil {
+		if err := writeOnce(senders[i%sockets], frame, call); err != nil {
 			b.Fatal(err)
 		}
 		if (i+1)%(sockets*roundsBetweenDrains) == 0 {
@@ -66,7 +68,7 @@ func BenchmarkLoopbackWriteRead(b *testing.B) {
 	b.ResetTimer()
 	cpu := processCPU()
 	for i := range b.N {
-		if err := writeOnce(senders[i%sockets], frame, false); err != nil {
+		if err := writeOnce(senders[i%sockets], frame, "scheduled"); err != nil {
 			b.Fatal(err)
 		}
 		if n, err := readOnce(receivers[i%sockets], buf); err != nil || n != len(frame) {
@@ -111,18 +113,23 @@ func descriptor(b *testing.B, c net.Conn) int {
 	return fd
 }
 
-// writeOnce writes frame to fd, with a raw or a scheduled system call.
-func writeOnce(fd int, frame []byte, raw bool) error {
+// writeOnce writes frame to fd with the call named: a raw write(2) ("raw"),
+// a raw send(2) ("send") or syscall.Write ("scheduled").
+func writeOnce(fd int, frame []byte, call string) error {
 	var n int
 	var err error
-	if raw {
-		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)))
+	if call == "scheduled" {
+		n, err = syscall.Write(fd, frame)
+	} else {
+		trap, flags := uintptr(syscall.SYS_WRITE), uintptr(0)
+		if call == "send" {
+			trap, flags = syscall.SYS_SENDTO, syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL
+		}
+		r, _, errno := syscall.RawSyscall6(trap, uintptr(fd), uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)), flags, 0, 0)
 		n = int(r)
 		if errno != 0 {
 			err = errno
 		}
-	} else {
-		n, err = syscall.Write(fd, frame)
 	}
 	if err == nil && n != len(frame) {
 		err = syscall.EAGAIN

@@ -11,6 +11,9 @@ import (
 	"github.com/partyline/partyline/internal/poller"
 )
 
+// msgNoSignal keeps a send to a closed peer from raising SIGPIPE.
+const msgNoSignal = syscall.MSG_NOSIGNAL
+
 // adopt hands raw's socket to the server's poller and makes c use it as a
 // polledSocket (socket.go). It reports false, and leaves raw as it is, for
 // a connection that is not a plain TCP connection (TLS), or when the

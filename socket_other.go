@@ -4,6 +4,9 @@ package partyline
 
 import "net"
 
+// msgNoSignal is 0: not every system has MSG_NOSIGNAL.
+const msgNoSignal = 0
+
 // adopt reports false: there is no poller here, and each connection keeps
 // its net.Conn and a reader goroutine.
 func (c *Conn) adopt(net.Conn) bool { return false }
