@@ -56,6 +56,39 @@ func benchmarkLoopbackWrite(b *testing.B, sockets int, call string) {
 	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/write")
 }
 
+// BenchmarkLoopbackSendOrWrite compares send(2) with write(2), both raw,
+// in one process and on the same 4,000 sockets: each round writes one
+// frame to every socket, with send and write taking turns, so the
+// machine's drift, which moves separate runs by more than the difference,
+// falls on both alike. cpu-ns/send and cpu-ns/write are the process's CPU
+// time per call of each.
+func BenchmarkLoopbackSendOrWrite(b *testing.B) {
+	const sockets = 4000
+	senders, receivers := loopbackPairs(b, sockets)
+	frame := make([]byte, 80)
+	drain := make([]byte, 64<<10)
+	calls := [2]string{"send", "raw"}
+	var cpu [2]time.Duration
+	var made [2]int
+	b.ResetTimer()
+	for round := 0; made[0]+made[1] < b.N; round++ {
+		k := round % 2
+		start := processCPU()
+		for _, fd := range senders {
+			if err := writeOnce(fd, frame, calls[k]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cpu[k] += processCPU() - start
+		made[k] += sockets
+		if round%20 == 19 { // stays well inside the receive buffers
+			drainAll(receivers, drain)
+		}
+	}
+	b.ReportMetric(float64(cpu[0])/float64(made[0]), "cpu-ns/send")
+	b.ReportMetric(float64(cpu[1])/float64(made[1]), "cpu-ns/write")
+}
+
 // BenchmarkLoopbackWriteRead measures the floor under a heartbeat: the
 // server writes a ping and reads a pong, so at least one write(2) and one
 // read(2) of a small segment. cpu-ns/pair is the process's CPU time per

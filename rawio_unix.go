@@ -17,8 +17,8 @@ const rawIO = true
 // itself (BenchmarkLoopbackWrite, syscall=scheduled against syscall=raw).
 // The calls are the socket's own, recv(2) and send(2), rather than read(2)
 // and write(2), which pass the file layer's checks and change notification
-// first: a send cost 6–7% less CPU than a write of the same frame on
-// loopback (BenchmarkLoopbackWrite, syscall=send against syscall=raw). A send to a closed peer fails with EPIPE and, where the
+// first: a send cost 3–6% less CPU than a write of the same frame to the
+// same loopback sockets (BenchmarkLoopbackSendOrWrite). A send to a closed peer fails with EPIPE and, where the
 // system has MSG_NOSIGNAL, raises no SIGPIPE. Several frames at once, which
 // is rarer, still take one writev(2).
 

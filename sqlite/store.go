@@ -6,10 +6,10 @@
 // goroutine commits appends in batches (group commit): the appends that
 // arrive while one transaction commits go together into the next, so one
 // fsync serves many messages; while they keep coming faster than it
-// commits, a batch lingers up to 10 ms to gather more (writer.go's
-// commitMaxLinger), since a commit costs the same whatever it carries. Reads
-// use their own pool of connections and never wait for the writer (WAL
-// mode).
+// commits, a batch lingers 1 ms to gather more, 10 ms in a stream of
+// thousands a second (writer.go), since a commit costs the same whatever
+// it carries. Reads use their own pool of connections and never wait for
+// the writer (WAL mode).
 //
 // A batch costs a few statements whatever its size: the writer keeps each
 // room's committed last seq in memory (read from the rooms table the first

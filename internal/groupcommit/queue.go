@@ -40,19 +40,29 @@ type Options struct {
 	// callers' contexts would, and at most Timeout after the commit begins.
 	// 0 means no bound but the callers'.
 	Timeout time.Duration
-	// Linger is how long a writer may wait for the next item before it
+	// Linger is how long a writer may wait for more items before it
 	// commits a batch, when items arrive faster than it commits: when the
 	// batch's first item was queued before the writer's last commit ended,
-	// or the last batch lingered and more items came meanwhile. Each item
-	// that comes starts the wait again, so a batch lingers while items
-	// keep coming, up to MaxLinger in all, and not once it holds MaxBatch
-	// items. Items that come one at a time, each after the last commit,
-	// never wait. 0 means never.
+	// or the last batch lingered and more items came meanwhile. A batch
+	// that lingers waits at most Linger (or MaxLinger, below), and not once
+	// it holds MaxBatch items. Items that come one at a time, each after
+	// the last commit, never wait. 0 means never.
 	Linger time.Duration
-	// MaxLinger bounds how long one batch lingers in all. 0 means Linger:
-	// one wait, however many items come.
+	// MaxLinger, when longer than Linger, is how long a batch lingers
+	// instead while items come in a stream: when, counted over the last
+	// rateWindow or more, they came fast enough to bring longLingerItems
+	// within MaxLinger. 0 means always Linger.
 	MaxLinger time.Duration
 }
+
+// A writer counts the items it commits over rateWindow or more to judge
+// whether they come in a stream, which makes a lingering batch wait
+// Options.MaxLinger: when longLingerItems or more come within it at that
+// rate.
+const (
+	rateWindow      = 100 * time.Millisecond
+	longLingerItems = 16
+)
 
 // A CommitFunc commits batch, all of it or none of it, by ctx's deadline.
 // It may change the items in place: each caller of Add gets its item back
@@ -68,7 +78,7 @@ type Queue[T any] struct {
 	maxBatch  int
 	timeout   time.Duration
 	linger    time.Duration
-	maxLinger time.Duration // Options.MaxLinger, or linger when that is 0
+	maxLinger time.Duration // Options.MaxLinger, or linger when that is shorter
 	writers   sync.WaitGroup
 
 	mu     sync.RWMutex // guards closed; read-held while sending on queue
@@ -91,11 +101,8 @@ func New[T any](commit CommitFunc[T], opts Options) *Queue[T] {
 		maxBatch:  opts.MaxBatch,
 		timeout:   opts.Timeout,
 		linger:    opts.Linger,
-		maxLinger: opts.MaxLinger,
+		maxLinger: max(opts.Linger, opts.MaxLinger),
 		queue:     make(chan *request[T], capacity),
-	}
-	if q.maxLinger <= 0 {
-		q.maxLinger = q.linger
 	}
 	if q.maxBatch <= 0 {
 		q.maxBatch = DefaultMaxBatch
@@ -175,37 +182,34 @@ func (q *Queue[T]) runWriter() {
 	var items []T
 	var lastCommitted time.Time // when the last commit ended
 	gathered := false           // the last batch lingered, and more came
+	stream := pace{since: time.Now()}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for first := range q.queue {
 		requests = q.drain(first.addTo(requests[:0]))
 		if q.linger > 0 && (gathered || first.queued.Before(lastCommitted)) {
 			n := len(requests)
-			requests = q.lingerFor(requests, timer)
+			requests = q.lingerFor(requests, timer, stream.linger(q.linger, q.maxLinger))
 			gathered = len(requests) > n
 		} else {
 			gathered = false
 		}
+		stream.count(len(requests), q.maxLinger)
 		items = q.commitBatch(requests, items[:0], &lastCommitted)
 		clear(requests)
 		clear(items)
 	}
 }
 
-// lingerFor adds to batch the requests that arrive each within q.linger of
-// the last, for at most q.maxLinger and up to maxBatch in all, leaving out
-// those whose callers gave up. timer is the writer's, stopped.
-func (q *Queue[T]) lingerFor(batch []*request[T], timer *time.Timer) []*request[T] {
-	end := time.Now().Add(q.maxLinger)
+// lingerFor adds to batch the requests that arrive within wait, up to
+// maxBatch in all, leaving out those whose callers gave up. timer is the
+// writer's, stopped.
+func (q *Queue[T]) lingerFor(batch []*request[T], timer *time.Timer, wait time.Duration) []*request[T] {
+	timer.Reset(wait)
+	defer timer.Stop()
 	for len(batch) < q.maxBatch {
-		wait := min(q.linger, time.Until(end))
-		if wait <= 0 {
-			return batch
-		}
-		timer.Reset(wait)
 		select {
 		case req, ok := <-q.queue:
-			timer.Stop()
 			if !ok {
 				return batch
 			}
@@ -215,6 +219,33 @@ func (q *Queue[T]) lingerFor(batch []*request[T], timer *time.Timer) []*request[
 		}
 	}
 	return batch
+}
+
+// pace is a writer's count of the items it commits, by rateWindow.
+type pace struct {
+	since  time.Time // when the count began
+	items  int       // counted since then
+	stream bool      // the last window's items came in a stream
+}
+
+// count adds the n items of a batch, and at the end of a window judges
+// whether they came fast enough to bring longLingerItems within maxLinger.
+func (p *pace) count(n int, maxLinger time.Duration) {
+	p.items += n
+	now := time.Now()
+	if elapsed := now.Sub(p.since); elapsed >= rateWindow {
+		p.stream = time.Duration(p.items)*maxLinger >= longLingerItems*elapsed
+		p.since, p.items = now, 0
+	}
+}
+
+// linger returns how long a lingering batch waits: maxLinger in a stream,
+// otherwise linger.
+func (p *pace) linger(linger, maxLinger time.Duration) time.Duration {
+	if p.stream {
+		return maxLinger
+	}
+	return linger
 }
 
 // drain appends to batch what is queued, up to maxBatch in all, leaving

@@ -520,33 +520,28 @@ func startLingering(t *testing.T, q *Queue[item], g *gate) []<-chan result {
 	return results
 }
 
-// TestLingerWaitsAgainForEachItem: each item that comes while a batch
-// lingers starts the wait again, so the batch takes items that come further
-// apart in all than Linger, though each within Linger of the last.
-func TestLingerWaitsAgainForEachItem(t *testing.T) {
-	const linger = time.Second
-	q, g := newQueue(t, Options{Linger: linger, MaxLinger: time.Hour})
+// TestMaxLingerInAStream: once items have come fast enough to bring
+// longLingerItems within MaxLinger, a lingering batch waits MaxLinger (here
+// until it is full) rather than Linger.
+func TestMaxLingerInAStream(t *testing.T) {
+	const linger = 10 * time.Millisecond
+	q, g := newQueue(t, Options{MaxBatch: 5, Linger: linger, MaxLinger: time.Hour})
 	results := startLingering(t, q, g)
-	for id := 3; id <= 5; id++ { // 1.2 s in all, 0.4 s apart
-		time.Sleep(linger * 2 / 5)
-		results = append(results, addAsync(t.Context(), q, id))
-	}
-	if c := g.next(t); !slices.Equal(c.ids, []int{2, 3, 4, 5}) {
-		t.Fatalf("commit carries %v, want [2 3 4 5]: each item came within Linger of the last", c.ids)
+	if c := g.next(t); !slices.Equal(c.ids, []int{2}) { // no stream yet
+		t.Fatalf("commit carries %v, want [2] after Linger", c.ids)
 	}
 	g.release <- nil
-	for _, r := range results {
-		mustCommit(t, wait(t, r))
-	}
-}
-
-// TestMaxLingerEndsTheWait: a batch lingers at most MaxLinger, even when
-// Linger is longer.
-func TestMaxLingerEndsTheWait(t *testing.T) {
-	q, g := newQueue(t, Options{Linger: time.Hour, MaxLinger: 50 * time.Millisecond})
-	results := startLingering(t, q, g)
-	if c := g.next(t); !slices.Equal(c.ids, []int{2}) {
-		t.Fatalf("commit carries %v, want [2] once MaxLinger is over", c.ids)
+	time.Sleep(rateWindow) // the next batch ends the window: a stream, at an hour's linger
+	results = append(results, addAsync(t.Context(), q, 3))
+	g.next(t)
+	results = append(results, addAsync(t.Context(), q, 4))
+	waitLen(t, q, 1)
+	g.release <- nil
+	waitLen(t, q, 0)        // the writer took 4, and lingers
+	time.Sleep(10 * linger) // long past Linger
+	results = append(results, addRange(t.Context(), q, 5, 8)...)
+	if c := g.next(t); !slices.Equal(c.ids, []int{4, 5, 6, 7, 8}) {
+		t.Fatalf("commit carries %v, want [4 5 6 7 8]: in a stream a batch lingers MaxLinger", c.ids)
 	}
 	g.release <- nil
 	for _, r := range results {
