@@ -14,7 +14,7 @@
 // subscriber, a non-blocking push of the same message onto its bounded
 // queue (queue.go), which, when no writer is busy with that connection,
 // puts the connection on the flush list (flush.go), whose goroutines write
-// each connection in turn with a non-blocking write(2) (writer.go): what
+// each connection in turn with a non-blocking send(2) (writer.go): what
 // piles up for a connection while it waits its turn leaves in one write.
 // (A replay's push writes at once instead: queue.go's pushPaced.) The hub,
 // rooms and commands know no wire format: a connection's framing

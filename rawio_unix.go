@@ -18,9 +18,10 @@ const rawIO = true
 // The calls are the socket's own, recv(2) and send(2), rather than read(2)
 // and write(2), which pass the file layer's checks and change notification
 // first: a send cost 3–6% less CPU than a write of the same frame to the
-// same loopback sockets (BenchmarkLoopbackSendOrWrite). A send to a closed peer fails with EPIPE and, where the
-// system has MSG_NOSIGNAL, raises no SIGPIPE. Several frames at once, which
-// is rarer, still take one writev(2).
+// same loopback sockets (BenchmarkLoopbackSendOrWrite). A send to a closed
+// peer fails with EPIPE and, where the system has MSG_NOSIGNAL, raises no
+// SIGPIPE. Several frames at once, which is rarer, still take one
+// writev(2).
 
 // sendFlags are the flags of every send.
 const sendFlags = syscall.MSG_DONTWAIT | msgNoSignal

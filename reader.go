@@ -27,7 +27,7 @@ const (
 	readDone           // reading has ended for good
 )
 
-// readBufferSize is how much one read(2) takes from a socket. The buffers
+// readBufferSize is how much one recv(2) takes from a socket. The buffers
 // are pooled: a connection holds one only while it reads.
 const readBufferSize = 8 << 10
 
@@ -174,7 +174,7 @@ func (c *Conn) readUntilDrained(buf []byte) bool {
 	}
 }
 
-// readNow makes one non-blocking read(2). Going through the RawConn keeps
+// readNow makes one non-blocking recv(2). Going through the RawConn keeps
 // the descriptor from being closed, and its number reused, during the call.
 func (c *Conn) readNow(buf []byte) (int, error) { return rawRead(c.rawConn, buf) }
 
