@@ -26,7 +26,7 @@ func newQueue(commit groupcommit.CommitFunc[partyline.Message]) *groupcommit.Que
 // messages a second, with 1,000 rooms. A 1 ms wait took the server's CPU
 // per delivery down 7% and made about 2,000 commits a second of 5
 // messages; 10 ms in a stream, about 200 of 50, and the CPU per delivery
-// down 3% more, the latencies within the runs' spread (docs/performance.md,
+// down 5% more, the latencies within the runs' spread (docs/performance.md,
 // items 11 and 13). A message that comes alone never waits, and one that
 // comes while a commit runs, but not in a stream, waits at most 1 ms.
 const (
