@@ -35,11 +35,13 @@ func appendRooms(t *testing.T, store *Store, n int) {
 	wg.Wait()
 }
 
-// lowerCheckpointThresholds makes store checkpoint every 100 WAL frames and
-// let the WAL start over at 400, so a test needs hundreds of appends, not
-// tens of thousands. Call it before the first append.
+// lowerCheckpointThresholds makes store checkpoint every 100 WAL frames, at
+// most every 10 ms, and let the WAL start over at 400, so a test needs
+// hundreds of appends, not tens of thousands. Call it before the first
+// append.
 func lowerCheckpointThresholds(store *Store) {
 	store.checkpoints.every, store.checkpoints.restartAt = 100, 400
+	store.checkpoints.pause = 10 * time.Millisecond
 }
 
 // walRestarts reads the checkpoint sequence number in the header of path's

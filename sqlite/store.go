@@ -42,7 +42,7 @@
 // commit path: the write connection has SQLite's automatic checkpoint
 // turned off, and a goroutine of the Store checkpoints (PASSIVE, waiting for
 // no one) on a connection of its own each time the WAL has grown by 1,000
-// pages, at most every 100 ms, fsyncing the WAL and then the database file.
+// pages, at most every second, fsyncing the WAL and then the database file.
 // A PASSIVE checkpoint cannot let the WAL start over while commits keep
 // coming, so once the WAL is 10,000 pages long the checkpointer holds the
 // write connection while it copies the pages committed since its last pass:
