@@ -136,12 +136,19 @@ var (
 )
 
 // writeCacheParams size the write connection's work for a writer whose
-// batches touch a page per room: a page cache of up to 32 MiB keeps the
-// rooms' index pages in memory (at the default 2 MiB, 1,000 busy rooms
-// read a page back from disk for every few messages). wal_autocheckpoint=0
-// turns off the checkpoint SQLite would run inside a commit: the Store's
-// checkpointer runs them on a connection of its own (checkpoint.go).
-const writeCacheParams = "&_pragma=cache_size(-32768)&_pragma=wal_autocheckpoint(0)"
+// batches touch a page per room: a page cache of up to 8 MiB keeps the
+// index pages of a few thousand busy rooms in memory (at the default 2
+// MiB, 1,000 busy rooms read a page back from disk for every few
+// messages). A larger cache costs every commit more: when an insert splits
+// an index page, SQLite parks a page for a moment under the number of the
+// file's lock-byte page (balance_nonroot), and the commit then looks at
+// every page in the cache to drop those past the end of the file. With 32
+// MiB that look took 7% of the writer's CPU; 8 MiB took the CPU per
+// message down 2–3% with 1,000 rooms and 7–14% with 10,000
+// (BenchmarkAppend, docs/performance.md item 15). wal_autocheckpoint=0 turns off the checkpoint SQLite
+// would run inside a commit: the Store's checkpointer runs them on a
+// connection of its own (checkpoint.go).
+const writeCacheParams = "&_pragma=cache_size(-8192)&_pragma=wal_autocheckpoint(0)"
 
 // writeParams are the writer pool's parameters, with synchronous=FULL or
 // NORMAL.

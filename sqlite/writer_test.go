@@ -183,7 +183,7 @@ func TestCloseCommitsQueuedAppends(t *testing.T) {
 // own connection does, see TestCheckpointDoesNotNeedTheWriteConnection).
 func TestWriteConnectionPragmas(t *testing.T) {
 	store := openForTest(t, filepath.Join(t.TempDir(), "pragmas.db"))
-	for pragma, want := range map[string]int64{"cache_size": -32768, "wal_autocheckpoint": 0} {
+	for pragma, want := range map[string]int64{"cache_size": -8192, "wal_autocheckpoint": 0} {
 		var got int64
 		if err := store.write.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil || got != want {
 			t.Errorf("PRAGMA %s on the write connection = %d, %v; want %d", pragma, got, err, want)
