@@ -252,7 +252,7 @@ func TestMigrationsAreRecordedOnce(t *testing.T) {
 		rows.Scan(&version, &name)
 		got = append(got, fmt.Sprint(version, " ", name))
 	}
-	if want := []string{"1 0001_init", "2 0002_webhooks"}; strings.Join(got, ",") != strings.Join(want, ",") {
+	if want := []string{"1 0001_init", "2 0002_webhooks", "3 0003_message_log"}; strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("partyline_migrations after two opens = %q, want %q", got, want)
 	}
 }
@@ -285,9 +285,9 @@ func TestFailingDatabaseIsUnavailable(t *testing.T) {
 	if _, err := store.Append(ctx, partyline.Message{Room: "r", Content: "before"}); err != nil {
 		t.Fatal(err)
 	}
-	rawExec(t, path, `DROP TABLE messages`)
+	rawExec(t, path, `DROP TABLE messages`, `DROP TABLE message_log`)
 	if _, err := store.Append(ctx, partyline.Message{Room: "r"}); !errors.Is(err, partyline.ErrUnavailable) || !strings.HasPrefix(err.Error(), "sqlite: append: ") {
-		t.Errorf("Append without a messages table: error %v, want sqlite: append: … wrapping ErrUnavailable", err)
+		t.Errorf("Append without a message_log table: error %v, want sqlite: append: … wrapping ErrUnavailable", err)
 	}
 	if _, err := store.History(ctx, "r", partyline.HistoryQuery{Limit: 1}); !errors.Is(err, partyline.ErrUnavailable) {
 		t.Errorf("History without a messages table: error %v, want one wrapping ErrUnavailable", err)

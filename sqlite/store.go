@@ -18,17 +18,20 @@
 // last seqs with one multi-row upsert.
 //
 // Layout: messages is a rowid table with an index on (room, seq), in
-// SQLite's default 4 KiB pages. A batch over many rooms dirties about one
-// index page per message, each a WAL frame and later a page the checkpoint
-// copies: 6.6 KB written per message with 1,000 rooms and 64-byte messages
-// (BenchmarkAppend's rooms case run to 1.5 M messages). The writer's CPU
-// goes by pages more than by bytes (two pwrites per frame, the B-tree
-// work), and two ways to write fewer bytes were measured and left out.
-// 1 KiB pages cut that to 2.8 KB but the CPU per message stayed the same
-// (27.5 against 28.0 µs, medians of 3 runs) while messages of 1–16 KB,
-// which then span many overflow pages, took 17–64% more CPU. The table
-// WITHOUT ROWID, clustered on (room, seq), wrote more (10.6 KB) and took
-// 19% more CPU in one run. See docs/performance.md.
+// SQLite's default 4 KiB pages, and a batch does not write to it. Inserted
+// there, a batch over many rooms dirtied about one index page per message,
+// each a WAL frame and later a page the checkpoint copies, and that page
+// was most of what a message cost the writer (two pwrites per frame, the
+// B-tree work), more than its bytes: 1 KiB pages and a table WITHOUT
+// ROWID were measured and left out (docs/performance.md). So a batch
+// appends its messages to message_log, a table with no index, which it
+// writes at its last page, and keeps them in memory for History (unmoved).
+// Once the log holds 8,192 messages, or 4 MiB, or one of its messages is a
+// second old, the writer moves it into messages in one transaction, room
+// by room, each room's index page written once for all its rows: at
+// 10,000 messages a second in 1,000 rooms, the bytes written per message
+// fell by three quarters. Open moves what a process that did not close
+// the Store left in the log; Close moves the rest.
 //
 // Durability: journal_mode=WAL. By default synchronous=NORMAL: a message
 // Append returned survives a killed or crashed process (the commit is in the
@@ -52,8 +55,8 @@
 // Close truncates the WAL to 0 bytes.
 //
 // Retention: History shows exactly the newest keep seqs of a room. Older
-// rows are deleted inside the writer's transactions in steps of about keep/4,
-// so one DELETE serves many appends and trimming never blocks them.
+// rows are deleted by the moves, in steps of about keep/4, so one DELETE
+// serves many appends and trimming never blocks them.
 //
 // Webhooks (partyline.EventLog): the writer records a batch's message events
 // in the batch's transaction, when a route wants them. Presence changes,
@@ -107,6 +110,11 @@ type Store struct {
 	saveRooms      *multiRow // sets the rooms' last seqs
 	insertEvents   *multiRow // inserts webhook_outbox rows
 	seqs           *lastSeqs // the rooms' committed last seqs
+	unmoved        *unmoved  // what message_log holds, for History
+	// moveAt and moveAfter are moveAtRows and moveAfter, in fields so the
+	// tests can lower them.
+	moveAt    int
+	moveAfter time.Duration
 	// checkpoints copies the WAL into the database file from a goroutine
 	// and a connection of its own, off the writer's commits.
 	checkpoints *checkpointer
@@ -161,6 +169,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		trimEvery: 1,
 		lockFile:  lock,
 		seqs:      newLastSeqs(),
+		unmoved:   newUnmoved(),
+		moveAt:    moveAtRows,
+		moveAfter: moveAfter,
 	}
 	if keep > 0 {
 		s.keep, s.trimEvery = int64(keep), int64(max(1, keep/4))
@@ -221,8 +232,10 @@ func (s *Store) openDatabases(ctx context.Context) error {
 	if err := s.read.PingContext(ctx); err != nil {
 		return describe(err)
 	}
-	s.checkpoints, err = openCheckpointer(ctx, s.path, s.fullSync, s.write)
-	return describe(err)
+	if s.checkpoints, err = openCheckpointer(ctx, s.path, s.fullSync, s.write); err != nil {
+		return describe(err)
+	}
+	return describe(s.recoverLog(ctx))
 }
 
 // prepareWrites prepares the writer's multi-row statements on the write
@@ -268,6 +281,9 @@ func (s *Store) History(ctx context.Context, room string, q partyline.HistoryQue
 	if q.Forward {
 		query = historyAfter
 	}
+	// The unmoved messages first: one moved meanwhile is then in the rows
+	// too (and counts once), never in neither.
+	recent := s.unmoved.page(room, q, history.Bound(q), s.keep)
 	rows, err := s.read.QueryContext(ctx, query, room, history.Bound(q), s.keep, q.Limit)
 	if err != nil {
 		return nil, unavailable("history", err)
@@ -277,7 +293,7 @@ func (s *Store) History(ctx context.Context, room string, q partyline.HistoryQue
 	if err != nil {
 		return nil, unavailable("history", err)
 	}
-	return messages, nil
+	return mergePage(messages, recent, q), nil
 }
 
 // The history queries show only the newest keep seqs: those above the
@@ -323,13 +339,17 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close implements partyline.Store: it stops taking appends, commits those
-// already queued, stops the checkpoints and truncates the WAL, and closes
-// the database and the lock. Calling it again does nothing.
+// already queued and moves the log into messages, stops the checkpoints
+// and truncates the WAL, and closes the database and the lock. Calling it
+// again does nothing.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
 	s.queue.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	s.moveLog(ctx) // one that fails loses nothing: the next Open moves the log
 	if err := s.release(); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}

@@ -21,6 +21,23 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceMovingOften runs the conformance tests with a Store that
+// moves its log into messages every 3 messages, so History reads pages
+// that straddle both, and retention trims across moves.
+func TestConformanceMovingOften(t *testing.T) {
+	storetest.Run(t, storetest.Backend{
+		NewStorage: func(t *testing.T) storetest.Opener {
+			path := filepath.Join(t.TempDir(), "partyline.db")
+			return func(t *testing.T, keep int) partyline.Store {
+				store := open(t, path, keep)
+				store.MoveAt(3)
+				return store
+			}
+		},
+		Durable: true,
+	})
+}
+
 func TestEventLogConformance(t *testing.T) {
 	eventlogtest.Run(t, eventlogtest.Backend{
 		NewStorage: func(t *testing.T) eventlogtest.Opener {

@@ -287,6 +287,9 @@ func (s *Store) AppendOnce(ctx context.Context, key string, messages []partyline
 			}
 			return s.saveKey(ctx, tx, key, stored, now)
 		})
+		if err == nil && !replayed {
+			s.unmoved.add(stored, time.Now())
+		}
 		return bumps, err
 	})
 	if err != nil {

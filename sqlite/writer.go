@@ -35,34 +35,52 @@ const (
 )
 
 // commit is the writer goroutine's commit: it stores batch in one
-// transaction, giving each message its seq.
+// transaction, giving each message its seq, then moves the log into
+// messages when a move is due.
 func (s *Store) commit(ctx context.Context, batch []partyline.Message) error {
 	if err := s.commitBatch(ctx, batch); err != nil {
 		return unavailable("append", err)
 	}
 	s.commits.Add(1)
+	if s.unmoved.due(s.moveAt, s.moveAfter, time.Now()) {
+		// The batch is committed whatever the move does; a move that fails
+		// leaves the log as it was, for the next commit's move to try again.
+		s.moveLog(ctx)
+	}
 	return nil
 }
 
 // commitBatch stores batch in one transaction.
 func (s *Store) commitBatch(ctx context.Context, batch []partyline.Message) error {
-	return s.seqs.assign(func() ([]roomBump, error) {
-		conn, err := s.write.Conn(ctx) // after the seqs' lock, as lastSeqs requires
-		if err != nil {
-			return nil, err
+	return s.seqs.assign(func() (bumps []roomBump, err error) {
+		err = s.writeTx(ctx, func(tx *sql.Tx) error {
+			bumps, err = s.storeMessages(ctx, tx, batch)
+			return err
+		})
+		if err == nil {
+			s.unmoved.add(batch, time.Now())
 		}
-		defer s.releaseWrite(conn)
-		tx, err := conn.BeginTx(ctx, nil)
-		if err != nil {
-			return nil, err
-		}
-		defer tx.Rollback()
-		bumps, err := s.storeMessages(ctx, tx, batch)
-		if err != nil {
-			return bumps, err
-		}
-		return bumps, tx.Commit()
+		return bumps, err
 	})
+}
+
+// writeTx runs f in a transaction on the write connection, which it takes
+// after the seqs' lock (as lastSeqs requires), and commits it.
+func (s *Store) writeTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	conn, err := s.write.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.releaseWrite(conn)
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := f(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // releaseWrite tells the checkpointer how many WAL frames the write
@@ -74,12 +92,11 @@ func (s *Store) releaseWrite(conn *sql.Conn) {
 	conn.Close()
 }
 
-// storeMessages assigns each message its seq and inserts it, saves the
-// rooms' last seqs, trims rooms whose seq crossed a trimming step, and
-// records the message events of the routes that want them, all in tx. It
-// returns what it did to each room's seq, for s.seqs.assign, within which
-// it must run. With no route that wants messages it adds nothing else to
-// the transaction.
+// storeMessages assigns each message its seq and appends it to
+// message_log, saves the rooms' last seqs, and records the message events
+// of the routes that want them, all in tx. It returns what it did to each
+// room's seq, for s.seqs.assign, within which it must run. With no route
+// that wants messages it adds nothing else to the transaction.
 func (s *Store) storeMessages(ctx context.Context, tx *sql.Tx, batch []partyline.Message) ([]roomBump, error) {
 	bumps, err := s.seqs.bump(ctx, tx, batch)
 	if err != nil {
@@ -88,9 +105,6 @@ func (s *Store) storeMessages(ctx context.Context, tx *sql.Tx, batch []partyline
 	if err := s.saveRooms.exec(ctx, tx, len(bumps), func(args []any, i int) []any {
 		return append(args, bumps[i].room, bumps[i].after)
 	}); err != nil {
-		return bumps, err
-	}
-	if err := s.trim(ctx, tx, bumps); err != nil {
 		return bumps, err
 	}
 	if err := s.insertMessages.exec(ctx, tx, len(batch), func(args []any, i int) []any {
@@ -117,12 +131,80 @@ func appendMessage(args []any, m *partyline.Message) []any {
 	return append(args, m.Room, int64(m.Seq), m.ID, m.Username, m.Content, data, m.Timestamp)
 }
 
+// The writer moves message_log into messages once it holds moveAtRows
+// messages or moveAtBytes of text (which unmoved also holds in memory),
+// or one committed moveAfter ago: at 10,000 messages a second in 1,000
+// rooms, every 0.8 s, each room's index page written once for about 8
+// messages. A move holds the write connection for its copy, a few ms per
+// thousand rows, and the appends that come meanwhile wait for it.
+const (
+	moveAtRows  = 8192
+	moveAtBytes = 4 << 20
+	moveAfter   = time.Second
+)
+
+// moveLog moves message_log into messages and then forgets the unmoved
+// messages. The caller must not hold the seqs' lock.
+func (s *Store) moveLog(ctx context.Context) error {
+	return s.seqs.assign(func() ([]roomBump, error) {
+		err := s.writeTx(ctx, func(tx *sql.Tx) error {
+			return s.moveLogged(ctx, tx, s.unmoved.ranges())
+		})
+		if err == nil {
+			s.unmoved.clear()
+		}
+		return nil, err
+	})
+}
+
+// recoverLog moves what message_log holds as the Store opens: what a
+// process that did not close its Store had committed since its last move.
+func (s *Store) recoverLog(ctx context.Context) error {
+	return s.writeTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT room, min(seq), max(seq) FROM message_log GROUP BY room`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var logged []seqRange
+		for rows.Next() {
+			var r seqRange
+			if err := rows.Scan(&r.room, &r.first, &r.last); err != nil {
+				return err
+			}
+			logged = append(logged, r)
+		}
+		if err := rows.Err(); err != nil || len(logged) == 0 {
+			return err
+		}
+		return s.moveLogged(ctx, tx, logged)
+	})
+}
+
+// moveLogged moves every row of message_log into messages in tx, sorted by
+// room and seq, and trims the rooms whose seq crossed a multiple of
+// trimEvery within the ranges moved.
+func (s *Store) moveLogged(ctx context.Context, tx *sql.Tx, moved []seqRange) error {
+	for _, statement := range []string{moveLogRows, `DELETE FROM message_log`} {
+		if _, err := tx.ExecContext(ctx, statement); err != nil {
+			return err
+		}
+	}
+	return s.trim(ctx, tx, moved)
+}
+
+// moveLogRows copies message_log into messages room by room, so each room's
+// index page is written once for all of its rows.
+const moveLogRows = `
+INSERT OR FAIL INTO messages (room, seq, id, username, content, data, timestamp_ms)
+SELECT room, seq, id, username, content, data, timestamp_ms FROM message_log ORDER BY room, seq`
+
 // trim deletes the rows that fell out of retention in the rooms whose seq
-// crossed a multiple of trimEvery.
-func (s *Store) trim(ctx context.Context, tx *sql.Tx, bumps []roomBump) error {
-	for _, b := range bumps {
-		if cutoff := b.after - s.keep; cutoff > 0 && b.before/s.trimEvery != b.after/s.trimEvery {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE room = ? AND seq <= ?`, b.room, cutoff); err != nil {
+// crossed a multiple of trimEvery within their moved range.
+func (s *Store) trim(ctx context.Context, tx *sql.Tx, moved []seqRange) error {
+	for _, r := range moved {
+		if cutoff := r.last - s.keep; cutoff > 0 && (r.first-1)/s.trimEvery != r.last/s.trimEvery {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE room = ? AND seq <= ?`, r.room, cutoff); err != nil {
 				return err
 			}
 		}
@@ -134,7 +216,7 @@ func (s *Store) trim(ctx context.Context, tx *sql.Tx, bumps []roomBump) error {
 // spares SQLite the statement journal a multi-row statement that may abort
 // halfway needs: the writer rolls back the whole transaction on any error.
 const (
-	insertMessagesHead = `INSERT OR FAIL INTO messages (room, seq, id, username, content, data, timestamp_ms) VALUES `
+	insertMessagesHead = `INSERT OR FAIL INTO message_log (room, seq, id, username, content, data, timestamp_ms) VALUES `
 	saveRoomsHead      = `INSERT OR FAIL INTO rooms (room, last_seq) VALUES `
 	saveRoomsTail      = ` ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq`
 )

@@ -1,0 +1,140 @@
+package sqlite
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/partyline/partyline"
+)
+
+// countRows returns how many rows table has in store's database.
+func countRows(t *testing.T, store *Store, table string) int {
+	t.Helper()
+	var n int
+	if err := store.read.QueryRowContext(t.Context(), `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestWriterMovesTheLogWhenItIsFull(t *testing.T) {
+	store := openForTest(t, filepath.Join(t.TempDir(), "full.db"))
+	store.moveAt = 100
+	appendRooms(t, store, 1000)
+	if logged, stored := countRows(t, store, "message_log"), countRows(t, store, "messages"); logged >= 100+64 || logged+stored != 1000 {
+		t.Errorf("after 1,000 appends moving at 100: %d rows in message_log, %d in messages; want under 164 and 1,000 in all", logged, stored)
+	}
+}
+
+func TestWriterMovesTheLogWhenItIsOld(t *testing.T) {
+	store := openForTest(t, filepath.Join(t.TempDir(), "old.db"))
+	store.moveAfter = 20 * time.Millisecond
+	appendRooms(t, store, 10)
+	time.Sleep(30 * time.Millisecond)
+	appendRooms(t, store, 1) // the commit after which the first ten are due
+	if logged := countRows(t, store, "message_log"); logged != 0 {
+		t.Errorf("message_log holds %d rows after a commit 30 ms after the first, moving after 20 ms; want 0", logged)
+	}
+}
+
+// TestOpenMovesTheLogOfACrashedProcess copies the database of a Store that
+// is still open, as a process killed at that moment leaves it, and opens
+// the copy.
+func TestOpenMovesTheLogOfACrashedProcess(t *testing.T) {
+	dir := t.TempDir()
+	path, crashed := filepath.Join(dir, "live.db"), filepath.Join(dir, "crashed.db")
+	store := openForTest(t, path)
+	store.moveAfter = time.Hour       // no move
+	store.checkpoints.every = 1 << 40 // nor a checkpoint writing the file while it is copied
+	appendRooms(t, store, 500)
+	for _, suffix := range []string{"", "-wal"} {
+		data, err := os.ReadFile(path + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(crashed+suffix, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if logged := countRows(t, store, "message_log"); logged != 500 {
+		t.Fatalf("message_log of the live Store holds %d rows, want all 500", logged)
+	}
+	reopened := openForTest(t, crashed)
+	if logged, stored := countRows(t, reopened, "message_log"), countRows(t, reopened, "messages"); logged != 0 || stored != 500 {
+		t.Errorf("after Open: %d rows in message_log, %d in messages; want 0 and 500", logged, stored)
+	}
+	page, err := reopened.History(t.Context(), "room-7", partyline.HistoryQuery{Limit: 10})
+	if err != nil || len(page) != 1 || page[0].Seq != 1 || page[0].Content != "hello" {
+		t.Errorf("History of room-7 after Open = %+v, %v; want its one message", page, err)
+	}
+}
+
+func TestMergePage(t *testing.T) {
+	messages := func(seqs ...uint64) []partyline.Message {
+		out := make([]partyline.Message, len(seqs))
+		for i, seq := range seqs {
+			out[i] = partyline.Message{Seq: seq}
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name           string
+		stored, recent []partyline.Message
+		q              partyline.HistoryQuery
+		want           []uint64
+	}{
+		{"stored only", messages(1, 2, 3), nil, partyline.HistoryQuery{Limit: 2}, []uint64{1, 2, 3}},
+		{"recent only, back", nil, messages(4, 5, 6), partyline.HistoryQuery{Limit: 2}, []uint64{5, 6}},
+		{"recent only, forward", nil, messages(4, 5, 6), partyline.HistoryQuery{Forward: true, Limit: 2}, []uint64{4, 5}},
+		{"both, back", messages(1, 2, 3), messages(4, 5), partyline.HistoryQuery{Limit: 3}, []uint64{3, 4, 5}},
+		{"both, forward", messages(1, 2, 3), messages(4, 5), partyline.HistoryQuery{Forward: true, Limit: 4}, []uint64{1, 2, 3, 4}},
+		{"moved while read", messages(1, 2, 3, 4), messages(3, 4, 5), partyline.HistoryQuery{Forward: true, Limit: 10}, []uint64{1, 2, 3, 4, 5}},
+	} {
+		got := mergePage(tt.stored, tt.recent, tt.q)
+		if seqs := seqsOf(got); !slices.Equal(seqs, tt.want) {
+			t.Errorf("%s: mergePage = %v, want %v", tt.name, seqs, tt.want)
+		}
+	}
+}
+
+func TestUnmovedPage(t *testing.T) {
+	u := newUnmoved()
+	var batch []partyline.Message
+	for seq := uint64(11); seq <= 20; seq++ {
+		batch = append(batch, partyline.Message{Room: "r", Seq: seq}, partyline.Message{Room: "other", Seq: seq})
+	}
+	u.add(batch, time.Now())
+	for _, tt := range []struct {
+		name  string
+		q     partyline.HistoryQuery
+		bound int64
+		keep  int64
+		want  []uint64
+	}{
+		{"newest", partyline.HistoryQuery{Limit: 3}, 1 << 62, 1 << 62, []uint64{18, 19, 20}},
+		{"before 15", partyline.HistoryQuery{Before: 15, Limit: 3}, 15, 1 << 62, []uint64{12, 13, 14}},
+		{"after 17", partyline.HistoryQuery{Forward: true, After: 17, Limit: 5}, 17, 1 << 62, []uint64{18, 19, 20}},
+		{"from the first", partyline.HistoryQuery{Forward: true, Limit: 2}, 0, 1 << 62, []uint64{11, 12}},
+		{"keeping 4", partyline.HistoryQuery{Forward: true, Limit: 10}, 0, 4, []uint64{17, 18, 19, 20}},
+		{"before all", partyline.HistoryQuery{Before: 11, Limit: 3}, 11, 1 << 62, nil},
+	} {
+		if got := seqsOf(u.page("r", tt.q, tt.bound, tt.keep)); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: page = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if got := u.page("nobody", partyline.HistoryQuery{Limit: 3}, 1<<62, 1<<62); got != nil {
+		t.Errorf("page of a room with nothing unmoved = %v, want nil", got)
+	}
+}
+
+// seqsOf returns the seqs of messages.
+func seqsOf(messages []partyline.Message) []uint64 {
+	var seqs []uint64
+	for _, m := range messages {
+		seqs = append(seqs, m.Seq)
+	}
+	return seqs
+}

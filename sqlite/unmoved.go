@@ -1,0 +1,137 @@
+package sqlite
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/partyline/partyline"
+)
+
+// unmoved holds in memory the messages message_log holds: committed, not
+// yet moved into messages. History reads them here, as message_log has no
+// index by room. Only transactions that hold the seqs' lock change it, in
+// step with message_log: add after a commit that appended to the log,
+// clear after the one that emptied it.
+type unmoved struct {
+	mu     sync.Mutex
+	rooms  map[string][]partyline.Message // each room's in seq order
+	count  int                            // messages in rooms
+	bytes  int                            // their texts' length, about
+	oldest time.Time                      // when the first of them was added
+}
+
+// newUnmoved returns an empty unmoved.
+func newUnmoved() *unmoved {
+	return &unmoved{rooms: make(map[string][]partyline.Message)}
+}
+
+// add records messages, just committed to message_log, each with its seq
+// one more than the room's previous.
+func (u *unmoved) add(messages []partyline.Message, now time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.count == 0 {
+		u.oldest = now
+	}
+	for _, m := range messages {
+		u.rooms[m.Room] = append(u.rooms[m.Room], m)
+		u.bytes += len(m.Room) + len(m.ID) + len(m.Username) + len(m.Content) + len(m.Data)
+	}
+	u.count += len(messages)
+}
+
+// due reports whether the log is to be moved: once it holds rows messages
+// or moveAtBytes of text, or any of them is age old.
+func (u *unmoved) due(rows int, age time.Duration, now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.count >= rows || u.bytes >= moveAtBytes || u.count > 0 && now.Sub(u.oldest) >= age
+}
+
+// seqRange is the seqs of one room that a move carries, first to last.
+type seqRange struct {
+	room        string
+	first, last int64
+}
+
+// ranges returns the seqs each room has in the log.
+func (u *unmoved) ranges() []seqRange {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	ranges := make([]seqRange, 0, len(u.rooms))
+	for room, messages := range u.rooms {
+		ranges = append(ranges, seqRange{room, int64(messages[0].Seq), int64(messages[len(messages)-1].Seq)})
+	}
+	return ranges
+}
+
+// clear forgets every message, once a move has committed them to messages.
+func (u *unmoved) clear() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	clear(u.rooms)
+	u.count, u.bytes = 0, 0
+}
+
+// page returns room's messages that the page q asks for, of the newest
+// keep seqs, in seq order: at most q.Limit, those nearest the bound.
+func (u *unmoved) page(room string, q partyline.HistoryQuery, bound, keep int64) []partyline.Message {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	messages := u.rooms[room]
+	if len(messages) == 0 {
+		return nil
+	}
+	lowest := int64(messages[len(messages)-1].Seq) - keep // keep is MaxInt64 when all are kept
+	in := func(m partyline.Message) bool {
+		seq := int64(m.Seq)
+		return seq > lowest && (q.Forward && seq > bound || !q.Forward && seq < bound)
+	}
+	first := slices.IndexFunc(messages, in)
+	if first < 0 {
+		return nil
+	}
+	end := first
+	for end < len(messages) && in(messages[end]) {
+		end++
+	}
+	return slices.Clone(nearest(messages[first:end], q))
+}
+
+// nearest returns the q.Limit messages of page, in seq order, nearest the
+// bound q pages from: the first ones going forward, the last ones back.
+func nearest(page []partyline.Message, q partyline.HistoryQuery) []partyline.Message {
+	if len(page) <= q.Limit {
+		return page
+	}
+	if q.Forward {
+		return page[:q.Limit]
+	}
+	return page[len(page)-q.Limit:]
+}
+
+// mergePage merges stored and recent, each in seq order, into one page of
+// at most q.Limit messages nearest q's bound. A message in both (moved
+// while History read) counts once.
+func mergePage(stored, recent []partyline.Message, q partyline.HistoryQuery) []partyline.Message {
+	if len(recent) == 0 {
+		return stored
+	}
+	merged := make([]partyline.Message, 0, len(stored)+len(recent))
+	i, j := 0, 0
+	for i < len(stored) || j < len(recent) {
+		switch {
+		case j == len(recent) || i < len(stored) && stored[i].Seq < recent[j].Seq:
+			merged = append(merged, stored[i])
+			i++
+		case i == len(stored) || recent[j].Seq < stored[i].Seq:
+			merged = append(merged, recent[j])
+			j++
+		default: // the same seq
+			merged = append(merged, recent[j])
+			i, j = i+1, j+1
+		}
+	}
+	return nearest(merged, q)
+}
