@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,6 +38,20 @@ func TestWriterMovesTheLogWhenItIsOld(t *testing.T) {
 	appendRooms(t, store, 1) // the commit after which the first ten are due
 	if logged := countRows(t, store, "message_log"); logged != 0 {
 		t.Errorf("message_log holds %d rows after a commit 30 ms after the first, moving after 20 ms; want 0", logged)
+	}
+}
+
+func TestAppendOnceMovesTheLog(t *testing.T) {
+	store := openForTest(t, filepath.Join(t.TempDir(), "once.db"))
+	store.moveAt = 5
+	for i := range 12 {
+		msg := partyline.Message{Room: "r", Content: "hello"}
+		if _, _, err := store.AppendOnce(t.Context(), fmt.Sprint("key-", i), []partyline.Message{msg}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if logged, stored := countRows(t, store, "message_log"), countRows(t, store, "messages"); logged >= 5 || logged+stored != 12 {
+		t.Errorf("after 12 AppendOnce moving at 5: %d rows in message_log, %d in messages; want under 5 and 12 in all", logged, stored)
 	}
 }
 

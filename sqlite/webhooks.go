@@ -295,6 +295,7 @@ func (s *Store) AppendOnce(ctx context.Context, key string, messages []partyline
 	if err != nil {
 		return nil, false, err
 	}
+	s.moveIfDue(ctx)
 	return stored, replayed, nil
 }
 

@@ -42,11 +42,7 @@ func (s *Store) commit(ctx context.Context, batch []partyline.Message) error {
 		return unavailable("append", err)
 	}
 	s.commits.Add(1)
-	if s.unmoved.due(s.moveAt, s.moveAfter, time.Now()) {
-		// The batch is committed whatever the move does; a move that fails
-		// leaves the log as it was, for the next commit's move to try again.
-		s.moveLog(ctx)
-	}
+	s.moveIfDue(ctx)
 	return nil
 }
 
@@ -142,6 +138,15 @@ const (
 	moveAtBytes = 4 << 20
 	moveAfter   = time.Second
 )
+
+// moveIfDue moves the log into messages if a move is due. It is called
+// after a commit that appended to the log, which stands whatever the move
+// does: a move that fails leaves the log as it was, for the next one.
+func (s *Store) moveIfDue(ctx context.Context) {
+	if s.unmoved.due(s.moveAt, s.moveAfter, time.Now()) {
+		s.moveLog(ctx)
+	}
+}
 
 // moveLog moves message_log into messages and then forgets the unmoved
 // messages. The caller must not hold the seqs' lock.
