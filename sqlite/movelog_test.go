@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -81,9 +82,15 @@ func TestOpenMovesTheLogOfACrashedProcess(t *testing.T) {
 	if logged, stored := countRows(t, reopened, "message_log"), countRows(t, reopened, "messages"); logged != 0 || stored != 500 {
 		t.Errorf("after Open: %d rows in message_log, %d in messages; want 0 and 500", logged, stored)
 	}
+	if got := countRows(t, reopened, "rooms"); got != 500 {
+		t.Errorf("after Open the rooms table has %d rows, want the 500 rooms' last seqs", got)
+	}
 	page, err := reopened.History(t.Context(), "room-7", partyline.HistoryQuery{Limit: 10})
 	if err != nil || len(page) != 1 || page[0].Seq != 1 || page[0].Content != "hello" {
 		t.Errorf("History of room-7 after Open = %+v, %v; want its one message", page, err)
+	}
+	if next, err := reopened.Append(t.Context(), partyline.Message{Room: "room-7"}); err != nil || next.Seq != 2 {
+		t.Errorf("Append to room-7 after Open = seq %d, %v; want seq 2", next.Seq, err)
 	}
 }
 
@@ -136,12 +143,19 @@ func TestUnmovedPage(t *testing.T) {
 		{"keeping 4", partyline.HistoryQuery{Forward: true, Limit: 10}, 0, 4, []uint64{17, 18, 19, 20}},
 		{"before all", partyline.HistoryQuery{Before: 11, Limit: 3}, 11, 1 << 62, nil},
 	} {
-		if got := seqsOf(u.page("r", tt.q, tt.bound, tt.keep)); !slices.Equal(got, tt.want) {
+		page, lowest := u.page("r", tt.q, tt.bound, tt.keep)
+		if got := seqsOf(page); !slices.Equal(got, tt.want) {
 			t.Errorf("%s: page = %v, want %v", tt.name, got, tt.want)
 		}
+		if lowest != 20-tt.keep {
+			t.Errorf("%s: lowest seq out of keep = %d, want %d", tt.name, lowest, 20-tt.keep)
+		}
 	}
-	if got := u.page("nobody", partyline.HistoryQuery{Limit: 3}, 1<<62, 1<<62); got != nil {
-		t.Errorf("page of a room with nothing unmoved = %v, want nil", got)
+	if got, lowest := u.page("nobody", partyline.HistoryQuery{Limit: 3}, 1<<62, 1<<62); got != nil || lowest != math.MinInt64 {
+		t.Errorf("page of a room with nothing unmoved = %v, %d; want nil, math.MinInt64", got, lowest)
+	}
+	if last, none := u.last("r"), u.last("nobody"); last != 20 || none != 0 {
+		t.Errorf("last = %d and %d for a room with nothing unmoved; want 20 and 0", last, none)
 	}
 }
 

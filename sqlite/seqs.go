@@ -14,11 +14,12 @@ import (
 const maxCachedRooms = 1 << 18
 
 // lastSeqs caches each room's committed last seq, so that a transaction
-// assigning seqs reads the rooms table only for a room it has not met
+// assigning seqs reads the rooms table (or the log's messages, which the
+// rooms table gets at the next move) only for a room it has not met
 // before. The Store's flock makes this process the file's only writer, and
-// mu makes each transaction that assigns seqs the cache's only user from
-// before it begins until it has settled, so what the cache holds is what
-// the rooms table holds.
+// mu makes each transaction that assigns seqs, and each move, the cache's
+// and the log's only user from before it begins until it has settled, so
+// what the cache holds is what the rooms table and the log hold.
 //
 // mu is taken before the write connection and released after it, and the
 // transactions that do not assign seqs (and the checkpointer, which holds
@@ -28,11 +29,13 @@ type lastSeqs struct {
 	mu        sync.Mutex
 	committed map[string]int64 // room → last seq committed
 	limit     int              // how many rooms the cache holds at most
+	logged    *unmoved         // whose last seqs the rooms table has yet to get
 }
 
-// newLastSeqs returns an empty cache.
-func newLastSeqs() *lastSeqs {
-	return &lastSeqs{committed: make(map[string]int64), limit: maxCachedRooms}
+// newLastSeqs returns an empty cache of the seqs committed to the rooms
+// table or, later ones, to the log that logged holds.
+func newLastSeqs(logged *unmoved) *lastSeqs {
+	return &lastSeqs{committed: make(map[string]int64), limit: maxCachedRooms, logged: logged}
 }
 
 // roomBump is what one transaction does to one room's seq: from the last
@@ -45,8 +48,8 @@ type roomBump struct {
 // assign runs store, a transaction that assigns seqs and returns its rooms'
 // bumps, holding mu until its outcome is known. Once store has committed
 // the cache takes the bumps; when it failed, the cache forgets the bumped
-// rooms, so the next transaction reads them back from the rooms table
-// (whatever a failed COMMIT left there).
+// rooms, so the next transaction reads them back from the log or the
+// rooms table (whatever a failed COMMIT left there).
 func (c *lastSeqs) assign(store func() ([]roomBump, error)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -92,9 +95,12 @@ func (c *lastSeqs) bump(ctx context.Context, tx *sql.Tx, batch []partyline.Messa
 }
 
 // last returns room's committed last seq, 0 for a room without messages,
-// from the cache or else from the rooms table through tx.
+// from the cache, or else the log's, or else the rooms table's through tx.
 func (c *lastSeqs) last(ctx context.Context, tx *sql.Tx, room string) (int64, error) {
 	if last, ok := c.committed[room]; ok {
+		return last, nil
+	}
+	if last := c.logged.last(room); last > 0 {
 		return last, nil
 	}
 	var last int64

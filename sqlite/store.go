@@ -12,10 +12,10 @@
 // the writer (WAL mode).
 //
 // A batch costs a few statements whatever its size: the writer keeps each
-// room's committed last seq in memory (read from the rooms table the first
-// time a room appends, and taken as committed only once its transaction
-// has), inserts the messages with multi-row INSERTs, and saves the rooms'
-// last seqs with one multi-row upsert.
+// room's committed last seq in memory (read from the rooms table, or the
+// log's messages, the first time a room appends, and taken as committed
+// only once its transaction has) and inserts the messages with multi-row
+// INSERTs into the log, whose moves save the rooms' last seqs.
 //
 // Layout: messages is a rowid table with an index on (room, seq), in
 // SQLite's default 4 KiB pages, and a batch does not write to it. Inserted
@@ -106,11 +106,10 @@ type Store struct {
 	// and AppendOnce's transactions borrow in turn (database/sql queues them
 	// for it), so every write still goes through one connection.
 	write          *sql.DB
-	insertMessages *multiRow // prepared once on write, like the two below
-	saveRooms      *multiRow // sets the rooms' last seqs
+	insertMessages *multiRow // prepared once on write, like the one below
 	insertEvents   *multiRow // inserts webhook_outbox rows
 	seqs           *lastSeqs // the rooms' committed last seqs
-	unmoved        *unmoved  // what message_log holds, for History
+	unmoved        *unmoved  // what message_log holds, for History and the last seqs
 	// moveAt and moveAfter are moveAtRows and moveAfter, in fields so the
 	// tests can lower them.
 	moveAt    int
@@ -162,14 +161,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
+	unmoved := newUnmoved()
 	s := &Store{
 		path:      path,
 		fullSync:  opts.FullSync,
 		keep:      math.MaxInt64,
 		trimEvery: 1,
 		lockFile:  lock,
-		seqs:      newLastSeqs(),
-		unmoved:   newUnmoved(),
+		unmoved:   unmoved,
+		seqs:      newLastSeqs(unmoved),
 		moveAt:    moveAtRows,
 		moveAfter: moveAfter,
 	}
@@ -245,9 +245,6 @@ func (s *Store) prepareWrites(ctx context.Context) error {
 	if s.insertMessages, err = prepareMultiRow(ctx, s.write, insertMessagesHead, 7, ""); err != nil {
 		return err
 	}
-	if s.saveRooms, err = prepareMultiRow(ctx, s.write, saveRoomsHead, 2, saveRoomsTail); err != nil {
-		return err
-	}
 	s.insertEvents, err = prepareMultiRow(ctx, s.write, insertEventsHead, 3, "")
 	return err
 }
@@ -283,8 +280,8 @@ func (s *Store) History(ctx context.Context, room string, q partyline.HistoryQue
 	}
 	// The unmoved messages first: one moved meanwhile is then in the rows
 	// too (and counts once), never in neither.
-	recent := s.unmoved.page(room, q, history.Bound(q), s.keep)
-	rows, err := s.read.QueryContext(ctx, query, room, history.Bound(q), s.keep, q.Limit)
+	recent, floor := s.unmoved.page(room, q, history.Bound(q), s.keep)
+	rows, err := s.read.QueryContext(ctx, query, room, history.Bound(q), s.keep, q.Limit, floor)
 	if err != nil {
 		return nil, unavailable("history", err)
 	}
@@ -297,32 +294,33 @@ func (s *Store) History(ctx context.Context, room string, q partyline.HistoryQue
 }
 
 // The history queries show only the newest keep seqs: those above the
-// room's last seq minus ?3. An unknown room has no last seq, so the
-// comparison is NULL and no row matches.
+// room's last seq minus ?3, where the rooms table's last seq may lag the
+// unmoved messages', whose last minus keep is ?5. A room without a row in
+// rooms has no moved messages either: the comparison is NULL and no row
+// matches.
 const (
 	historyAfter = `
 SELECT seq, id, username, content, data, timestamp_ms FROM messages
-WHERE room = ?1 AND seq > max(?2, (SELECT last_seq - ?3 FROM rooms WHERE room = ?1))
+WHERE room = ?1 AND seq > max(?2, (SELECT last_seq - ?3 FROM rooms WHERE room = ?1), ?5)
 ORDER BY seq LIMIT ?4`
 	historyBefore = `
 SELECT * FROM (
 	SELECT seq, id, username, content, data, timestamp_ms FROM messages
-	WHERE room = ?1 AND seq < ?2 AND seq > (SELECT last_seq - ?3 FROM rooms WHERE room = ?1)
+	WHERE room = ?1 AND seq < ?2 AND seq > max((SELECT last_seq - ?3 FROM rooms WHERE room = ?1), ?5)
 	ORDER BY seq DESC LIMIT ?4
 ) ORDER BY seq`
 )
 
-// LastSeq implements partyline.Store.
+// LastSeq implements partyline.Store: the last of the room's unmoved
+// messages, read first as History does, or else the rooms table's.
 func (s *Store) LastSeq(ctx context.Context, room string) (uint64, error) {
-	var last uint64
-	err := s.read.QueryRowContext(ctx, `SELECT last_seq FROM rooms WHERE room = ?`, room).Scan(&last)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	if err != nil {
+	logged := s.unmoved.last(room)
+	var saved int64
+	err := s.read.QueryRowContext(ctx, `SELECT last_seq FROM rooms WHERE room = ?`, room).Scan(&saved)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, unavailable("last seq", err)
 	}
-	return last, nil
+	return uint64(max(logged, saved)), nil
 }
 
 // Ping implements partyline.Pinger: it reads the schema table.

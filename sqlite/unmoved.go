@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -74,29 +75,41 @@ func (u *unmoved) clear() {
 	u.count, u.bytes = 0, 0
 }
 
+// last returns room's last seq in the log, 0 if it has none there.
+func (u *unmoved) last(room string) int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if messages := u.rooms[room]; len(messages) > 0 {
+		return int64(messages[len(messages)-1].Seq)
+	}
+	return 0
+}
+
 // page returns room's messages that the page q asks for, of the newest
-// keep seqs, in seq order: at most q.Limit, those nearest the bound.
-func (u *unmoved) page(room string, q partyline.HistoryQuery, bound, keep int64) []partyline.Message {
+// keep seqs, in seq order: at most q.Limit, those nearest the bound. It
+// also returns the highest seq that falls out of those keep, for the
+// query of the moved ones: math.MinInt64 when the log has none of room's.
+func (u *unmoved) page(room string, q partyline.HistoryQuery, bound, keep int64) (page []partyline.Message, lowest int64) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	messages := u.rooms[room]
 	if len(messages) == 0 {
-		return nil
+		return nil, math.MinInt64
 	}
-	lowest := int64(messages[len(messages)-1].Seq) - keep // keep is MaxInt64 when all are kept
+	lowest = int64(messages[len(messages)-1].Seq) - keep // keep is MaxInt64 when all are kept
 	in := func(m partyline.Message) bool {
 		seq := int64(m.Seq)
 		return seq > lowest && (q.Forward && seq > bound || !q.Forward && seq < bound)
 	}
 	first := slices.IndexFunc(messages, in)
 	if first < 0 {
-		return nil
+		return nil, lowest
 	}
 	end := first
 	for end < len(messages) && in(messages[end]) {
 		end++
 	}
-	return slices.Clone(nearest(messages[first:end], q))
+	return slices.Clone(nearest(messages[first:end], q)), lowest
 }
 
 // nearest returns the q.Limit messages of page, in seq order, nearest the

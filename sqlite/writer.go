@@ -89,19 +89,15 @@ func (s *Store) releaseWrite(conn *sql.Conn) {
 }
 
 // storeMessages assigns each message its seq and appends it to
-// message_log, saves the rooms' last seqs, and records the message events
-// of the routes that want them, all in tx. It returns what it did to each
-// room's seq, for s.seqs.assign, within which it must run. With no route
-// that wants messages it adds nothing else to the transaction.
+// message_log and records the message events of the routes that want
+// them, all in tx. It returns what it did to each room's seq, for
+// s.seqs.assign, within which it must run. With no route that wants
+// messages it adds nothing else to the transaction. The rooms' last seqs
+// are saved by the next move: until then, unmoved knows them.
 func (s *Store) storeMessages(ctx context.Context, tx *sql.Tx, batch []partyline.Message) ([]roomBump, error) {
 	bumps, err := s.seqs.bump(ctx, tx, batch)
 	if err != nil {
 		return nil, err
-	}
-	if err := s.saveRooms.exec(ctx, tx, len(bumps), func(args []any, i int) []any {
-		return append(args, bumps[i].room, bumps[i].after)
-	}); err != nil {
-		return bumps, err
 	}
 	if err := s.insertMessages.exec(ctx, tx, len(batch), func(args []any, i int) []any {
 		return appendMessage(args, &batch[i])
@@ -187,10 +183,10 @@ func (s *Store) recoverLog(ctx context.Context) error {
 }
 
 // moveLogged moves every row of message_log into messages in tx, sorted by
-// room and seq, and trims the rooms whose seq crossed a multiple of
-// trimEvery within the ranges moved.
+// room and seq, saves the rooms' last seqs, and trims the rooms whose seq
+// crossed a multiple of trimEvery within the ranges moved.
 func (s *Store) moveLogged(ctx context.Context, tx *sql.Tx, moved []seqRange) error {
-	for _, statement := range []string{moveLogRows, `DELETE FROM message_log`} {
+	for _, statement := range []string{moveLogRows, saveLastSeqs, `DELETE FROM message_log`} {
 		if _, err := tx.ExecContext(ctx, statement); err != nil {
 			return err
 		}
@@ -203,6 +199,12 @@ func (s *Store) moveLogged(ctx context.Context, tx *sql.Tx, moved []seqRange) er
 const moveLogRows = `
 INSERT OR FAIL INTO messages (room, seq, id, username, content, data, timestamp_ms)
 SELECT room, seq, id, username, content, data, timestamp_ms FROM message_log ORDER BY room, seq`
+
+// saveLastSeqs saves the last seq of each room in message_log. (WHERE true
+// tells SQLite's parser that ON CONFLICT belongs to the INSERT.)
+const saveLastSeqs = `
+INSERT INTO rooms (room, last_seq) SELECT room, max(seq) FROM message_log WHERE true GROUP BY room
+ON CONFLICT (room) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`
 
 // trim deletes the rows that fell out of retention in the rooms whose seq
 // crossed a multiple of trimEvery within their moved range.
@@ -222,8 +224,6 @@ func (s *Store) trim(ctx context.Context, tx *sql.Tx, moved []seqRange) error {
 // halfway needs: the writer rolls back the whole transaction on any error.
 const (
 	insertMessagesHead = `INSERT OR FAIL INTO message_log (room, seq, id, username, content, data, timestamp_ms) VALUES `
-	saveRoomsHead      = `INSERT OR FAIL INTO rooms (room, last_seq) VALUES `
-	saveRoomsTail      = ` ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq`
 )
 
 // chunkSizes are the row counts a multiRow statement is prepared for,
