@@ -143,7 +143,8 @@ type Options struct {
 }
 
 // Open opens the partyline database at path, creating it if it does not
-// exist and applying any migrations it lacks.
+// exist and applying any migrations it lacks, and moves into messages what
+// a process that did not close its Store left in message_log.
 //
 // Open fails with one error naming path when the file is locked by another
 // Store (in this process or another), cannot be written, or is not a
