@@ -3,6 +3,7 @@ package partyline
 import (
 	"context"
 	"encoding/json"
+	"math"
 )
 
 // Message is one chat message of a room, as stored and as delivered.
@@ -34,6 +35,37 @@ type HistoryQuery struct {
 	After   uint64
 	Before  uint64
 	Limit   int
+}
+
+// Page selects q's page from messages, which are ascending and contiguous
+// in seq, as a Store keeping them in memory holds a room's: a subslice of
+// messages, nil when the page is empty.
+func (q HistoryQuery) Page(messages []Message) []Message {
+	if len(messages) == 0 || q.Limit <= 0 {
+		return nil
+	}
+	first := messages[0].Seq
+	index := func(seq uint64) int { // position of seq, clamped to [0, len]
+		switch {
+		case seq < first:
+			return 0
+		case seq-first >= uint64(len(messages)):
+			return len(messages)
+		}
+		return int(seq - first)
+	}
+	if q.Forward {
+		if q.After == math.MaxUint64 {
+			return nil
+		}
+		from := index(q.After + 1)
+		return messages[from:min(from+q.Limit, len(messages))]
+	}
+	to := len(messages)
+	if q.Before > 0 {
+		to = index(q.Before)
+	}
+	return messages[max(0, to-q.Limit):to]
 }
 
 // Store makes messages durable and assigns each room's seq. It is the single

@@ -2,7 +2,6 @@ package partyline
 
 import (
 	"context"
-	"math"
 	"sync"
 )
 
@@ -77,37 +76,7 @@ func (s *MemoryStore) History(ctx context.Context, room string, q HistoryQuery) 
 	if s.keep > 0 && len(all) > s.keep {
 		all = all[len(all)-s.keep:]
 	}
-	return append([]Message{}, pageOf(all, q)...), nil
-}
-
-// pageOf selects q's page from messages, which are ascending and contiguous
-// in seq.
-func pageOf(messages []Message, q HistoryQuery) []Message {
-	if len(messages) == 0 || q.Limit <= 0 {
-		return nil
-	}
-	first := messages[0].Seq
-	index := func(seq uint64) int { // position of seq, clamped to [0, len]
-		switch {
-		case seq < first:
-			return 0
-		case seq-first >= uint64(len(messages)):
-			return len(messages)
-		}
-		return int(seq - first)
-	}
-	if q.Forward {
-		if q.After == math.MaxUint64 {
-			return nil
-		}
-		from := index(q.After + 1)
-		return messages[from:min(from+q.Limit, len(messages))]
-	}
-	to := len(messages)
-	if q.Before > 0 {
-		to = index(q.Before)
-	}
-	return messages[max(0, to-q.Limit):to]
+	return append([]Message{}, q.Page(all)...), nil
 }
 
 // LastSeq implements Store.

@@ -40,7 +40,7 @@ func checkSeqs(t *testing.T, what string, got []Message, want []uint64) {
 	}
 }
 
-func TestMemoryStorePageOf(t *testing.T) {
+func TestHistoryQueryPage(t *testing.T) {
 	messages := contiguous(5, 14) // as after retention trimmed 1-4
 	tests := []struct {
 		q    HistoryQuery
@@ -72,15 +72,15 @@ func TestMemoryStorePageOf(t *testing.T) {
 		{HistoryQuery{Forward: true, After: 5, Before: 7, Limit: 3}, seqRange(6, 8)},
 	}
 	for _, tt := range tests {
-		checkSeqs(t, fmt.Sprintf("pageOf(5..14, %+v)", tt.q), pageOf(messages, tt.q), tt.want)
+		checkSeqs(t, fmt.Sprintf("Page(5..14, %+v)", tt.q), tt.q.Page(messages), tt.want)
 	}
-	checkSeqs(t, "pageOf(empty)", pageOf(nil, HistoryQuery{Limit: 5}), nil)
-	checkSeqs(t, "pageOf(empty, After 3)", pageOf(nil, HistoryQuery{Forward: true, After: 3, Limit: 5}), nil)
+	checkSeqs(t, "Page(empty)", HistoryQuery{Limit: 5}.Page(nil), nil)
+	checkSeqs(t, "Page(empty, After 3)", HistoryQuery{Forward: true, After: 3, Limit: 5}.Page(nil), nil)
 }
 
 // TestMemoryStorePageOfHugeSeqs covers client-controlled seqs near the top
-// of uint64: history's before and join's since reach pageOf unchanged.
-func TestMemoryStorePageOfHugeSeqs(t *testing.T) {
+// of uint64: history's before and join's since reach Page unchanged.
+func TestHistoryQueryPageHugeSeqs(t *testing.T) {
 	messages := contiguous(1, 10)
 	tests := []struct {
 		q    HistoryQuery
@@ -96,10 +96,10 @@ func TestMemoryStorePageOfHugeSeqs(t *testing.T) {
 		func() {
 			defer func() {
 				if p := recover(); p != nil {
-					t.Errorf("pageOf(1..10, %+v) panicked: %v", tt.q, p)
+					t.Errorf("Page(1..10, %+v) panicked: %v", tt.q, p)
 				}
 			}()
-			checkSeqs(t, fmt.Sprintf("pageOf(1..10, %+v)", tt.q), pageOf(messages, tt.q), tt.want)
+			checkSeqs(t, fmt.Sprintf("Page(1..10, %+v)", tt.q), tt.q.Page(messages), tt.want)
 		}()
 	}
 }

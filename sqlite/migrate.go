@@ -145,9 +145,9 @@ var (
 // every page in the cache to drop those past the end of the file. With 32
 // MiB that look took 7% of the writer's CPU; 8 MiB took the CPU per
 // message down 2–3% with 1,000 rooms and 7–14% with 10,000
-// (BenchmarkAppend, docs/performance.md item 15). wal_autocheckpoint=0 turns off the checkpoint SQLite
-// would run inside a commit: the Store's checkpointer runs them on a
-// connection of its own (checkpoint.go).
+// (BenchmarkAppend, docs/performance.md item 16). wal_autocheckpoint=0
+// turns off the checkpoint SQLite would run inside a commit: the Store's
+// checkpointer runs them on a connection of its own (checkpoint.go).
 const writeCacheParams = "&_pragma=cache_size(-8192)&_pragma=wal_autocheckpoint(0)"
 
 // writeParams are the writer pool's parameters, with synchronous=FULL or

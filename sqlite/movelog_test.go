@@ -130,20 +130,19 @@ func TestUnmovedPage(t *testing.T) {
 	}
 	u.add(batch, time.Now())
 	for _, tt := range []struct {
-		name  string
-		q     partyline.HistoryQuery
-		bound int64
-		keep  int64
-		want  []uint64
+		name string
+		q    partyline.HistoryQuery
+		keep int64
+		want []uint64
 	}{
-		{"newest", partyline.HistoryQuery{Limit: 3}, 1 << 62, 1 << 62, []uint64{18, 19, 20}},
-		{"before 15", partyline.HistoryQuery{Before: 15, Limit: 3}, 15, 1 << 62, []uint64{12, 13, 14}},
-		{"after 17", partyline.HistoryQuery{Forward: true, After: 17, Limit: 5}, 17, 1 << 62, []uint64{18, 19, 20}},
-		{"from the first", partyline.HistoryQuery{Forward: true, Limit: 2}, 0, 1 << 62, []uint64{11, 12}},
-		{"keeping 4", partyline.HistoryQuery{Forward: true, Limit: 10}, 0, 4, []uint64{17, 18, 19, 20}},
-		{"before all", partyline.HistoryQuery{Before: 11, Limit: 3}, 11, 1 << 62, nil},
+		{"newest", partyline.HistoryQuery{Limit: 3}, 1 << 62, []uint64{18, 19, 20}},
+		{"before 15", partyline.HistoryQuery{Before: 15, Limit: 3}, 1 << 62, []uint64{12, 13, 14}},
+		{"after 17", partyline.HistoryQuery{Forward: true, After: 17, Limit: 5}, 1 << 62, []uint64{18, 19, 20}},
+		{"from the first", partyline.HistoryQuery{Forward: true, Limit: 2}, 1 << 62, []uint64{11, 12}},
+		{"keeping 4", partyline.HistoryQuery{Forward: true, Limit: 10}, 4, []uint64{17, 18, 19, 20}},
+		{"before all", partyline.HistoryQuery{Before: 11, Limit: 3}, 1 << 62, nil},
 	} {
-		page, lowest := u.page("r", tt.q, tt.bound, tt.keep)
+		page, lowest := u.page("r", tt.q, tt.keep)
 		if got := seqsOf(page); !slices.Equal(got, tt.want) {
 			t.Errorf("%s: page = %v, want %v", tt.name, got, tt.want)
 		}
@@ -151,7 +150,7 @@ func TestUnmovedPage(t *testing.T) {
 			t.Errorf("%s: lowest seq out of keep = %d, want %d", tt.name, lowest, 20-tt.keep)
 		}
 	}
-	if got, lowest := u.page("nobody", partyline.HistoryQuery{Limit: 3}, 1<<62, 1<<62); got != nil || lowest != math.MinInt64 {
+	if got, lowest := u.page("nobody", partyline.HistoryQuery{Limit: 3}, 1<<62); got != nil || lowest != math.MinInt64 {
 		t.Errorf("page of a room with nothing unmoved = %v, %d; want nil, math.MinInt64", got, lowest)
 	}
 	if last, none := u.last("r"), u.last("nobody"); last != 20 || none != 0 {

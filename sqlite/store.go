@@ -281,7 +281,7 @@ func (s *Store) History(ctx context.Context, room string, q partyline.HistoryQue
 	}
 	// The unmoved messages first: one moved meanwhile is then in the rows
 	// too (and counts once), never in neither.
-	recent, floor := s.unmoved.page(room, q, history.Bound(q), s.keep)
+	recent, floor := s.unmoved.page(room, q, s.keep)
 	rows, err := s.read.QueryContext(ctx, query, room, history.Bound(q), s.keep, q.Limit, floor)
 	if err != nil {
 		return nil, unavailable("history", err)

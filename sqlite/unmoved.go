@@ -86,30 +86,19 @@ func (u *unmoved) last(room string) int64 {
 }
 
 // page returns room's messages that the page q asks for, of the newest
-// keep seqs, in seq order: at most q.Limit, those nearest the bound. It
-// also returns the highest seq that falls out of those keep, for the
-// query of the moved ones: math.MinInt64 when the log has none of room's.
-func (u *unmoved) page(room string, q partyline.HistoryQuery, bound, keep int64) (page []partyline.Message, lowest int64) {
+// keep seqs. It also returns the highest seq that falls out of those keep,
+// for the query of the moved ones: math.MinInt64 when the log has none of
+// room's.
+func (u *unmoved) page(room string, q partyline.HistoryQuery, keep int64) (page []partyline.Message, lowest int64) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	messages := u.rooms[room]
+	messages := u.rooms[room] // contiguous in seq, as a room's log is
 	if len(messages) == 0 {
 		return nil, math.MinInt64
 	}
 	lowest = int64(messages[len(messages)-1].Seq) - keep // keep is MaxInt64 when all are kept
-	in := func(m partyline.Message) bool {
-		seq := int64(m.Seq)
-		return seq > lowest && (q.Forward && seq > bound || !q.Forward && seq < bound)
-	}
-	first := slices.IndexFunc(messages, in)
-	if first < 0 {
-		return nil, lowest
-	}
-	end := first
-	for end < len(messages) && in(messages[end]) {
-		end++
-	}
-	return slices.Clone(nearest(messages[first:end], q)), lowest
+	kept := messages[max(0, int64(len(messages))-keep):]
+	return slices.Clone(q.Page(kept)), lowest
 }
 
 // nearest returns the q.Limit messages of page, in seq order, nearest the

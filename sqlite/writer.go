@@ -60,8 +60,9 @@ func (s *Store) commitBatch(ctx context.Context, batch []partyline.Message) erro
 	})
 }
 
-// writeTx runs f in a transaction on the write connection, which it takes
-// after the seqs' lock (as lastSeqs requires), and commits it.
+// writeTx runs f in a transaction on the write connection and commits it.
+// A caller that assigns seqs or moves the log holds the seqs' lock, which
+// lastSeqs requires be taken before the connection.
 func (s *Store) writeTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 	conn, err := s.write.Conn(ctx)
 	if err != nil {
