@@ -1,0 +1,261 @@
+//go:build linux
+
+package uring
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// newRing returns a Ring, or skips the test where the system refuses one.
+func newRing(t testing.TB, entries int) *Ring {
+	t.Helper()
+	r, err := New(entries)
+	if errors.Is(err, ErrUnsupported) {
+		t.Skipf("no io_uring here: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// pairs connects n loopback TCP pairs and returns the sending ends'
+// descriptors and the receiving ends.
+func pairs(t testing.TB, n int) ([]int, []net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var fds []int
+	var receivers []net.Conn
+	for range n {
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		server, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close(); server.Close() })
+		raw, err := server.(*net.TCPConn).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw.Control(func(fd uintptr) { fds = append(fds, int(fd)) })
+		receivers = append(receivers, client)
+	}
+	return fds, receivers
+}
+
+func TestSubmitSendsToEachSocketInOrder(t *testing.T) {
+	r := newRing(t, 16)
+	fds, receivers := pairs(t, r.Cap())
+	want := make([][]byte, len(fds))
+	for round := range 3 { // the ring is reused
+		for i, fd := range fds {
+			bufs := [][]byte{[]byte("one ")}
+			if i%2 == 1 { // several buffers: a sendmsg
+				bufs = append(bufs, nil, []byte("two "), []byte("three "))
+			}
+			if !r.Send(fd, bufs) {
+				t.Fatalf("round %d: Send %d of %d refused", round, i+1, r.Cap())
+			}
+			want[i] = append(want[i], bytes.Join(bufs, nil)...)
+		}
+		if r.Send(fds[0], [][]byte{[]byte("x")}) {
+			t.Fatalf("Send took a send past Cap %d", r.Cap())
+		}
+		results, err := r.Submit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(results) != len(fds) {
+			t.Fatalf("round %d: %d results for %d sends", round, len(results), len(fds))
+		}
+		for i, n := range results {
+			if wantN := 4 + 10*(i%2); n != wantN {
+				t.Errorf("round %d: send %d took %d bytes, want %d", round, i, n, wantN)
+			}
+		}
+	}
+	for i, c := range receivers {
+		got := make([]byte, len(want[i]))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatalf("socket %d: %v", i, err)
+		}
+		if !bytes.Equal(got, want[i]) {
+			t.Errorf("socket %d got %q, want %q", i, got, want[i])
+		}
+	}
+}
+
+func TestSubmitWithNothingQueued(t *testing.T) {
+	r := newRing(t, 4)
+	results, err := r.Submit()
+	if err != nil || len(results) != 0 {
+		t.Fatalf("Submit() = %v, %v; want no results", results, err)
+	}
+}
+
+// A full socket takes part of a send, then nothing: a send never blocks.
+func TestSubmitToAFullSocketDoesNotBlock(t *testing.T) {
+	r := newRing(t, 4)
+	fds, receivers := pairs(t, 1)
+	if err := syscall.SetsockoptInt(fds[0], syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4096); err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	var sent, short int
+	for i := 0; i < 1000; i++ {
+		r.Send(fds[0], [][]byte{chunk})
+		results, err := r.Submit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := results[0]; n == -int(syscall.EAGAIN) {
+			break
+		} else if n < 0 {
+			t.Fatalf("send %d failed with errno %d", i, -n)
+		} else {
+			sent += n
+			if n < len(chunk) {
+				short++
+			}
+		}
+		if i == 999 {
+			t.Fatal("1,000 sends of 64 KiB to a socket nobody reads never would block")
+		}
+	}
+	if sent == 0 || short == 0 {
+		t.Errorf("sent %d bytes in %d short sends before EAGAIN; want a short send first", sent, short)
+	}
+	receivers[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := io.CopyN(io.Discard, receivers[0], int64(sent)); err != nil {
+		t.Fatalf("read back %d of %d bytes: %v", n, sent, err)
+	}
+}
+
+// A send to a peer that is gone fails with an errno, and raises no SIGPIPE.
+func TestSubmitToAClosedPeer(t *testing.T) {
+	r := newRing(t, 4)
+	fds, receivers := pairs(t, 1)
+	receivers[0].(*net.TCPConn).SetLinger(0) // a reset
+	receivers[0].Close()
+	time.Sleep(10 * time.Millisecond)
+	var failed int
+	for range 3 { // the first may still be taken before the reset lands
+		r.Send(fds[0], [][]byte{[]byte("anyone?")})
+		results, err := r.Submit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if results[0] < 0 {
+			failed = -results[0]
+			break
+		}
+	}
+	if errno := syscall.Errno(failed); errno != syscall.EPIPE && errno != syscall.ECONNRESET {
+		t.Fatalf("send to a reset peer: errno %d (%v), want EPIPE or ECONNRESET", failed, errno)
+	}
+}
+
+// A send to a descriptor that is not open fails alone; the others go.
+func TestSubmitWithABadDescriptor(t *testing.T) {
+	r := newRing(t, 4)
+	fds, receivers := pairs(t, 2)
+	r.Send(fds[0], [][]byte{[]byte("a")})
+	r.Send(1<<20, [][]byte{[]byte("b")})
+	r.Send(fds[1], [][]byte{[]byte("c")})
+	results, err := r.Submit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if results[0] != 1 || results[1] != -int(syscall.EBADF) || results[2] != 1 {
+		t.Fatalf("results %v, want [1 %d 1]", results, -int(syscall.EBADF))
+	}
+	buf := make([]byte, 1)
+	receivers[1].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(receivers[1], buf); err != nil || buf[0] != 'c' {
+		t.Fatalf("third socket read %q, %v", buf, err)
+	}
+}
+
+// BenchmarkSubmit measures a send made in batches through a Ring, beside
+// the same sends made one send(2) each, taking turns on the same sockets.
+// cpu-ns/ring and cpu-ns/send are the process's CPU time per send.
+func BenchmarkSubmit(b *testing.B) {
+	r := newRing(b, 64)
+	const sockets = 1024
+	fds, receivers := pairs(b, sockets)
+	frame := [][]byte{make([]byte, 80)}
+	var cpu [2]time.Duration
+	var made [2]int
+	b.ResetTimer()
+	for round := 0; made[0]+made[1] < b.N; round++ {
+		k := round % 2
+		start := processCPU()
+		for i := 0; i < sockets; i += r.Cap() {
+			for _, fd := range fds[i:min(i+r.Cap(), sockets)] {
+				if k == 1 {
+					send(fd, frame[0])
+				} else {
+					r.Send(fd, frame)
+				}
+			}
+			if k == 0 {
+				if _, err := r.Submit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		cpu[k] += processCPU() - start
+		made[k] += sockets
+		if round%20 == 19 { // stays well inside the receive buffers
+			b.StopTimer()
+			drain(receivers)
+			b.StartTimer()
+		}
+	}
+	b.ReportMetric(float64(cpu[0])/float64(made[0]), "cpu-ns/ring")
+	b.ReportMetric(float64(cpu[1])/float64(made[1]), "cpu-ns/send")
+}
+
+// send makes a raw send(2), as partyline does without a Ring.
+func send(fd int, b []byte) {
+	syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), sendFlags, 0, 0)
+}
+
+// drain reads what conns hold, without waiting.
+func drain(conns []net.Conn) {
+	buf := make([]byte, 64<<10)
+	for _, c := range conns {
+		raw, _ := c.(*net.TCPConn).SyscallConn()
+		raw.Read(func(fd uintptr) bool {
+			for {
+				n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), syscall.MSG_DONTWAIT, 0, 0)
+				if errno != 0 || n == 0 {
+					return true
+				}
+			}
+		})
+	}
+}
+
+// processCPU is the process's CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
