@@ -59,7 +59,13 @@ func (c *Conn) flush() {
 	if c.rawConn != nil && w.writeWithoutBlocking() {
 		return
 	}
-	c.queue.stall()
+	w.handOff()
+}
+
+// handOff gives the writer role, and what w has not written, to a writer
+// goroutine, which may wait on the socket.
+func (w *writer) handOff() {
+	w.c.queue.stall()
 	go w.writeLoop()
 }
 
