@@ -1,7 +1,6 @@
 package partyline
 
 import (
-	"os"
 	"sync"
 	"syscall"
 
@@ -15,7 +14,7 @@ import (
 // but the system call's entry and exit are paid once per batch: a send
 // cost about a third less CPU in batches of 64, more on a virtual machine
 // (docs/performance.md, item 19). Where the system refuses io_uring, or
-// PARTYLINE_IO_URING=off, each connection is written as before.
+// SendInBatches turned them off, each connection is written as before.
 //
 // Each connection goes on as flush would alone: what its socket did not
 // take at once goes to its writer goroutine, and what was queued meanwhile
@@ -30,12 +29,12 @@ type batchWriter struct {
 
 // batchWriters holds the rings of the flush goroutines between their runs;
 // there are never more than flush goroutines run at once.
-var batchWriters = struct {
+var batchWriters struct {
 	sync.Mutex
 	free    []*batchWriter
 	open    int  // rings made and not closed
 	refused bool // the system refused io_uring, or it was turned off
-}{refused: os.Getenv("PARTYLINE_IO_URING") == "off"}
+}
 
 // takeBatchWriter returns a batchWriter for a flush goroutine to use until
 // putBack, or nil where sends are made one at a time.
@@ -80,9 +79,12 @@ func (b *batchWriter) putBack() {
 	}
 }
 
-// sendInBatches turns sends in batches on or off for the flush goroutines
-// that start from now on, and reports whether they were on.
-func sendInBatches(on bool) bool {
+// SendInBatches turns on or off, for the whole process, the flush
+// goroutines' sends in batches through io_uring, and reports whether they
+// were on. They are on unless turned off, or the system refuses io_uring,
+// in which case turning them on has no effect. A flush goroutine that is
+// running keeps its way of sending until it ends.
+func SendInBatches(on bool) bool {
 	p := &batchWriters
 	p.Lock()
 	defer p.Unlock()
@@ -118,9 +120,15 @@ func (b *batchWriter) flush(conns []flushable) {
 		w.c = c
 		round = append(round, w)
 	}
-	for len(round) > 0 {
+	for len(round) > 0 && b.ring != nil {
 		round = b.send(round)
 	}
+	for _, w := range round { // the ring failed: the rest one by one
+		if !w.writeWithoutBlocking() {
+			w.handOff()
+		}
+	}
+	clear(round)
 	b.round = round[:0]
 }
 

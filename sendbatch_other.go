@@ -18,4 +18,6 @@ func (b *batchWriter) flush(conns []flushable) {
 
 func openRings() int { return 0 }
 
-func sendInBatches(on bool) bool { return false }
+// SendInBatches has no effect here, and reports false: sends are made in
+// batches on Linux only.
+func SendInBatches(on bool) bool { return false }

@@ -62,6 +62,7 @@ type config struct {
 	HookHeaders         string
 	HookTimeout         time.Duration
 	MemoryTrim          string
+	IOUring             string
 }
 
 // flagSet declares the settings with their defaults on a new FlagSet.
@@ -114,6 +115,7 @@ func (c *config) flagSet(output io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.HookHeaders, "hook-headers", "Cookie,Authorization", "request headers passed to the connect hook, comma-separated")
 	fs.DurationVar(&c.HookTimeout, "hook-timeout", hook.DefaultTimeout, "how long a hook may take to answer; then the action is refused")
 	fs.StringVar(&c.MemoryTrim, "memory-trim", "auto", "give the heap a burst of work left free back to the system once the server is quiet: auto (on unless GOGC or GOMEMLIMIT is set), on or off")
+	fs.StringVar(&c.IOUring, "io-uring", "auto", "make sends to many clients in batches through io_uring: auto (where Linux allows it) or off")
 	return fs
 }
 
@@ -232,6 +234,8 @@ func (c *config) check() error {
 		return fmt.Errorf("compression must be off or on, got %q", c.Compression)
 	case c.MemoryTrim != "auto" && c.MemoryTrim != "on" && c.MemoryTrim != "off":
 		return fmt.Errorf("memory-trim must be auto, on or off, got %q", c.MemoryTrim)
+	case c.IOUring != "auto" && c.IOUring != "off":
+		return fmt.Errorf("io-uring must be auto or off, got %q", c.IOUring)
 	case c.CompressionMinSize < 0:
 		return fmt.Errorf("compression-min-size must not be negative, got %d", c.CompressionMinSize)
 	case (c.TLSCert == "") != (c.TLSKey == ""):

@@ -64,6 +64,7 @@ func TestBadSettingsNameTheSetting(t *testing.T) {
 		{[]string{"--presence-ttl", "0s"}, nil, "presence-ttl"},
 		{[]string{"--presence-list-max", "0"}, nil, "presence-list-max"},
 		{[]string{"--compression", "maybe"}, nil, "compression"},
+		{[]string{"--io-uring", "on"}, nil, "io-uring"},
 		{[]string{"--transports", "websocket,ws"}, nil, "transports"},
 		{nil, map[string]string{"PARTYLINE_SEND_QUEUE": "many"}, "PARTYLINE_SEND_QUEUE"},
 		{[]string{"--config", file}, nil, `"adress"`},

@@ -60,6 +60,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("addr: %w", err)
 	}
 	httpServer := newHTTPServer(cfg, srv, m.Handler(), log)
+	partyline.SendInBatches(cfg.IOUring == "auto")
 	if memoryTrimOn(cfg.MemoryTrim, os.Getenv) {
 		trimCtx, stopTrim := context.WithCancel(ctx)
 		defer stopTrim()
