@@ -52,11 +52,11 @@
 // connection's own while the socket takes what is written at once: the flush
 // goroutines, at most one per CPU but one and only while connections wait
 // for them, write every connection, on Linux up to 64 at a time with one
-// io_uring submission (sendbatch_linux.go). Readers and flush goroutines are pooled
-// (goroutines.go): one that has done its work waits, with the stack it has
-// grown, for the next, and ends after a second or two with none. Only when the
-// socket would block, or for the close handshake, does a writer goroutine run,
-// until the queue is empty. A join with since adds a replay goroutine for the
+// io_uring submission (sendbatch_linux.go). Readers and flush goroutines
+// are pooled (goroutines.go): one that has done its work waits, with the
+// stack it has grown, for the next, and ends after a second or two with
+// none. Only when the socket would block, or for the close handshake, does
+// a writer goroutine run, until the queue is empty. A join with since adds a replay goroutine for the
 // time it takes to catch up. The goroutine that hands a room an event delivers
 // that pass itself; if more events arrived meanwhile, a delivery goroutine
 // takes over the room's passes until its inbox is empty, so a publisher never

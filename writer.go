@@ -12,8 +12,9 @@ import (
 // connection with no writer (a room's fan-out, the reader answering its
 // client, the heartbeat) claims the role and puts the connection on the
 // flush list (flush.go), whose goroutine writes it without blocking: on a
-// healthy connection a delivery costs one write syscall, or less when
-// several messages wait. (A replay's push, paced, writes at once, on its
+// healthy connection a delivery costs one send, or less when several
+// messages wait, and on Linux the sends to up to 64 connections share one
+// system call (sendbatch_linux.go). (A replay's push, paced, writes at once, on its
 // own goroutine: queue.go's pushPaced.) When the socket would block, or
 // the close is due, the role passes to a writer goroutine that may wait
 // (up to the write wait); it ends when the queue is empty.
