@@ -33,6 +33,7 @@ var batchWriters struct {
 	sync.Mutex
 	free    []*batchWriter
 	open    int  // rings made and not closed
+	most    int  // when > 0, the system refused a ring past this many
 	refused bool // the system refused io_uring, or it was turned off
 }
 
@@ -50,9 +51,15 @@ func takeBatchWriter() *batchWriter {
 		p.free = p.free[:n-1]
 		return b
 	}
+	if p.most > 0 && p.open >= p.most {
+		return nil
+	}
 	ring, err := uring.New(flushBatch)
 	if err != nil {
-		p.refused = true
+		// No ring at all: io_uring is refused. Some: the system's limit
+		// (RLIMIT_MEMLOCK before Linux 5.12), and the goroutines past
+		// it send one by one.
+		p.refused, p.most = p.open == 0, p.open
 		return nil
 	}
 	p.open++
@@ -89,7 +96,7 @@ func SendInBatches(on bool) bool {
 	p.Lock()
 	defer p.Unlock()
 	was := !p.refused
-	p.refused = !on
+	p.refused, p.most = !on, 0
 	if !on {
 		for _, b := range p.free {
 			b.ring.Close()
