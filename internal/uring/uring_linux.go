@@ -83,7 +83,8 @@ type Ring struct {
 	tail    uint32 // the submission tail, ahead of *sqTail by the queued sends
 	slots   []slot // what each queued send points to, kept alive for the kernel
 	results []int
-	broken  error // a failure that makes the ring unusable
+	broken  error  // a failure that makes the ring unusable
+	flags   uint32 // of every send: sendFlags, but in a test of waiting
 }
 
 // slot holds what one queued send's entry points to, so the memory stays
@@ -103,7 +104,7 @@ func New(entries int) (*Ring, error) {
 	if errno != 0 {
 		return nil, fmt.Errorf("%w: io_uring_setup: %v", ErrUnsupported, errno)
 	}
-	r := &Ring{fd: int(fd)}
+	r := &Ring{fd: int(fd), flags: sendFlags}
 	if err := r.init(&p); err != nil {
 		r.Close()
 		return nil, err
@@ -192,7 +193,7 @@ func (r *Ring) Send(fd int, bufs [][]byte) bool {
 	}
 	s := &r.slots[i]
 	s.bufs = bufs
-	e := submission{fd: int32(fd), msgFlags: sendFlags, userData: uint64(i)}
+	e := submission{fd: int32(fd), msgFlags: r.flags, userData: uint64(i)}
 	if len(bufs) == 1 {
 		e.opcode, e.len = opSend, uint32(len(bufs[0]))
 		if len(bufs[0]) > 0 {

@@ -113,31 +113,7 @@ func TestSubmitWithNothingQueued(t *testing.T) {
 func TestSubmitToAFullSocketDoesNotBlock(t *testing.T) {
 	r := newRing(t, 4)
 	fds, receivers := pairs(t, 1)
-	if err := syscall.SetsockoptInt(fds[0], syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4096); err != nil {
-		t.Fatal(err)
-	}
-	chunk := make([]byte, 64<<10)
-	var sent, short int
-	for i := 0; i < 1000; i++ {
-		r.Send(fds[0], [][]byte{chunk})
-		results, err := r.Submit()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n := results[0]; n == -int(syscall.EAGAIN) {
-			break
-		} else if n < 0 {
-			t.Fatalf("send %d failed with errno %d", i, -n)
-		} else {
-			sent += n
-			if n < len(chunk) {
-				short++
-			}
-		}
-		if i == 999 {
-			t.Fatal("1,000 sends of 64 KiB to a socket nobody reads never would block")
-		}
-	}
+	sent, short := fill(t, r, fds[0])
 	if sent == 0 || short == 0 {
 		t.Errorf("sent %d bytes in %d short sends before EAGAIN; want a short send first", sent, short)
 	}
@@ -145,6 +121,63 @@ func TestSubmitToAFullSocketDoesNotBlock(t *testing.T) {
 	if n, err := io.CopyN(io.Discard, receivers[0], int64(sent)); err != nil {
 		t.Fatalf("read back %d of %d bytes: %v", n, sent, err)
 	}
+}
+
+// A send that does not complete as it is submitted is waited for. (Sends
+// never block, so this test makes one that may, to a full socket.)
+func TestSubmitWaitsForASendThatBlocks(t *testing.T) {
+	r := newRing(t, 4)
+	fds, receivers := pairs(t, 1)
+	filled, _ := fill(t, r, fds[0])
+	r.flags = syscall.MSG_NOSIGNAL // may block
+	const pause = 50 * time.Millisecond
+	read := make(chan int64, 1)
+	go func() {
+		time.Sleep(pause) // Submit has to wait until then
+		receivers[0].SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, _ := io.CopyN(io.Discard, receivers[0], int64(filled+1024))
+		read <- n
+	}()
+	start := time.Now()
+	r.Send(fds[0], [][]byte{make([]byte, 1024)})
+	results, err := r.Submit()
+	if err != nil || results[0] != 1024 {
+		t.Fatalf("Submit() = %v, %v; want the 1,024 bytes sent", results, err)
+	}
+	if waited := time.Since(start); waited < pause*4/5 {
+		t.Errorf("Submit returned after %v, before the peer read", waited)
+	}
+	if n := <-read; n != int64(filled+1024) {
+		t.Fatalf("the peer read %d bytes, want %d", n, filled+1024)
+	}
+}
+
+// fill sends to fd until its socket takes nothing more, and returns how
+// many bytes it took, and in how many sends that took part of theirs.
+func fill(t *testing.T, r *Ring, fd int) (sent, short int) {
+	t.Helper()
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4096); err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for range 1000 {
+		r.Send(fd, [][]byte{chunk})
+		results, err := r.Submit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch n := results[0]; {
+		case n == -int(syscall.EAGAIN):
+			return sent, short
+		case n < 0:
+			t.Fatalf("send failed with errno %d", -n)
+		case n < len(chunk):
+			short++
+		}
+		sent += results[0]
+	}
+	t.Fatal("1,000 sends of 64 KiB to a socket nobody reads never would block")
+	return 0, 0
 }
 
 // A send to a peer that is gone fails with an errno, and raises no SIGPIPE.
