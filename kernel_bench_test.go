@@ -3,12 +3,15 @@
 package partyline_test
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/partyline/partyline/internal/uring"
 )
 
 // BenchmarkLoopbackWrite measures the floor under every delivery: one
@@ -63,30 +66,90 @@ func benchmarkLoopbackWrite(b *testing.B, sockets int, call string) {
 // falls on both alike. cpu-ns/send and cpu-ns/write are the process's CPU
 // time per call of each.
 func BenchmarkLoopbackSendOrWrite(b *testing.B) {
-	const sockets = 4000
-	senders, receivers := loopbackPairs(b, sockets)
 	frame := make([]byte, 80)
+	takeTurns(b, 4000, []turn{
+		{"send", func(fds []int) error { return writeEach(fds, frame, "send") }},
+		{"write", func(fds []int) error { return writeEach(fds, frame, "raw") }},
+	})
+}
+
+// BenchmarkLoopbackSendInBatches compares sends made in io_uring batches
+// of 64, as the flush goroutines make them (internal/uring), with one raw
+// send(2) each, taking turns on the same 1,024 sockets. cpu-ns/ring and
+// cpu-ns/send are the process's CPU time per send of each.
+func BenchmarkLoopbackSendInBatches(b *testing.B) {
+	ring := newRing(b, 64)
+	frame := make([]byte, 80)
+	takeTurns(b, 1024, []turn{
+		{"ring", func(fds []int) error { return sendInBatches(ring, fds, frame) }},
+		{"send", func(fds []int) error { return writeEach(fds, frame, "send") }},
+	})
+}
+
+// A turn is one way of writing a frame to each of the sockets fds.
+type turn struct {
+	name  string
+	round func(fds []int) error
+}
+
+// takeTurns writes to sockets loopback pairs in rounds of one frame per
+// socket, the turns taking rounds in turn, and reports each one's process
+// CPU time per socket written as cpu-ns/NAME.
+func takeTurns(b *testing.B, sockets int, turns []turn) {
+	senders, receivers := loopbackPairs(b, sockets)
 	drain := make([]byte, 64<<10)
-	calls := [2]string{"send", "raw"}
-	var cpu [2]time.Duration
-	var made [2]int
+	cpu := make([]time.Duration, len(turns))
+	made := make([]int, len(turns))
 	b.ResetTimer()
-	for round := 0; made[0]+made[1] < b.N; round++ {
-		k := round % 2
+	for round, total := 0, 0; total < b.N; round++ {
+		k := round % len(turns)
 		start := processCPU()
-		for _, fd := range senders {
-			if err := writeOnce(fd, frame, calls[k]); err != nil {
-				b.Fatal(err)
-			}
+		if err := turns[k].round(senders); err != nil {
+			b.Fatal(err)
 		}
 		cpu[k] += processCPU() - start
 		made[k] += sockets
+		total += sockets
 		if round%20 == 19 { // stays well inside the receive buffers
 			drainAll(receivers, drain)
 		}
 	}
-	b.ReportMetric(float64(cpu[0])/float64(made[0]), "cpu-ns/send")
-	b.ReportMetric(float64(cpu[1])/float64(made[1]), "cpu-ns/write")
+	for k, t := range turns {
+		b.ReportMetric(float64(cpu[k])/float64(made[k]), "cpu-ns/"+t.name)
+	}
+}
+
+// writeEach writes frame to each of fds with the call writeOnce names.
+func writeEach(fds []int, frame []byte, call string) error {
+	for _, fd := range fds {
+		if err := writeOnce(fd, frame, call); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendInBatches sends frame to each of fds through ring, a batch of
+// ring.Cap() sockets per submission.
+func sendInBatches(ring *uring.Ring, fds []int, frame []byte) error {
+	bufs := [][]byte{frame}
+	for len(fds) > 0 {
+		batch := fds[:min(len(fds), ring.Cap())]
+		for _, fd := range batch {
+			ring.Send(fd, bufs)
+		}
+		results, err := ring.Submit()
+		if err != nil {
+			return err
+		}
+		for _, n := range results {
+			if n != len(frame) {
+				return fmt.Errorf("a send in a batch took %d of %d bytes", n, len(frame))
+			}
+		}
+		fds = fds[len(batch):]
+	}
+	return nil
 }
 
 // BenchmarkLoopbackWriteRead measures the floor under a heartbeat: the

@@ -18,7 +18,7 @@ func TestSendsInBatchesAndOneByOne(t *testing.T) {
 			was := partyline.SendInBatches(batched)
 			t.Cleanup(func() { partyline.SendInBatches(was) })
 			if batched {
-				skipWithoutRings(t)
+				newRing(t, 4) // or skip
 			}
 			fanOutToAll(t, 150, 4, 25)
 			if rings := partyline.OpenRings(); batched && rings == 0 || !batched && rings != 0 {
@@ -28,14 +28,17 @@ func TestSendsInBatchesAndOneByOne(t *testing.T) {
 	}
 }
 
-// skipWithoutRings skips a test where the system refuses io_uring.
-func skipWithoutRings(t *testing.T) {
-	r, err := uring.New(4)
+// newRing returns an io_uring Ring of entries, closed when tb ends, or
+// skips tb where the system refuses io_uring (and sends one by one).
+func newRing(tb testing.TB, entries int) *uring.Ring {
+	tb.Helper()
+	r, err := uring.New(entries)
 	if errors.Is(err, uring.ErrUnsupported) {
-		t.Skipf("this system sends one by one: %v", err)
+		tb.Skipf("this system sends one by one: %v", err)
 	}
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	r.Close()
+	tb.Cleanup(func() { r.Close() })
+	return r
 }

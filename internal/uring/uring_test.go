@@ -10,11 +10,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 )
 
 // newRing returns a Ring, or skips the test where the system refuses one.
-func newRing(t testing.TB, entries int) *Ring {
+func newRing(t *testing.T, entries int) *Ring {
 	t.Helper()
 	r, err := New(entries)
 	if errors.Is(err, ErrUnsupported) {
@@ -29,7 +28,7 @@ func newRing(t testing.TB, entries int) *Ring {
 
 // pairs connects n loopback TCP pairs and returns the sending ends'
 // descriptors and the receiving ends.
-func pairs(t testing.TB, n int) ([]int, []net.Conn) {
+func pairs(t *testing.T, n int) ([]int, []net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -223,72 +222,4 @@ func TestSubmitWithABadDescriptor(t *testing.T) {
 	if _, err := io.ReadFull(receivers[1], buf); err != nil || buf[0] != 'c' {
 		t.Fatalf("third socket read %q, %v", buf, err)
 	}
-}
-
-// BenchmarkSubmit measures a send made in batches through a Ring, beside
-// the same sends made one send(2) each, taking turns on the same sockets.
-// cpu-ns/ring and cpu-ns/send are the process's CPU time per send.
-func BenchmarkSubmit(b *testing.B) {
-	r := newRing(b, 64)
-	const sockets = 1024
-	fds, receivers := pairs(b, sockets)
-	frame := [][]byte{make([]byte, 80)}
-	var cpu [2]time.Duration
-	var made [2]int
-	b.ResetTimer()
-	for round := 0; made[0]+made[1] < b.N; round++ {
-		k := round % 2
-		start := processCPU()
-		for i := 0; i < sockets; i += r.Cap() {
-			for _, fd := range fds[i:min(i+r.Cap(), sockets)] {
-				if k == 1 {
-					send(fd, frame[0])
-				} else {
-					r.Send(fd, frame)
-				}
-			}
-			if k == 0 {
-				if _, err := r.Submit(); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-		cpu[k] += processCPU() - start
-		made[k] += sockets
-		if round%20 == 19 { // stays well inside the receive buffers
-			b.StopTimer()
-			drain(receivers)
-			b.StartTimer()
-		}
-	}
-	b.ReportMetric(float64(cpu[0])/float64(made[0]), "cpu-ns/ring")
-	b.ReportMetric(float64(cpu[1])/float64(made[1]), "cpu-ns/send")
-}
-
-// send makes a raw send(2), as partyline does without a Ring.
-func send(fd int, b []byte) {
-	syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), sendFlags, 0, 0)
-}
-
-// drain reads what conns hold, without waiting.
-func drain(conns []net.Conn) {
-	buf := make([]byte, 64<<10)
-	for _, c := range conns {
-		raw, _ := c.(*net.TCPConn).SyscallConn()
-		raw.Read(func(fd uintptr) bool {
-			for {
-				n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), syscall.MSG_DONTWAIT, 0, 0)
-				if errno != 0 || n == 0 {
-					return true
-				}
-			}
-		})
-	}
-}
-
-// processCPU is the process's CPU time so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
