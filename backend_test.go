@@ -155,3 +155,44 @@ func TestHangingBackendCallsAreBounded(t *testing.T) {
 		})
 	}
 }
+
+// hangingAppendStore is a memory store whose Append hangs until its
+// context ends, as on a disk that stopped answering.
+type hangingAppendStore struct{ *partyline.MemoryStore }
+
+func (hangingAppendStore) Append(ctx context.Context, _ partyline.Message) (partyline.Message, error) {
+	<-ctx.Done()
+	return partyline.Message{}, ctx.Err()
+}
+
+// TestHangingChatCommitsAreBounded: clients' chats share one deadline per
+// slice of the backend timeout rather than a timer each (hub.go's
+// sharedDeadline), and each is still refused with unavailable once the
+// timeout, less at most a slice, has passed. The two chats are sent a
+// second apart, so that they fall in different slices.
+func TestHangingChatCommitsAreBounded(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, partyline.Options{Store: hangingAppendStore{partyline.NewMemoryStore(0)}})
+	c := ts.dial(t, "/ws?username=alice&room=lobby")
+	c.WaitFor("online_users")
+	sent := make(map[uint64]time.Time)
+	for id := range uint64(2) {
+		if id > 0 {
+			time.Sleep(time.Second)
+		}
+		c.Send(map[string]any{"type": "chat", "content": "hello", "id": id})
+		sent[id] = time.Now()
+	}
+	for range sent {
+		f, err := c.Read(15 * time.Second)
+		if err != nil {
+			t.Fatalf("a hanging commit was not bounded: %v", err)
+		}
+		if f.Str("type") != "error" || f.Str("code") != partyline.CodeUnavailable || f.Str("message") != "store unavailable" {
+			t.Fatalf("got %v, want an unavailable error naming the store", f)
+		}
+		if waited := time.Since(sent[f.Num("id")]); waited < 4*time.Second {
+			t.Errorf("chat %d was refused after %v, before the backend timeout", f.Num("id"), waited)
+		}
+	}
+}

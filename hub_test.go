@@ -110,3 +110,24 @@ func TestWelcomeIsWrittenOutsideTheHubLock(t *testing.T) {
 		t.Fatalf("client read %q, %v; want the welcome frame %q", got, err, want)
 	}
 }
+
+// BenchmarkBound: what bounding one backend call costs, for the calls made
+// with inFlight as parent, such as every client's chat (one deadline
+// shared by a slice of time), and for a caller's own context (a timer
+// each, as every call had before).
+func BenchmarkBound(b *testing.B) {
+	h := newHub(nil)
+	defer h.abortInFlight()
+	for _, bc := range []struct {
+		name   string
+		parent context.Context
+	}{{"parent=inFlight", h.inFlight}, {"parent=caller", context.Background()}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, cancel := h.bound(bc.parent)
+				cancel()
+			}
+		})
+	}
+}
