@@ -555,7 +555,7 @@ func (h *hub) bound(parent context.Context) (context.Context, context.CancelFunc
 type sharedDeadline struct {
 	mu      sync.Mutex // guards the following
 	ctx     context.Context
-	cancel  context.CancelFunc // ctx's, kept to show it is not lost: the deadline ends ctx
+	cancel  context.CancelFunc // ctx's; never called, as calls may hold ctx: its deadline ends it
 	renewAt int64              // when a call gets a new ctx, on the monotonic clock
 }
 
