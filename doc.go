@@ -56,18 +56,18 @@
 // are pooled (goroutines.go): one that has done its work waits, with the
 // stack it has grown, for the next, and ends after a second or two with
 // none. Only when the socket would block, or for the close handshake, does
-// a writer goroutine run, until the queue is empty. A join with since adds a replay goroutine for the
-// time it takes to catch up. The goroutine that hands a room an event delivers
-// that pass itself; if more events arrived meanwhile, a delivery goroutine
-// takes over the room's passes until its inbox is empty, so a publisher never
-// waits for fan-outs other than its own. The last reader of a connection waits
-// for its writer and replays before it cleans up, and Server.Shutdown waits
-// for every connection. Rooms run short-lived gap-fill timers and delivery
-// goroutines, and the hub a re-announce loop after broker failures and, for
-// each large room whose members come and go on this node, a diff goroutine
-// that announces their changes in one presence_diff a second and ends after a
-// quiet second (presence_diff.go), all counted so that Shutdown waits for
-// them.
+// a writer goroutine run, until the queue is empty. A join with since adds
+// a replay goroutine for the time it takes to catch up. The goroutine that
+// hands a room an event delivers that pass itself; if more events arrived
+// meanwhile, a delivery goroutine takes over the room's passes until its
+// inbox is empty, so a publisher never waits for fan-outs other than its
+// own. The last reader of a connection waits for its writer and replays
+// before it cleans up, and Server.Shutdown waits for every connection.
+// Rooms run short-lived gap-fill timers and delivery goroutines, and the
+// hub a re-announce loop after broker failures and, for each large room
+// whose members come and go on this node, a diff goroutine that announces
+// their changes in one presence_diff a second and ends after a quiet second
+// (presence_diff.go), all counted so that Shutdown waits for them.
 //
 // # Who owns what
 //

@@ -197,18 +197,14 @@ func (w *writer) sent(result, k int) bool {
 		return false
 	}
 	n := max(result, 0) // a failure is the writer goroutine's to find again, and report
+	want := totalLen(w.pending[:k])
 	w.c.lag.written += int64(n)
-	if n < totalLen(w.pending[:k]) {
-		w.advance(n)
+	w.advance(n)
+	// The rest, if there were more frames than one send takes, goes now.
+	if n < want || !w.writePendingNow() {
 		w.handOff()
 		return false
 	}
-	w.drop(k)
-	if len(w.pending) > 0 && !w.writePendingNow() { // more frames than one send takes
-		w.handOff()
-		return false
-	}
-	w.clearPending()
 	return true
 }
 

@@ -14,10 +14,10 @@ import (
 // flush list (flush.go), whose goroutine writes it without blocking: on a
 // healthy connection a delivery costs one send, or less when several
 // messages wait, and on Linux the sends to up to 64 connections share one
-// system call (sendbatch_linux.go). (A replay's push, paced, writes at once, on its
-// own goroutine: queue.go's pushPaced.) When the socket would block, or
-// the close is due, the role passes to a writer goroutine that may wait
-// (up to the write wait); it ends when the queue is empty.
+// system call (sendbatch_linux.go). (A replay's push, paced, writes at
+// once, on its own goroutine: queue.go's pushPaced.) When the socket would
+// block, or the close is due, the role passes to a writer goroutine that
+// may wait (up to the write wait); it ends when the queue is empty.
 //
 // The writer frames what it takes from the queue for its wire
 // (framing.go): a connection that has fallen behind has several messages
