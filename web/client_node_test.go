@@ -250,8 +250,8 @@ func TestClientFallsBackToSSE(t *testing.T) {
 		t.Fatalf("node output %q: %v", out, err)
 	}
 	t.Logf("node: %s", out)
-	if got.Transport != "sse" || got.WSTriesAtFirst != 1 {
-		t.Errorf("alice connected over %q after %d WebSocket tries, want sse after 1", got.Transport, got.WSTriesAtFirst)
+	if got.Transport != "sse" || got.WSTriesAtFirst != 2 {
+		t.Errorf("alice connected over %q after %d WebSocket tries, want sse after 2 (one, and its recheck)", got.Transport, got.WSTriesAtFirst)
 	}
 	if len(got.Changes) != 1 || got.Changes[0].Transport != "sse" || got.Changes[0].Previous != nil {
 		t.Errorf("alice's transport events %+v, want one, to sse from null", got.Changes)
@@ -265,12 +265,94 @@ func TestClientFallsBackToSSE(t *testing.T) {
 	if got.TooLarge != "too_large" {
 		t.Errorf("a frame larger than the server takes ended as %q, want too_large", got.TooLarge)
 	}
-	if got.WSTriesAtEnd != got.WSTriesAtFirst+1 || got.TransportAtEnd != "sse" {
-		t.Errorf("after the stream was cut alice tried WebSocket %d more times and ended on %q; want 1 more (transportRetry 0), then sse",
+	if got.WSTriesAtEnd != got.WSTriesAtFirst+2 || got.TransportAtEnd != "sse" {
+		t.Errorf("after the stream was cut alice tried WebSocket %d more times and ended on %q; want 2 more (transportRetry 0), then sse",
 			got.WSTriesAtEnd-got.WSTriesAtFirst, got.TransportAtEnd)
 	}
 	if want := []string{"1 one", "2 two", "3 three", "4 four"}; !slices.Equal(got.Seen, want) {
 		t.Errorf("alice's messages %q, want %q", got.Seen, want)
+	}
+}
+
+// recheckScript connects over a fake WebSocket whose first handshake fails,
+// as when the server is down, and whose later ones open and are welcomed;
+// with the argument "blocked" every handshake fails, as behind a proxy that
+// refuses upgrades. The probe's plain GET is always answered with the
+// server's 400, and the fake event stream welcomes. It prints the
+// transport the client connected over, its WebSocket handshakes and probes,
+// and the states it went through.
+const recheckScript = `
+import { Partyline } from %q;
+const everyHandshakeFails = process.argv[2] === "blocked";
+let wsTries = 0;
+let probes = 0;
+const welcome = { type: "welcome", username: "alice", session: "alice~0123456789abcdef0123456789abcdef", rooms: [] };
+class Socket {
+  constructor() {
+    const fails = ++wsTries === 1 || everyHandshakeFails;
+    setTimeout(() => {
+      if (fails) return this.onclose?.({ code: 1006, reason: "" });
+      this.onopen?.();
+      this.onmessage?.({ data: JSON.stringify(welcome) });
+    }, 0);
+  }
+  send() {}
+  close() {}
+}
+const fakeFetch = async (url) => {
+  if (new URL(url).pathname === "/ws") {
+    probes++;
+    return Response.json({ error: { code: "bad_request", message: "no \"websocket\" in the Upgrade header" } }, { status: 400 });
+  }
+  const stream = new ReadableStream({
+    start(c) { c.enqueue(new TextEncoder().encode("data: " + JSON.stringify(welcome) + "\n\n")); },
+  });
+  return new Response(stream, { headers: { "Content-Type": "text/event-stream" } });
+};
+const pl = new Partyline({ url: "ws://example.invalid/ws", username: "alice", heartbeat: 0, sseHeartbeat: 0, WebSocket: Socket, fetch: fakeFetch });
+const states = [];
+pl.on("state", (s) => states.push(s.state));
+const timedOut = new Promise((_, reject) => setTimeout(() => reject(new Error("timed out: connect")), 10000));
+await Promise.race([pl.connect(), timedOut]);
+console.log(JSON.stringify({ transport: pl.transport, wsTries, probes, states }));
+pl.close();
+process.exit(0);
+`
+
+// TestClientRechecksBeforeFallingBack: a WebSocket handshake that fails
+// while the server is down, followed by a probe that finds it up again (a
+// restart), does not move the client to SSE: it tries WebSocket once more
+// at once and stays on it. Only a second failure in a row, with the server
+// answering, moves it to SSE, still without waiting out a backoff.
+func TestClientRechecksBeforeFallingBack(t *testing.T) {
+	node, script := nodeScript(t, recheckScript)
+	for _, tc := range []struct {
+		arg             string
+		transport       string
+		wsTries, probes int
+	}{
+		{"restart", "websocket", 2, 1},
+		{"blocked", "sse", 2, 2},
+	} {
+		out, err := exec.Command(node, script, tc.arg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("node %s: %v\n%s", tc.arg, err, out)
+		}
+		var got struct {
+			Transport       string
+			WSTries, Probes int
+			States          []string
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("node %s: output %q: %v", tc.arg, out, err)
+		}
+		if got.Transport != tc.transport || got.WSTries != tc.wsTries || got.Probes != tc.probes {
+			t.Errorf("%s: connected over %q after %d handshakes and %d probes, want %q after %d and %d",
+				tc.arg, got.Transport, got.WSTries, got.Probes, tc.transport, tc.wsTries, tc.probes)
+		}
+		if slices.Contains(got.States, "reconnecting") {
+			t.Errorf("%s: the client went through the states %q; a recheck or a switch should not wait out a backoff", tc.arg, got.States)
+		}
 	}
 }
 

@@ -33,9 +33,10 @@
 //    refuses WebSocket (§12.1): a stream of events read with fetch, and one
 //    POST per client frame, sent one at a time. Both carry the same frames,
 //    so everything above is the same over either. When a WebSocket cannot
-//    be opened although the server answers HTTP, the client moves to SSE at
-//    once; a reconnect after transportRetry ms tries WebSocket again (see
-//    the transports section at the end of this file, and docs/client.md).
+//    be opened twice in a row although the server answers HTTP, the client
+//    moves to SSE at once; a reconnect after transportRetry ms tries
+//    WebSocket again (see the transports section at the end of this file,
+//    and docs/client.md).
 
 const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
 const ROOM = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
@@ -184,6 +185,7 @@ export class Partyline extends EventTarget {
   #transportIndex = 0; // the one the next connection uses
   #fellBackAt = 0; // when the client moved off the preferred transport
   #switched = false; // the current attempt follows a failed one at once, on another transport
+  #rechecking = false; // the current attempt repeats at once one that a probe found blocked
   #transport = null; // the transport of the last connection that opened
   #openTimer = 0;
 
@@ -409,6 +411,7 @@ export class Partyline extends EventTarget {
       open: () => {
         if (conn !== this.#conn) return;
         opened = true;
+        this.#rechecking = false;
         this.#openedAt = Date.now();
         this.#lastReceived = Date.now();
         this.#startHeartbeat(name === "sse" ? this.#opts.sseHeartbeat : this.#opts.heartbeat);
@@ -569,7 +572,8 @@ export class Partyline extends EventTarget {
       // WebSocket handshake failed, so ask over plain HTTP: the server
       // refuses with a JSON error before any upgrade (§3). The SSE
       // transport has that answer already.
-      const answered = answer !== undefined ? Promise.resolve(answer) : this.#probe();
+      const probed = answer === undefined;
+      const answered = probed ? this.#probe() : Promise.resolve(answer);
       answered.then((answer) => {
         if (this.#stopped) return;
         const refusal = answer?.error;
@@ -582,12 +586,24 @@ export class Partyline extends EventTarget {
         // proxy that refuses upgrades, or a server that does not serve it
         // (404). No answer at all is a network or server outage instead,
         // which another transport would not fix.
-        this.#retry(code, reason, answer !== null && !TRANSIENT.has(refusal?.code));
+        const blocked = answer !== null && !TRANSIENT.has(refusal?.code);
+        // But a probe comes after the attempt it explains: a server that
+        // was down for the attempt may be up for the probe, as when it
+        // restarts. So the first such verdict is checked by trying the
+        // same transport again at once; a second in a row stands.
+        if (blocked && probed && !this.#rechecking) {
+          this.#rechecking = true;
+          this.#scheduleReconnect(code, reason, { now: true, switched: this.#switched });
+          return;
+        }
+        this.#rechecking = false;
+        this.#retry(code, reason, blocked);
       });
       return;
     }
     // A connection that hangs, or opens but brings no welcome (a proxy that
     // buffers the event stream, say), does not get through either.
+    this.#rechecking = false;
     this.#retry(code, reason, code === CLOSE_NO_WELCOME);
   }
 
@@ -628,7 +644,11 @@ export class Partyline extends EventTarget {
     }
   }
 
-  #scheduleReconnect(code, reason, { now = false } = {}) {
+  // #scheduleReconnect opens the next connection after the backoff, or at
+  // once (now) as another try of the same attempt. switched marks a try on
+  // another transport than the one that failed, or a recheck of such a try
+  // (see #retry).
+  #scheduleReconnect(code, reason, { now = false, switched = now } = {}) {
     let delay = 0;
     if (!now) {
       const n = this.#attempt++;
@@ -640,11 +660,11 @@ export class Partyline extends EventTarget {
       const hint = retryAfter(reason);
       if (hint !== null) delay = Math.max(delay, Math.min(hint, this.#opts.maxDelay));
     }
-    // A switch to another transport goes on with the same attempt: no
-    // state event.
+    // A switch to another transport, or a recheck, goes on with the same
+    // attempt: no state event.
     if (!now) this.#setState(State.RECONNECTING, { attempt: this.#attempt, delay, retryAt: Date.now() + delay, code, reason }, true);
     clearTimeout(this.#retryTimer);
-    this.#retryTimer = setTimeout(() => this.#open({ switched: now }), delay);
+    this.#retryTimer = setTimeout(() => this.#open({ switched }), delay);
     if (!this.#onlineHooked && typeof globalThis.addEventListener === "function") {
       this.#onlineHooked = true;
       globalThis.addEventListener("online", this.#onOnline);
