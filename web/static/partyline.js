@@ -185,7 +185,7 @@ export class Partyline extends EventTarget {
   #transportIndex = 0; // the one the next connection uses
   #fellBackAt = 0; // when the client moved off the preferred transport
   #switched = false; // the current attempt follows a failed one at once, on another transport
-  #rechecking = false; // the current attempt repeats at once one that a probe found blocked
+  #rechecking = false; // the current attempt repeats at once one that a probe found blocked (#lost)
   #transport = null; // the transport of the last connection that opened
   #openTimer = 0;
 
@@ -378,7 +378,7 @@ export class Partyline extends EventTarget {
 
   // ---- connection lifecycle ----
 
-  async #open({ switched = false } = {}) {
+  async #open({ switched = false, recheck = false } = {}) {
     clearTimeout(this.#retryTimer);
     this.#setState(this.#attempt === 0 && !this.#session ? State.CONNECTING : State.RECONNECTING, {
       attempt: this.#attempt,
@@ -404,6 +404,7 @@ export class Partyline extends EventTarget {
       this.#transportIndex = 0;
     }
     this.#switched = switched;
+    this.#rechecking = recheck;
     const name = this.#transports[this.#transportIndex];
     let conn;
     let opened = false;
@@ -411,7 +412,6 @@ export class Partyline extends EventTarget {
       open: () => {
         if (conn !== this.#conn) return;
         opened = true;
-        this.#rechecking = false;
         this.#openedAt = Date.now();
         this.#lastReceived = Date.now();
         this.#startHeartbeat(name === "sse" ? this.#opts.sseHeartbeat : this.#opts.heartbeat);
@@ -592,18 +592,15 @@ export class Partyline extends EventTarget {
         // restarts. So the first such verdict is checked by trying the
         // same transport again at once; a second in a row stands.
         if (blocked && probed && !this.#rechecking) {
-          this.#rechecking = true;
-          this.#scheduleReconnect(code, reason, { now: true, switched: this.#switched });
+          this.#scheduleReconnect(code, reason, { now: true, switched: this.#switched, recheck: true });
           return;
         }
-        this.#rechecking = false;
         this.#retry(code, reason, blocked);
       });
       return;
     }
     // A connection that hangs, or opens but brings no welcome (a proxy that
     // buffers the event stream, say), does not get through either.
-    this.#rechecking = false;
     this.#retry(code, reason, code === CLOSE_NO_WELCOME);
   }
 
@@ -647,8 +644,8 @@ export class Partyline extends EventTarget {
   // #scheduleReconnect opens the next connection after the backoff, or at
   // once (now) as another try of the same attempt. switched marks a try on
   // another transport than the one that failed, or a recheck of such a try
-  // (see #retry).
-  #scheduleReconnect(code, reason, { now = false, switched = now } = {}) {
+  // (see #retry); recheck, a try that checks a probe's verdict (see #lost).
+  #scheduleReconnect(code, reason, { now = false, switched = now, recheck = false } = {}) {
     let delay = 0;
     if (!now) {
       const n = this.#attempt++;
@@ -664,7 +661,7 @@ export class Partyline extends EventTarget {
     // attempt: no state event.
     if (!now) this.#setState(State.RECONNECTING, { attempt: this.#attempt, delay, retryAt: Date.now() + delay, code, reason }, true);
     clearTimeout(this.#retryTimer);
-    this.#retryTimer = setTimeout(() => this.#open({ switched }), delay);
+    this.#retryTimer = setTimeout(() => this.#open({ switched, recheck }), delay);
     if (!this.#onlineHooked && typeof globalThis.addEventListener === "function") {
       this.#onlineHooked = true;
       globalThis.addEventListener("online", this.#onOnline);
