@@ -88,8 +88,8 @@ func TestBackgroundCheckpointsLetTheWALStartOver(t *testing.T) {
 		appendRooms(t, store, 500)
 		appended += 500
 	}
-	if r := store.checkpoints.last.Load(); r == nil || r.checkpointed == 0 {
-		t.Errorf("last background checkpoint: %+v, want frames checkpointed", r)
+	if store.checkpoints.checkpointed.Load() == 0 {
+		t.Errorf("%d background checkpoints copied no frames", store.checkpoints.runs.Load())
 	}
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
