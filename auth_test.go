@@ -78,7 +78,7 @@ func TestJWTRoomsClaim(t *testing.T) {
 
 func TestJWTExpiryClosesUnlessRefreshed(t *testing.T) {
 	ts := startJWTServer(t)
-	short := token(t, "alice", 1500*time.Millisecond, nil) // exp has second precision
+	short := token(t, "alice", 2500*time.Millisecond, nil) // exp has second precision: 1.5–2.5 s left
 	refreshed := ts.dial(t, "/ws?token="+short)
 	expiring := ts.dial(t, "/ws?token="+short)
 	refreshed.Send(map[string]any{"type": "refresh", "token": token(t, "alice", time.Hour, nil), "id": "r"})

@@ -29,10 +29,13 @@ type backend struct {
 	handlers map[string]handler          // by path
 	bodies   map[string][]map[string]any // what each hook was asked
 	unsigned int
+	// hung is closed when the test ends, freeing handlers that hang
+	// past the hook timeout (see hang), so the server can close.
+	hung chan struct{}
 }
 
 func newBackend(t *testing.T) *backend {
-	b := &backend{handlers: map[string]handler{}, bodies: map[string][]map[string]any{}}
+	b := &backend{handlers: map[string]handler{}, bodies: map[string][]map[string]any{}, hung: make(chan struct{})}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		var asked map[string]any
@@ -51,6 +54,7 @@ func newBackend(t *testing.T) *backend {
 		handler(w, asked)
 	}))
 	t.Cleanup(b.Close)
+	t.Cleanup(func() { close(b.hung) }) // before Close, which waits for the handlers
 	t.Cleanup(func() {
 		if b.unsigned > 0 {
 			t.Errorf("%d hook requests had no valid signature", b.unsigned)
@@ -58,6 +62,10 @@ func newBackend(t *testing.T) *backend {
 	})
 	return b
 }
+
+// hang makes a handler answer only once the test ends: past any hook
+// timeout.
+func (b *backend) hang() { <-b.hung }
 
 // handler answers one hook call; asked is its decoded body.
 type handler func(w http.ResponseWriter, asked map[string]any)
@@ -89,7 +97,7 @@ type hookedServer struct {
 func startHooked(t *testing.T, b *backend, opts hook.Options) *hookedServer {
 	t.Helper()
 	opts.Secret = []byte(secret)
-	opts.Timeout = 300 * time.Millisecond
+	opts.Timeout = time.Second // room for a busy machine, well within the tests' waits
 	hooks, err := hook.New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +194,7 @@ func TestConnectHookRefuses(t *testing.T) {
 		b.mu.Lock()
 		b.handlers["/connect"] = func(w http.ResponseWriter, _ map[string]any) {
 			if tc.slow {
-				time.Sleep(time.Second) // beyond the hook timeout
+				b.hang() // beyond the hook timeout
 			}
 			w.WriteHeader(tc.status)
 			io.WriteString(w, tc.body)
@@ -238,7 +246,7 @@ func TestPublishHook(t *testing.T) {
 			w.WriteHeader(http.StatusForbidden)
 			io.WriteString(w, `{"error":{"message":"no spam here"}}`)
 		case "slow":
-			time.Sleep(time.Second)
+			b.hang()
 		case "broken":
 			w.WriteHeader(http.StatusBadGateway)
 		}

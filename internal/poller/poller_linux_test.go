@@ -343,15 +343,19 @@ func TestNothingLeftBehind(t *testing.T) {
 		for i, fd := range fds {
 			add(t, p, fd, handlers[i])
 		}
-		if g, f := runtime.NumGoroutine(), openFiles(t); g != goroutines+1 || f != files+1 {
-			t.Errorf("round %d, registered: %d goroutines and %d descriptors, want %d and %d",
+		// At most one goroutine more than the baseline (fewer if one of
+		// the test's own has ended since), and exactly one descriptor.
+		if g, f := runtime.NumGoroutine(), openFiles(t); g > goroutines+1 || f != files+1 {
+			t.Errorf("round %d, registered: %d goroutines and %d descriptors, want at most %d and %d",
 				round, g, f, goroutines+1, files+1)
 		}
 		if round == 2 {
 			p.Close()
-			if g, f := runtime.NumGoroutine(), openFiles(t); g != goroutines || f != files {
-				t.Errorf("after Close: %d goroutines and %d descriptors, want %d and %d", g, f, goroutines, files)
+			if f := openFiles(t); f != files {
+				t.Errorf("after Close: %d descriptors, want %d", f, files)
 			}
+			// The goroutine may be counted for a moment after Close sees it done.
+			waitFor(t, "the goroutine to end after Close", func() bool { return runtime.NumGoroutine() <= goroutines })
 			continue
 		}
 		for i, fd := range fds {
