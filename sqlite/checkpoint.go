@@ -94,9 +94,9 @@ type checkpointer struct {
 
 	// runs counts the checkpoints that ran without error, restarts those
 	// of them that held the writer, and checkpointed adds up the frames
-	// each found in the database file when done, for the tests. (A single
-	// result would not do: a checkpoint that runs just as a commit starts
-	// the WAL over finds it empty.)
+	// each copied into the database file, for the tests. (A single result
+	// would not do: a checkpoint that runs just as a commit starts the WAL
+	// over finds it empty.)
 	runs, restarts, checkpointed atomic.Int64
 }
 
