@@ -3,6 +3,8 @@ package partyline
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Deferred writes. A connection whose writer role has just been claimed
@@ -25,6 +27,9 @@ type flushList struct {
 	next    int
 	running int // flush goroutines at work
 	limit   int // at most this many: flushGoroutines when the first started
+
+	perWrite time.Duration // recent wall time a goroutine took per connection
+	backlog  atomic.Int64  // nanoseconds: WriteBacklog's estimate
 }
 
 // flushes is the process's flush list, shared by its Servers.
@@ -58,6 +63,16 @@ func (l *flushList) add(c flushable) {
 	}
 }
 
+// WriteBacklog returns how long a connection that joined the flush list
+// now would wait to be written: the connections waiting, times the wall
+// time each recently took, shared among the flush goroutines; 0 while
+// none waits. Where the machine has CPU to spare it is a few
+// milliseconds at most; on a saturated one, tens. The SQLite store's
+// group commit lingers about this long in a stream (sqlite/writer.go): a
+// message that would wait as long to be written loses nothing by waiting
+// in the commit instead.
+func WriteBacklog() time.Duration { return time.Duration(flushes.backlog.Load()) }
+
 // flushGoroutines is how many flush goroutines may run at once: one per CPU
 // but one, and at least one. The CPU left over reads and handles what
 // clients send, the fan-out included, so a burst of writes does not hold
@@ -83,8 +98,11 @@ func (l *flushList) run() {
 	var batch [flushBatch]flushable
 	sends := takeBatchWriter()
 	defer sends.putBack()
-	for taken := l.take(batch[:0]); len(taken) > 0; taken = l.take(batch[:0]) {
+	var took time.Duration
+	for taken := l.take(batch[:0], 0, 0); len(taken) > 0; taken = l.take(batch[:0], len(taken), took) {
+		start := time.Now()
 		sends.flush(taken)
+		took = time.Since(start)
 		clear(taken)
 	}
 }
@@ -92,12 +110,17 @@ func (l *flushList) run() {
 // take appends to batch the connections that have waited longest, a fair
 // share of those waiting and at most flushBatch, and returns it. It
 // returns batch empty when none waits, in which case the calling flush
-// goroutine must end.
-func (l *flushList) take(batch []flushable) []flushable {
+// goroutine must end. wrote and took are the caller's last batch: how
+// many connections it wrote, in how long.
+func (l *flushList) take(batch []flushable, wrote int, took time.Duration) []flushable {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if wrote > 0 {
+		l.perWrite += (took/time.Duration(wrote) - l.perWrite) / 8
+	}
 	waiting := len(l.conns) - l.next
 	if waiting == 0 {
+		l.backlog.Store(0)
 		l.running--
 		l.conns, l.next = l.conns[:0], 0
 		if cap(l.conns) > maxSpareFlushList {
@@ -109,6 +132,7 @@ func (l *flushList) take(batch []flushable) []flushable {
 	batch = append(batch, l.conns[l.next:l.next+k]...)
 	clear(l.conns[l.next : l.next+k])
 	l.next += k
+	l.backlog.Store(int64(time.Duration(waiting-k) * l.perWrite / time.Duration(l.running)))
 	if l.next >= maxSpareFlushList && 2*l.next >= len(l.conns) { // a list that never empties
 		n := copy(l.conns, l.conns[l.next:])
 		clear(l.conns[n:])

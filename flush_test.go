@@ -134,3 +134,27 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestFlushListBacklog: a flush list's backlog is the connections still
+// waiting times the recent time per connection written, and nothing once
+// none waits.
+func TestFlushListBacklog(t *testing.T) {
+	l := flushList{running: 1, perWrite: time.Millisecond}
+	for range 4 * flushBatch {
+		l.conns = append(l.conns, countedFlush{})
+	}
+	var batch [flushBatch]flushable
+	for _, want := range []time.Duration{192, 128, 64, 0} {
+		l.take(batch[:0], flushBatch, flushBatch*time.Millisecond) // 1 ms each, as before
+		if got := time.Duration(l.backlog.Load()); got != want*time.Millisecond {
+			t.Fatalf("backlog %v, want %v", got, want*time.Millisecond)
+		}
+	}
+	if taken := l.take(batch[:0], flushBatch, 3*flushBatch*time.Millisecond); len(taken) != 0 {
+		t.Fatalf("took %d from an empty list", len(taken))
+	}
+	if l.perWrite <= time.Millisecond || l.running != 0 || l.backlog.Load() != 0 {
+		t.Errorf("per write %v, %d running, backlog %v; want the slower writes counted, none running, none",
+			l.perWrite, l.running, time.Duration(l.backlog.Load()))
+	}
+}

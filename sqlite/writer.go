@@ -15,23 +15,29 @@ import (
 func newQueue(commit groupcommit.CommitFunc[partyline.Message]) *groupcommit.Queue[partyline.Message] {
 	return groupcommit.New(commit, groupcommit.Options{
 		Writers: 1, Timeout: writeTimeout, Linger: commitLinger, MaxLinger: commitMaxLinger,
+		Behind: partyline.WriteBacklog, StreamLinger: commitStreamLinger,
 	})
 }
 
 // While messages come faster than the writer commits, a batch lingers to
-// gather more (groupcommit.Options.Linger): commitLinger, or commitMaxLinger
-// once they come in a stream of 1,600 a second or more. A commit costs
-// 55–70 µs of CPU whatever it carries, and a writer that commits as soon
-// as anything waits made 3,000 commits of 3 messages a second at 10,000
-// messages a second, with 1,000 rooms. A 1 ms wait took the server's CPU
-// per delivery down 7% and made about 2,000 commits a second of 5
-// messages; 10 ms in a stream, about 200 of 50, and the CPU per delivery
-// down 5% more, the latencies within the runs' spread (docs/performance.md,
-// items 11 and 13). A message that comes alone never waits, and one that
-// comes while a commit runs, but not in a stream, waits at most 1 ms.
+// gather more (groupcommit.Options.Linger): commitLinger, or, once they
+// come in a stream of 1,600 a second or more, as long as the server's
+// writes to its clients lag (partyline.WriteBacklog), from
+// commitStreamLinger up to commitMaxLinger. A commit costs 26–70 µs of
+// CPU whatever it carries, and a writer that commits as soon as anything
+// waits made 3,000 commits of 3 messages a second at 10,000 messages a
+// second, with 1,000 rooms. A 1 ms wait took the server's CPU per
+// delivery down 7%, and 10 ms in a stream 5% more on a saturated machine,
+// where the messages wait longer than that to be written anyway; on a
+// machine with CPU to spare, 10 ms saved nothing over 2 ms and made the
+// median 12 ms instead of 5, while 1 ms cost 10% more CPU
+// (docs/performance.md, items 11, 13 and 22). A message that comes alone
+// never waits, and one that comes while a commit runs, but not in a
+// stream, waits at most commitLinger.
 const (
-	commitLinger    = time.Millisecond
-	commitMaxLinger = 10 * time.Millisecond
+	commitLinger       = time.Millisecond
+	commitStreamLinger = 2 * time.Millisecond
+	commitMaxLinger    = 10 * time.Millisecond
 )
 
 // commit is the writer goroutine's commit: it stores batch in one

@@ -53,6 +53,16 @@ type Options struct {
 	// rateWindow or more, they came fast enough to bring longLingerItems
 	// within MaxLinger. 0 means always Linger.
 	MaxLinger time.Duration
+	// Behind, if set, reports how long committed items will wait anyway
+	// before they are of use: a server's backlog of writes to its
+	// clients, say. A batch lingering in a stream then waits that long,
+	// between StreamLinger and MaxLinger, instead of MaxLinger: a wait
+	// the items would spend anyway costs them nothing, and where nothing
+	// waits, their latency matters more than a commit saved.
+	Behind func() time.Duration
+	// StreamLinger is the least a batch lingering in a stream waits when
+	// Behind reports less; 0 means Linger.
+	StreamLinger time.Duration
 }
 
 // A writer counts the items it commits over rateWindow or more to judge
@@ -79,6 +89,8 @@ type Queue[T any] struct {
 	timeout   time.Duration
 	linger    time.Duration
 	maxLinger time.Duration // Options.MaxLinger, or linger when that is shorter
+	behind    func() time.Duration
+	streamMin time.Duration // Options.StreamLinger, within linger and maxLinger
 	writers   sync.WaitGroup
 
 	mu     sync.RWMutex // guards closed; read-held while sending on queue
@@ -102,6 +114,8 @@ func New[T any](commit CommitFunc[T], opts Options) *Queue[T] {
 		timeout:   opts.Timeout,
 		linger:    opts.Linger,
 		maxLinger: max(opts.Linger, opts.MaxLinger),
+		behind:    opts.Behind,
+		streamMin: min(max(opts.Linger, opts.StreamLinger), max(opts.Linger, opts.MaxLinger)),
 		queue:     make(chan *request[T], capacity),
 	}
 	if q.maxBatch <= 0 {
@@ -189,7 +203,7 @@ func (q *Queue[T]) runWriter() {
 		requests = q.drain(first.addTo(requests[:0]))
 		if q.linger > 0 && (gathered || first.queued.Before(lastCommitted)) {
 			n := len(requests)
-			requests = q.lingerFor(requests, timer, stream.linger(q.linger, q.maxLinger))
+			requests = q.lingerFor(requests, timer, q.lingerTime(&stream))
 			gathered = len(requests) > n
 		} else {
 			gathered = false
@@ -199,6 +213,19 @@ func (q *Queue[T]) runWriter() {
 		clear(requests)
 		clear(items)
 	}
+}
+
+// lingerTime is how long a lingering batch waits: Linger, or in a stream
+// MaxLinger, or as long as Options.Behind says, within StreamLinger and
+// MaxLinger.
+func (q *Queue[T]) lingerTime(stream *pace) time.Duration {
+	if !stream.stream {
+		return q.linger
+	}
+	if q.behind == nil {
+		return q.maxLinger
+	}
+	return min(max(q.behind(), q.streamMin), q.maxLinger)
 }
 
 // lingerFor adds to batch the requests that arrive within wait, up to
@@ -237,15 +264,6 @@ func (p *pace) count(n int, maxLinger time.Duration) {
 		p.stream = time.Duration(p.items)*maxLinger >= longLingerItems*elapsed
 		p.since, p.items = now, 0
 	}
-}
-
-// linger returns how long a lingering batch waits: maxLinger in a stream,
-// otherwise linger.
-func (p *pace) linger(linger, maxLinger time.Duration) time.Duration {
-	if p.stream {
-		return maxLinger
-	}
-	return linger
 }
 
 // drain appends to batch what is queued, up to maxBatch in all, leaving
