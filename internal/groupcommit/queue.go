@@ -84,14 +84,14 @@ type CommitFunc[T any] func(ctx context.Context, batch []T) error
 // Queue is a group-commit queue of items of type T. Its methods are safe for
 // concurrent use.
 type Queue[T any] struct {
-	commit    CommitFunc[T]
-	maxBatch  int
-	timeout   time.Duration
-	linger    time.Duration
-	maxLinger time.Duration // Options.MaxLinger, or linger when that is shorter
-	behind    func() time.Duration
-	streamMin time.Duration // Options.StreamLinger, within linger and maxLinger
-	writers   sync.WaitGroup
+	commit       CommitFunc[T]
+	maxBatch     int
+	timeout      time.Duration
+	linger       time.Duration
+	maxLinger    time.Duration // Options.MaxLinger, or linger when that is shorter
+	behind       func() time.Duration
+	streamLinger time.Duration // Options.StreamLinger, within linger and maxLinger
+	writers      sync.WaitGroup
 
 	mu     sync.RWMutex // guards closed; read-held while sending on queue
 	closed bool
@@ -109,14 +109,14 @@ func New[T any](commit CommitFunc[T], opts Options) *Queue[T] {
 		capacity = DefaultCapacity
 	}
 	q := &Queue[T]{
-		commit:    commit,
-		maxBatch:  opts.MaxBatch,
-		timeout:   opts.Timeout,
-		linger:    opts.Linger,
-		maxLinger: max(opts.Linger, opts.MaxLinger),
-		behind:    opts.Behind,
-		streamMin: min(max(opts.Linger, opts.StreamLinger), max(opts.Linger, opts.MaxLinger)),
-		queue:     make(chan *request[T], capacity),
+		commit:       commit,
+		maxBatch:     opts.MaxBatch,
+		timeout:      opts.Timeout,
+		linger:       opts.Linger,
+		maxLinger:    max(opts.Linger, opts.MaxLinger),
+		behind:       opts.Behind,
+		streamLinger: min(max(opts.Linger, opts.StreamLinger), max(opts.Linger, opts.MaxLinger)),
+		queue:        make(chan *request[T], capacity),
 	}
 	if q.maxBatch <= 0 {
 		q.maxBatch = DefaultMaxBatch
@@ -225,7 +225,7 @@ func (q *Queue[T]) lingerTime(stream *pace) time.Duration {
 	if q.behind == nil {
 		return q.maxLinger
 	}
-	return min(max(q.behind(), q.streamMin), q.maxLinger)
+	return min(max(q.behind(), q.streamLinger), q.maxLinger)
 }
 
 // lingerFor adds to batch the requests that arrive within wait, up to

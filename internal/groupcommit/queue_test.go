@@ -520,57 +520,32 @@ func startLingering(t *testing.T, q *Queue[item], g *gate) []<-chan result {
 	return results
 }
 
-// TestMaxLingerInAStream: once items have come fast enough to bring
-// longLingerItems within MaxLinger, a lingering batch waits MaxLinger (here
-// until it is full) rather than Linger.
-func TestMaxLingerInAStream(t *testing.T) {
-	const linger = 10 * time.Millisecond
-	q, g := newQueue(t, Options{MaxBatch: 5, Linger: linger, MaxLinger: time.Hour})
-	results := startLingering(t, q, g)
-	if c := g.next(t); !slices.Equal(c.ids, []int{2}) { // no stream yet
-		t.Fatalf("commit carries %v, want [2] after Linger", c.ids)
-	}
-	g.release <- nil
-	time.Sleep(rateWindow) // the next batch ends the window: a stream, at an hour's linger
-	results = append(results, addAsync(t.Context(), q, 3))
-	g.next(t)
-	results = append(results, addAsync(t.Context(), q, 4))
-	waitLen(t, q, 1)
-	g.release <- nil
-	waitLen(t, q, 0)        // the writer took 4, and lingers
-	time.Sleep(10 * linger) // long past Linger
-	results = append(results, addRange(t.Context(), q, 5, 8)...)
-	if c := g.next(t); !slices.Equal(c.ids, []int{4, 5, 6, 7, 8}) {
-		t.Fatalf("commit carries %v, want [4 5 6 7 8]: in a stream a batch lingers MaxLinger", c.ids)
-	}
-	g.release <- nil
-	for _, r := range results {
-		mustCommit(t, wait(t, r))
-	}
-}
-
-// TestBehindBoundsTheLingerInAStream: with Options.Behind, a batch
-// lingering in a stream waits as long as Behind says, within StreamLinger
-// (or Linger) and MaxLinger: the least when nothing is behind, MaxLinger
-// (here until the batch is full) when more than that is.
-func TestBehindBoundsTheLingerInAStream(t *testing.T) {
+// TestLingerInAStream: once items have come fast enough to bring
+// longLingerItems within MaxLinger, a lingering batch waits MaxLinger
+// (here until it is full) rather than Linger; with Options.Behind, as long
+// as Behind says, within StreamLinger (or Linger) and MaxLinger.
+func TestLingerInAStream(t *testing.T) {
 	for _, tc := range []struct {
-		name                 string
-		behind, streamLinger time.Duration
-		want                 []int
+		name         string
+		behind       func() time.Duration
+		streamLinger time.Duration
+		want         []int
 	}{
-		{"none behind", 0, 0, []int{4}},
-		{"none behind, an hour's StreamLinger", 0, time.Hour, []int{4, 5, 6, 7, 8}},
-		{"two hours behind", 2 * time.Hour, 0, []int{4, 5, 6, 7, 8}},
+		{"no Behind", nil, 0, []int{4, 5, 6, 7, 8}},
+		{"none behind", func() time.Duration { return 0 }, 0, []int{4}},
+		{"none behind, an hour's StreamLinger", func() time.Duration { return 0 }, time.Hour, []int{4, 5, 6, 7, 8}},
+		{"two hours behind", func() time.Duration { return 2 * time.Hour }, 0, []int{4, 5, 6, 7, 8}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const linger = 10 * time.Millisecond
 			q, g := newQueue(t, Options{MaxBatch: 5, Linger: linger, MaxLinger: time.Hour,
-				Behind: func() time.Duration { return tc.behind }, StreamLinger: tc.streamLinger})
+				Behind: tc.behind, StreamLinger: tc.streamLinger})
 			results := startLingering(t, q, g)
-			g.next(t) // [2], after Linger: no stream yet
+			if c := g.next(t); !slices.Equal(c.ids, []int{2}) { // no stream yet
+				t.Fatalf("commit carries %v, want [2] after Linger", c.ids)
+			}
 			g.release <- nil
-			time.Sleep(rateWindow) // the next batch ends the window: a stream
+			time.Sleep(rateWindow) // the next batch ends the window: a stream, at an hour's linger
 			results = append(results, addAsync(t.Context(), q, 3))
 			g.next(t)
 			results = append(results, addAsync(t.Context(), q, 4))
