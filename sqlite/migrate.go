@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/partyline/partyline"
 	"github.com/partyline/partyline/internal/migrations"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -78,6 +79,11 @@ CREATE TABLE partyline_migrations (
 	return err
 }
 
+// afterSQL holds the steps whose SQL a Go function completes, by version.
+var afterSQL = map[int]func(context.Context, *sql.Tx) error{
+	4: chunkMessages,
+}
+
 // apply runs one step and records it, in one transaction.
 func apply(ctx context.Context, db *sql.DB, step migrations.Step) error {
 	tx, err := db.BeginTx(ctx, nil)
@@ -88,12 +94,64 @@ func apply(ctx context.Context, db *sql.DB, step migrations.Step) error {
 	if _, err := tx.ExecContext(ctx, step.SQL); err != nil {
 		return err
 	}
+	if after := afterSQL[step.Version]; after != nil {
+		if err := after(ctx, tx); err != nil {
+			return err
+		}
+	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO partyline_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)`,
 		step.Version, step.Name, time.Now().UnixMilli())
 	if err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+// chunkMessages completes migration 4: it writes the rows of messages,
+// one per message, into message_chunks, up to maxChunk of a room's
+// consecutive seqs a row, and drops messages.
+func chunkMessages(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT room, seq, id, username, content, data, timestamp_ms FROM messages ORDER BY room, seq`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var chunk []partyline.Message
+	for rows.Next() {
+		var m partyline.Message
+		var data []byte
+		if err := rows.Scan(&m.Room, &m.Seq, &m.ID, &m.Username, &m.Content, &data, &m.Timestamp); err != nil {
+			return err
+		}
+		if data != nil {
+			m.Data = data
+		}
+		if len(chunk) > 0 && (chunk[0].Room != m.Room || len(chunk) == maxChunk || m.Seq != chunk[len(chunk)-1].Seq+1) {
+			if err := insertChunk(ctx, tx, chunk); err != nil {
+				return err
+			}
+			chunk = chunk[:0]
+		}
+		chunk = append(chunk, m)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(chunk) > 0 {
+		if err := insertChunk(ctx, tx, chunk); err != nil {
+			return err
+		}
+	}
+	_, err = tx.ExecContext(ctx, `DROP TABLE messages`)
+	return err
+}
+
+// insertChunk inserts chunk, a room's consecutive messages, as one row of
+// message_chunks.
+func insertChunk(ctx context.Context, tx *sql.Tx, chunk []partyline.Message) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO message_chunks (room, first_seq, last_seq, messages) VALUES (?, ?, ?, ?)`,
+		chunk[0].Room, int64(chunk[0].Seq), lastSeq(chunk), appendRecords(nil, chunk, false))
+	return err
 }
 
 // scanStrings reads a one-column result and closes rows.

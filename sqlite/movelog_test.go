@@ -22,12 +22,33 @@ func countRows(t *testing.T, store *Store, table string) int {
 	return n
 }
 
+// logged returns how many messages message_log holds in store's database.
+func logged(t *testing.T, store *Store) int {
+	t.Helper()
+	messages, err := store.readLog(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(messages)
+}
+
+// stored returns how many messages message_chunks holds in store's
+// database.
+func stored(t *testing.T, store *Store) int {
+	t.Helper()
+	var n int
+	if err := store.read.QueryRowContext(t.Context(), `SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM message_chunks`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func TestWriterMovesTheLogWhenItIsFull(t *testing.T) {
 	store := openForTest(t, filepath.Join(t.TempDir(), "full.db"))
 	store.moveAt = 100
 	appendRooms(t, store, 1000)
-	if logged, stored := countRows(t, store, "message_log"), countRows(t, store, "messages"); logged >= 100+64 || logged+stored != 1000 {
-		t.Errorf("after 1,000 appends moving at 100: %d rows in message_log, %d in messages; want under 164 and 1,000 in all", logged, stored)
+	if logged, stored := logged(t, store), stored(t, store); logged >= 100+64 || logged+stored != 1000 {
+		t.Errorf("after 1,000 appends moving at 100: %d messages in message_log, %d in message_chunks; want under 164 and 1,000 in all", logged, stored)
 	}
 }
 
@@ -38,14 +59,14 @@ func TestWriterMovesTheLogWhenItIsOld(t *testing.T) {
 	// they commit.
 	store.moveAfter = time.Hour
 	appendRooms(t, store, 10)
-	if logged := countRows(t, store, "message_log"); logged != 10 {
-		t.Fatalf("message_log holds %d rows after 10 appends, moving after an hour; want 10", logged)
+	if logged := logged(t, store); logged != 10 {
+		t.Fatalf("message_log holds %d messages after 10 appends, moving after an hour; want 10", logged)
 	}
 	store.moveAfter = 20 * time.Millisecond
 	time.Sleep(30 * time.Millisecond)
 	appendRooms(t, store, 1) // the commit after which the first ten are due
-	if logged := countRows(t, store, "message_log"); logged != 0 {
-		t.Errorf("message_log holds %d rows after a commit 30 ms after the first, moving after 20 ms; want 0", logged)
+	if logged := logged(t, store); logged != 0 {
+		t.Errorf("message_log holds %d messages after a commit 30 ms after the first, moving after 20 ms; want 0", logged)
 	}
 }
 
@@ -58,8 +79,8 @@ func TestAppendOnceMovesTheLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if logged, stored := countRows(t, store, "message_log"), countRows(t, store, "messages"); logged >= 5 || logged+stored != 12 {
-		t.Errorf("after 12 AppendOnce moving at 5: %d rows in message_log, %d in messages; want under 5 and 12 in all", logged, stored)
+	if logged, stored := logged(t, store), stored(t, store); logged >= 5 || logged+stored != 12 {
+		t.Errorf("after 12 AppendOnce moving at 5: %d messages in message_log, %d in message_chunks; want under 5 and 12 in all", logged, stored)
 	}
 }
 
@@ -82,12 +103,12 @@ func TestOpenMovesTheLogOfACrashedProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if logged := countRows(t, store, "message_log"); logged != 500 {
-		t.Fatalf("message_log of the live Store holds %d rows, want all 500", logged)
+	if logged := logged(t, store); logged != 500 {
+		t.Fatalf("message_log of the live Store holds %d messages, want all 500", logged)
 	}
 	reopened := openForTest(t, crashed)
-	if logged, stored := countRows(t, reopened, "message_log"), countRows(t, reopened, "messages"); logged != 0 || stored != 500 {
-		t.Errorf("after Open: %d rows in message_log, %d in messages; want 0 and 500", logged, stored)
+	if logged, stored := logged(t, reopened), stored(t, reopened); logged != 0 || stored != 500 {
+		t.Errorf("after Open: %d messages in message_log, %d in message_chunks; want 0 and 500", logged, stored)
 	}
 	if got := countRows(t, reopened, "rooms"); got != 500 {
 		t.Errorf("after Open the rooms table has %d rows, want the 500 rooms' last seqs", got)

@@ -252,7 +252,7 @@ func TestMigrationsAreRecordedOnce(t *testing.T) {
 		rows.Scan(&version, &name)
 		got = append(got, fmt.Sprint(version, " ", name))
 	}
-	if want := []string{"1 0001_init", "2 0002_webhooks", "3 0003_message_log"}; strings.Join(got, ",") != strings.Join(want, ",") {
+	if want := []string{"1 0001_init", "2 0002_webhooks", "3 0003_message_log", "4 0004_message_chunks"}; strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("partyline_migrations after two opens = %q, want %q", got, want)
 	}
 }
@@ -285,22 +285,23 @@ func TestFailingDatabaseIsUnavailable(t *testing.T) {
 	if _, err := store.Append(ctx, partyline.Message{Room: "r", Content: "before"}); err != nil {
 		t.Fatal(err)
 	}
-	rawExec(t, path, `DROP TABLE messages`, `DROP TABLE message_log`)
+	rawExec(t, path, `DROP TABLE message_chunks`, `DROP TABLE message_log`)
 	if _, err := store.Append(ctx, partyline.Message{Room: "r"}); !errors.Is(err, partyline.ErrUnavailable) || !strings.HasPrefix(err.Error(), "sqlite: append: ") {
 		t.Errorf("Append without a message_log table: error %v, want sqlite: append: … wrapping ErrUnavailable", err)
 	}
 	if _, err := store.History(ctx, "r", partyline.HistoryQuery{Limit: 1}); !errors.Is(err, partyline.ErrUnavailable) {
-		t.Errorf("History without a messages table: error %v, want one wrapping ErrUnavailable", err)
+		t.Errorf("History without a message_chunks table: error %v, want one wrapping ErrUnavailable", err)
 	}
 	if got, err := store.LastSeq(ctx, "r"); err != nil || got != 1 {
 		t.Errorf("LastSeq after the failed Append = %d, %v; want 1, nil (the failed batch rolled back)", got, err)
 	}
 }
 
-func TestRetentionDeletesRows(t *testing.T) {
+func TestRetentionDeletesChunks(t *testing.T) {
 	const keep = 8 // trimmed in steps of 2
 	path := filepath.Join(t.TempDir(), "r.db")
 	store := open(t, path, keep)
+	store.MoveAt(10) // moves, and trims, every 10 or so
 	for range 100 {
 		if _, err := store.Append(t.Context(), partyline.Message{Room: "r"}); err != nil {
 			t.Fatal(err)
@@ -312,11 +313,15 @@ func TestRetentionDeletesRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var rows, oldest int
-	if err := db.QueryRow(`SELECT count(*), min(seq) FROM messages`).Scan(&rows, &oldest); err != nil {
+	var messages, oldest, newest, oldestLast int
+	err = db.QueryRow(`SELECT sum(last_seq - first_seq + 1), min(first_seq), max(last_seq), min(last_seq) FROM message_chunks`).
+		Scan(&messages, &oldest, &newest, &oldestLast)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if rows < keep || rows > keep+2 || oldest != 100-rows+1 {
-		t.Errorf("after 100 appends keeping %d: %d rows from seq %d, want %d to %d rows ending at seq 100", keep, rows, oldest, keep, keep+2)
+	if newest != 100 || messages != newest-oldest+1 || messages < keep || oldestLast <= 100-keep {
+		t.Errorf("after 100 appends keeping %d: %d messages from seq %d to %d, the oldest chunk up to %d; "+
+			"want at least %d up to seq 100, and no chunk all of whose seqs fell out (up to %d)",
+			keep, messages, oldest, newest, oldestLast, keep, 100-keep)
 	}
 }

@@ -6,7 +6,7 @@
 // goroutine commits appends in batches (group commit): the appends that
 // arrive while one transaction commits go together into the next, so one
 // fsync serves many messages; while they keep coming faster than it
-// commits, a batch lingers 1 ms to gather more, 10 ms in a stream of
+// commits, a batch lingers 1 ms to gather more, 2–10 ms in a stream of
 // thousands a second (writer.go), since a commit costs the same whatever
 // it carries. Reads use their own pool of connections and never wait for
 // the writer (WAL mode).
@@ -14,24 +14,28 @@
 // A batch costs a few statements whatever its size: the writer keeps each
 // room's committed last seq in memory (read from the rooms table, or the
 // log's messages, the first time a room appends, and taken as committed
-// only once its transaction has) and inserts the messages with multi-row
-// INSERTs into the log, whose moves save the rooms' last seqs.
+// only once its transaction has) and appends the whole batch to the log as
+// one row, whose moves save the rooms' last seqs.
 //
-// Layout: messages is a rowid table with an index on (room, seq), in
-// SQLite's default 4 KiB pages, and a batch does not write to it. Inserted
+// Layout: message_chunks holds a room's messages in rows of up to 64
+// consecutive seqs, each row a BLOB of records (records.go), in a rowid
+// table with an index on (room, first_seq), in SQLite's default 4 KiB
+// pages, and a batch does not write to it. A message a row, inserted
 // there, a batch over many rooms dirtied about one index page per message,
 // each a WAL frame and later a page the checkpoint copies, and that page
 // was most of what a message cost the writer (two pwrites per frame, the
 // B-tree work), more than its bytes: 1 KiB pages and a table WITHOUT
 // ROWID were measured and left out (docs/performance.md). So a batch
-// appends its messages to message_log, a table with no index, which it
-// writes at its last page, and keeps them in memory for History (unmoved).
-// Once the log holds 8,192 messages, or 4 MiB, or one of its messages is a
-// second old, the writer moves it into messages in one transaction, room
-// by room, each room's index page written once for all its rows: at
-// 10,000 messages a second in 1,000 rooms, the bytes written per message
-// fell by three quarters. Open moves what a process that did not close
-// the Store left in the log; Close moves the rest.
+// appends its messages to message_log as one row, a table with no other
+// index, which it writes at its last page, and keeps them in memory for
+// History (unmoved). Once the log holds 8,192 messages, or 4 MiB, or one
+// of its messages is a second old, the writer moves them into
+// message_chunks in one transaction, room by room, a row for each room's
+// chunk: at 10,000 messages a second in 1,000 rooms, a row and an index
+// entry for about 8 messages. History reads a room's chunks from the page's
+// bound on and keeps the messages the page asks for. Open moves what a
+// process that did not close the Store left in the log; Close moves the
+// rest.
 //
 // Durability: journal_mode=WAL. By default synchronous=NORMAL: a message
 // Append returned survives a killed or crashed process (the commit is in the
@@ -55,8 +59,9 @@
 // Close truncates the WAL to 0 bytes.
 //
 // Retention: History shows exactly the newest keep seqs of a room. Older
-// rows are deleted by the moves, in steps of about keep/4, so one DELETE
-// serves many appends and trimming never blocks them.
+// chunks, all of whose seqs fell out, are deleted by the moves, in steps
+// of about keep/4, so one DELETE serves many appends and trimming never
+// blocks them.
 //
 // Webhooks (partyline.EventLog): the writer records a batch's message events
 // in the batch's transaction, when a route wants them. Presence changes,
@@ -105,11 +110,14 @@ type Store struct {
 	// write has one connection: the writer goroutine's, which the EventLog's
 	// and AppendOnce's transactions borrow in turn (database/sql queues them
 	// for it), so every write still goes through one connection.
-	write          *sql.DB
-	insertMessages *multiRow // prepared once on write, like the one below
-	insertEvents   *multiRow // inserts webhook_outbox rows
-	seqs           *lastSeqs // the rooms' committed last seqs
-	unmoved        *unmoved  // what message_log holds, for History and the last seqs
+	write *sql.DB
+	// The writer's statements, prepared once on write.
+	insertLog    *sql.Stmt // appends a batch to message_log
+	insertChunks *multiRow // the moves' rows of message_chunks
+	saveLastSeqs *multiRow // and their rooms' last seqs
+	insertEvents *multiRow // inserts webhook_outbox rows
+	seqs         *lastSeqs // the rooms' committed last seqs
+	unmoved      *unmoved  // what message_log holds, for History and the last seqs
 	// moveAt and moveAfter are moveAtRows and moveAfter, in fields so the
 	// tests can lower them.
 	moveAt    int
@@ -143,8 +151,9 @@ type Options struct {
 }
 
 // Open opens the partyline database at path, creating it if it does not
-// exist and applying any migrations it lacks, and moves into messages what
-// a process that did not close its Store left in message_log.
+// exist and applying any migrations it lacks, and moves into
+// message_chunks what a process that did not close its Store left in
+// message_log.
 //
 // Open fails with one error naming path when the file is locked by another
 // Store (in this process or another), cannot be written, or is not a
@@ -239,11 +248,16 @@ func (s *Store) openDatabases(ctx context.Context) error {
 	return describe(s.recoverLog(ctx))
 }
 
-// prepareWrites prepares the writer's multi-row statements on the write
-// connection.
+// prepareWrites prepares the writer's statements on the write connection.
 func (s *Store) prepareWrites(ctx context.Context) error {
 	var err error
-	if s.insertMessages, err = prepareMultiRow(ctx, s.write, insertMessagesHead, 7, ""); err != nil {
+	if s.insertLog, err = s.write.PrepareContext(ctx, insertLog); err != nil {
+		return err
+	}
+	if s.insertChunks, err = prepareMultiRow(ctx, s.write, insertChunksHead, 4, ""); err != nil {
+		return err
+	}
+	if s.saveLastSeqs, err = prepareMultiRow(ctx, s.write, saveLastSeqsHead, 2, saveLastSeqsUpsert); err != nil {
 		return err
 	}
 	s.insertEvents, err = prepareMultiRow(ctx, s.write, insertEventsHead, 3, "")
@@ -275,41 +289,78 @@ func (s *Store) History(ctx context.Context, room string, q partyline.HistoryQue
 	if q.Limit <= 0 {
 		return []partyline.Message{}, nil
 	}
-	query := historyBefore
+	// The unmoved messages first: one moved meanwhile is then in the
+	// chunks too (and counts once), never in neither.
+	recent, floor := s.unmoved.page(room, q, s.keep)
+	stored, err := s.storedPage(ctx, room, q, floor)
+	if err != nil {
+		return nil, unavailable("history", err)
+	}
+	return mergePage(stored, recent, q), nil
+}
+
+// storedPage returns the page q asks for of room's messages in
+// message_chunks, at most q.Limit of them, in seq order, of those newer
+// than floor and than the rooms table's last seq minus keep. It reads the
+// room's chunks from q's bound on, going back or forward, until it has
+// the page.
+func (s *Store) storedPage(ctx context.Context, room string, q partyline.HistoryQuery, floor int64) ([]partyline.Message, error) {
+	query, bound := historyBefore, history.Bound(q)
 	if q.Forward {
 		query = historyAfter
 	}
-	// The unmoved messages first: one moved meanwhile is then in the rows
-	// too (and counts once), never in neither.
-	recent, floor := s.unmoved.page(room, q, s.keep)
-	rows, err := s.read.QueryContext(ctx, query, room, history.Bound(q), s.keep, q.Limit, floor)
+	rows, err := s.read.QueryContext(ctx, query, room, bound, s.keep, floor)
 	if err != nil {
-		return nil, unavailable("history", err)
+		return nil, err
 	}
 	defer rows.Close()
-	messages, err := history.Scan(rows, room)
-	if err != nil {
-		return nil, unavailable("history", err)
+	page := []partyline.Message{}
+	var chunk []partyline.Message
+	for len(page) < q.Limit && rows.Next() {
+		var records []byte
+		var kept int64
+		if err := rows.Scan(&records, &kept); err != nil {
+			return nil, err
+		}
+		if chunk, err = decodeRecords(chunk[:0], records, false, room); err != nil {
+			return nil, err
+		}
+		var fresh []partyline.Message
+		for _, m := range chunk {
+			if seq := int64(m.Seq); seq > kept && (q.Forward && seq > bound || !q.Forward && seq < bound) {
+				fresh = append(fresh, m)
+			}
+		}
+		if q.Forward {
+			page = append(page, fresh...)
+		} else if len(fresh) > 0 { // the chunks come newest first
+			page = append(fresh, page...)
+		}
 	}
-	return mergePage(messages, recent, q), nil
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return nearest(page, q), nil
 }
 
-// The history queries show only the newest keep seqs: those above the
-// room's last seq minus ?3, where the rooms table's last seq may lag the
-// unmoved messages', whose last minus keep is ?5. A room without a row in
-// rooms has no moved messages either: the comparison is NULL and no row
-// matches.
+// The history queries read a room's chunks from the one holding the
+// page's bound ?2 on, back (first_seq below it) or forward (from the last
+// chunk beginning at or below it), of those holding a seq newer than the
+// kept floor: the room's last seq in the rooms table minus keep (?3), and
+// at least the unmoved messages' floor (?4). Each row carries that floor.
+// A room without a row in rooms has no chunks either.
 const (
-	historyAfter = `
-SELECT seq, id, username, content, data, timestamp_ms FROM messages
-WHERE room = ?1 AND seq > max(?2, (SELECT last_seq - ?3 FROM rooms WHERE room = ?1), ?5)
-ORDER BY seq LIMIT ?4`
-	historyBefore = `
-SELECT * FROM (
-	SELECT seq, id, username, content, data, timestamp_ms FROM messages
-	WHERE room = ?1 AND seq < ?2 AND seq > max((SELECT last_seq - ?3 FROM rooms WHERE room = ?1), ?5)
-	ORDER BY seq DESC LIMIT ?4
-) ORDER BY seq`
+	keptFloor = `
+WITH kept (floor) AS (SELECT max(?4, coalesce((SELECT last_seq - ?3 FROM rooms WHERE room = ?1), ?4)))`
+	historyBefore = keptFloor + `
+SELECT messages, floor FROM message_chunks, kept
+WHERE room = ?1 AND first_seq < ?2 AND last_seq > floor
+ORDER BY first_seq DESC`
+	historyAfter = keptFloor + `
+SELECT messages, floor FROM message_chunks, kept
+WHERE room = ?1 AND last_seq > floor AND first_seq >= coalesce(
+	(SELECT max(first_seq) FROM message_chunks WHERE room = ?1 AND first_seq <= ?2), 0)
+ORDER BY first_seq`
 )
 
 // LastSeq implements partyline.Store: the last of the room's unmoved
@@ -338,9 +389,9 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close implements partyline.Store: it stops taking appends, commits those
-// already queued and moves the log into messages, stops the checkpoints
-// and truncates the WAL, and closes the database and the lock. Calling it
-// again does nothing.
+// already queued and moves the log into message_chunks, stops the
+// checkpoints and truncates the WAL, and closes the database and the lock.
+// Calling it again does nothing.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -10,8 +11,8 @@ import (
 )
 
 // unmoved holds in memory the messages message_log holds: committed, not
-// yet moved into messages. History reads them here, as message_log has no
-// index by room. Only transactions that hold the seqs' lock change it, in
+// yet moved into message_chunks. History reads them here, as message_log
+// has no index by room. Only transactions that hold the seqs' lock change it, in
 // step with message_log: add after a commit that appended to the log,
 // clear after the one that emptied it.
 type unmoved struct {
@@ -50,24 +51,21 @@ func (u *unmoved) due(rows int, age time.Duration, now time.Time) bool {
 	return u.count >= rows || u.bytes >= moveAtBytes || u.count > 0 && now.Sub(u.oldest) >= age
 }
 
-// seqRange is the seqs of one room that a move carries, first to last.
-type seqRange struct {
-	room        string
-	first, last int64
-}
-
-// ranges returns the seqs each room has in the log.
-func (u *unmoved) ranges() []seqRange {
+// byRoom returns the messages of each room, rooms in name order, so that
+// a move writes the rooms' index pages in their order in the file.
+func (u *unmoved) byRoom() [][]partyline.Message {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	ranges := make([]seqRange, 0, len(u.rooms))
-	for room, messages := range u.rooms {
-		ranges = append(ranges, seqRange{room, int64(messages[0].Seq), int64(messages[len(messages)-1].Seq)})
+	names := slices.Sorted(maps.Keys(u.rooms))
+	rooms := make([][]partyline.Message, len(names))
+	for i, name := range names {
+		rooms[i] = u.rooms[name]
 	}
-	return ranges
+	return rooms
 }
 
-// clear forgets every message, once a move has committed them to messages.
+// clear forgets every message, once a move has committed them to
+// message_chunks.
 func (u *unmoved) clear() {
 	u.mu.Lock()
 	defer u.mu.Unlock()

@@ -31,9 +31,12 @@ func newQueue(commit groupcommit.CommitFunc[partyline.Message]) *groupcommit.Que
 // where the messages wait longer than that to be written anyway; on a
 // machine with CPU to spare, 10 ms saved nothing over 2 ms and made the
 // median 12 ms instead of 5, while 1 ms cost 10% more CPU
-// (docs/performance.md, items 11, 13 and 22). A message that comes alone
-// never waits, and one that comes while a commit runs, but not in a
-// stream, waits at most commitLinger.
+// (docs/performance.md, items 11, 13 and 22). In a stream every batch
+// lingers, even one whose first message came after the last commit ended:
+// only one batch in eight did, and the rest made 1,300 commits of 7
+// messages a second (item 23). A message that comes alone never waits,
+// and one that comes while a commit runs, but not in a stream, waits at
+// most commitLinger.
 const (
 	commitLinger       = time.Millisecond
 	commitStreamLinger = 2 * time.Millisecond
@@ -42,7 +45,7 @@ const (
 
 // commit is the writer goroutine's commit: it stores batch in one
 // transaction, giving each message its seq, then moves the log into
-// messages when a move is due.
+// message_chunks when a move is due.
 func (s *Store) commit(ctx context.Context, batch []partyline.Message) error {
 	if err := s.commitBatch(ctx, batch); err != nil {
 		return unavailable("append", err)
@@ -95,20 +98,19 @@ func (s *Store) releaseWrite(conn *sql.Conn) {
 	conn.Close()
 }
 
-// storeMessages assigns each message its seq and appends it to
-// message_log and records the message events of the routes that want
-// them, all in tx. It returns what it did to each room's seq, for
-// s.seqs.assign, within which it must run. With no route that wants
-// messages it adds nothing else to the transaction. The rooms' last seqs
-// are saved by the next move: until then, unmoved knows them.
+// storeMessages assigns each message its seq and appends the batch to
+// message_log, one row of records (records.go), and records the message
+// events of the routes that want them, all in tx. It returns what it did to
+// each room's seq, for s.seqs.assign, within which it must run. With no
+// route that wants messages it adds nothing else to the transaction. The
+// rooms' last seqs are saved by the next move: until then, unmoved knows
+// them.
 func (s *Store) storeMessages(ctx context.Context, tx *sql.Tx, batch []partyline.Message) ([]roomBump, error) {
 	bumps, err := s.seqs.bump(ctx, tx, batch)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.insertMessages.exec(ctx, tx, len(batch), func(args []any, i int) []any {
-		return appendMessage(args, &batch[i])
-	}); err != nil {
+	if _, err := tx.StmtContext(ctx, s.insertLog).ExecContext(ctx, appendRecords(nil, batch, true)); err != nil {
 		return bumps, err
 	}
 	if len(s.webhookRoutes()[partyline.EventMessage]) > 0 {
@@ -121,42 +123,35 @@ func (s *Store) storeMessages(ctx context.Context, tx *sql.Tx, batch []partyline
 	return bumps, nil
 }
 
-// appendMessage appends m's columns to args in insertMessages' order.
-func appendMessage(args []any, m *partyline.Message) []any {
-	var data any
-	if m.Data != nil {
-		data = []byte(m.Data)
-	}
-	return append(args, m.Room, int64(m.Seq), m.ID, m.Username, m.Content, data, m.Timestamp)
-}
-
-// The writer moves message_log into messages once it holds moveAtRows
-// messages or moveAtBytes of text (which unmoved also holds in memory),
-// or one committed moveAfter ago: at 10,000 messages a second in 1,000
-// rooms, every 0.8 s, each room's index page written once for about 8
-// messages. A move holds the write connection for its copy, a few ms per
-// thousand rows, and the appends that come meanwhile wait for it.
+// The writer moves message_log into message_chunks once it holds
+// moveAtRows messages or moveAtBytes of text (which unmoved also holds in
+// memory), or one committed moveAfter ago: at 10,000 messages a second in
+// 1,000 rooms, every 0.8 s, each room's index page written once for a
+// chunk of about 8 messages. A move holds the write connection for its
+// copy, about a ms per thousand messages, and the appends that come
+// meanwhile wait for it.
 const (
 	moveAtRows  = 8192
 	moveAtBytes = 4 << 20
 	moveAfter   = time.Second
 )
 
-// moveIfDue moves the log into messages if a move is due. It is called
-// after a commit that appended to the log, which stands whatever the move
-// does: a move that fails leaves the log as it was, for the next one.
+// moveIfDue moves the log into message_chunks if a move is due. It is
+// called after a commit that appended to the log, which stands whatever the
+// move does: a move that fails leaves the log as it was, for the next one.
 func (s *Store) moveIfDue(ctx context.Context) {
 	if s.unmoved.due(s.moveAt, s.moveAfter, time.Now()) {
 		s.moveLog(ctx)
 	}
 }
 
-// moveLog moves message_log into messages and then forgets the unmoved
-// messages. The caller must not hold the seqs' lock.
+// moveLog moves the messages of message_log, which unmoved holds, into
+// message_chunks and then forgets them. The caller must not hold the seqs'
+// lock.
 func (s *Store) moveLog(ctx context.Context) error {
 	return s.seqs.assign(func() ([]roomBump, error) {
 		err := s.writeTx(ctx, func(tx *sql.Tx) error {
-			return s.moveLogged(ctx, tx, s.unmoved.ranges())
+			return s.moveLogged(ctx, tx, s.unmoved.byRoom())
 		})
 		if err == nil {
 			s.unmoved.clear()
@@ -168,57 +163,79 @@ func (s *Store) moveLog(ctx context.Context) error {
 // recoverLog moves what message_log holds as the Store opens: what a
 // process that did not close its Store had committed since its last move.
 func (s *Store) recoverLog(ctx context.Context) error {
-	return s.writeTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT room, min(seq), max(seq) FROM message_log GROUP BY room`)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		var logged []seqRange
-		for rows.Next() {
-			var r seqRange
-			if err := rows.Scan(&r.room, &r.first, &r.last); err != nil {
-				return err
-			}
-			logged = append(logged, r)
-		}
-		if err := rows.Err(); err != nil || len(logged) == 0 {
-			return err
-		}
-		return s.moveLogged(ctx, tx, logged)
-	})
+	logged, err := s.readLog(ctx)
+	if err != nil || len(logged) == 0 {
+		return err
+	}
+	s.unmoved.add(logged, time.Now())
+	return s.moveLog(ctx)
 }
 
-// moveLogged moves every row of message_log into messages in tx, sorted by
-// room and seq, saves the rooms' last seqs, and trims the rooms whose seq
-// crossed a multiple of trimEvery within the ranges moved.
-func (s *Store) moveLogged(ctx context.Context, tx *sql.Tx, moved []seqRange) error {
-	for _, statement := range []string{moveLogRows, saveLastSeqs, `DELETE FROM message_log`} {
-		if _, err := tx.ExecContext(ctx, statement); err != nil {
-			return err
+// readLog returns the messages of message_log, in the order they were
+// committed.
+func (s *Store) readLog(ctx context.Context) ([]partyline.Message, error) {
+	rows, err := s.write.QueryContext(ctx, `SELECT messages FROM message_log ORDER BY pos`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var logged []partyline.Message
+	for rows.Next() {
+		var records []byte
+		if err := rows.Scan(&records); err != nil {
+			return nil, err
+		}
+		if logged, err = decodeRecords(logged, records, true, ""); err != nil {
+			return nil, err
 		}
 	}
-	return s.trim(ctx, tx, moved)
+	return logged, rows.Err()
 }
 
-// moveLogRows copies message_log into messages room by room, so each room's
-// index page is written once for all of its rows.
-const moveLogRows = `
-INSERT OR FAIL INTO messages (room, seq, id, username, content, data, timestamp_ms)
-SELECT room, seq, id, username, content, data, timestamp_ms FROM message_log ORDER BY room, seq`
+// moveLogged writes rooms, each room's unmoved messages in seq order, into
+// message_chunks in tx, in chunks of up to maxChunk, saves the rooms' last
+// seqs, empties message_log, and trims the rooms whose seq crossed a
+// multiple of trimEvery within the messages moved.
+func (s *Store) moveLogged(ctx context.Context, tx *sql.Tx, rooms [][]partyline.Message) error {
+	var chunks [][]partyline.Message
+	for _, messages := range rooms {
+		chunks = append(chunks, chunked(messages)...)
+	}
+	var records []byte
+	err := s.insertChunks.exec(ctx, tx, len(chunks), func(args []any, i int) []any {
+		c := chunks[i]
+		start := len(records)
+		records = appendRecords(records, c, false)
+		return append(args, c[0].Room, int64(c[0].Seq), int64(c[len(c)-1].Seq), records[start:len(records):len(records)])
+	})
+	if err != nil {
+		return err
+	}
+	err = s.saveLastSeqs.exec(ctx, tx, len(rooms), func(args []any, i int) []any {
+		return append(args, rooms[i][0].Room, lastSeq(rooms[i]))
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM message_log`); err != nil {
+		return err
+	}
+	return s.trim(ctx, tx, rooms)
+}
 
-// saveLastSeqs saves the last seq of each room in message_log. (WHERE true
-// tells SQLite's parser that ON CONFLICT belongs to the INSERT.)
-const saveLastSeqs = `
-INSERT INTO rooms (room, last_seq) SELECT room, max(seq) FROM message_log WHERE true GROUP BY room
-ON CONFLICT (room) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`
+// lastSeq returns the seq of the last of messages, a room's in seq order.
+func lastSeq(messages []partyline.Message) int64 {
+	return int64(messages[len(messages)-1].Seq)
+}
 
-// trim deletes the rows that fell out of retention in the rooms whose seq
-// crossed a multiple of trimEvery within their moved range.
-func (s *Store) trim(ctx context.Context, tx *sql.Tx, moved []seqRange) error {
-	for _, r := range moved {
-		if cutoff := r.last - s.keep; cutoff > 0 && (r.first-1)/s.trimEvery != r.last/s.trimEvery {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE room = ? AND seq <= ?`, r.room, cutoff); err != nil {
+// trim deletes the chunks that fell out of retention, all of whose seqs
+// are older than the newest keep, in the rooms whose seq crossed a
+// multiple of trimEvery within the messages moved.
+func (s *Store) trim(ctx context.Context, tx *sql.Tx, rooms [][]partyline.Message) error {
+	for _, messages := range rooms {
+		first, last := int64(messages[0].Seq), lastSeq(messages)
+		if cutoff := last - s.keep; cutoff > 0 && (first-1)/s.trimEvery != last/s.trimEvery {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM message_chunks WHERE room = ? AND last_seq <= ?`, messages[0].Room, cutoff); err != nil {
 				return err
 			}
 		}
@@ -226,11 +243,14 @@ func (s *Store) trim(ctx context.Context, tx *sql.Tx, moved []seqRange) error {
 	return nil
 }
 
-// The multi-row statements of the writer, without their rows. OR FAIL
+// The writer's statements, the multi-row ones without their rows. OR FAIL
 // spares SQLite the statement journal a multi-row statement that may abort
 // halfway needs: the writer rolls back the whole transaction on any error.
 const (
-	insertMessagesHead = `INSERT OR FAIL INTO message_log (room, seq, id, username, content, data, timestamp_ms) VALUES `
+	insertLog          = `INSERT INTO message_log (messages) VALUES (?)`
+	insertChunksHead   = `INSERT OR FAIL INTO message_chunks (room, first_seq, last_seq, messages) VALUES `
+	saveLastSeqsHead   = `INSERT INTO rooms (room, last_seq) VALUES `
+	saveLastSeqsUpsert = ` ON CONFLICT (room) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`
 )
 
 // chunkSizes are the row counts a multiRow statement is prepared for,

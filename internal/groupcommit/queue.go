@@ -43,10 +43,11 @@ type Options struct {
 	// Linger is how long a writer may wait for more items before it
 	// commits a batch, when items arrive faster than it commits: when the
 	// batch's first item was queued before the writer's last commit ended,
-	// or the last batch lingered and more items came meanwhile. A batch
-	// that lingers waits at most Linger (or MaxLinger, below), and not once
-	// it holds MaxBatch items. Items that come one at a time, each after
-	// the last commit, never wait. 0 means never.
+	// or the last batch lingered and more items came meanwhile, or they
+	// come in a stream (MaxLinger, below). A batch that lingers waits at
+	// most Linger (or MaxLinger), and not once it holds MaxBatch items.
+	// Items that come one at a time, each after the last commit, and not
+	// in a stream, never wait. 0 means never.
 	Linger time.Duration
 	// MaxLinger, when longer than Linger, is how long a batch lingers
 	// instead while items come in a stream: when, counted over the last
@@ -201,7 +202,7 @@ func (q *Queue[T]) runWriter() {
 	timer.Stop()
 	for first := range q.queue {
 		requests = q.drain(first.addTo(requests[:0]))
-		if q.linger > 0 && (gathered || first.queued.Before(lastCommitted)) {
+		if q.linger > 0 && (gathered || stream.stream || first.queued.Before(lastCommitted)) {
 			n := len(requests)
 			requests = q.lingerFor(requests, timer, q.lingerTime(&stream))
 			gathered = len(requests) > n

@@ -506,6 +506,34 @@ func TestLingerGathersWhatArrivesWhileBusy(t *testing.T) {
 	}
 }
 
+// TestInAStreamEveryBatchLingers: in a stream, a batch lingers even when
+// its first item came after the last commit ended, with nothing gathered:
+// items in a stream come at random, and the batches that took whatever
+// came first made a commit of one or two of every few.
+func TestInAStreamEveryBatchLingers(t *testing.T) {
+	q, g := newQueue(t, Options{MaxBatch: 3, Linger: time.Hour, MaxLinger: 2 * time.Hour})
+	ctx := t.Context()
+	for id := 1; id <= 2; id++ { // the second ends a window: a stream
+		r := addAsync(ctx, q, id)
+		if c := g.next(t); !slices.Equal(c.ids, []int{id}) {
+			t.Fatalf("commit carries %v, want [%d] at once", c.ids, id)
+		}
+		g.release <- nil
+		mustCommit(t, wait(t, r))
+		time.Sleep(rateWindow)
+	}
+	results := []<-chan result{addAsync(ctx, q, 3)}
+	waitLen(t, q, 0) // the writer took 3, and lingers
+	results = append(results, addRange(ctx, q, 4, 5)...)
+	if c := g.next(t); !slices.Equal(c.ids, []int{3, 4, 5}) {
+		t.Fatalf("commit carries %v, want [3 4 5]: the batch lingered until it was full", c.ids)
+	}
+	g.release <- nil
+	for _, r := range results {
+		mustCommit(t, wait(t, r))
+	}
+}
+
 // startLingering commits item 1 alone and queues item 2 while that commit
 // runs, so that the writer takes item 2 and lingers. It returns where the
 // results of both arrive.

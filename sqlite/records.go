@@ -1,0 +1,153 @@
+package sqlite
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/partyline/partyline"
+)
+
+// The log and the chunks hold messages as records, one after another in a
+// BLOB, byte for byte as they were appended. A record is its fields in
+// order, each an unsigned varint or a string (its length as an unsigned
+// varint, then its bytes):
+//
+//	room (log only), seq, id, username, content, data, timestamp
+//
+// data's length is one more than the bytes that follow, so that 0 stands
+// for a message without data; timestamp is a signed varint. A BLOB begins
+// with recordsVersion.
+const recordsVersion = 1
+
+// maxChunk is how many of a room's messages one row of message_chunks
+// holds at most: a History page reads a few rows, and a row of 64
+// messages of a few hundred bytes fits in a few pages.
+const maxChunk = 64
+
+// appendRecords appends messages as records to b: a BLOB of message_log
+// with each message's room when withRoom is set, one of message_chunks,
+// all of one room, otherwise.
+func appendRecords(b []byte, messages []partyline.Message, withRoom bool) []byte {
+	b = append(b, recordsVersion)
+	for i := range messages {
+		m := &messages[i]
+		if withRoom {
+			b = appendString(b, m.Room)
+		}
+		b = binary.AppendUvarint(b, m.Seq)
+		b = appendString(b, m.ID)
+		b = appendString(b, m.Username)
+		b = appendString(b, m.Content)
+		if m.Data == nil {
+			b = binary.AppendUvarint(b, 0)
+		} else {
+			b = binary.AppendUvarint(b, uint64(len(m.Data))+1)
+			b = append(b, m.Data...)
+		}
+		b = binary.AppendVarint(b, m.Timestamp)
+	}
+	return b
+}
+
+// appendString appends s's length and bytes to b.
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// errBadRecords is the error of decodeRecords on a BLOB it cannot read.
+var errBadRecords = errors.New("sqlite: malformed message records")
+
+// decodeRecords appends to dst the messages of a BLOB that appendRecords
+// wrote: with their own rooms when withRoom is set, in room otherwise.
+func decodeRecords(dst []partyline.Message, b []byte, withRoom bool, room string) ([]partyline.Message, error) {
+	if len(b) == 0 || b[0] != recordsVersion {
+		return dst, fmt.Errorf("%w: not of version %d", errBadRecords, recordsVersion)
+	}
+	r := recordReader{b: b[1:]}
+	for len(r.b) > 0 && r.err == nil {
+		m := partyline.Message{Room: room}
+		if withRoom {
+			m.Room = r.string()
+		}
+		m.Seq = r.uvarint()
+		m.ID = r.string()
+		m.Username = r.string()
+		m.Content = r.string()
+		if n := r.uvarint(); n > 0 {
+			m.Data = r.bytes(n - 1)
+		}
+		m.Timestamp = r.varint()
+		if r.err == nil {
+			dst = append(dst, m)
+		}
+	}
+	return dst, r.err
+}
+
+// recordReader reads the fields of records, keeping the first error.
+type recordReader struct {
+	b   []byte
+	err error
+}
+
+func (r *recordReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recordReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// bytes returns a copy of the next n bytes.
+func (r *recordReader) bytes(n uint64) []byte {
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.fail()
+		return nil
+	}
+	out := append([]byte{}, r.b[:n]...)
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *recordReader) string() string {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.fail()
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *recordReader) fail() {
+	if r.err == nil {
+		r.err = errBadRecords
+	}
+	r.b = nil
+}
+
+// chunked splits messages, a room's in seq order, into chunks of at most
+// maxChunk.
+func chunked(messages []partyline.Message) [][]partyline.Message {
+	chunks := make([][]partyline.Message, 0, (len(messages)+maxChunk-1)/maxChunk)
+	for len(messages) > 0 {
+		n := min(len(messages), maxChunk)
+		chunks = append(chunks, messages[:n])
+		messages = messages[n:]
+	}
+	return chunks
+}
