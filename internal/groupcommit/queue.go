@@ -44,10 +44,11 @@ type Options struct {
 	// commits a batch, when items arrive faster than it commits: when the
 	// batch's first item was queued before the writer's last commit ended,
 	// or the last batch lingered and more items came meanwhile, or they
-	// come in a stream (MaxLinger, below). A batch that lingers waits at
-	// most Linger (or MaxLinger), and not once it holds MaxBatch items.
-	// Items that come one at a time, each after the last commit, and not
-	// in a stream, never wait. 0 means never.
+	// come in a stream (MaxLinger, below) and the last batch that lingered
+	// gathered more. A batch that lingers waits at most Linger (or
+	// MaxLinger), and not once it holds MaxBatch items. Items that come
+	// one at a time, each after the last commit, wait at most once (a
+	// caller adding in a loop is a stream of one). 0 means never.
 	Linger time.Duration
 	// MaxLinger, when longer than Linger, is how long a batch lingers
 	// instead while items come in a stream: when, counted over the last
@@ -197,15 +198,17 @@ func (q *Queue[T]) runWriter() {
 	var items []T
 	var lastCommitted time.Time // when the last commit ended
 	gathered := false           // the last batch lingered, and more came
+	vain := false               // the last batch that lingered gathered nothing
 	stream := pace{since: time.Now()}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for first := range q.queue {
 		requests = q.drain(first.addTo(requests[:0]))
-		if q.linger > 0 && (gathered || stream.stream || first.queued.Before(lastCommitted)) {
+		if q.linger > 0 && (gathered || first.queued.Before(lastCommitted) || stream.stream && !vain) {
 			n := len(requests)
 			requests = q.lingerFor(requests, timer, q.lingerTime(&stream))
 			gathered = len(requests) > n
+			vain = !gathered
 		} else {
 			gathered = false
 		}

@@ -534,6 +534,35 @@ func TestInAStreamEveryBatchLingers(t *testing.T) {
 	}
 }
 
+// TestALoneCallerLingersOnce: a caller that adds items one after another,
+// fast enough to make a stream, makes a batch linger once, in vain, and
+// no more after that.
+func TestALoneCallerLingersOnce(t *testing.T) {
+	var behind atomic.Int64 // the linger in a stream
+	behind.Store(int64(10 * time.Millisecond))
+	q, g := newQueue(t, Options{Linger: time.Millisecond, MaxLinger: 2 * time.Hour,
+		Behind: func() time.Duration { return time.Duration(behind.Load()) }})
+	ctx := t.Context()
+	for id := 1; id <= 3; id++ { // the second ends a window: a stream; the third lingers 10 ms
+		r := addAsync(ctx, q, id)
+		if c := g.next(t); !slices.Equal(c.ids, []int{id}) {
+			t.Fatalf("commit carries %v, want [%d]", c.ids, id)
+		}
+		g.release <- nil
+		mustCommit(t, wait(t, r))
+		time.Sleep(rateWindow)
+	}
+	behind.Store(int64(time.Hour)) // a linger now would outlast the test
+	for id := 4; id <= 5; id++ {
+		r := addAsync(ctx, q, id)
+		if c := g.next(t); !slices.Equal(c.ids, []int{id}) {
+			t.Fatalf("commit carries %v, want [%d] at once", c.ids, id)
+		}
+		g.release <- nil
+		mustCommit(t, wait(t, r))
+	}
+}
+
 // startLingering commits item 1 alone and queues item 2 while that commit
 // runs, so that the writer takes item 2 and lingers. It returns where the
 // results of both arrive.
