@@ -44,11 +44,11 @@ type Options struct {
 	// commits a batch, when items arrive faster than it commits: when the
 	// batch's first item was queued before the writer's last commit ended,
 	// or the last batch lingered and more items came meanwhile, or they
-	// come in a stream (MaxLinger, below) and the last batch that lingered
-	// gathered more. A batch that lingers waits at most Linger (or
-	// MaxLinger), and not once it holds MaxBatch items. Items that come
-	// one at a time, each after the last commit, wait at most once (a
-	// caller adding in a loop is a stream of one). 0 means never.
+	// come in a stream (MaxLinger, below) from several callers at a time.
+	// A batch that lingers waits at most Linger (or MaxLinger), and not
+	// once it holds MaxBatch items. Items that come one at a time, each
+	// after the last commit, never wait, however fast they come. 0 means
+	// never.
 	Linger time.Duration
 	// MaxLinger, when longer than Linger, is how long a batch lingers
 	// instead while items come in a stream: when, counted over the last
@@ -198,17 +198,15 @@ func (q *Queue[T]) runWriter() {
 	var items []T
 	var lastCommitted time.Time // when the last commit ended
 	gathered := false           // the last batch lingered, and more came
-	vain := false               // the last batch that lingered gathered nothing
 	stream := pace{since: time.Now()}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for first := range q.queue {
 		requests = q.drain(first.addTo(requests[:0]))
-		if q.linger > 0 && (gathered || first.queued.Before(lastCommitted) || stream.stream && !vain) {
+		if q.linger > 0 && (gathered || first.queued.Before(lastCommitted) || stream.shared()) {
 			n := len(requests)
 			requests = q.lingerFor(requests, timer, q.lingerTime(&stream))
 			gathered = len(requests) > n
-			vain = !gathered
 		} else {
 			gathered = false
 		}
@@ -254,20 +252,33 @@ func (q *Queue[T]) lingerFor(batch []*request[T], timer *time.Timer, wait time.D
 
 // pace is a writer's count of the items it commits, by rateWindow.
 type pace struct {
-	since  time.Time // when the count began
-	items  int       // counted since then
-	stream bool      // the last window's items came in a stream
+	since   time.Time // when the count began
+	items   int       // counted since then
+	largest int       // the largest batch since then
+	stream  bool      // the last window's items came in a stream
+	crowd   bool      // and some of its batches carried several
 }
 
 // count adds the n items of a batch, and at the end of a window judges
-// whether they came fast enough to bring longLingerItems within maxLinger.
+// whether they came fast enough to bring longLingerItems within maxLinger,
+// and from more than one caller at a time.
 func (p *pace) count(n int, maxLinger time.Duration) {
 	p.items += n
+	p.largest = max(p.largest, n)
 	now := time.Now()
 	if elapsed := now.Sub(p.since); elapsed >= rateWindow {
 		p.stream = time.Duration(p.items)*maxLinger >= longLingerItems*elapsed
-		p.since, p.items = now, 0
+		p.crowd = p.largest > 1
+		p.since, p.items, p.largest = now, 0, 0
 	}
+}
+
+// shared reports whether the last window's items came in a stream from
+// several callers, so that a batch gathers more by lingering: one caller
+// that adds in a loop, each item once the last is committed, makes a
+// stream of batches of one, which a linger would only hold up.
+func (p *pace) shared() bool {
+	return p.stream && p.crowd
 }
 
 // drain appends to batch what is queued, up to maxBatch in all, leaving

@@ -506,27 +506,41 @@ func TestLingerGathersWhatArrivesWhileBusy(t *testing.T) {
 	}
 }
 
-// TestInAStreamEveryBatchLingers: in a stream, a batch lingers even when
-// its first item came after the last commit ended, with nothing gathered:
-// items in a stream come at random, and the batches that took whatever
-// came first made a commit of one or two of every few.
+// TestInAStreamEveryBatchLingers: in a stream from several callers at a
+// time, a batch lingers even when its first item came after the last
+// commit ended, with nothing gathered: items in a stream come at random,
+// and the batches that took whatever came first made a commit of one or
+// two of every few.
 func TestInAStreamEveryBatchLingers(t *testing.T) {
-	q, g := newQueue(t, Options{MaxBatch: 3, Linger: time.Hour, MaxLinger: 2 * time.Hour})
+	var behind atomic.Int64 // the linger in a stream
+	behind.Store(int64(10 * time.Millisecond))
+	q, g := newQueue(t, Options{MaxBatch: 3, Linger: 10 * time.Millisecond, MaxLinger: 2 * time.Hour,
+		Behind: func() time.Duration { return time.Duration(behind.Load()) }})
 	ctx := t.Context()
-	for id := 1; id <= 2; id++ { // the second ends a window: a stream
-		r := addAsync(ctx, q, id)
-		if c := g.next(t); !slices.Equal(c.ids, []int{id}) {
-			t.Fatalf("commit carries %v, want [%d] at once", c.ids, id)
-		}
-		g.release <- nil
-		mustCommit(t, wait(t, r))
-		time.Sleep(rateWindow)
+	results := []<-chan result{addAsync(ctx, q, 1)}
+	g.next(t)
+	results = append(results, addRange(ctx, q, 2, 3)...) // two callers at a time
+	waitLen(t, q, 2)
+	g.release <- nil
+	if c := g.next(t); !slices.Equal(c.ids, []int{2, 3}) {
+		t.Fatalf("commit carries %v, want [2 3]", c.ids)
 	}
-	results := []<-chan result{addAsync(ctx, q, 3)}
-	waitLen(t, q, 0) // the writer took 3, and lingers
-	results = append(results, addRange(ctx, q, 4, 5)...)
-	if c := g.next(t); !slices.Equal(c.ids, []int{3, 4, 5}) {
-		t.Fatalf("commit carries %v, want [3 4 5]: the batch lingered until it was full", c.ids)
+	g.release <- nil
+	time.Sleep(rateWindow)
+	results = append(results, addAsync(ctx, q, 4)) // ends the window: a stream, and a crowd
+	if c := g.next(t); !slices.Equal(c.ids, []int{4}) {
+		t.Fatalf("commit carries %v, want [4] at once", c.ids)
+	}
+	g.release <- nil
+	for _, r := range results {
+		mustCommit(t, wait(t, r))
+	}
+	behind.Store(int64(time.Hour))
+	results = []<-chan result{addAsync(ctx, q, 5)}
+	waitLen(t, q, 0) // the writer took 5, and lingers
+	results = append(results, addRange(ctx, q, 6, 7)...)
+	if c := g.next(t); !slices.Equal(c.ids, []int{5, 6, 7}) {
+		t.Fatalf("commit carries %v, want [5 6 7]: the batch lingered until it was full", c.ids)
 	}
 	g.release <- nil
 	for _, r := range results {
@@ -534,32 +548,23 @@ func TestInAStreamEveryBatchLingers(t *testing.T) {
 	}
 }
 
-// TestALoneCallerLingersOnce: a caller that adds items one after another,
-// fast enough to make a stream, makes a batch linger once, in vain, and
-// no more after that.
-func TestALoneCallerLingersOnce(t *testing.T) {
-	var behind atomic.Int64 // the linger in a stream
-	behind.Store(int64(10 * time.Millisecond))
+// TestALoneCallerNeverLingers: a caller that adds items one after another,
+// each once the last is committed, fast enough to make a stream, is not
+// held up: its batches are of one.
+func TestALoneCallerNeverLingers(t *testing.T) {
 	q, g := newQueue(t, Options{Linger: time.Millisecond, MaxLinger: 2 * time.Hour,
-		Behind: func() time.Duration { return time.Duration(behind.Load()) }})
+		Behind: func() time.Duration { return time.Hour }}) // a linger would outlast the test
 	ctx := t.Context()
-	for id := 1; id <= 3; id++ { // the second ends a window: a stream; the third lingers 10 ms
-		r := addAsync(ctx, q, id)
-		if c := g.next(t); !slices.Equal(c.ids, []int{id}) {
-			t.Fatalf("commit carries %v, want [%d]", c.ids, id)
-		}
-		g.release <- nil
-		mustCommit(t, wait(t, r))
-		time.Sleep(rateWindow)
-	}
-	behind.Store(int64(time.Hour)) // a linger now would outlast the test
-	for id := 4; id <= 5; id++ {
+	for id := 1; id <= 5; id++ { // the second ends a window: a stream
 		r := addAsync(ctx, q, id)
 		if c := g.next(t); !slices.Equal(c.ids, []int{id}) {
 			t.Fatalf("commit carries %v, want [%d] at once", c.ids, id)
 		}
 		g.release <- nil
 		mustCommit(t, wait(t, r))
+		if id <= 2 {
+			time.Sleep(rateWindow)
+		}
 	}
 }
 
