@@ -12,9 +12,9 @@ import (
 
 // unmoved holds in memory the messages message_log holds: committed, not
 // yet moved into message_chunks. History reads them here, as message_log
-// has no index by room. Only transactions that hold the seqs' lock change it, in
-// step with message_log: add after a commit that appended to the log,
-// clear after the one that emptied it.
+// has no index by room. Only transactions that hold the seqs' lock change
+// it, in step with message_log: add after a commit that appended to the
+// log, clear after the one that emptied it.
 type unmoved struct {
 	mu     sync.Mutex
 	rooms  map[string][]partyline.Message // each room's in seq order

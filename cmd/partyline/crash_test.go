@@ -71,7 +71,11 @@ func TestAckedMessagesSurviveSIGKILL(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	store := "sqlite:" + filepath.Join(t.TempDir(), "crash.db")
-	p := startProcess(t, bin, "--store", store, "--rate-limit", "-1")
+	// The 300 chats sent at once come back as 600 frames (echoes and
+	// acks), which the server sends faster than a client under the race
+	// detector reads them: its queue holds them all, so that this test is
+	// about durability, not the slow-consumer rule.
+	p := startProcess(t, bin, "--store", store, "--rate-limit", "-1", "--send-queue", "1024")
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+p.addr+"/ws?username=alice&room=lobby", nil)
 	if err != nil {
 		t.Fatal(err)
