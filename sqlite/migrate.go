@@ -119,13 +119,11 @@ func chunkMessages(ctx context.Context, tx *sql.Tx) error {
 	var chunk []partyline.Message
 	for rows.Next() {
 		var m partyline.Message
-		var data []byte
+		var data []byte // NULL stays nil
 		if err := rows.Scan(&m.Room, &m.Seq, &m.ID, &m.Username, &m.Content, &data, &m.Timestamp); err != nil {
 			return err
 		}
-		if data != nil {
-			m.Data = data
-		}
+		m.Data = data
 		if len(chunk) > 0 && (chunk[0].Room != m.Room || len(chunk) == maxChunk || m.Seq != chunk[len(chunk)-1].Seq+1) {
 			if err := insertChunk(ctx, tx, chunk); err != nil {
 				return err

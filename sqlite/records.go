@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -75,7 +76,7 @@ func decodeRecords(dst []partyline.Message, b []byte, withRoom bool, room string
 		m.Username = r.string()
 		m.Content = r.string()
 		if n := r.uvarint(); n > 0 {
-			m.Data = r.bytes(n - 1)
+			m.Data = r.data(n - 1)
 		}
 		m.Timestamp = r.varint()
 		if r.err == nil {
@@ -92,46 +93,42 @@ type recordReader struct {
 }
 
 func (r *recordReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
+	v, n := binary.Uvarint(r.b) // 0 when n <= 0
+	r.skip(n)
 	return v
 }
 
 func (r *recordReader) varint() int64 {
 	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
+	r.skip(n)
 	return v
 }
 
-// bytes returns a copy of the next n bytes.
-func (r *recordReader) bytes(n uint64) []byte {
-	if r.err != nil || n > uint64(len(r.b)) {
+// skip moves past the n bytes a varint took, or fails for the n <= 0 of a
+// varint that could not be read.
+func (r *recordReader) skip(n int) {
+	if n <= 0 {
+		r.fail()
+		return
+	}
+	r.b = r.b[n:]
+}
+
+// take returns the next n bytes, in r's buffer.
+func (r *recordReader) take(n uint64) []byte {
+	if n > uint64(len(r.b)) {
 		r.fail()
 		return nil
 	}
-	out := append([]byte{}, r.b[:n]...)
+	out := r.b[:n]
 	r.b = r.b[n:]
 	return out
 }
 
-func (r *recordReader) string() string {
-	n := r.uvarint()
-	if r.err != nil || n > uint64(len(r.b)) {
-		r.fail()
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	return s
-}
+// data returns a copy of the next n bytes, empty but not nil for 0.
+func (r *recordReader) data(n uint64) []byte { return bytes.Clone(r.take(n)) }
+
+func (r *recordReader) string() string { return string(r.take(r.uvarint())) }
 
 func (r *recordReader) fail() {
 	if r.err == nil {

@@ -111,15 +111,15 @@ func New[T any](commit CommitFunc[T], opts Options) *Queue[T] {
 		capacity = DefaultCapacity
 	}
 	q := &Queue[T]{
-		commit:       commit,
-		maxBatch:     opts.MaxBatch,
-		timeout:      opts.Timeout,
-		linger:       opts.Linger,
-		maxLinger:    max(opts.Linger, opts.MaxLinger),
-		behind:       opts.Behind,
-		streamLinger: min(max(opts.Linger, opts.StreamLinger), max(opts.Linger, opts.MaxLinger)),
-		queue:        make(chan *request[T], capacity),
+		commit:    commit,
+		maxBatch:  opts.MaxBatch,
+		timeout:   opts.Timeout,
+		linger:    opts.Linger,
+		maxLinger: max(opts.Linger, opts.MaxLinger),
+		behind:    opts.Behind,
+		queue:     make(chan *request[T], capacity),
 	}
+	q.streamLinger = min(max(opts.Linger, opts.StreamLinger), q.maxLinger)
 	if q.maxBatch <= 0 {
 		q.maxBatch = DefaultMaxBatch
 	}
