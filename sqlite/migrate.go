@@ -147,8 +147,7 @@ func chunkMessages(ctx context.Context, tx *sql.Tx) error {
 // insertChunk inserts chunk, a room's consecutive messages, as one row of
 // message_chunks.
 func insertChunk(ctx context.Context, tx *sql.Tx, chunk []partyline.Message) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO message_chunks (room, first_seq, last_seq, messages) VALUES (?, ?, ?, ?)`,
-		chunk[0].Room, int64(chunk[0].Seq), lastSeq(chunk), appendRecords(nil, chunk, false))
+	_, err := tx.ExecContext(ctx, insertChunksHead+"(?, ?, ?, ?)", appendChunk(nil, chunk, appendRecords(nil, chunk, false))...)
 	return err
 }
 

@@ -206,7 +206,7 @@ func (s *Store) moveLogged(ctx context.Context, tx *sql.Tx, rooms [][]partyline.
 		c := chunks[i]
 		start := len(records)
 		records = appendRecords(records, c, false)
-		return append(args, c[0].Room, int64(c[0].Seq), int64(c[len(c)-1].Seq), records[start:len(records):len(records)])
+		return appendChunk(args, c, records[start:len(records):len(records)])
 	})
 	if err != nil {
 		return err
@@ -221,6 +221,13 @@ func (s *Store) moveLogged(ctx context.Context, tx *sql.Tx, rooms [][]partyline.
 		return err
 	}
 	return s.trim(ctx, tx, rooms)
+}
+
+// appendChunk appends to args the columns of chunk's row of
+// message_chunks, in insertChunksHead's order: records is chunk as
+// appendRecords writes it.
+func appendChunk(args []any, chunk []partyline.Message, records []byte) []any {
+	return append(args, chunk[0].Room, int64(chunk[0].Seq), lastSeq(chunk), records)
 }
 
 // lastSeq returns the seq of the last of messages, a room's in seq order.
