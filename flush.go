@@ -21,9 +21,17 @@ import (
 //
 // Each connection is on the list at most once, as it holds the writer
 // role while there, so the list is never longer than the connections.
+//
+// A list with a delay (Options.WriteDelay) writes no connection before it
+// has waited that long: what is queued for it meanwhile leaves in the same
+// frame and write, so a client that receives a steady stream reads
+// several messages at a time, at the price of the delay.
 type flushList struct {
+	delay time.Duration // how long each connection waits before it is written
+
 	mu      sync.Mutex
-	conns   []flushable // waiting from conns[next] on, oldest first
+	conns   []flushable     // waiting from conns[next] on, oldest first
+	dues    []time.Duration // with a delay: when each of conns may be written, on flushClock
 	next    int
 	running int // flush goroutines at work
 	limit   int // at most this many: flushGoroutines when the first started
@@ -32,8 +40,15 @@ type flushList struct {
 	backlog  atomic.Int64  // nanoseconds: WriteBacklog's estimate
 }
 
-// flushes is the process's flush list, shared by its Servers.
+// flushes is the process's flush list without a delay, shared by its
+// Servers; a Server with a write delay has a list of its own.
 var flushes flushList
+
+// flushEpoch starts flushClock.
+var flushEpoch = time.Now()
+
+// flushClock is the monotonic time since the process started.
+func flushClock() time.Duration { return time.Since(flushEpoch) }
 
 // flushable is what waits on a flush list: a *Conn.
 type flushable interface {
@@ -48,8 +63,15 @@ const maxSpareFlushList = 4096
 // starts a flush goroutine when none runs, or when more connections wait
 // than goroutines run and a CPU is left.
 func (l *flushList) add(c flushable) {
+	var due time.Duration
+	if l.delay > 0 {
+		due = flushClock() + l.delay
+	}
 	l.mu.Lock()
 	l.conns = append(l.conns, c)
+	if l.delay > 0 {
+		l.dues = append(l.dues, due)
+	}
 	if l.running == 0 {
 		l.limit = flushGoroutines()
 	}
@@ -63,8 +85,8 @@ func (l *flushList) add(c flushable) {
 	}
 }
 
-// WriteBacklog returns how long a connection that joined the flush list
-// now would wait to be written: the connections waiting, times the wall
+// WriteBacklog returns how long a connection that joined the process's
+// flush list (without a delay) now would wait to be written: the connections waiting, times the wall
 // time each recently took, shared among the flush goroutines; 0 while
 // none waits. Where the machine has CPU to spare it is a few
 // milliseconds at most; on a saturated one, tens. The SQLite store's
@@ -98,21 +120,31 @@ func (l *flushList) run() {
 	var batch [flushBatch]flushable
 	sends := takeBatchWriter()
 	defer sends.putBack()
-	var took time.Duration
-	for taken := l.take(batch[:0], 0, 0); len(taken) > 0; taken = l.take(batch[:0], len(taken), took) {
+	wrote, took := 0, time.Duration(0)
+	for {
+		taken, wait := l.take(batch[:0], wrote, took)
+		if wait > 0 {
+			time.Sleep(wait)
+			wrote = 0
+			continue
+		}
+		if len(taken) == 0 {
+			return
+		}
 		start := time.Now()
 		sends.flush(taken)
-		took = time.Since(start)
+		wrote, took = len(taken), time.Since(start)
 		clear(taken)
 	}
 }
 
 // take appends to batch the connections that have waited longest, a fair
-// share of those waiting and at most flushBatch, and returns it. It
-// returns batch empty when none waits, in which case the calling flush
-// goroutine must end. wrote and took are the caller's last batch: how
-// many connections it wrote, in how long.
-func (l *flushList) take(batch []flushable, wrote int, took time.Duration) []flushable {
+// share of those due and at most flushBatch, and returns it. It returns
+// batch empty when none waits, in which case the calling flush goroutine
+// must end, or, with how long until the first is due, when none is due
+// yet. wrote and took are the caller's last batch: how many connections
+// it wrote, in how long.
+func (l *flushList) take(batch []flushable, wrote int, took time.Duration) ([]flushable, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if wrote > 0 {
@@ -122,13 +154,19 @@ func (l *flushList) take(batch []flushable, wrote int, took time.Duration) []flu
 	if waiting == 0 {
 		l.backlog.Store(0)
 		l.running--
-		l.conns, l.next = l.conns[:0], 0
+		l.conns, l.dues, l.next = l.conns[:0], l.dues[:0], 0
 		if cap(l.conns) > maxSpareFlushList {
-			l.conns = nil
+			l.conns, l.dues = nil, nil
 		}
-		return batch
+		return batch, 0
 	}
 	k := min(flushBatch, cap(batch), (waiting+l.running-1)/l.running)
+	if l.delay > 0 {
+		now := flushClock()
+		if k = l.due(k, now); k == 0 {
+			return batch, l.dues[l.next] - now
+		}
+	}
 	batch = append(batch, l.conns[l.next:l.next+k]...)
 	clear(l.conns[l.next : l.next+k])
 	l.next += k
@@ -136,7 +174,21 @@ func (l *flushList) take(batch []flushable, wrote int, took time.Duration) []flu
 	if l.next >= maxSpareFlushList && 2*l.next >= len(l.conns) { // a list that never empties
 		n := copy(l.conns, l.conns[l.next:])
 		clear(l.conns[n:])
+		if l.delay > 0 {
+			l.dues = l.dues[:copy(l.dues, l.dues[l.next:])]
+		}
 		l.conns, l.next = l.conns[:n], 0
 	}
-	return batch
+	return batch, 0
+}
+
+// due returns how many of the first k waiting connections are due at
+// now: as they joined in order, those up to the first that is not.
+func (l *flushList) due(k int, now time.Duration) int {
+	for i, due := range l.dues[l.next : l.next+k] {
+		if due > now {
+			return i
+		}
+	}
+	return k
 }

@@ -150,11 +150,77 @@ func TestFlushListBacklog(t *testing.T) {
 			t.Fatalf("backlog %v, want %v", got, want*time.Millisecond)
 		}
 	}
-	if taken := l.take(batch[:0], flushBatch, 3*flushBatch*time.Millisecond); len(taken) != 0 {
+	if taken, _ := l.take(batch[:0], flushBatch, 3*flushBatch*time.Millisecond); len(taken) != 0 {
 		t.Fatalf("took %d from an empty list", len(taken))
 	}
 	if l.perWrite <= time.Millisecond || l.running != 0 || l.backlog.Load() != 0 {
 		t.Errorf("per write %v, %d running, backlog %v; want the slower writes counted, none running, none",
 			l.perWrite, l.running, time.Duration(l.backlog.Load()))
+	}
+}
+
+// flushFunc is a connection whose flush is a function.
+type flushFunc func()
+
+func (f flushFunc) flush() { f() }
+
+// TestFlushListDelay: a list with a delay flushes each connection no
+// sooner than the delay after it joined, oldest first, and its goroutine
+// ends once the list is empty.
+func TestFlushListDelay(t *testing.T) {
+	base := runtime.NumGoroutine()
+	const delay = 50 * time.Millisecond
+	l := flushList{delay: delay}
+	var mu sync.Mutex
+	var order []int
+	var waited []time.Duration
+	for i := range 3 {
+		joined := time.Now()
+		l.add(flushFunc(func() {
+			mu.Lock()
+			defer mu.Unlock()
+			order = append(order, i)
+			waited = append(waited, time.Since(joined))
+		}))
+		time.Sleep(delay / 3) // each joins while the one before waits
+	}
+	eventually(t, "every connection flushed and the goroutine ended", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(order) == 3 && l.running == 0 && runtime.NumGoroutine() <= base
+	})
+	for i, w := range waited {
+		if order[i] != i || w < delay {
+			t.Errorf("flush %d: connection %d after %v; want connection %d, no sooner than %v", i, order[i], w, i, delay)
+		}
+	}
+}
+
+// TestFlushListDuesStayWithTheirConnections: when a delayed list that
+// never empties is compacted, each connection keeps its own due time.
+func TestFlushListDuesStayWithTheirConnections(t *testing.T) {
+	l := flushList{delay: time.Hour, running: 1}
+	const n = 2*maxSpareFlushList + 10
+	for i := range n {
+		l.conns = append(l.conns, countedFlush{id: i})
+		l.dues = append(l.dues, time.Duration(i)) // all past: the clock has run longer
+	}
+	var batch [flushBatch]flushable
+	for compacted := false; !compacted; {
+		before := l.next
+		if taken, wait := l.take(batch[:0], 0, 0); len(taken) == 0 || wait != 0 {
+			t.Fatalf("took %d, wait %v, from a list of due connections", len(taken), wait)
+		}
+		compacted = l.next < before
+	}
+	for j := l.next; j < len(l.conns); j++ {
+		if id := l.conns[j].(countedFlush).id; l.dues[j] != time.Duration(id) {
+			t.Fatalf("after compaction, connection %d has due %v; want %v", id, l.dues[j], time.Duration(id))
+		}
+	}
+	if len(l.dues) != len(l.conns) {
+		t.Errorf("%d dues for %d connections", len(l.dues), len(l.conns))
 	}
 }

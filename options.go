@@ -26,6 +26,10 @@ const (
 	// members get the list of its users: about 6 KB of online_users, and
 	// a join storm into it costs each member at most 500 user_joined.
 	DefaultPresenceListMax = 500
+	// MaxWriteDelay bounds Options.WriteDelay: the delay is there to merge
+	// what comes within milliseconds, and a longer one would make every
+	// message late.
+	MaxWriteDelay = time.Second
 )
 
 // Options configures a Server. The zero value serves anonymous clients from
@@ -70,6 +74,13 @@ type Options struct {
 	// Default DefaultMaxLag; negative turns the rule off, leaving only
 	// SendQueue.
 	MaxLag time.Duration
+	// WriteDelay is how long a connection's first queued frame waits for
+	// more before it is written: what is queued meanwhile leaves in the
+	// same frame and write. Zero, the default, writes at once. In a room
+	// of 1,000 receiving 100 messages a second, 10 ms cut the CPU per
+	// message of the server and of its clients by a third or more, for
+	// 5 ms more at the median (docs/performance.md). At most MaxWriteDelay.
+	WriteDelay time.Duration
 	// RateLimit is the sustained inbound messages per second per
 	// connection, RateBurst the bucket size. A negative RateLimit disables
 	// rate limiting.
@@ -151,6 +162,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("pong-wait (%s) must be longer than ping-interval (%s)", o.PongWait, o.PingInterval)
 	case o.WriteWait < 0:
 		return o, fmt.Errorf("write-wait must be positive, got %s", o.WriteWait)
+	case o.WriteDelay < 0 || o.WriteDelay > MaxWriteDelay:
+		return o, fmt.Errorf("write-delay must be between 0 and %s, got %s", MaxWriteDelay, o.WriteDelay)
 	case o.IdleTimeout < 0:
 		return o, fmt.Errorf("idle-timeout must not be negative, got %s", o.IdleTimeout)
 	case o.MaxMessageSize < 0:

@@ -25,6 +25,7 @@ type Server struct {
 	log       *slog.Logger
 	hub       *hub
 	poller    *poller.Poller // nil where there is none: each connection reads on its own goroutine
+	flushes   *flushList     // where its connections wait to be written (flush.go)
 	heartbeat *heartbeat
 
 	wg       sync.WaitGroup // one per connection being served
@@ -60,8 +61,12 @@ func New(opts Options) (*Server, error) {
 		conns:     make(map[*Conn]struct{}),
 		perIP:     make(map[string]int),
 		poller:    poller.New(),
+		flushes:   &flushes,
 		heartbeat: newHeartbeat(opts.PingInterval, opts.PongWait),
 		stopping:  make(chan struct{}),
+	}
+	if opts.WriteDelay > 0 {
+		s.flushes = &flushList{delay: opts.WriteDelay}
 	}
 	s.hub = newHub(s)
 	if s.hub.events, err = newRecorder(s.hub, opts.Store, opts.Webhooks); err != nil {

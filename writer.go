@@ -43,13 +43,17 @@ var writers = sync.Pool{New: func() any { return new(writer) }}
 
 // write is called by the goroutine that has just claimed the writer role.
 // A connection written with system calls of its own waits its turn on the
-// flush list (flush.go); others get a writer goroutine at once.
+// flush list (flush.go); others get a writer goroutine, at once or after
+// the write delay.
 func (c *Conn) write() {
-	if c.rawConn != nil {
-		flushes.add(c)
-		return
+	switch {
+	case c.rawConn != nil:
+		c.srv.flushes.add(c)
+	case c.srv.opts.WriteDelay > 0:
+		time.AfterFunc(c.srv.opts.WriteDelay, c.flush)
+	default:
+		c.flush()
 	}
-	c.flush()
 }
 
 // flush writes what is queued without blocking where the connection can,

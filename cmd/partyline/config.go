@@ -31,6 +31,7 @@ type config struct {
 	MaxMessageSize      int64
 	SendQueue           int
 	MaxLag              time.Duration
+	WriteDelay          time.Duration
 	RateLimit           float64
 	RateBurst           int
 	MaxRooms            int
@@ -84,6 +85,7 @@ func (c *config) flagSet(output io.Writer) *flag.FlagSet {
 	fs.Int64Var(&c.MaxMessageSize, "max-message-size", partyline.DefaultMaxMessageSize, "largest inbound message in bytes (close 1009)")
 	fs.IntVar(&c.SendQueue, "send-queue", partyline.DefaultSendQueue, "outbound queue per connection, in messages")
 	fs.DurationVar(&c.MaxLag, "max-lag", partyline.DefaultMaxLag, "evict (4009) a connection whose oldest undelivered message has waited this long, queued or in the kernel (negative: off)")
+	fs.DurationVar(&c.WriteDelay, "write-delay", 0, "how long a connection's first queued message waits for more to share its write (0: none)")
 	fs.Float64Var(&c.RateLimit, "rate-limit", partyline.DefaultRateLimit, "messages per second per connection (negative: off)")
 	fs.IntVar(&c.RateBurst, "rate-burst", partyline.DefaultRateBurst, "rate limit burst")
 	fs.IntVar(&c.MaxRooms, "max-rooms", partyline.DefaultMaxRooms, "rooms per connection")

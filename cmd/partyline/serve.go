@@ -163,6 +163,7 @@ func (c *config) options(b *backends, log *slog.Logger) partyline.Options {
 		MaxMessageSize:      c.MaxMessageSize,
 		SendQueue:           c.SendQueue,
 		MaxLag:              c.MaxLag,
+		WriteDelay:          c.WriteDelay,
 		RateLimit:           c.RateLimit,
 		RateBurst:           c.RateBurst,
 		MaxRooms:            c.MaxRooms,
