@@ -30,8 +30,8 @@ type flushList struct {
 	delay time.Duration // how long each connection waits before it is written
 
 	mu      sync.Mutex
-	conns   []flushable     // waiting from conns[next] on, oldest first
-	dues    []time.Duration // with a delay: when each of conns may be written, on flushClock
+	conns   []flushable // waiting from conns[next] on, oldest first
+	dues    []int64     // with a delay: when each of conns may be written (monotonic)
 	next    int
 	running int // flush goroutines at work
 	limit   int // at most this many: flushGoroutines when the first started
@@ -43,12 +43,6 @@ type flushList struct {
 // flushes is the process's flush list without a delay, shared by its
 // Servers; a Server with a write delay has a list of its own.
 var flushes flushList
-
-// flushEpoch starts flushClock.
-var flushEpoch = time.Now()
-
-// flushClock is the monotonic time since the process started.
-func flushClock() time.Duration { return time.Since(flushEpoch) }
 
 // flushable is what waits on a flush list: a *Conn.
 type flushable interface {
@@ -63,9 +57,9 @@ const maxSpareFlushList = 4096
 // starts a flush goroutine when none runs, or when more connections wait
 // than goroutines run and a CPU is left.
 func (l *flushList) add(c flushable) {
-	var due time.Duration
+	var due int64
 	if l.delay > 0 {
-		due = flushClock() + l.delay
+		due = monotonic() + int64(l.delay)
 	}
 	l.mu.Lock()
 	l.conns = append(l.conns, c)
@@ -86,13 +80,13 @@ func (l *flushList) add(c flushable) {
 }
 
 // WriteBacklog returns how long a connection that joined the process's
-// flush list (without a delay) now would wait to be written: the connections waiting, times the wall
-// time each recently took, shared among the flush goroutines; 0 while
-// none waits. Where the machine has CPU to spare it is a few
-// milliseconds at most; on a saturated one, tens. The SQLite store's
-// group commit lingers about this long in a stream (sqlite/writer.go): a
-// message that would wait as long to be written loses nothing by waiting
-// in the commit instead.
+// flush list (without a delay) now would wait to be written: the
+// connections waiting, times the wall time each recently took, shared
+// among the flush goroutines; 0 while none waits. Where the machine has
+// CPU to spare it is a few milliseconds at most; on a saturated one,
+// tens. The SQLite store's group commit lingers about this long in a
+// stream (sqlite/writer.go): a message that would wait as long to be
+// written loses nothing by waiting in the commit instead.
 func WriteBacklog() time.Duration { return time.Duration(flushes.backlog.Load()) }
 
 // flushGoroutines is how many flush goroutines may run at once: one per CPU
@@ -162,9 +156,9 @@ func (l *flushList) take(batch []flushable, wrote int, took time.Duration) ([]fl
 	}
 	k := min(flushBatch, cap(batch), (waiting+l.running-1)/l.running)
 	if l.delay > 0 {
-		now := flushClock()
+		now := monotonic()
 		if k = l.due(k, now); k == 0 {
-			return batch, l.dues[l.next] - now
+			return batch, time.Duration(l.dues[l.next] - now)
 		}
 	}
 	batch = append(batch, l.conns[l.next:l.next+k]...)
@@ -184,7 +178,7 @@ func (l *flushList) take(batch []flushable, wrote int, took time.Duration) ([]fl
 
 // due returns how many of the first k waiting connections are due at
 // now: as they joined in order, those up to the first that is not.
-func (l *flushList) due(k int, now time.Duration) int {
+func (l *flushList) due(k int, now int64) int {
 	for i, due := range l.dues[l.next : l.next+k] {
 		if due > now {
 			return i

@@ -205,7 +205,7 @@ func TestFlushListDuesStayWithTheirConnections(t *testing.T) {
 	const n = 2*maxSpareFlushList + 10
 	for i := range n {
 		l.conns = append(l.conns, countedFlush{id: i})
-		l.dues = append(l.dues, time.Duration(i)) // all past: the clock has run longer
+		l.dues = append(l.dues, int64(i)) // all past: the clock has run longer
 	}
 	var batch [flushBatch]flushable
 	for compacted := false; !compacted; {
@@ -216,8 +216,8 @@ func TestFlushListDuesStayWithTheirConnections(t *testing.T) {
 		compacted = l.next < before
 	}
 	for j := l.next; j < len(l.conns); j++ {
-		if id := l.conns[j].(countedFlush).id; l.dues[j] != time.Duration(id) {
-			t.Fatalf("after compaction, connection %d has due %v; want %v", id, l.dues[j], time.Duration(id))
+		if id := l.conns[j].(countedFlush).id; l.dues[j] != int64(id) {
+			t.Fatalf("after compaction, connection %d has due %d; want %d", id, l.dues[j], id)
 		}
 	}
 	if len(l.dues) != len(l.conns) {

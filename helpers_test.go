@@ -40,7 +40,12 @@ func startServer(t testing.TB, opts partyline.Options) *testServer {
 		mux.Handle(pattern, srv)
 	}
 	hs := httptest.NewServer(mux)
-	ts := &testServer{Server: srv, http: hs, url: "ws" + strings.TrimPrefix(hs.URL, "http")}
+	shutDownAtEnd(t, srv, hs)
+	return &testServer{Server: srv, http: hs, url: "ws" + strings.TrimPrefix(hs.URL, "http")}
+}
+
+// shutDownAtEnd shuts srv down, then hs, when the test ends.
+func shutDownAtEnd(t testing.TB, srv *partyline.Server, hs *httptest.Server) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTime)
 		defer cancel()
@@ -49,7 +54,6 @@ func startServer(t testing.TB, opts partyline.Options) *testServer {
 		}
 		hs.Close()
 	})
-	return ts
 }
 
 // dial connects to path (e.g. "/ws?username=alice&room=lobby") and reads

@@ -86,14 +86,7 @@ func startTLSServer(t *testing.T, opts partyline.Options) (*partyline.Server, st
 		t.Fatalf("New: %v", err)
 	}
 	hs := httptest.NewTLSServer(srv)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTime)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		hs.Close()
-	})
+	shutDownAtEnd(t, srv, hs)
 	dialer := &websocket.Dialer{TLSClientConfig: hs.Client().Transport.(*http.Transport).TLSClientConfig}
 	return srv, "wss" + strings.TrimPrefix(hs.URL, "https"), dialer
 }
