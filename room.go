@@ -300,6 +300,7 @@ func (r *room) catchUpLocked(messages []Message, limit uint64) {
 			delete(r.pending, m.Seq)
 		} else {
 			e = chatEvent(m)
+			e.msg = e.deliverable(m.Room)
 		}
 		r.deliverLocked(e)
 	}
@@ -348,11 +349,11 @@ func (r *room) resync() {
 	}()
 }
 
-// chatEvent turns a stored message into the event that delivers it.
+// chatEvent turns a stored message into the event that announces it, its
+// frame encoded in one allocation.
 func chatEvent(m Message) event {
-	e := event{kind: eventChat, seq: m.Seq, payload: wire.AppendChat(nil, wire.Chat(m))}
-	e.msg = e.deliverable(m.Room)
-	return e
+	c := wire.Chat(m)
+	return event{kind: eventChat, seq: m.Seq, payload: wire.AppendChat(make([]byte, 0, wire.ChatLen(c)), c)}
 }
 
 // presenceEvent is a user_joined or user_left event of room.
@@ -581,7 +582,7 @@ func (r *room) replay(c *Conn, sub *subscription) {
 			return
 		}
 		for _, m := range messages {
-			if !c.queue.pushPaced(chatEvent(m).msg, sub.left) {
+			if !c.queue.pushPaced(chatEvent(m).deliverable(m.Room), sub.left) {
 				return
 			}
 			cursor = m.Seq

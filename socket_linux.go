@@ -336,6 +336,17 @@ func (r *polledRawConn) writeNow(frames [][]byte) int {
 	return writeFrames(uintptr(s.fd), frames)
 }
 
+// unackedNow asks the kernel how many bytes written the peer has not
+// acknowledged (lag_linux.go), without the callback of Control.
+func (r *polledRawConn) unackedNow() (int, bool) {
+	s := (*polledSocket)(r)
+	if !s.acquire() {
+		return 0, false
+	}
+	defer s.release()
+	return sysUnacked(uintptr(s.fd))
+}
+
 // again is a RawConn callback's answer as do wants it.
 func again(done bool) error {
 	if done {

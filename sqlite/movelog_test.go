@@ -186,6 +186,28 @@ func TestUnmovedPage(t *testing.T) {
 	}
 }
 
+func TestUnmovedClear(t *testing.T) {
+	u := newUnmoved()
+	u.add([]partyline.Message{{Room: "r", Seq: 1}, {Room: "r", Seq: 2}, {Room: "other", Seq: 1}}, time.Now())
+	u.clear()
+	if rooms, last := u.byRoom(), u.last("r"); len(rooms) != 0 || last != 0 {
+		t.Errorf("after clear: byRoom = %v, last = %d; want nothing", rooms, last)
+	}
+	if got, lowest := u.page("r", partyline.HistoryQuery{Limit: 3}, 1<<62); got != nil || lowest != math.MinInt64 {
+		t.Errorf("after clear: page = %v, %d; want nil, math.MinInt64", got, lowest)
+	}
+	next := []partyline.Message{{Room: "r", Seq: 3}, {Room: "r", Seq: 4}}
+	if allocs := testing.AllocsPerRun(10, func() { u.clear(); u.add(next, time.Now()) }); allocs != 0 {
+		t.Errorf("a room's next messages after a clear: %v allocations, want 0 (its slice is kept)", allocs)
+	}
+	if rooms := u.byRoom(); len(rooms) != 1 || !slices.Equal(seqsOf(rooms[0]), []uint64{3, 4}) {
+		t.Errorf("byRoom = %v, want r's 3 and 4 alone", rooms)
+	}
+	if _, kept := u.rooms["other"]; kept {
+		t.Error("a room without messages since the last clear is still held")
+	}
+}
+
 // seqsOf returns the seqs of messages.
 func seqsOf(messages []partyline.Message) []uint64 {
 	var seqs []uint64

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 
 	"github.com/partyline/partyline"
 )
@@ -50,6 +51,28 @@ func appendRecords(b []byte, messages []partyline.Message, withRoom bool) []byte
 	}
 	return b
 }
+
+// recordsLen returns the length of the BLOB appendRecords makes of
+// messages, so that it is written into a buffer allocated once.
+func recordsLen(messages []partyline.Message, withRoom bool) int {
+	n := 1 // recordsVersion
+	for i := range messages {
+		m := &messages[i]
+		if withRoom {
+			n += stringLen(m.Room)
+		}
+		n += uvarintLen(m.Seq) + stringLen(m.ID) + stringLen(m.Username) + stringLen(m.Content)
+		n += uvarintLen(uint64(len(m.Data))+1) + len(m.Data)
+		n += uvarintLen(uint64(m.Timestamp<<1) ^ uint64(m.Timestamp>>63)) // as AppendVarint zigzags it
+	}
+	return n
+}
+
+// stringLen returns the length of appendString's record of s.
+func stringLen(s string) int { return uvarintLen(uint64(len(s))) + len(s) }
+
+// uvarintLen returns the length of binary.AppendUvarint's encoding of x.
+func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
 
 // appendString appends s's length and bytes to b.
 func appendString(b []byte, s string) []byte {

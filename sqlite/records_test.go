@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -23,6 +24,8 @@ func sampleMessages(room string) []partyline.Message {
 		{Room: room, Seq: 2, ID: "", Username: "bob", Content: "", Data: json.RawMessage(`{"x": [1, 2]}`), Timestamp: -1},
 		{Room: room, Seq: 3, ID: "c3", Username: "ünï", Content: "line\nbreak \x00 \xff\xfe", Data: json.RawMessage{}},
 		{Room: room, Seq: 1 << 62, ID: strings.Repeat("i", 300), Username: "u", Content: strings.Repeat("long ", 1000)},
+		{Room: room, Seq: math.MaxUint64, Username: "v", Timestamp: math.MinInt64},
+		{Room: room, Seq: 127, Username: "w", Data: json.RawMessage(strings.Repeat(" ", 127)), Timestamp: math.MaxInt64},
 	}
 }
 
@@ -33,6 +36,9 @@ func TestRecordsRoundTrip(t *testing.T) {
 			messages[1].Room = "another room"
 		}
 		b := appendRecords(nil, messages, withRoom)
+		if len(b) != recordsLen(messages, withRoom) {
+			t.Errorf("withRoom %v: recordsLen = %d, appendRecords wrote %d bytes", withRoom, recordsLen(messages, withRoom), len(b))
+		}
 		got, err := decodeRecords(nil, b, withRoom, "room")
 		if err != nil || !reflect.DeepEqual(got, messages) {
 			t.Errorf("withRoom %v: decodeRecords(appendRecords(m)) = %+v, %v; want m, %+v", withRoom, got, err, messages)

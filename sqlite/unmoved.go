@@ -57,19 +57,31 @@ func (u *unmoved) byRoom() [][]partyline.Message {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	names := slices.Sorted(maps.Keys(u.rooms))
-	rooms := make([][]partyline.Message, len(names))
-	for i, name := range names {
-		rooms[i] = u.rooms[name]
+	rooms := make([][]partyline.Message, 0, len(names))
+	for _, name := range names {
+		if messages := u.rooms[name]; len(messages) > 0 {
+			rooms = append(rooms, messages)
+		}
 	}
 	return rooms
 }
 
 // clear forgets every message, once a move has committed them to
-// message_chunks.
+// message_chunks. A room that had messages keeps its slice, emptied, for
+// those of the next move, which would otherwise grow it again from
+// nothing; one that had none since the last move is dropped. The slices
+// byRoom returned must no longer be used.
 func (u *unmoved) clear() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	clear(u.rooms)
+	for name, messages := range u.rooms {
+		if len(messages) == 0 {
+			delete(u.rooms, name)
+			continue
+		}
+		clear(messages) // drop the strings
+		u.rooms[name] = messages[:0]
+	}
 	u.count, u.bytes = 0, 0
 }
 

@@ -110,7 +110,8 @@ func (s *Store) storeMessages(ctx context.Context, tx *sql.Tx, batch []partyline
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.StmtContext(ctx, s.insertLog).ExecContext(ctx, appendRecords(nil, batch, true)); err != nil {
+	records := appendRecords(make([]byte, 0, recordsLen(batch, true)), batch, true)
+	if _, err := tx.StmtContext(ctx, s.insertLog).ExecContext(ctx, records); err != nil {
 		return bumps, err
 	}
 	if len(s.webhookRoutes()[partyline.EventMessage]) > 0 {
@@ -201,7 +202,11 @@ func (s *Store) moveLogged(ctx context.Context, tx *sql.Tx, rooms [][]partyline.
 	for _, messages := range rooms {
 		chunks = append(chunks, chunked(messages)...)
 	}
-	var records []byte
+	size := 0
+	for _, c := range chunks {
+		size += recordsLen(c, false)
+	}
+	records := make([]byte, 0, size) // the chunks' rows alias it
 	err := s.insertChunks.exec(ctx, tx, len(chunks), func(args []any, i int) []any {
 		c := chunks[i]
 		start := len(records)

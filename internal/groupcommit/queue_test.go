@@ -626,3 +626,17 @@ func TestLingerInAStream(t *testing.T) {
 		})
 	}
 }
+
+func TestAddReusesItsRequests(t *testing.T) {
+	q := New(func(context.Context, []item) error { return nil }, Options{})
+	defer q.Close()
+	ctx := t.Context()
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := q.Add(ctx, item{id: 1}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Add allocated %v times per call, want 0: its request and channel are reused", allocs)
+	}
+}

@@ -82,7 +82,7 @@ func Decode(frame []byte) (in Inbound, err error) {
 	// another field is wrong and the error frame can echo it.
 	var decodeErr error
 	if !decodeFlat(trimmed, &raw) {
-		decodeErr = json.Unmarshal(trimmed, &raw)
+		raw, decodeErr = unmarshal[inbound](trimmed)
 	}
 	if raw.ID != nil && !isNull(raw.ID) {
 		if err := checkID(raw.ID); err != nil {
@@ -104,33 +104,44 @@ func Decode(frame []byte) (in Inbound, err error) {
 		if raw.Content[0] != '"' {
 			return in, badRequest("content must be a string")
 		}
-		if text, ok := plainText(raw.Content); ok {
-			in.Content = text
-		} else if err := json.Unmarshal(raw.Content, &in.Content); err != nil {
-			return in, badRequest("content must be a string")
+		text, ok := plainText(raw.Content)
+		if !ok {
+			if text, err = unmarshal[string](raw.Content); err != nil {
+				return in, badRequest("content must be a string")
+			}
 		}
+		in.Content = text
 	}
 	if raw.Data != nil && !isNull(raw.Data) {
 		in.Data = raw.Data
 	}
 	if raw.Since != nil && !isNull(raw.Since) {
-		var since uint64
-		if err := json.Unmarshal(raw.Since, &since); err != nil {
+		since, err := unmarshal[uint64](raw.Since)
+		if err != nil {
 			return in, badRequest("since must be a non-negative integer")
 		}
 		in.Since = &since
 	}
 	if raw.Before != nil && !isNull(raw.Before) {
-		if err := json.Unmarshal(raw.Before, &in.Before); err != nil {
+		if in.Before, err = unmarshal[uint64](raw.Before); err != nil {
 			return in, badRequest("before must be a non-negative integer")
 		}
 	}
 	if raw.Limit != nil && !isNull(raw.Limit) {
-		if err := json.Unmarshal(raw.Limit, &in.Limit); err != nil || in.Limit < 1 {
+		if in.Limit, err = unmarshal[int](raw.Limit); err != nil || in.Limit < 1 {
 			return in, badRequest("limit must be a positive integer")
 		}
 	}
 	return in, nil
+}
+
+// unmarshal decodes the JSON value b as a T. Decoding into a variable of
+// its own keeps Decode's, which json.Unmarshal's pointer would move to the
+// heap on every call, on the stack: only a call that gets here allocates.
+func unmarshal[T any](b []byte) (T, error) {
+	var v T
+	err := json.Unmarshal(b, &v)
+	return v, err
 }
 
 // checkID accepts a JSON string of at most MaxIDLength characters or a JSON
@@ -138,11 +149,15 @@ func Decode(frame []byte) (in Inbound, err error) {
 func checkID(id json.RawMessage) error {
 	switch {
 	case id[0] == '"':
-		s, ok := plainText(id)
-		if !ok && json.Unmarshal(id, &s) != nil {
+		n := 0
+		if len(id) >= 2 && bytes.IndexByte(id, '\\') < 0 {
+			n = utf8.RuneCount(id[1 : len(id)-1])
+		} else if s, err := unmarshal[string](id); err == nil {
+			n = utf8.RuneCountInString(s)
+		} else {
 			return badRequest("id must be a string or a number")
 		}
-		if utf8.RuneCountInString(s) > MaxIDLength {
+		if n > MaxIDLength {
 			return badRequest("id is longer than %d characters", MaxIDLength)
 		}
 	case id[0] == '-' || (id[0] >= '0' && id[0] <= '9'):

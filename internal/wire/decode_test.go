@@ -231,3 +231,17 @@ func BenchmarkDecodeChat(b *testing.B) {
 		})
 	}
 }
+
+func TestDecodeChatAllocs(t *testing.T) {
+	frame := []byte(`{"type":"chat","room":"lobby","content":"hello, everyone","id":"c1"}`)
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := Decode(frame); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// The room (its string and the pointer that says it was there) and
+	// the content; the type is shared, the id read in place.
+	if allocs > 3 {
+		t.Errorf("Decode of a plain chat: %v allocations, want at most 3", allocs)
+	}
+}

@@ -38,6 +38,17 @@ func AppendChat(b []byte, m Chat) []byte {
 	return append(b, '}')
 }
 
+// chatFixed is the length of a chat frame's keys, quotes and punctuation,
+// with room for the widest timestamp and seq.
+const chatFixed = len(`{"type":"chat","room":"","username":"","content":"","data":,"timestamp":,"seq":,"id":""}`) + 20 + 20
+
+// ChatLen returns at least the length of m's chat frame when none of its
+// strings needs escaping: the capacity with which AppendChat writes m
+// without growing its buffer.
+func ChatLen(m Chat) int {
+	return chatFixed + len(m.Room) + len(m.Username) + len(m.Content) + len(m.Data) + len(m.ID)
+}
+
 // AppendHistory appends a history frame holding messages in the given order.
 func AppendHistory(b []byte, room string, messages []Chat) []byte {
 	b = append(b, `{"type":"history","room":`...)

@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -263,6 +264,23 @@ func TestAppendChatAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("AppendHistory into a preallocated buffer: %v allocs per run, want 0", allocs)
+	}
+}
+
+func TestChatLen(t *testing.T) {
+	for _, m := range []Chat{
+		{},
+		{Room: "lobby", Seq: 7, ID: "m1", Username: "alice", Content: "hi all", Timestamp: 1700000000123},
+		{Room: "r", Seq: math.MaxUint64, ID: "0123456789abcdef01234567", Username: "bob", Content: "x",
+			Data: json.RawMessage(`{"k": [1, 2]}`), Timestamp: math.MinInt64},
+	} {
+		frame := AppendChat(nil, m)
+		if len(frame) > ChatLen(m) {
+			t.Errorf("ChatLen = %d, but the frame is %d bytes: %s", ChatLen(m), len(frame), frame)
+		}
+		if grown := AppendChat(make([]byte, 0, ChatLen(m)), m); cap(grown) != ChatLen(m) {
+			t.Errorf("AppendChat grew a buffer of ChatLen(m) = %d bytes to %d", ChatLen(m), cap(grown))
+		}
 	}
 }
 

@@ -119,14 +119,34 @@ func fill(raw *inbound, values *[len(fieldNames)][]byte) bool {
 	}
 	strs := [stringFields]**string{&raw.Type, &raw.Room, &raw.To, &raw.Token}
 	for i, v := range values[:stringFields] {
-		if v != nil {
-			s := string(v[1 : len(v)-1])
-			*strs[i] = &s
+		if v == nil {
+			continue
 		}
+		if i == 0 {
+			*strs[i] = typeName(v[1 : len(v)-1])
+			continue
+		}
+		s := string(v[1 : len(v)-1])
+		*strs[i] = &s
 	}
 	raw.ID, raw.Content, raw.Data = values[4], values[5], values[6]
 	raw.Since, raw.Before, raw.Limit = values[7], values[8], values[9]
 	return true
+}
+
+// typeNames are the types of the messages a client sends (commands.go).
+var typeNames = [...]string{"chat", "join", "leave", "direct", "typing", "presence", "history", "refresh", "ping"}
+
+// typeName returns the type t as a string: one of typeNames, shared by
+// every frame of that type, or else a string of its own.
+func typeName(t []byte) *string {
+	for i := range typeNames {
+		if string(t) == typeNames[i] {
+			return &typeNames[i]
+		}
+	}
+	s := string(t)
+	return &s
 }
 
 // plainText returns the text of a JSON string without escapes, and false
