@@ -30,12 +30,17 @@ type lastSeqs struct {
 	committed map[string]int64 // room → last seq committed
 	limit     int              // how many rooms the cache holds at most
 	logged    *unmoved         // whose last seqs the rooms table has yet to get
+
+	// bump's scratch, kept from batch to batch: a batch's rooms by their
+	// index in bumps.
+	index map[string]int
+	bumps []roomBump
 }
 
 // newLastSeqs returns an empty cache of the seqs committed to the rooms
 // table or, later ones, to the log that logged holds.
 func newLastSeqs(logged *unmoved) *lastSeqs {
-	return &lastSeqs{committed: make(map[string]int64), limit: maxCachedRooms, logged: logged}
+	return &lastSeqs{committed: make(map[string]int64), limit: maxCachedRooms, logged: logged, index: make(map[string]int)}
 }
 
 // roomBump is what one transaction does to one room's seq: from the last
@@ -66,16 +71,18 @@ func (c *lastSeqs) assign(store func() ([]roomBump, error)) error {
 	for _, b := range bumps {
 		c.committed[b.room] = b.after
 	}
+	clear(bumps) // drop the rooms' names
+	c.bumps = bumps[:0]
 	return nil
 }
 
 // bump gives each message of batch the next seq of its room, in batch
 // order, and returns what it did to each room, rooms in order of first
-// appearance. It reads from tx the last seq of each room the cache lacks.
-// The caller must hold mu.
+// appearance, in c.bumps for assign to give back. It reads from tx the
+// last seq of each room the cache lacks. The caller must hold mu.
 func (c *lastSeqs) bump(ctx context.Context, tx *sql.Tx, batch []partyline.Message) ([]roomBump, error) {
-	index := make(map[string]int, len(batch))
-	var bumps []roomBump
+	index, bumps := c.index, c.bumps[:0]
+	clear(index)
 	for i := range batch {
 		m := &batch[i]
 		at, seen := index[m.Room]
