@@ -17,7 +17,8 @@ import (
 
 // sampleMessages are messages of one room with the edges of each field: an
 // empty string, bytes that are not UTF-8, a NUL, data absent, empty and
-// set, and a negative timestamp.
+// set, negative and extreme timestamps, and seqs and lengths at a varint's
+// edges.
 func sampleMessages(room string) []partyline.Message {
 	return []partyline.Message{
 		{Room: room, Seq: 1, ID: "a1", Username: "ann", Content: "hello", Timestamp: 1_700_000_000_000},
