@@ -350,7 +350,7 @@ func (r *room) resync() {
 }
 
 // chatEvent turns a stored message into the event that announces it, its
-// frame encoded in one allocation.
+// frame written into a buffer sized for it (wire.ChatLen).
 func chatEvent(m Message) event {
 	c := wire.Chat(m)
 	return event{kind: eventChat, seq: m.Seq, payload: wire.AppendChat(make([]byte, 0, wire.ChatLen(c)), c)}

@@ -135,9 +135,9 @@ func Decode(frame []byte) (in Inbound, err error) {
 	return in, nil
 }
 
-// unmarshal decodes the JSON value b as a T. Decoding into a variable of
-// its own keeps Decode's, which json.Unmarshal's pointer would move to the
-// heap on every call, on the stack: only a call that gets here allocates.
+// unmarshal decodes the JSON value b as a T. Its own variable goes to the
+// heap, as json.Unmarshal's argument does, so Decode's stay on the stack
+// and only the calls that need json.Unmarshal pay for it.
 func unmarshal[T any](b []byte) (T, error) {
 	var v T
 	err := json.Unmarshal(b, &v)
@@ -150,8 +150,8 @@ func checkID(id json.RawMessage) error {
 	switch {
 	case id[0] == '"':
 		n := 0
-		if len(id) >= 2 && bytes.IndexByte(id, '\\') < 0 {
-			n = utf8.RuneCount(id[1 : len(id)-1])
+		if text, ok := plainBytes(id); ok {
+			n = utf8.RuneCount(text)
 		} else if s, err := unmarshal[string](id); err == nil {
 			n = utf8.RuneCountInString(s)
 		} else {

@@ -117,17 +117,15 @@ func fill(raw *inbound, values *[len(fieldNames)][]byte) bool {
 			return false
 		}
 	}
-	strs := [stringFields]**string{&raw.Type, &raw.Room, &raw.To, &raw.Token}
-	for i, v := range values[:stringFields] {
-		if v == nil {
-			continue
+	if v := values[0]; v != nil {
+		raw.Type = typeName(v[1 : len(v)-1])
+	}
+	strs := [...]**string{&raw.Room, &raw.To, &raw.Token}
+	for i, v := range values[1:stringFields] {
+		if v != nil {
+			s := string(v[1 : len(v)-1])
+			*strs[i] = &s
 		}
-		if i == 0 {
-			*strs[i] = typeName(v[1 : len(v)-1])
-			continue
-		}
-		s := string(v[1 : len(v)-1])
-		*strs[i] = &s
 	}
 	raw.ID, raw.Content, raw.Data = values[4], values[5], values[6]
 	raw.Since, raw.Before, raw.Limit = values[7], values[8], values[9]
@@ -152,8 +150,14 @@ func typeName(t []byte) *string {
 // plainText returns the text of a JSON string without escapes, and false
 // for any other string.
 func plainText(value []byte) (string, bool) {
+	text, ok := plainBytes(value)
+	return string(text), ok
+}
+
+// plainBytes is plainText without the copy: the text within value.
+func plainBytes(value []byte) ([]byte, bool) {
 	if len(value) < 2 || value[0] != '"' || bytes.IndexByte(value, '\\') >= 0 {
-		return "", false
+		return nil, false
 	}
-	return string(value[1 : len(value)-1]), true
+	return value[1 : len(value)-1], true
 }
