@@ -636,7 +636,13 @@ func TestAddReusesItsRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if allocs != 0 {
-		t.Errorf("Add allocated %v times per call, want 0: its request and channel are reused", allocs)
+	// Without the reuse, 2 (the request and its channel); under -race the
+	// pool drops a quarter of them, about 0.5 on average.
+	want := 0.0
+	if raceEnabled {
+		want = 1
+	}
+	if allocs > want {
+		t.Errorf("Add allocated %v times per call, want at most %v: its request and channel are reused", allocs, want)
 	}
 }
