@@ -89,14 +89,22 @@ func deleteKeys(t *testing.T, u, prefix string) {
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// One DEL takes them all at once, as a restart would: deleted one by
+	// one, a heartbeat in between could find its node still registered and
+	// then lose its entries without noticing.
+	var keys []string
 	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 	for iter.Next(ctx) {
-		if err := rdb.Del(ctx, iter.Val()).Err(); err != nil {
-			t.Errorf("deleting %s: %v", iter.Val(), err)
-		}
+		keys = append(keys, iter.Val())
 	}
 	if err := iter.Err(); err != nil {
-		t.Errorf("scanning %s*: %v", prefix, err)
+		t.Fatalf("scanning %s*: %v", prefix, err)
+	}
+	if len(keys) == 0 {
+		return
+	}
+	if err := rdb.Del(ctx, keys...).Err(); err != nil {
+		t.Fatalf("deleting %q: %v", keys, err)
 	}
 }
 
