@@ -25,13 +25,16 @@ import (
 // A list with a delay (Options.WriteDelay) writes no connection before it
 // has waited that long: what is queued for it meanwhile leaves in the same
 // frame and write, so a client that receives a steady stream reads
-// several messages at a time, at the price of the delay.
+// several messages at a time, at the price of the delay. A connection
+// whose queue fills halfway meanwhile is urged onto the process's list
+// (writer.go's urge), and its turn here, taken later, writes nothing.
 type flushList struct {
 	delay time.Duration // how long each connection waits before it is written
 
 	mu      sync.Mutex
 	conns   []flushable // waiting from conns[next] on, oldest first
 	dues    []int64     // with a delay: when each of conns may be written (monotonic)
+	holds   []uint32    // with a delay: the hold each of conns waits under (sendQueue.hold)
 	next    int
 	running int // flush goroutines at work
 	limit   int // at most this many: flushGoroutines when the first started
@@ -47,6 +50,9 @@ var flushes flushList
 // flushable is what waits on a flush list: a *Conn.
 type flushable interface {
 	flush() // write what is queued, holding the writer role
+	// takeHeld reports whether the turn held under hold on a list with a
+	// delay still holds the writer role, which the caller then writes.
+	takeHeld(hold uint32) bool
 }
 
 // maxSpareFlushList is the capacity an emptied list keeps for the next
@@ -55,8 +61,9 @@ const maxSpareFlushList = 4096
 
 // add puts c, whose writer role the caller has claimed, on the list, and
 // starts a flush goroutine when none runs, or when more connections wait
-// than goroutines run and a CPU is left.
-func (l *flushList) add(c flushable) {
+// than goroutines run and a CPU is left. On a list with a delay, c waits
+// under hold (sendQueue.hold); other lists ignore it.
+func (l *flushList) add(c flushable, hold uint32) {
 	var due int64
 	if l.delay > 0 {
 		due = monotonic() + int64(l.delay)
@@ -65,6 +72,7 @@ func (l *flushList) add(c flushable) {
 	l.conns = append(l.conns, c)
 	if l.delay > 0 {
 		l.dues = append(l.dues, due)
+		l.holds = append(l.holds, hold)
 	}
 	if l.running == 0 {
 		l.limit = flushGoroutines()
@@ -144,36 +152,53 @@ func (l *flushList) take(batch []flushable, wrote int, took time.Duration) ([]fl
 	if wrote > 0 {
 		l.perWrite += (took/time.Duration(wrote) - l.perWrite) / 8
 	}
-	waiting := len(l.conns) - l.next
-	if waiting == 0 {
-		l.backlog.Store(0)
-		l.running--
-		l.conns, l.dues, l.next = l.conns[:0], l.dues[:0], 0
-		if cap(l.conns) > maxSpareFlushList {
-			l.conns, l.dues = nil, nil
+	for len(batch) == 0 { // again if every turn taken had been urged
+		waiting := len(l.conns) - l.next
+		if waiting == 0 {
+			l.backlog.Store(0)
+			l.running--
+			l.conns, l.dues, l.holds, l.next = l.conns[:0], l.dues[:0], l.holds[:0], 0
+			if cap(l.conns) > maxSpareFlushList {
+				l.conns, l.dues, l.holds = nil, nil, nil
+			}
+			return batch, 0
 		}
-		return batch, 0
-	}
-	k := min(flushBatch, cap(batch), (waiting+l.running-1)/l.running)
-	if l.delay > 0 {
-		now := monotonic()
-		if k = l.due(k, now); k == 0 {
-			return batch, time.Duration(l.dues[l.next] - now)
-		}
-	}
-	batch = append(batch, l.conns[l.next:l.next+k]...)
-	clear(l.conns[l.next : l.next+k])
-	l.next += k
-	l.backlog.Store(int64(time.Duration(waiting-k) * l.perWrite / time.Duration(l.running)))
-	if l.next >= maxSpareFlushList && 2*l.next >= len(l.conns) { // a list that never empties
-		n := copy(l.conns, l.conns[l.next:])
-		clear(l.conns[n:])
+		k := min(flushBatch, cap(batch), (waiting+l.running-1)/l.running)
 		if l.delay > 0 {
-			l.dues = l.dues[:copy(l.dues, l.dues[l.next:])]
+			now := monotonic()
+			if k = l.due(k, now); k == 0 {
+				return batch, time.Duration(l.dues[l.next] - now)
+			}
 		}
-		l.conns, l.next = l.conns[:n], 0
+		batch = l.appendTurns(batch, k)
+		clear(l.conns[l.next : l.next+k])
+		l.next += k
+		l.backlog.Store(int64(time.Duration(waiting-k) * l.perWrite / time.Duration(l.running)))
+		if l.next >= maxSpareFlushList && 2*l.next >= len(l.conns) { // a list that never empties
+			n := copy(l.conns, l.conns[l.next:])
+			clear(l.conns[n:])
+			if l.delay > 0 {
+				l.dues = l.dues[:copy(l.dues, l.dues[l.next:])]
+				l.holds = l.holds[:copy(l.holds, l.holds[l.next:])]
+			}
+			l.conns, l.next = l.conns[:n], 0
+		}
 	}
 	return batch, 0
+}
+
+// appendTurns appends to batch the next k waiting connections, but for
+// those, on a list with a delay, whose held turn an urge has replaced.
+func (l *flushList) appendTurns(batch []flushable, k int) []flushable {
+	if l.delay == 0 {
+		return append(batch, l.conns[l.next:l.next+k]...)
+	}
+	for i, c := range l.conns[l.next : l.next+k] {
+		if c.takeHeld(l.holds[l.next+i]) {
+			batch = append(batch, c)
+		}
+	}
+	return batch
 }
 
 // due returns how many of the first k waiting connections are due at

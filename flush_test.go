@@ -2,6 +2,7 @@ package partyline
 
 import (
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,8 @@ type countedFlush struct {
 	most    *atomic.Int32
 	hold    time.Duration
 }
+
+func (f countedFlush) takeHeld(uint32) bool { return true }
 
 func (f countedFlush) flush() {
 	n := f.running.Add(1)
@@ -41,7 +44,7 @@ func TestFlushListOrderAndGoroutines(t *testing.T) {
 	var running, most atomic.Int32
 	const n = 3 * maxSpareFlushList // long enough to compact while draining
 	for i := range n {
-		l.add(countedFlush{i, &order, &mu, &running, &most, 0})
+		l.add(countedFlush{i, &order, &mu, &running, &most, 0}, 0)
 	}
 	eventually(t, "every connection flushed", func() bool {
 		mu.Lock()
@@ -93,7 +96,7 @@ func TestFlushListFIFO(t *testing.T) {
 	var mu sync.Mutex
 	var running, most atomic.Int32
 	for i := range n {
-		l.add(countedFlush{i, &order, &mu, &running, &most, 0})
+		l.add(countedFlush{i, &order, &mu, &running, &most, 0}, 0)
 	}
 	l.run() // this goroutine is the one at work
 	for i, id := range order {
@@ -109,7 +112,8 @@ func TestFlushListFIFO(t *testing.T) {
 // nopFlush is a connection with nothing to write.
 type nopFlush struct{ flushes atomic.Int64 }
 
-func (f *nopFlush) flush() { f.flushes.Add(1) }
+func (f *nopFlush) flush()               { f.flushes.Add(1) }
+func (f *nopFlush) takeHeld(uint32) bool { return true }
 
 // BenchmarkFlushList measures what waiting on the flush list costs a
 // delivery: one add and one take, with the list's goroutines at work.
@@ -118,7 +122,7 @@ func BenchmarkFlushList(b *testing.B) {
 	f := new(nopFlush)
 	b.ReportAllocs()
 	for range b.N {
-		l.add(f)
+		l.add(f, 0)
 	}
 	for f.flushes.Load() < int64(b.N) {
 		runtime.Gosched()
@@ -162,7 +166,8 @@ func TestFlushListBacklog(t *testing.T) {
 // flushFunc is a connection whose flush is a function.
 type flushFunc func()
 
-func (f flushFunc) flush() { f() }
+func (f flushFunc) flush()               { f() }
+func (f flushFunc) takeHeld(uint32) bool { return true }
 
 // TestFlushListDelay: a list with a delay flushes each connection no
 // sooner than the delay after it joined, oldest first, and its goroutine
@@ -181,7 +186,7 @@ func TestFlushListDelay(t *testing.T) {
 			defer mu.Unlock()
 			order = append(order, i)
 			waited = append(waited, time.Since(joined))
-		}))
+		}), 0)
 		time.Sleep(delay / 3) // each joins while the one before waits
 	}
 	eventually(t, "every connection flushed and the goroutine ended", func() bool {
@@ -206,6 +211,7 @@ func TestFlushListDuesStayWithTheirConnections(t *testing.T) {
 	for i := range n {
 		l.conns = append(l.conns, countedFlush{id: i})
 		l.dues = append(l.dues, int64(i)) // all past: the clock has run longer
+		l.holds = append(l.holds, uint32(i))
 	}
 	var batch [flushBatch]flushable
 	for compacted := false; !compacted; {
@@ -216,11 +222,59 @@ func TestFlushListDuesStayWithTheirConnections(t *testing.T) {
 		compacted = l.next < before
 	}
 	for j := l.next; j < len(l.conns); j++ {
-		if id := l.conns[j].(countedFlush).id; l.dues[j] != int64(id) {
-			t.Fatalf("after compaction, connection %d has due %d; want %d", id, l.dues[j], id)
+		if id := l.conns[j].(countedFlush).id; l.dues[j] != int64(id) || l.holds[j] != uint32(id) {
+			t.Fatalf("after compaction, connection %d has due %d and hold %d; want %d", id, l.dues[j], l.holds[j], id)
 		}
 	}
-	if len(l.dues) != len(l.conns) {
-		t.Errorf("%d dues for %d connections", len(l.dues), len(l.conns))
+	if len(l.dues) != len(l.conns) || len(l.holds) != len(l.conns) {
+		t.Errorf("%d dues and %d holds for %d connections", len(l.dues), len(l.holds), len(l.conns))
 	}
+}
+
+// heldFlush is a connection held on a list with a delay whose held turn
+// an urge may have replaced: urged says which holds.
+type heldFlush struct {
+	flushFunc
+	urged func(hold uint32) bool
+}
+
+func (f heldFlush) takeHeld(hold uint32) bool { return !f.urged(hold) }
+
+// TestFlushListSkipsUrgedTurns: on a list with a delay, a turn that an
+// urge has replaced writes nothing, and a goroutine whose every turn was
+// replaced still ends, leaving the list to start the next one.
+func TestFlushListSkipsUrgedTurns(t *testing.T) {
+	base := runtime.NumGoroutine()
+	l := flushList{delay: time.Millisecond}
+	var mu sync.Mutex
+	var flushed []uint32
+	add := func(hold uint32, urged bool) {
+		l.add(heldFlush{
+			flushFunc: func() { mu.Lock(); flushed = append(flushed, hold); mu.Unlock() },
+			urged:     func(uint32) bool { return urged },
+		}, hold)
+	}
+	ended := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.running == 0 && runtime.NumGoroutine() <= base
+	}
+	add(1, false)
+	add(2, true)
+	add(3, false)
+	eventually(t, "the goroutine ended", ended)
+	if !slices.Equal(flushed, []uint32{1, 3}) {
+		t.Fatalf("flushed the turns held under %v; want 1 and 3, not the urged 2", flushed)
+	}
+	add(4, true)
+	add(5, true)
+	eventually(t, "the goroutine ended after turns that were all urged", ended)
+	add(6, false)
+	eventually(t, "the next goroutine flushed a new turn", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Equal(flushed, []uint32{1, 3, 6})
+	})
 }

@@ -79,7 +79,9 @@ type Options struct {
 	// same frame and write. Zero, the default, writes at once. In a room
 	// of 1,000 receiving 100 messages a second, 10 ms cut the CPU per
 	// message of the server and of its clients by a third or more, for
-	// 5 ms more at the median (docs/performance.md). At most MaxWriteDelay.
+	// 5 ms more at the median (docs/performance.md). A connection whose
+	// queue fills halfway meanwhile is written at once, so the delay never
+	// makes it a slow consumer. At most MaxWriteDelay.
 	WriteDelay time.Duration
 	// RateLimit is the sustained inbound messages per second per
 	// connection, RateBurst the bucket size. A negative RateLimit disables

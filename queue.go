@@ -54,14 +54,22 @@ type sendQueue struct {
 	// connection waiting its turn on the flush list waits for the server.
 	stalled  bool
 	draining bool // a replay has ended, what it wrote may be in the kernel: still off
+	// held: the writer role waits out the write delay (writer.go). A push
+	// that fills the queue halfway meanwhile, or a close, urges the write
+	// instead; holds counts the holds, so that the held turn the urge
+	// replaced writes nothing when it comes (takeHeld).
+	held  bool
+	holds uint32
 }
 
 // writerRole is what a queue asks of its connection: to write, once the
 // caller has claimed the writer role (in its turn on the flush list, or at
-// once: flush), and to evict a slow consumer.
+// once: flush), to write at once a connection held for the write delay
+// (urge), and to evict a slow consumer.
 type writerRole interface {
 	write()
 	flush()
+	urge()
 	evict()
 }
 
@@ -80,43 +88,73 @@ func (q *sendQueue) init(conn writerRole, limit int, maxLag time.Duration) {
 // when no writer is busy. A full or lagging queue evicts the connection.
 func (q *sendQueue) push(m *message) {
 	q.mu.Lock()
-	slow, claimed := q.addLocked(m)
+	slow, claimed, urge := q.addLocked(m)
 	q.mu.Unlock()
-	q.act(slow, claimed)
+	q.act(slow, claimed, urge)
 }
 
 // pushAll is push for several messages at once, all or none: one fan-out
 // pass's messages for the connection, which leave together.
 func (q *sendQueue) pushAll(msgs []*message) {
 	q.mu.Lock()
-	slow, claimed := q.addLocked(msgs...)
+	slow, claimed, urge := q.addLocked(msgs...)
 	q.mu.Unlock()
-	q.act(slow, claimed)
+	q.act(slow, claimed, urge)
 }
 
 // addLocked appends msgs unless the queue is dropped or they would make it
 // slow. slow reports a full or lagging queue; claimed, that the caller has
-// claimed the writer role.
-func (q *sendQueue) addLocked(msgs ...*message) (slow, claimed bool) {
+// claimed the writer role; urge, that the caller must urge the write held
+// for the write delay, as the queue is half full.
+func (q *sendQueue) addLocked(msgs ...*message) (slow, claimed, urge bool) {
 	if q.dropped {
-		return false, false
+		return false, false, false
 	}
 	if q.slowLocked(len(msgs)) {
-		return true, false
+		return true, false, false
 	}
 	q.msgs = append(q.msgs, msgs...)
-	return false, q.claimWriterLocked()
+	if q.held && len(q.msgs) >= int(q.limit)/2 {
+		q.held = false
+		return false, false, true
+	}
+	return false, q.claimWriterLocked(), false
 }
 
-// act evicts a slow connection and writes for a caller that has claimed
-// the writer role.
-func (q *sendQueue) act(slow, claimed bool) {
-	if slow {
+// act evicts a slow connection, writes for a caller that has claimed the
+// writer role, or urges a held write.
+func (q *sendQueue) act(slow, claimed, urge bool) {
+	switch {
+	case slow:
 		q.conn.evict()
-	}
-	if claimed {
+	case claimed:
 		q.conn.write()
+	case urge:
+		q.conn.urge()
 	}
+}
+
+// hold records that the writer role waits out the write delay, and returns
+// the hold's number for takeHeld.
+func (q *sendQueue) hold() uint32 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.held = true
+	q.holds++
+	return q.holds
+}
+
+// takeHeld ends the hold numbered hold when its time has come, and reports
+// whether it was still on: false when an urge has written the connection
+// since, and the writer role is no longer the held turn's.
+func (q *sendQueue) takeHeld(hold uint32) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.held || q.holds != hold {
+		return false
+	}
+	q.held = false
+	return true
 }
 
 // slowLocked reports whether n more messages would overflow the queue or
@@ -230,11 +268,12 @@ func (q *sendQueue) requestPing() {
 		claimed = q.claimWriterLocked()
 	}
 	q.mu.Unlock()
-	q.act(false, claimed)
+	q.act(false, claimed, false)
 }
 
 // requestClose asks the writer to send the close after what is queued (or
-// instead of it, with drop) and to stop.
+// instead of it, with drop) and to stop; a writer held for the write delay
+// is urged.
 func (q *sendQueue) requestClose(drop bool) {
 	q.mu.Lock()
 	q.closeDue, q.dropped = true, true
@@ -242,14 +281,15 @@ func (q *sendQueue) requestClose(drop bool) {
 		clear(q.msgs)
 		q.msgs = nil
 	}
-	claimed := q.claimWriterLocked()
+	claimed, urge := q.claimWriterLocked(), q.held
+	q.held = false
 	space := q.space // every paced push waiting for room gives up
 	q.space = nil
 	q.mu.Unlock()
 	if space != nil {
 		close(space)
 	}
-	q.act(false, claimed)
+	q.act(false, claimed, urge)
 }
 
 // cork claims the writer role if it is free, so that messages queued from
@@ -263,7 +303,7 @@ func (q *sendQueue) cork() (claimed bool) {
 
 // uncork ends a cork: it writes what was queued if the cork claimed the
 // writer role.
-func (q *sendQueue) uncork(claimed bool) { q.act(false, claimed) }
+func (q *sendQueue) uncork(claimed bool) { q.act(false, claimed, false) }
 
 // claimWriterLocked marks a writer as running and reports whether none was.
 func (q *sendQueue) claimWriterLocked() bool {

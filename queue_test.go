@@ -15,13 +15,15 @@ const (
 	blockWait = 50 * time.Millisecond
 )
 
-// roles counts what a queue asks of its connection: writes started and
-// evictions. The test is the writer: it takes from the queue itself.
-type roles struct{ writes, evictions atomic.Int64 }
+// roles counts what a queue asks of its connection: writes started, held
+// writes urged and evictions. The test is the writer: it takes from the
+// queue itself.
+type roles struct{ writes, urges, evictions atomic.Int64 }
 
 func (r *roles) write() { r.writes.Add(1) }
 func (r *roles) flush() { r.writes.Add(1) }
 func (r *roles) evict() { r.evictions.Add(1) }
+func (r *roles) urge()  { r.urges.Add(1) }
 
 // testQueue is a queue whose connection only counts.
 func testQueue(limit int, maxLag time.Duration) (*sendQueue, *roles) {
@@ -75,6 +77,37 @@ func TestQueueStartsOneWriterAndStopsWhenIdle(t *testing.T) {
 	}
 	q.push(msg("c"))
 	r.expect(t, "push after the writer stopped", 2, 0)
+}
+
+// TestQueueUrgesAHeldWriter: while the writer waits out the write delay,
+// the push that fills the queue halfway urges it, once, where the queue
+// would go on to overflow; the held turn then finds its hold over, and a
+// close urges a held writer too.
+func TestQueueUrgesAHeldWriter(t *testing.T) {
+	q, r := testQueue(8, 0)
+	q.push(msg("first"))
+	hold := q.hold()
+	for _, m := range messages(6) {
+		q.push(m)
+		if len(q.msgs) < 4 && r.urges.Load() != 0 {
+			t.Fatalf("%d queued of 8: %d urges, want none yet", len(q.msgs), r.urges.Load())
+		}
+	}
+	if got := r.urges.Load(); got != 1 {
+		t.Fatalf("7 queued of 8 while held: %d urges, want 1, at the push that filled it halfway", got)
+	}
+	r.expect(t, "pushes while held", 1, 0)
+	if q.takeHeld(hold) {
+		t.Error("the held turn found its hold on after an urge; want it over, so that it writes nothing")
+	}
+	if hold = q.hold(); !q.takeHeld(hold) {
+		t.Error("a turn found its hold over though nothing urged it")
+	}
+	q.hold()
+	q.requestClose(false)
+	if got := r.urges.Load(); got != 2 {
+		t.Fatalf("a close while held: %d urges in all, want 2", got)
+	}
 }
 
 func TestQueuePushUntilFull(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,45 @@ func checkDelayedTogether(t *testing.T, srv *partyline.Server, sub *wstest.Clien
 	}
 	if got := strings.Join(contents, ","); got != "0,1,2" {
 		t.Errorf("one WebSocket message carried the contents %q; want all three chats, in order: 0,1,2", got)
+	}
+}
+
+// TestWriteDelayNeverEvicts: a stream that would fill the send queue
+// within the write delay, though a server without one writes it as it
+// comes, reaches the subscriber whole and in order: the queue, half full,
+// urges the held write instead of overflowing.
+func TestWriteDelayNeverEvicts(t *testing.T) {
+	opts := partyline.Options{WriteDelay: time.Second, SendQueue: 8, RateLimit: -1}
+	ts := startServer(t, opts)
+	sub := ts.dial(t, "/ws?username=sub&room=lobby")
+	sub.Expect("joined")
+	sub.Expect("online_users")
+	const n = 40
+	var want []string
+	for i := range n {
+		want = append(want, fmt.Sprint(i))
+		if _, err := ts.Server.Publish(context.Background(), "lobby", partyline.Publication{Content: want[i]}); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond) // 8 within 40 ms, against a delay of 1 s
+	}
+	var got []string
+	for len(got) < n {
+		sub.Conn.SetReadDeadline(time.Now().Add(waitTime))
+		_, data, err := sub.Conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("read after %d of %d chats: %v", len(got), n, err)
+		}
+		for line := range bytes.SplitSeq(data, []byte("\n")) {
+			var f wstest.Frame
+			if err := json.Unmarshal(line, &f); err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			got = append(got, f.Str("content"))
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("the subscriber read %q; want the %d chats in order", got, n)
 	}
 }
 

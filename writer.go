@@ -44,17 +44,43 @@ var writers = sync.Pool{New: func() any { return new(writer) }}
 // write is called by the goroutine that has just claimed the writer role.
 // A connection written with system calls of its own waits its turn on the
 // flush list (flush.go); others get a writer goroutine, at once or after
-// the write delay.
+// the write delay. A held write, one that waits out the delay, is urged
+// if the queue fills halfway meanwhile (urge).
 func (c *Conn) write() {
+	delay := c.srv.opts.WriteDelay
 	switch {
+	case delay > 0 && c.rawConn != nil:
+		c.srv.flushes.add(c, c.queue.hold())
+	case delay > 0:
+		hold := c.queue.hold()
+		time.AfterFunc(delay, func() {
+			if c.takeHeld(hold) {
+				c.flush()
+			}
+		})
 	case c.rawConn != nil:
-		c.srv.flushes.add(c)
-	case c.srv.opts.WriteDelay > 0:
-		time.AfterFunc(c.srv.opts.WriteDelay, c.flush)
+		c.srv.flushes.add(c, 0)
 	default:
 		c.flush()
 	}
 }
+
+// urge writes at once a connection held for the write delay, whose queue
+// has filled halfway or whose close is due: on the process's flush list,
+// without a delay, or on a writer goroutine. The held turn, when it comes,
+// writes nothing (takeHeld). So a write delay never makes a connection a
+// slow consumer.
+func (c *Conn) urge() {
+	if c.rawConn != nil {
+		flushes.add(c, 0)
+		return
+	}
+	c.flush()
+}
+
+// takeHeld reports whether the write held under hold is still on, and
+// ends it; false when an urge has written the connection since.
+func (c *Conn) takeHeld(hold uint32) bool { return c.queue.takeHeld(hold) }
 
 // flush writes what is queued without blocking where the connection can,
 // and hands the rest to a writer goroutine.
