@@ -53,25 +53,14 @@ func checkDelayedTogether(t *testing.T, srv *partyline.Server, sub *wstest.Clien
 	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
 	for i := range 3 {
-		if _, err := srv.Publish(context.Background(), "lobby", partyline.Publication{Content: fmt.Sprint(i)}); err != nil {
-			t.Fatalf("Publish: %v", err)
-		}
+		publishChat(t, srv, fmt.Sprint(i))
 	}
-	sub.Conn.SetReadDeadline(time.Now().Add(waitTime))
-	_, data, err := sub.Conn.ReadMessage()
+	contents, err := chatsOfOneMessage(sub)
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}
 	if waited := time.Since(start); waited < delay {
 		t.Errorf("the chats arrived %v after the first was published; want no sooner than the write delay, %v", waited, delay)
-	}
-	var contents []string
-	for line := range bytes.SplitSeq(data, []byte("\n")) {
-		var f wstest.Frame
-		if err := json.Unmarshal(line, &f); err != nil {
-			t.Fatalf("line %q: %v", line, err)
-		}
-		contents = append(contents, f.Str("content"))
 	}
 	if got := strings.Join(contents, ","); got != "0,1,2" {
 		t.Errorf("one WebSocket message carried the contents %q; want all three chats, in order: 0,1,2", got)
@@ -92,29 +81,47 @@ func TestWriteDelayNeverEvicts(t *testing.T) {
 	var want []string
 	for i := range n {
 		want = append(want, fmt.Sprint(i))
-		if _, err := ts.Server.Publish(context.Background(), "lobby", partyline.Publication{Content: want[i]}); err != nil {
-			t.Fatalf("Publish: %v", err)
-		}
+		publishChat(t, ts.Server, want[i])
 		time.Sleep(5 * time.Millisecond) // 8 within 40 ms, against a delay of 1 s
 	}
 	var got []string
 	for len(got) < n {
-		sub.Conn.SetReadDeadline(time.Now().Add(waitTime))
-		_, data, err := sub.Conn.ReadMessage()
+		contents, err := chatsOfOneMessage(sub)
 		if err != nil {
 			t.Fatalf("read after %d of %d chats: %v", len(got), n, err)
 		}
-		for line := range bytes.SplitSeq(data, []byte("\n")) {
-			var f wstest.Frame
-			if err := json.Unmarshal(line, &f); err != nil {
-				t.Fatalf("line %q: %v", line, err)
-			}
-			got = append(got, f.Str("content"))
-		}
+		got = append(got, contents...)
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("the subscriber read %q; want the %d chats in order", got, n)
 	}
+}
+
+// publishChat publishes a chat with content to the room lobby of srv.
+func publishChat(t *testing.T, srv *partyline.Server, content string) {
+	t.Helper()
+	if _, err := srv.Publish(context.Background(), "lobby", partyline.Publication{Content: content}); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+}
+
+// chatsOfOneMessage reads one WebSocket message from sub and returns the
+// contents of the chats it carries, in order.
+func chatsOfOneMessage(sub *wstest.Client) ([]string, error) {
+	sub.Conn.SetReadDeadline(time.Now().Add(waitTime))
+	_, data, err := sub.Conn.ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	var contents []string
+	for line := range bytes.SplitSeq(data, []byte("\n")) {
+		var f wstest.Frame
+		if err := json.Unmarshal(line, &f); err != nil {
+			return nil, fmt.Errorf("line %q: %w", line, err)
+		}
+		contents = append(contents, f.Str("content"))
+	}
+	return contents, nil
 }
 
 // startTLSServer serves opts over HTTPS on loopback until the test ends,
