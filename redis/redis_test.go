@@ -89,9 +89,10 @@ func deleteKeys(t *testing.T, u, prefix string) {
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// One DEL takes them all at once, as a restart would: deleted one by
-	// one, a heartbeat in between could find its node still registered and
-	// then lose its entries without noticing.
+	// One DEL takes them all at once, as a restart would. Deleted one by
+	// one, a heartbeat in between could find its node gone and restore it
+	// while its entries were still there, which the restore leaves alone;
+	// their deletion then went unnoticed by the node, registered again.
 	var keys []string
 	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 	for iter.Next(ctx) {
