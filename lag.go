@@ -73,6 +73,9 @@ type lagState struct {
 	askedAt   int64 // when the kernel was last asked
 	replayed  int64 // written when the last replay ended
 	busy      bool  // the kernel held unacknowledged bytes when last asked
+	// replayTaken: the last take was a replay's, whose frames were written
+	// after it set replayed; the first take after the replay counts them.
+	replayTaken bool
 }
 
 // lagging reports whether the connection has fallen more than the max lag
@@ -89,7 +92,11 @@ func (c *Conn) lagging(w work) bool {
 	l, now := &c.lag, monotonic() // once per write, unlike the coarse clock's pushes
 	if w.replaying {
 		l.markAt, l.markBytes, l.replayed, l.busy = now, l.written, l.written, true
+		l.replayTaken = true
 		return false
+	}
+	if l.replayTaken { // what the replay's last takes wrote is written by now
+		l.replayed, l.replayTaken = l.written, false
 	}
 	if c.rawConn == nil { // the kernel is not asked: the queue alone counts
 		if w.draining {

@@ -42,12 +42,15 @@ type sendQueue struct {
 	// the queue is dropped, while pushPaced calls wait; the first of them
 	// makes it and the last drops it, so a queue that paces nothing has
 	// none.
-	space    chan struct{}
-	replays  int32 // replays running: the lag rule is off
-	pingDue  bool
-	closeDue bool // the writer must send the close and stop
-	dropped  bool // messages are refused: the connection is closing
-	writing  bool // a writer holds the role
+	space   chan struct{}
+	replays int32 // replays running: the lag rule is off
+	// replayQueued: the last replay ended with messages of its own still
+	// queued; the take that takes them counts as the replay's.
+	replayQueued bool
+	pingDue      bool
+	closeDue     bool // the writer must send the close and stop
+	dropped      bool // messages are refused: the connection is closing
+	writing      bool // a writer holds the role
 	// stalled: the role is with a writer goroutine, as the socket took
 	// less than was written (or a TLS connection's writes may block).
 	// Only then does the time messages wait count against the client: a
@@ -195,7 +198,7 @@ func (q *sendQueue) replaying(delta int) {
 	defer q.mu.Unlock()
 	q.replays += int32(delta)
 	if delta < 0 && q.replays == 0 {
-		q.draining = true
+		q.draining, q.replayQueued = true, len(q.msgs) > 0
 	}
 }
 
@@ -321,8 +324,9 @@ type work struct {
 	idle bool
 	// lagging: the oldest message taken had waited longer than the max lag.
 	lagging bool
-	// replaying: a replay runs; draining: one has ended, and what it wrote
-	// may still be in the kernel. Either way the lag rule is off.
+	// replaying: a replay runs, or its last messages are taken; draining:
+	// one has ended, and what it wrote may still be in the kernel. Either
+	// way the lag rule is off.
 	replaying, draining bool
 }
 
@@ -339,7 +343,8 @@ func (q *sendQueue) take(batch []*message) (_ []*message, w work) {
 		q.msgs = nil // a burst does not pin its memory on a quiet connection
 	}
 	w.ping, w.closing = q.pingDue, q.closeDue
-	w.replaying, w.draining = q.replays > 0, q.draining
+	w.replaying, w.draining = q.replays > 0 || q.replayQueued, q.draining
+	q.replayQueued = false
 	q.pingDue = false
 	if len(batch) == 0 && !w.ping && !w.closing {
 		q.writing, q.stalled = false, false

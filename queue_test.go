@@ -342,7 +342,11 @@ func TestQueueLagRule(t *testing.T) {
 	if _, w := q.take(nil); w.lagging || !w.replaying {
 		t.Fatalf("take during a replay: %+v, want replaying, not lagging", w)
 	}
-	q.replaying(-1)
+	q.push(msg("tail"))
+	q.replaying(-1) // ends with its message still queued
+	if _, w := q.take(nil); !w.replaying || !w.draining {
+		t.Fatalf("take of what the replay queued before it ended: %+v, want replaying", w)
+	}
 	q.push(msg("h"))
 	clocksAt(30 * time.Second)
 	q.push(msg("i"))
