@@ -33,8 +33,7 @@ type flushList struct {
 
 	mu      sync.Mutex
 	conns   []flushable // waiting from conns[next] on, oldest first
-	dues    []int64     // with a delay: when each of conns may be written (monotonic)
-	holds   []uint32    // with a delay: the hold each of conns waits under (sendQueue.hold)
+	turns   []turn      // with a delay: each of conns' turn
 	next    int
 	running int // flush goroutines at work
 	limit   int // at most this many: flushGoroutines when the first started
@@ -46,6 +45,13 @@ type flushList struct {
 // flushes is the process's flush list without a delay, shared by its
 // Servers; a Server with a write delay has a list of its own.
 var flushes flushList
+
+// turn is when a connection on a list with a delay may be written, and
+// the hold it waits under.
+type turn struct {
+	due  int64  // monotonic
+	hold uint32 // sendQueue.hold's number
+}
 
 // flushable is what waits on a flush list: a *Conn.
 type flushable interface {
@@ -71,8 +77,7 @@ func (l *flushList) add(c flushable, hold uint32) {
 	l.mu.Lock()
 	l.conns = append(l.conns, c)
 	if l.delay > 0 {
-		l.dues = append(l.dues, due)
-		l.holds = append(l.holds, hold)
+		l.turns = append(l.turns, turn{due, hold})
 	}
 	if l.running == 0 {
 		l.limit = flushGoroutines()
@@ -157,9 +162,9 @@ func (l *flushList) take(batch []flushable, wrote int, took time.Duration) ([]fl
 		if waiting == 0 {
 			l.backlog.Store(0)
 			l.running--
-			l.conns, l.dues, l.holds, l.next = l.conns[:0], l.dues[:0], l.holds[:0], 0
+			l.conns, l.turns, l.next = l.conns[:0], l.turns[:0], 0
 			if cap(l.conns) > maxSpareFlushList {
-				l.conns, l.dues, l.holds = nil, nil, nil
+				l.conns, l.turns = nil, nil
 			}
 			return batch, 0
 		}
@@ -167,7 +172,7 @@ func (l *flushList) take(batch []flushable, wrote int, took time.Duration) ([]fl
 		if l.delay > 0 {
 			now := monotonic()
 			if k = l.due(k, now); k == 0 {
-				return batch, time.Duration(l.dues[l.next] - now)
+				return batch, time.Duration(l.turns[l.next].due - now)
 			}
 		}
 		batch = l.appendTurns(batch, k)
@@ -178,8 +183,7 @@ func (l *flushList) take(batch []flushable, wrote int, took time.Duration) ([]fl
 			n := copy(l.conns, l.conns[l.next:])
 			clear(l.conns[n:])
 			if l.delay > 0 {
-				l.dues = l.dues[:copy(l.dues, l.dues[l.next:])]
-				l.holds = l.holds[:copy(l.holds, l.holds[l.next:])]
+				l.turns = l.turns[:copy(l.turns, l.turns[l.next:])]
 			}
 			l.conns, l.next = l.conns[:n], 0
 		}
@@ -194,7 +198,7 @@ func (l *flushList) appendTurns(batch []flushable, k int) []flushable {
 		return append(batch, l.conns[l.next:l.next+k]...)
 	}
 	for i, c := range l.conns[l.next : l.next+k] {
-		if c.takeHeld(l.holds[l.next+i]) {
+		if c.takeHeld(l.turns[l.next+i].hold) {
 			batch = append(batch, c)
 		}
 	}
@@ -204,8 +208,8 @@ func (l *flushList) appendTurns(batch []flushable, k int) []flushable {
 // due returns how many of the first k waiting connections are due at
 // now: as they joined in order, those up to the first that is not.
 func (l *flushList) due(k int, now int64) int {
-	for i, due := range l.dues[l.next : l.next+k] {
-		if due > now {
+	for i, t := range l.turns[l.next : l.next+k] {
+		if t.due > now {
 			return i
 		}
 	}

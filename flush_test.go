@@ -203,15 +203,14 @@ func TestFlushListDelay(t *testing.T) {
 	}
 }
 
-// TestFlushListDuesStayWithTheirConnections: when a delayed list that
-// never empties is compacted, each connection keeps its own due time.
-func TestFlushListDuesStayWithTheirConnections(t *testing.T) {
+// TestFlushListTurnsStayWithTheirConnections: when a delayed list that
+// never empties is compacted, each connection keeps its own turn.
+func TestFlushListTurnsStayWithTheirConnections(t *testing.T) {
 	l := flushList{delay: time.Hour, running: 1}
 	const n = 2*maxSpareFlushList + 10
 	for i := range n {
 		l.conns = append(l.conns, countedFlush{id: i})
-		l.dues = append(l.dues, int64(i)) // all past: the clock has run longer
-		l.holds = append(l.holds, uint32(i))
+		l.turns = append(l.turns, turn{due: int64(i), hold: uint32(i)}) // all past: the clock has run longer
 	}
 	var batch [flushBatch]flushable
 	for compacted := false; !compacted; {
@@ -222,12 +221,12 @@ func TestFlushListDuesStayWithTheirConnections(t *testing.T) {
 		compacted = l.next < before
 	}
 	for j := l.next; j < len(l.conns); j++ {
-		if id := l.conns[j].(countedFlush).id; l.dues[j] != int64(id) || l.holds[j] != uint32(id) {
-			t.Fatalf("after compaction, connection %d has due %d and hold %d; want %d", id, l.dues[j], l.holds[j], id)
+		if id := l.conns[j].(countedFlush).id; l.turns[j] != (turn{due: int64(id), hold: uint32(id)}) {
+			t.Fatalf("after compaction, connection %d has turn %+v; want due and hold %d", id, l.turns[j], id)
 		}
 	}
-	if len(l.dues) != len(l.conns) || len(l.holds) != len(l.conns) {
-		t.Errorf("%d dues and %d holds for %d connections", len(l.dues), len(l.holds), len(l.conns))
+	if len(l.turns) != len(l.conns) {
+		t.Errorf("%d turns for %d connections", len(l.turns), len(l.conns))
 	}
 }
 
@@ -255,8 +254,6 @@ func TestFlushListSkipsUrgedTurns(t *testing.T) {
 		}, hold)
 	}
 	ended := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.running == 0 && runtime.NumGoroutine() <= base
