@@ -39,6 +39,7 @@ type Error struct {
 	Err error
 }
 
+// Error returns the code and the message, and the cause when there is one.
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return e.Code + ": " + e.Message + ": " + e.Err.Error()
@@ -46,6 +47,7 @@ func (e *Error) Error() string {
 	return e.Code + ": " + e.Message
 }
 
+// Unwrap returns the cause, for errors.Is and errors.As.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Errorf-style constructors keep call sites short.
