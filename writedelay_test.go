@@ -24,9 +24,18 @@ import (
 // goroutine starts after the delay.
 func TestWriteDelayMergesWhatWaits(t *testing.T) {
 	opts := partyline.Options{WriteDelay: 300 * time.Millisecond, RateLimit: -1}
+	overSocketAndTLS(t, opts, func(t *testing.T, srv *partyline.Server, sub *wstest.Client) {
+		checkDelayedTogether(t, srv, sub, opts.WriteDelay)
+	})
+}
+
+// overSocketAndTLS runs check in a subtest for each way a connection is
+// written: a server serving opts over plain loopback, and one over TLS,
+// each with a subscriber who joined the room lobby and read its welcome.
+func overSocketAndTLS(t *testing.T, opts partyline.Options, check func(t *testing.T, srv *partyline.Server, sub *wstest.Client)) {
 	t.Run("socket", func(t *testing.T) {
 		ts := startServer(t, opts)
-		checkDelayedTogether(t, ts.Server, ts.dial(t, "/ws?username=sub&room=lobby"), opts.WriteDelay)
+		check(t, ts.Server, ts.dial(t, "/ws?username=sub&room=lobby"))
 	})
 	t.Run("tls", func(t *testing.T) {
 		srv, url, dialer := startTLSServer(t, opts)
@@ -36,7 +45,7 @@ func TestWriteDelayMergesWhatWaits(t *testing.T) {
 		}
 		c := wstest.New(t, conn)
 		c.Expect("welcome")
-		checkDelayedTogether(t, srv, c, opts.WriteDelay)
+		check(t, srv, c)
 	})
 }
 
@@ -70,31 +79,32 @@ func checkDelayedTogether(t *testing.T, srv *partyline.Server, sub *wstest.Clien
 // TestWriteDelayNeverEvicts: a stream that would fill the send queue
 // within the write delay, though a server without one writes it as it
 // comes, reaches the subscriber whole and in order: the queue, half full,
-// urges the held write instead of overflowing.
+// urges the held write instead of overflowing, on the flush list or on a
+// writer goroutine.
 func TestWriteDelayNeverEvicts(t *testing.T) {
 	opts := partyline.Options{WriteDelay: time.Second, SendQueue: 8, RateLimit: -1}
-	ts := startServer(t, opts)
-	sub := ts.dial(t, "/ws?username=sub&room=lobby")
-	sub.Expect("joined")
-	sub.Expect("online_users")
-	const n = 40
-	var want []string
-	for i := range n {
-		want = append(want, fmt.Sprint(i))
-		publishChat(t, ts.Server, want[i])
-		time.Sleep(5 * time.Millisecond) // 8 within 40 ms, against a delay of 1 s
-	}
-	var got []string
-	for len(got) < n {
-		contents, err := chatsOfOneMessage(sub)
-		if err != nil {
-			t.Fatalf("read after %d of %d chats: %v", len(got), n, err)
+	overSocketAndTLS(t, opts, func(t *testing.T, srv *partyline.Server, sub *wstest.Client) {
+		sub.Expect("joined")
+		sub.Expect("online_users")
+		const n = 40
+		var want []string
+		for i := range n {
+			want = append(want, fmt.Sprint(i))
+			publishChat(t, srv, want[i])
+			time.Sleep(5 * time.Millisecond) // 8 within 40 ms, against a delay of 1 s
 		}
-		got = append(got, contents...)
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("the subscriber read %q; want the %d chats in order", got, n)
-	}
+		var got []string
+		for len(got) < n {
+			contents, err := chatsOfOneMessage(sub)
+			if err != nil {
+				t.Fatalf("read after %d of %d chats: %v", len(got), n, err)
+			}
+			got = append(got, contents...)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("the subscriber read %q; want the %d chats in order", got, n)
+		}
+	})
 }
 
 // publishChat publishes a chat with content to the room lobby of srv.
