@@ -184,6 +184,30 @@ func TestChatCarriesDataAndServerFields(t *testing.T) {
 	}
 }
 
+func TestStoredDataOutlivesItsFrame(t *testing.T) {
+	ts := startServer(t, partyline.Options{})
+	c := ts.dial(t, "/ws?username=alice&room=lobby")
+	c.Expect("joined")
+	c.Expect("online_users")
+	// Flat frames, whose data and id the decoder takes without
+	// json.Unmarshal; the second is read into the buffer that held the first.
+	c.SendText(`{"type":"chat","content":"x","data":"ORIGINALDATA","id":"a"}`)
+	c.Expect("chat")
+	c.Expect("ack")
+	c.SendText(`{"type":"chat","content":"y","data":12345678,"id":"bbbbbbbbbb"}`)
+	c.Expect("chat")
+	c.Expect("ack")
+	c.Send(map[string]any{"type": "history", "room": "lobby"})
+	msgs, _ := c.Expect("history")["messages"].([]any)
+	if len(msgs) != 2 {
+		t.Fatalf("history has %d messages, want 2", len(msgs))
+	}
+	first, second := wstest.Frame(msgs[0].(map[string]any)), wstest.Frame(msgs[1].(map[string]any))
+	if first.Str("data") != "ORIGINALDATA" || second.Num("data") != 12345678 {
+		t.Errorf("history = %v, %v; want the data each chat was sent with", first, second)
+	}
+}
+
 func TestBadInputGetsErrors(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
 	c := ts.dial(t, "/ws?username=alice&room=lobby")
@@ -197,6 +221,7 @@ func TestBadInputGetsErrors(t *testing.T) {
 		{`{"type":"chat","content":42,"id":"u"}`, "bad_request"},
 		{`{"type":"chat","content":"x","id":"` + strings.Repeat("i", 65) + `"}`, "bad_request"},
 		{`{"content":"no type","id":"u"}`, "bad_request"},
+		{`{"type":5,"type":"ping","id":"u"}`, "bad_request"}, // as json.Unmarshal, every occurrence counts
 		{`{"type":"join","room":"bad room","id":"u"}`, "invalid_room"},
 		{`{"type":"join","room":"lobby","since":"yesterday","id":"u"}`, "bad_request"},
 		{`{"type":"chat","room":"other","content":"x","id":"u"}`, "not_joined"},

@@ -24,7 +24,8 @@ type Inbound struct {
 	// PlainText set.
 	Type string
 	// ID is the client's id exactly as sent (a JSON string or number), or
-	// nil. It is echoed verbatim in ack and error frames.
+	// nil. It is echoed verbatim in ack and error frames. Neither it nor
+	// Data aliases the frame decoded.
 	ID json.RawMessage
 	// Room, To and Token are the string fields of the message.
 	Room, To, Token string

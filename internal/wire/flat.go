@@ -5,9 +5,12 @@ import "bytes"
 // decodeFlat fills raw as json.Unmarshal would from obj, a valid JSON
 // object in valid UTF-8, when obj is flat and plain: every value a string
 // without escapes or a number, and every key without escapes. It reports
-// false, leaving raw untouched for json.Unmarshal, for anything else: a nested value, true, false or
-// null, an escape, a number in a string field, or an unknown key that
-// json.Unmarshal would match to a field case-insensitively. Almost every
+// false, leaving raw untouched for json.Unmarshal, for anything else: a
+// nested value, true, false or null, an escape, a number in a string field
+// (in any of its occurrences, as json.Unmarshal refuses each), or an
+// unknown key that json.Unmarshal would match to a field
+// case-insensitively. The id and the data, which outlive the frame, are
+// copied; raw's other values alias obj, for Decode to parse at once. Almost every
 // chat a client sends is flat and plain, and decoding it needs neither
 // reflection nor the deep stack json.Unmarshal grows in a new reader.
 func decodeFlat(obj []byte, raw *inbound) bool {
@@ -27,6 +30,9 @@ func decodeFlat(obj []byte, raw *inbound) bool {
 		if !ok {
 			return false
 		}
+		if field >= 0 && field < stringFields && value[0] != '"' {
+			return false
+		}
 		if field >= 0 {
 			values[field] = value
 		}
@@ -34,7 +40,8 @@ func decodeFlat(obj []byte, raw *inbound) bool {
 			i = skipSpace(obj, i+1)
 		}
 	}
-	return fill(raw, &values)
+	fill(raw, &values)
+	return true
 }
 
 // plainString returns the JSON string starting at obj[i] without its
@@ -108,15 +115,12 @@ func fieldOf(key []byte) (field int, ok bool) {
 	return -1, true
 }
 
-// fill stores values, indexed as fieldNames, in raw, and reports false,
-// storing nothing, if a string field holds a number, which json.Unmarshal
-// would refuse.
-func fill(raw *inbound, values *[len(fieldNames)][]byte) bool {
-	for _, v := range values[:stringFields] {
-		if v != nil && v[0] != '"' {
-			return false
-		}
-	}
+// fill stores values, indexed as fieldNames, in raw, each string field's a
+// string. The raw values kept as they are, the id and the data, are
+// copied: the frame they come from is the reader's buffer, reused for the
+// next frame, while a message's id and data live on in its ack and in the
+// store.
+func fill(raw *inbound, values *[len(fieldNames)][]byte) {
 	if v := values[0]; v != nil {
 		raw.Type = typeName(v[1 : len(v)-1])
 	}
@@ -127,9 +131,8 @@ func fill(raw *inbound, values *[len(fieldNames)][]byte) bool {
 			*strs[i] = &s
 		}
 	}
-	raw.ID, raw.Content, raw.Data = values[4], values[5], values[6]
+	raw.ID, raw.Content, raw.Data = bytes.Clone(values[4]), values[5], bytes.Clone(values[6])
 	raw.Since, raw.Before, raw.Limit = values[7], values[8], values[9]
-	return true
 }
 
 // typeNames are the types of the messages a client sends (commands.go).
