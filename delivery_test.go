@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -286,6 +287,34 @@ func TestHeartbeats(t *testing.T) {
 	}
 	alive.Conn.Close()
 	<-aliveErr
+}
+
+// TestHeartbeatsDropATricklingFrame: bytes of a frame are not a sign of
+// life, only frames are, so a client cannot keep a connection by sending a
+// large frame a byte at a time.
+func TestHeartbeatsDropATricklingFrame(t *testing.T) {
+	const pongWait = 600 * time.Millisecond
+	ts := startServer(t, partyline.Options{PingInterval: 40 * time.Millisecond, PongWait: pongWait})
+	conn, br := ts.dialUpgraded(t, "/ws?username=trickler")
+	conn.SetDeadline(time.Now().Add(20 * pongWait)) // past the loop below
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		io.Copy(io.Discard, br)
+	}()
+	const size = 16000 // within the message limit
+	frame := []byte{0x81, 0x80 | 126, size >> 8, size & 0xff, 0, 0, 0, 0} // FIN, text, masked with 0
+	frame = append(frame, strings.Repeat("x", size)...)
+	start := time.Now()
+	for i := 0; time.Since(start) < 10*pongWait; i++ {
+		select {
+		case <-ended:
+			return // dropped while it trickled
+		case <-time.After(20 * time.Millisecond):
+		}
+		conn.Write(frame[i : i+1])
+	}
+	t.Fatalf("a client sending a frame a byte every 20 ms was not dropped in %s (pong wait %s)", time.Since(start), pongWait)
 }
 
 func TestIdleTimeout(t *testing.T) {

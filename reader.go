@@ -195,7 +195,6 @@ func (c *Conn) readLoop() {
 // the connection must stop reading. What a stream's client sends on the
 // stream is not a message: it is dropped.
 func (c *Conn) consume(data []byte) bool {
-	c.heard.Store(monotonic())
 	if c.stream {
 		return !c.stopReading
 	}
@@ -212,7 +211,10 @@ func (c *Conn) consume(data []byte) bool {
 
 // frame handles one message or control frame from the client. It returns
 // false, and sets stopReading, when the connection must stop reading.
+// Each is a sign of life (heartbeat); the bytes of a frame not yet whole
+// are not, or a client could hold a connection by trickling them.
 func (c *Conn) frame(op byte, payload []byte) bool {
+	c.heard.Store(monotonic())
 	keepReading := true
 	switch op {
 	case ws.OpText:
