@@ -42,9 +42,11 @@ func TestJWTConnect(t *testing.T) {
 	if w := c.Expect("welcome"); w.Str("username") != "alice" {
 		t.Fatalf("welcome = %v, want the token's sub alice, not the username parameter", w)
 	}
-	bearer := http.Header{"Authorization": {"Bearer " + token(t, "bob", time.Hour, nil)}}
-	if w := ts.dialRaw(t, "/ws", bearer).Expect("welcome"); w.Str("username") != "bob" {
-		t.Fatalf("welcome = %v, want bob from the Authorization header", w)
+	for _, scheme := range []string{"Bearer", "bearer", "BEARER"} { // case-insensitive (RFC 7235)
+		bearer := http.Header{"Authorization": {scheme + " " + token(t, "bob", time.Hour, nil)}}
+		if w := ts.dialRaw(t, "/ws", bearer).Expect("welcome"); w.Str("username") != "bob" {
+			t.Fatalf("welcome = %v, want bob from the Authorization header %q", w, scheme)
+		}
 	}
 	other, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "eve"}).SignedString([]byte("wrong key"))
 	for name, path := range map[string]string{

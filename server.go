@@ -251,8 +251,8 @@ func (s *Server) identify(r *http.Request) (Identity, []string, error) {
 // authenticate checks the request's token.
 func (s *Server) authenticate(r *http.Request) (Identity, error) {
 	token := r.URL.Query().Get("token")
-	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && token == "" {
-		token = strings.TrimSpace(bearer)
+	if bearer, ok := bearerToken(r.Header.Get("Authorization")); ok && token == "" {
+		token = bearer
 	}
 	if token == "" {
 		return Identity{}, newError(CodeUnauthorized, "a token is required")
