@@ -24,6 +24,10 @@ const MaxIdempotencyKey = 255
 // failure, which are delivered, with the error. PublishOnce commits them
 // all or none.
 func (s *Server) PublishMany(ctx context.Context, rooms []string, p Publication) ([]Message, error) {
+	p, err := checkPublication(rooms, p)
+	if err != nil {
+		return nil, err
+	}
 	messages, err := s.newMessages(ctx, rooms, p)
 	if err != nil {
 		return nil, err
@@ -51,13 +55,14 @@ func (s *Server) PublishMany(ctx context.Context, rooms []string, p Publication)
 // The key must be 1 to MaxIdempotencyKey printable ASCII characters, and
 // the Store must implement IdempotentStore; otherwise the error has code
 // bad_request. rooms and p are checked as PublishMany checks them, before
-// the key is looked up.
+// the key is looked up; the publish hook is asked after, only when the key
+// is new, so that a retry learns that its message was stored even when
+// the backend now refuses it, or cannot be asked.
 func (s *Server) PublishOnce(ctx context.Context, key string, rooms []string, p Publication) (stored []Message, replayed bool, err error) {
 	if !validIdempotencyKey(key) {
 		return nil, false, newError(CodeBadRequest, fmt.Sprintf("an idempotency key must be 1 to %d printable ASCII characters", MaxIdempotencyKey))
 	}
-	messages, err := s.newMessages(ctx, rooms, p)
-	if err != nil {
+	if p, err = checkPublication(rooms, p); err != nil {
 		return nil, false, err
 	}
 	store, ok := s.opts.Store.(IdempotentStore)
@@ -65,6 +70,13 @@ func (s *Server) PublishOnce(ctx context.Context, key string, rooms []string, p 
 		return nil, false, newError(CodeBadRequest, "this server's store does not remember idempotency keys; send the request without one")
 	}
 	now := s.opts.Now()
+	if stored, replayed, err = s.recall(ctx, store, key, now); err != nil || replayed {
+		return stored, replayed, err
+	}
+	messages, err := s.newMessages(ctx, rooms, p)
+	if err != nil {
+		return nil, false, err
+	}
 	for i := range messages {
 		messages[i].ID = newMessageID()
 		messages[i].Timestamp = now.UnixMilli()
@@ -79,6 +91,17 @@ func (s *Server) PublishOnce(ctx context.Context, key string, rooms []string, p 
 		}
 	}
 	return stored, replayed, nil
+}
+
+// recall returns the messages committed with key, if it is live, through
+// store, bounded and timed like commit.
+func (s *Server) recall(ctx context.Context, store IdempotentStore, key string, now time.Time) ([]Message, bool, error) {
+	var ok bool
+	stored, err := storeCall(s.hub, ctx, "recall", func(ctx context.Context, _ Store) (stored []Message, err error) {
+		stored, ok, err = store.Recall(ctx, key, now)
+		return stored, err
+	})
+	return stored, ok && err == nil, err
 }
 
 // appendOnce commits messages with key through store, bounded and timed
@@ -98,32 +121,35 @@ func (s *Server) appendOnce(ctx context.Context, store IdempotentStore, key stri
 	return stored, replayed, nil
 }
 
-// newMessages checks a publication to rooms and returns its messages, one
-// per room in the order of rooms, without id, time or seq, as the publish
-// hook, if any, allows and rewrites them.
-func (s *Server) newMessages(ctx context.Context, rooms []string, p Publication) ([]Message, error) {
+// checkPublication checks a publication to rooms, and returns it with its
+// username, "system" by default.
+func checkPublication(rooms []string, p Publication) (Publication, error) {
 	if p.Username == "" {
 		p.Username = "system"
 	}
 	if len(rooms) == 0 || len(rooms) > MaxPublishRooms {
-		return nil, newError(CodeBadRequest, fmt.Sprintf("rooms must name 1 to %d rooms, not %d", MaxPublishRooms, len(rooms)))
+		return p, newError(CodeBadRequest, fmt.Sprintf("rooms must name 1 to %d rooms, not %d", MaxPublishRooms, len(rooms)))
 	}
 	seen := make(map[string]struct{}, len(rooms))
 	for i, room := range rooms {
 		if !ValidRoom(room) {
-			return nil, newError(CodeInvalidRoom, fmt.Sprintf("rooms[%d] %q is not a valid room name: room names must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", i, room))
+			return p, newError(CodeInvalidRoom, fmt.Sprintf("rooms[%d] %q is not a valid room name: room names must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", i, room))
 		}
 		if _, dup := seen[room]; dup {
-			return nil, newError(CodeBadRequest, fmt.Sprintf("rooms names %q twice; name each room once", room))
+			return p, newError(CodeBadRequest, fmt.Sprintf("rooms names %q twice; name each room once", room))
 		}
 		seen[room] = struct{}{}
 	}
 	if !ValidUsername(p.Username) {
-		return nil, newError(CodeInvalidUsername, "not a valid username")
+		return p, newError(CodeInvalidUsername, "not a valid username")
 	}
-	if err := checkContent(p.Content, p.Data); err != nil {
-		return nil, err
-	}
+	return p, checkContent(p.Content, p.Data)
+}
+
+// newMessages returns the messages of a checked publication to rooms, one
+// per room in the order of rooms, without id, time or seq, as the publish
+// hook, if any, allows and rewrites them.
+func (s *Server) newMessages(ctx context.Context, rooms []string, p Publication) ([]Message, error) {
 	messages := make([]Message, len(rooms))
 	for i, room := range rooms {
 		content, err := s.askPublish(ctx, p.Username, room, Content{Text: p.Content, Data: p.Data})

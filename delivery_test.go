@@ -302,7 +302,7 @@ func TestHeartbeatsDropATricklingFrame(t *testing.T) {
 		defer close(ended)
 		io.Copy(io.Discard, br)
 	}()
-	const size = 16000 // within the message limit
+	const size = 16000                                                    // within the message limit
 	frame := []byte{0x81, 0x80 | 126, size >> 8, size & 0xff, 0, 0, 0, 0} // FIN, text, masked with 0
 	frame = append(frame, strings.Repeat("x", size)...)
 	start := time.Now()

@@ -89,9 +89,17 @@ func (s *Server) askConnect(r *http.Request, identity *Identity) (*ConnectDecisi
 	if !ValidUsername(d.Identity.Username) {
 		return nil, newError(CodeUnavailable, "the connect hook answered an invalid username")
 	}
+	for _, pattern := range d.Identity.Rooms {
+		if !ValidRoomPattern(pattern) {
+			return nil, newError(CodeUnavailable, "the connect hook answered an invalid rooms entry "+pattern)
+		}
+	}
 	for _, room := range d.Join {
 		if !ValidRoom(room) {
 			return nil, newError(CodeUnavailable, "the connect hook answered an invalid room "+room)
+		}
+		if !d.Identity.CanJoin(room) {
+			return nil, newError(CodeUnavailable, "the connect hook answered a room to join that its rooms do not allow: "+room)
 		}
 	}
 	return d, nil

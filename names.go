@@ -1,10 +1,22 @@
 package partyline
 
+import "strings"
+
 // ValidUsername reports whether name matches ^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$.
 func ValidUsername(name string) bool { return validName(name, 32, false) }
 
 // ValidRoom reports whether name matches ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$.
 func ValidRoom(name string) bool { return validName(name, 64, true) }
+
+// ValidRoomPattern reports whether p may be an entry of Identity.Rooms: a
+// valid room name, or a "prefix:*" pattern whose prefix, colon included,
+// is one.
+func ValidRoomPattern(p string) bool {
+	if prefix, ok := strings.CutSuffix(p, "*"); ok {
+		return strings.HasSuffix(prefix, ":") && ValidRoom(prefix)
+	}
+	return ValidRoom(p)
+}
 
 func validName(name string, maxLen int, colon bool) bool {
 	if len(name) == 0 || len(name) > maxLen || !isAlnum(name[0]) {

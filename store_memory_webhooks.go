@@ -284,6 +284,19 @@ func (s *MemoryStore) LeaseSender(ctx context.Context, url, owner string, now, u
 	return true, nil
 }
 
+// Recall implements IdempotentStore.
+func (s *MemoryStore) Recall(ctx context.Context, key string, now time.Time) ([]Message, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k, ok := s.webhooks.keys[key]; ok && now.Sub(k.created) < IdempotencyWindow {
+		return slices.Clone(k.messages), true, nil
+	}
+	return nil, false, nil
+}
+
 // AppendOnce implements IdempotentStore. Keys older than IdempotencyWindow
 // are forgotten, at most once a minute, as new ones are committed.
 func (s *MemoryStore) AppendOnce(ctx context.Context, key string, messages []Message, now time.Time) ([]Message, bool, error) {

@@ -205,4 +205,9 @@ type IdempotentStore interface {
 	// process or another sharing the storage, it commits nothing and
 	// returns the messages committed with the key then, with replayed set.
 	AppendOnce(ctx context.Context, key string, messages []Message, now time.Time) (stored []Message, replayed bool, err error)
+	// Recall returns the messages committed with key within
+	// IdempotencyWindow before now, with ok set; ok is false when key is
+	// not known, or older. A retry is answered from it before the publish
+	// hook is asked about a message that would not be stored.
+	Recall(ctx context.Context, key string, now time.Time) (stored []Message, ok bool, err error)
 }

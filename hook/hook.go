@@ -82,7 +82,7 @@ func New(opts Options) (*Client, error) {
 	if opts.Headers == nil {
 		opts.Headers = DefaultHeaders
 	}
-	client := &http.Client{}
+	client := &http.Client{Transport: newTransport()}
 	if opts.Client != nil {
 		copied := *opts.Client
 		client = &copied
@@ -93,6 +93,21 @@ func New(opts Options) (*Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Client{opts: opts, client: client, log: log}, nil
+}
+
+// maxIdlePerHost is how many idle connections to one backend a Client
+// keeps for the next calls. Hooks are asked on every connect, join or
+// chat, often at once: with the standard library's default of 2, most
+// calls would open a connection, and leave it in TIME_WAIT.
+const maxIdlePerHost = 64
+
+// newTransport returns the standard library's default transport, keeping
+// maxIdlePerHost connections to each backend.
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 3 * maxIdlePerHost // one host per hook at most
+	t.MaxIdleConnsPerHost = maxIdlePerHost
+	return t
 }
 
 // connectRequest is the body of a connect hook call.
@@ -212,17 +227,18 @@ func (c *Client) Publish(ctx context.Context, user, room string, content partyli
 	return partyline.Content{}, c.unexpected("publish", status)
 }
 
-// call POSTs body, signed, to url and decodes a 200's or 403's JSON answer
-// into answer (when not nil; an empty body decodes as nothing). It returns
-// the status, or an unavailable error when no proper answer came.
-func (c *Client) call(ctx context.Context, url string, body, answer any) (int, error) {
+// call POSTs body, signed, to target and decodes a 200's JSON answer into
+// answer (when not nil; an empty body decodes as nothing), and a 403's as
+// far as it is that JSON: a refusal stands whatever its body says. It
+// returns the status, or an unavailable error when no proper answer came.
+func (c *Client) call(ctx context.Context, target string, body, answer any) (int, error) {
 	payload, err := json.Marshal(body)
 	if err != nil {
 		return 0, c.refuse("encoding the request", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(payload))
 	if err != nil {
 		return 0, c.refuse("building the request", err)
 	}
@@ -231,22 +247,31 @@ func (c *Client) call(ctx context.Context, url string, body, answer any) (int, e
 	req.Header.Set(webhook.SignatureHeader, webhook.Sign(c.opts.Secret, time.Now(), payload))
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return 0, c.refuse("calling "+webhook.Redact(url), err)
+		// The URL's query and password, which may be credentials, stay
+		// out of the error, which is logged.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
+		return 0, c.refuse("calling "+webhook.Redact(target), err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	switch {
 	case err != nil:
-		return 0, c.refuse("reading the answer of "+webhook.Redact(url), err)
+		return 0, c.refuse("reading the answer of "+webhook.Redact(target), err)
 	case len(data) > maxAnswer:
-		return 0, c.refuse("the answer of "+webhook.Redact(url)+" is too large", nil)
+		return 0, c.refuse("the answer of "+webhook.Redact(target)+" is too large", nil)
 	}
-	decode := answer != nil && len(bytes.TrimSpace(data)) > 0 &&
-		(resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusForbidden)
-	if decode {
+	if answer == nil || len(bytes.TrimSpace(data)) == 0 {
+		return resp.StatusCode, nil
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
 		if err := json.Unmarshal(data, answer); err != nil {
-			return 0, c.refuse("the answer of "+webhook.Redact(url)+" is not the JSON expected", err)
+			return 0, c.refuse("the answer of "+webhook.Redact(target)+" is not the JSON expected", err)
 		}
+	case http.StatusForbidden:
+		json.Unmarshal(data, answer) // a reason, if the body gives one
 	}
 	return resp.StatusCode, nil
 }

@@ -3,11 +3,16 @@ package hook_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,6 +190,10 @@ func TestConnectHookRefuses(t *testing.T) {
 	}{
 		{"401", http.StatusUnauthorized, ``, false, 401, "unauthorized"},
 		{"403", http.StatusForbidden, ``, false, 403, "forbidden"},
+		{"403 in HTML", http.StatusForbidden, `<html>Forbidden</html>`, false, 403, "forbidden"},
+		{"join outside its rooms", http.StatusOK, `{"username":"alice","rooms":["lobby"],"join":["x"]}`, false, 503, "unavailable"},
+		{"bad room to join", http.StatusOK, `{"username":"alice","join":["no spaces"]}`, false, 503, "unavailable"},
+		{"bad rooms entry", http.StatusOK, `{"username":"alice","rooms":["*"]}`, false, 503, "unavailable"},
 		{"500", http.StatusInternalServerError, `{"username":"alice"}`, false, 503, "unavailable"},
 		{"bad JSON", http.StatusOK, `{"username":`, false, 503, "unavailable"},
 		{"bad username", http.StatusOK, `{"username":"no spaces allowed"}`, false, 503, "unavailable"},
@@ -245,6 +254,9 @@ func TestPublishHook(t *testing.T) {
 		case "spam":
 			w.WriteHeader(http.StatusForbidden)
 			io.WriteString(w, `{"error":{"message":"no spam here"}}`)
+		case "rude", "crude":
+			// Not the JSON the table describes: refused all the same.
+			http.Error(w, map[string]string{"rude": "Forbidden", "crude": `{"error":"nope"}`}[asked["content"].(string)], http.StatusForbidden)
 		case "slow":
 			b.hang()
 		case "broken":
@@ -258,9 +270,9 @@ func TestPublishHook(t *testing.T) {
 	bob := srv.dial(t, "/ws/lobby?username=bob", nil)
 	bob.Expect("joined")
 
-	for i, content := range []string{"spam", "slow", "broken"} {
+	for i, content := range []string{"spam", "rude", "crude", "slow", "broken"} {
 		alice.Send(map[string]any{"type": "chat", "content": content, "id": i})
-		want := map[string]string{"spam": "forbidden", "slow": "unavailable", "broken": "unavailable"}[content]
+		want := map[string]string{"spam": "forbidden", "rude": "forbidden", "crude": "forbidden", "slow": "unavailable", "broken": "unavailable"}[content]
 		e := alice.WaitFor("error")
 		if e.Str("code") != want || content == "spam" && e.Str("message") != "no spam here" {
 			t.Errorf("chat %q = %v, want %s", content, e, want)
@@ -297,6 +309,99 @@ func TestPublishHook(t *testing.T) {
 	if asked := b.asked("/publish"); asked[len(asked)-1]["username"] != "system" {
 		t.Errorf("publish hook for an API message was asked %v", asked[len(asked)-1])
 	}
+}
+
+func TestIdempotentRetryDoesNotAskAgain(t *testing.T) {
+	b := newBackend(t)
+	srv := startHooked(t, b, hook.Options{PublishURL: b.URL + "/publish"})
+	pub := partyline.Publication{Content: "hi"}
+	first, replayed, err := srv.PublishOnce(t.Context(), "k1", []string{"lobby"}, pub)
+	if err != nil || replayed {
+		t.Fatalf("PublishOnce = %v, %v, %v; want a new message", first, replayed, err)
+	}
+	// The backend has changed its mind, or is down: the message is stored
+	// all the same, and a retry must learn so.
+	for _, status := range []int{http.StatusForbidden, http.StatusInternalServerError} {
+		b.on("/publish", status, ``)
+		again, replayed, err := srv.PublishOnce(t.Context(), "k1", []string{"lobby"}, pub)
+		if err != nil || !replayed || len(again) != 1 || again[0].ID != first[0].ID {
+			t.Errorf("retry with the hook answering %d = %v, %v, %v; want the first message replayed", status, again, replayed, err)
+		}
+	}
+	if n := len(b.asked("/publish")); n != 1 {
+		t.Errorf("the publish hook was asked %d times, want once: a replay stores nothing to ask about", n)
+	}
+}
+
+func TestHookReusesConnections(t *testing.T) {
+	b := newBackend(t)
+	var opened atomic.Int32
+	b.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	hooks, err := hook.New(hook.Options{PublishURL: b.URL + "/publish", Secret: []byte(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const concurrent, rounds = 10, 5
+	for range rounds {
+		var wg sync.WaitGroup
+		for range concurrent {
+			wg.Go(func() {
+				if _, err := hooks.Publish(t.Context(), "alice", "lobby", partyline.Content{Text: "hi"}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	// The standard library's default keeps 2 idle connections a host: 42.
+	if n := opened.Load(); n > concurrent {
+		t.Errorf("%d calls, %d at a time, opened %d connections, want at most %d", concurrent*rounds, concurrent, n, concurrent)
+	}
+}
+
+func TestHookLogsNoCredentials(t *testing.T) {
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close() // nothing listens there any more
+	var logged strings.Builder
+	var mu sync.Mutex
+	hooks, err := hook.New(hook.Options{
+		PublishURL: strings.Replace(closed.URL, "http://", "http://user:hunter2@", 1) + "/publish?token=TOPSECRET",
+		Secret:     []byte(secret),
+		Logger:     slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = hooks.Publish(t.Context(), "alice", "lobby", partyline.Content{Text: "hi"})
+	if partyline.ErrorCode(err) != partyline.CodeUnavailable {
+		t.Fatalf("Publish with the backend down = %v, want unavailable", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, secret := range []string{"TOPSECRET", "hunter2"} {
+		if strings.Contains(logged.String(), secret) || strings.Contains(fmt.Sprint(errors.Unwrap(err)), secret) {
+			t.Errorf("%q leaked: logged %q, error %v", secret, logged.String(), errors.Unwrap(err))
+		}
+	}
+	if !strings.Contains(logged.String(), "hook refused") {
+		t.Errorf("logged %q, want why the hook refused", logged.String())
+	}
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func TestNewRefusesBadOptions(t *testing.T) {

@@ -49,7 +49,7 @@ func FuzzAuthenticate(f *testing.F) {
 			t.Fatalf("Authenticate(%q) accepted invalid username %q", token, id.Username)
 		}
 		for _, p := range id.Rooms {
-			if !validRoomPattern(p) {
+			if !partyline.ValidRoomPattern(p) {
 				t.Fatalf("Authenticate(%q) accepted invalid rooms entry %q", token, p)
 			}
 		}

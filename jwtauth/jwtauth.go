@@ -26,7 +26,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -158,7 +157,7 @@ func identity(c *claims) (partyline.Identity, error) {
 		return partyline.Identity{}, unauthorized(fmt.Errorf("invalid sub %q", c.Subject))
 	}
 	for _, pattern := range c.Rooms {
-		if !validRoomPattern(pattern) {
+		if !partyline.ValidRoomPattern(pattern) {
 			return partyline.Identity{}, unauthorized(fmt.Errorf("invalid rooms entry %q", pattern))
 		}
 	}
@@ -167,15 +166,6 @@ func identity(c *claims) (partyline.Identity, error) {
 		id.Expires = c.ExpiresAt.Time
 	}
 	return id, nil
-}
-
-// validRoomPattern reports whether p is a room name or a "prefix:*" pattern
-// whose prefix (colon included) could start a room name.
-func validRoomPattern(p string) bool {
-	if prefix, ok := strings.CutSuffix(p, "*"); ok {
-		return strings.HasSuffix(prefix, ":") && partyline.ValidRoom(prefix)
-	}
-	return partyline.ValidRoom(p)
 }
 
 // unauthorized wraps cause and partyline.ErrUnauthorized.

@@ -384,6 +384,23 @@ func (s *Store) AppendOnce(ctx context.Context, key string, messages []partyline
 	return stored, replayed, nil
 }
 
+// Recall implements partyline.IdempotentStore. A key another transaction
+// is committing is not seen yet: the caller goes on to AppendOnce, which
+// waits for it.
+func (s *Store) Recall(ctx context.Context, key string, now time.Time) ([]partyline.Message, bool, error) {
+	var result []byte
+	err := s.pool.QueryRow(ctx, `SELECT result FROM partyline_idempotency_keys WHERE key = $1 AND created_ms > $2 AND result IS NOT NULL`,
+		key, expiredBefore(now)).Scan(&result)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	stored, err := eventlog.DecodeMessages(result)
+	return stored, err == nil, err
+}
+
 // expiredBefore returns the creation time, in Unix ms, at or before which a
 // key is no longer live at now (eventlog.IsLive).
 func expiredBefore(now time.Time) int64 {

@@ -299,6 +299,23 @@ func (s *Store) AppendOnce(ctx context.Context, key string, messages []partyline
 	return stored, replayed, nil
 }
 
+// Recall implements partyline.IdempotentStore.
+func (s *Store) Recall(ctx context.Context, key string, now time.Time) ([]partyline.Message, bool, error) {
+	var created int64
+	var result []byte
+	err := s.read.QueryRowContext(ctx, `SELECT created_ms, result FROM idempotency_keys WHERE key = ?`, key).Scan(&created, &result)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	case !eventlog.IsLive(time.UnixMilli(created), now):
+		return nil, false, nil
+	}
+	stored, err := eventlog.DecodeMessages(result)
+	return stored, err == nil, err
+}
+
 // saveKey records in tx that key stored messages at now, and prunes keys
 // older than the window at most once a minute.
 func (s *Store) saveKey(ctx context.Context, tx *sql.Tx, key string, messages []partyline.Message, now time.Time) error {

@@ -103,6 +103,15 @@ func (s *Store) AppendOnce(ctx context.Context, key string, messages []partyline
 	return real.AppendOnce(ctx, key, messages, now)
 }
 
+// Recall implements partyline.IdempotentStore.
+func (s *Store) Recall(ctx context.Context, key string, now time.Time) ([]partyline.Message, bool, error) {
+	real, err := s.get()
+	if err != nil {
+		return nil, false, err
+	}
+	return real.Recall(ctx, key, now)
+}
+
 // RecordEvent implements partyline.EventLog.
 func (s *Store) RecordEvent(ctx context.Context, e partyline.WebhookEvent) error {
 	real, err := s.get()

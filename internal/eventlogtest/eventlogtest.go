@@ -69,6 +69,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("Lease", func(t *testing.T) { testLease(t, b) })
 	t.Run("AppendOnce", func(t *testing.T) { testAppendOnce(t, b) })
 	t.Run("AppendOnceExpires", func(t *testing.T) { testAppendOnceExpires(t, b) })
+	t.Run("Recall", func(t *testing.T) { testRecall(t, b) })
 	t.Run("AppendOnceCanceled", func(t *testing.T) { testAppendOnceCanceled(t, b) })
 	t.Run("ConcurrentAppendOnce", func(t *testing.T) { testConcurrentAppendOnce(t, b) })
 	if b.Durable {

@@ -105,6 +105,33 @@ func testAppendOnceExpires(t *testing.T, b Backend) {
 	}
 }
 
+// testRecall: a key is recalled, on every store sharing the storage, for
+// the window after its commit, with what it committed; no longer after.
+func testRecall(t *testing.T, b Backend) {
+	all := stores(t, b)
+	for _, store := range all {
+		if stored, ok, err := store.Recall(testContext(t), "key", t0); err != nil || ok || stored != nil {
+			t.Fatalf("Recall of an unknown key = %v, %t, %v; want nothing", stored, ok, err)
+		}
+	}
+	committed := appendOnce(t, all[0], "key", batchFor("a", "b"), t0, false)
+	for i, store := range all {
+		for _, later := range []time.Duration{0, partyline.IdempotencyWindow - time.Second} {
+			stored, ok, err := store.Recall(testContext(t), "key", t0.Add(later))
+			if err != nil || !ok {
+				t.Fatalf("store %d: Recall %v after the commit = %t, %v; want the key", i, later, ok, err)
+			}
+			checkMessages(t, fmt.Sprintf("store %d: Recall %v after the commit", i, later), stored, committed)
+		}
+		if _, ok, err := store.Recall(testContext(t), "key", t0.Add(partyline.IdempotencyWindow)); err != nil || ok {
+			t.Errorf("store %d: Recall once the window is over = %t, %v; want nothing", i, ok, err)
+		}
+	}
+	if got := lastSeq(t, all[0], "a"); got != 1 {
+		t.Errorf("LastSeq(a) after Recalls = %d, want 1: Recall stores nothing", got)
+	}
+}
+
 func testAppendOnceCanceled(t *testing.T, b Backend) {
 	store := open(t, b, routes)
 	ctx, cancel := context.WithCancel(t.Context())
