@@ -234,6 +234,60 @@ func TestRecoveryWhilePublishersRun(t *testing.T) {
 	}
 }
 
+// gatedStore holds the first page a replay asks for, not the one message
+// the recovery point is checked with, until release is closed.
+type gatedStore struct {
+	*partyline.MemoryStore
+	held, release chan struct{}
+	once          sync.Once
+}
+
+func (s *gatedStore) History(ctx context.Context, room string, q partyline.HistoryQuery) ([]partyline.Message, error) {
+	if q.Forward && q.Limit > 1 {
+		s.once.Do(func() {
+			close(s.held)
+			<-s.release
+		})
+	}
+	return s.MemoryStore.History(ctx, room, q)
+}
+
+// TestReplayOutrunByRetention: a replay that falls behind what the store
+// keeps ends as a slow consumer's, with 4009, never with a gap.
+func TestReplayOutrunByRetention(t *testing.T) {
+	store := &gatedStore{MemoryStore: partyline.NewMemoryStore(10), held: make(chan struct{}), release: make(chan struct{})}
+	ts := startServer(t, partyline.Options{RateLimit: -1, Store: store})
+	for i := range 10 {
+		ts.Publish(t.Context(), "lobby", partyline.Publication{Content: fmt.Sprint(i)})
+	}
+	c := ts.dial(t, "/ws?username=alice")
+	c.Send(map[string]any{"type": "join", "room": "lobby", "since": 5})
+	if f := c.Expect("joined"); f["recovered"] != true {
+		t.Fatalf("joined = %v, want recovered", f)
+	}
+	select {
+	case <-store.held:
+	case <-time.After(waitTime):
+		t.Fatal("the replay did not ask for its first page")
+	}
+	for i := range 20 { // seqs 11 to 30: the store keeps 21 to 30
+		ts.Publish(t.Context(), "lobby", partyline.Publication{Content: fmt.Sprint(i)})
+	}
+	close(store.release)
+	for {
+		f, err := c.Read(waitTime)
+		if err != nil {
+			if ce, ok := errors.AsType[*websocket.CloseError](err); !ok || ce.Code != partyline.CloseSlowConsumer {
+				t.Fatalf("the replay ended with %v, want close %d", err, partyline.CloseSlowConsumer)
+			}
+			return
+		}
+		if f.Str("type") == "chat" {
+			t.Fatalf("got %v: seqs 6 to 20 are gone, so nothing may follow seq 5", f)
+		}
+	}
+}
+
 func TestRecoveryBeyondRetentionSaysNotRecovered(t *testing.T) {
 	ts := startServer(t, partyline.Options{Store: partyline.NewMemoryStore(5)})
 	for i := range 20 {

@@ -564,7 +564,10 @@ func (r *room) onlineUsers(ctx context.Context) (users []string, count int, err 
 // replay sends c the stored messages after sub.after, paced to the client,
 // then switches it to live delivery at the seam: under the room's lock, once
 // the replay has reached the last seq delivered live. It stops when the
-// connection leaves the room or closes.
+// connection leaves the room or closes. A client that replays more slowly
+// than the room fills may find the next message it needs gone, dropped by
+// the store's retention: it cannot keep up, and is evicted as a slow
+// consumer (4009), to resume as one, rather than get a gap.
 func (r *room) replay(c *Conn, sub *subscription) {
 	defer close(sub.replayDone)
 	c.queue.replaying(1) // paced, never evicted for lagging
@@ -582,6 +585,10 @@ func (r *room) replay(c *Conn, sub *subscription) {
 			return
 		}
 		for _, m := range messages {
+			if m.Seq != cursor+1 {
+				c.evict()
+				return
+			}
 			if !c.queue.pushPaced(chatEvent(m).deliverable(m.Room), sub.left) {
 				return
 			}
