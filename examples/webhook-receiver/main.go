@@ -75,14 +75,14 @@ type receiver struct {
 	secret []byte
 	out    io.Writer
 
-	mu   sync.Mutex          // guards the following
-	seen map[string]struct{} // the ids in recent
-	ring []string            // recent ids, oldest overwritten first
-	next int                 // where the next id goes in ring
+	mu    sync.Mutex          // guards the following
+	acted map[string]struct{} // the ids in ring
+	ring  []string            // recent ids, oldest overwritten first
+	next  int                 // where the next id goes in ring
 }
 
 func newReceiver(secret []byte, out io.Writer, remember int) *receiver {
-	return &receiver{secret: secret, out: out, seen: make(map[string]struct{}), ring: make([]string, remember)}
+	return &receiver{secret: secret, out: out, acted: make(map[string]struct{}), ring: make([]string, remember)}
 }
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -111,26 +111,39 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ID   string `json:"id"`
 			Type string `json:"type"`
 		}
-		if json.Unmarshal(raw, &e) != nil || !rc.firstTime(e.ID) {
+		if json.Unmarshal(raw, &e) != nil || rc.seen(e.ID) {
 			continue
 		}
-		// A real receiver acts on the event here, and answers non-2xx if it
-		// fails so that partyline sends the batch again.
-		fmt.Fprintf(rc.out, "%s %s\n", e.Type, raw)
+		// A real receiver acts on the event here. If that fails it answers
+		// non-2xx, so that partyline sends the batch again, and does not
+		// remember the id, so that the event is acted on then.
+		if _, err := fmt.Fprintf(rc.out, "%s %s\n", e.Type, raw); err != nil {
+			http.Error(w, "could not act on "+e.ID, http.StatusInternalServerError)
+			return
+		}
+		rc.remember(e.ID)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// firstTime reports whether id is new, and remembers it.
-func (rc *receiver) firstTime(id string) bool {
+// seen reports whether the event id was acted on already.
+func (rc *receiver) seen(id string) bool {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	if _, ok := rc.seen[id]; ok {
-		return false
+	_, ok := rc.acted[id]
+	return ok
+}
+
+// remember records that the event id was acted on, forgetting the oldest
+// id past the bound.
+func (rc *receiver) remember(id string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if _, ok := rc.acted[id]; ok {
+		return
 	}
-	delete(rc.seen, rc.ring[rc.next])
+	delete(rc.acted, rc.ring[rc.next])
 	rc.ring[rc.next] = id
 	rc.next = (rc.next + 1) % len(rc.ring)
-	rc.seen[id] = struct{}{}
-	return true
+	rc.acted[id] = struct{}{}
 }

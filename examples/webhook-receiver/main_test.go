@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,17 +102,47 @@ func TestReceiver(t *testing.T) {
 func TestReceiverForgetsOldIDs(t *testing.T) {
 	rc := newReceiver(secret, &bytes.Buffer{}, 2)
 	for _, id := range []string{"a", "b", "c"} {
-		if !rc.firstTime(id) {
-			t.Fatalf("firstTime(%q) = false for a new id", id)
+		if rc.seen(id) {
+			t.Fatalf("seen(%q) = true for a new id", id)
 		}
+		rc.remember(id)
 	}
-	if rc.firstTime("c") || rc.firstTime("b") {
+	if !rc.seen("c") || !rc.seen("b") {
 		t.Error("a recent id was not remembered")
 	}
-	if !rc.firstTime("a") {
+	if rc.seen("a") {
 		t.Error("the oldest id was not forgotten past the bound")
 	}
-	if len(rc.seen) != 2 {
-		t.Errorf("remembers %d ids, want at most 2", len(rc.seen))
+	if len(rc.acted) != 2 {
+		t.Errorf("remembers %d ids, want at most 2", len(rc.acted))
+	}
+}
+
+// failingOnce fails its first write, then writes to the buffer.
+type failingOnce struct {
+	failed atomic.Bool
+	lockedBuffer
+}
+
+func (f *failingOnce) Write(p []byte) (int, error) {
+	if f.failed.CompareAndSwap(false, true) {
+		return 0, errors.New("disk full")
+	}
+	return f.lockedBuffer.Write(p)
+}
+
+func TestReceiverActsOnARetryAfterAFailure(t *testing.T) {
+	var out failingOnce
+	srv := httptest.NewServer(newReceiver(secret, &out, 100))
+	defer srv.Close()
+	good := webhook.Sign(secret, time.Now(), []byte(batch))
+	if code := post(t, srv.URL, batch, good); code != http.StatusInternalServerError {
+		t.Fatalf("a batch whose first event could not be acted on: status %d, want 500", code)
+	}
+	if code := post(t, srv.URL, batch, good); code != http.StatusNoContent {
+		t.Fatalf("the retry: status %d, want 204", code)
+	}
+	if printed := out.String(); !strings.Contains(printed, `"id":"evt_1"`) || !strings.Contains(printed, `"id":"evt_2"`) {
+		t.Errorf("printed %q after the retry, want both events", printed)
 	}
 }
