@@ -191,7 +191,7 @@ func (c *Conn) join(name string, since *uint64) error {
 		return newError(CodeForbidden, "not allowed to join "+name)
 	}
 	if i := c.rooms.find(name); i >= 0 {
-		return c.rejoin(c.rooms[i])
+		return c.rejoin(i, since)
 	}
 	if len(c.rooms) >= c.srv.opts.MaxRooms {
 		return newError(CodeTooManyRooms, fmt.Sprintf("at most %d rooms per connection", c.srv.opts.MaxRooms))
@@ -206,24 +206,46 @@ func (c *Conn) join(name string, since *uint64) error {
 		return err
 	}
 	c.rooms = append(c.rooms, membership{room: r, sub: sub})
-	if sub.recovering {
-		c.tasks.Add(1)
-		go func() {
-			defer c.tasks.Done()
-			r.replay(c, sub)
-		}()
-	}
+	c.startReplay(r, sub)
 	return nil
 }
 
-// rejoin answers a join of a room the connection is already in with a fresh
-// joined and online_users.
-func (c *Conn) rejoin(m membership) error {
+// startReplay starts the replay of a subscription that recovers.
+func (c *Conn) startReplay(r *room, sub *subscription) {
+	if !sub.recovering {
+		return
+	}
+	c.tasks.Add(1)
+	go func() {
+		defer c.tasks.Done()
+		r.replay(c, sub)
+	}()
+}
+
+// rejoin answers a join of a room the connection is already in, its i-th,
+// with a fresh joined and online_users; with since, it then delivers the
+// room from there, as a join with since does, without announcing the user
+// again.
+func (c *Conn) rejoin(i int, since *uint64) error {
+	m := c.rooms[i]
 	users, count, err := m.room.onlineUsers(c.ctx())
 	if err != nil {
 		return err
 	}
-	m.room.rejoined(c, users, count)
+	if since == nil {
+		m.room.rejoined(c, users, count)
+		return nil
+	}
+	sub, err := m.room.resume(c.ctx(), c, m.sub, *since, users, count)
+	if err != nil {
+		// The replay under way, if any, has stopped: what follows it
+		// cannot be delivered without a gap.
+		c.sendError(newError(CodeUnavailable, "recovery of "+m.room.name+" failed: store unavailable"), nil)
+		c.close(closeInternalError, "recovery failed")
+		return nil
+	}
+	c.rooms[i].sub = sub
+	c.startReplay(m.room, sub)
 	return nil
 }
 

@@ -288,6 +288,43 @@ func TestReplayOutrunByRetention(t *testing.T) {
 	}
 }
 
+// TestRejoinWithSince: a join with since of a room the connection is in
+// already replays from there, as a first join with since would, and the
+// live stream goes on after it, with no gap and no duplicate.
+func TestRejoinWithSince(t *testing.T) {
+	ts := startServer(t, partyline.Options{Store: partyline.NewMemoryStore(5)})
+	c := ts.dial(t, "/ws?username=alice&room=rj")
+	c.Expect("joined")
+	c.Expect("online_users")
+	for i := range 8 {
+		ts.Publish(t.Context(), "rj", partyline.Publication{Content: fmt.Sprint(i)})
+		c.Expect("chat")
+	}
+	c.Send(map[string]any{"type": "join", "room": "rj", "since": 5, "id": "again"})
+	if f := c.Expect("joined"); f["recovered"] != true || f.Num("seq") != 8 {
+		t.Fatalf("joined = %v, want recovered, the room at seq 8", f)
+	}
+	c.Expect("online_users")
+	ts.Publish(t.Context(), "rj", partyline.Publication{Content: "live"})
+	for want := uint64(6); want <= 9; want++ {
+		if f := c.WaitFor("chat"); f.Num("seq") != want {
+			t.Fatalf("after the rejoin: chat %v, want seq %d (replay 6 to 8, then live)", f, want)
+		}
+	}
+	c.Send(map[string]any{"type": "join", "room": "rj", "since": 1})
+	if f := c.Expect("joined"); f["recovered"] != false || f.Num("seq") != 9 {
+		t.Fatalf("rejoin beyond retention: joined = %v, want recovered false at seq 9", f)
+	}
+	c.Expect("online_users")
+	ts.Publish(t.Context(), "rj", partyline.Publication{Content: "live again"})
+	if f := c.WaitFor("chat"); f.Num("seq") != 10 {
+		t.Fatalf("after an unrecoverable rejoin: %v, want live from seq 10", f)
+	}
+	if users := ts.Stats().Connections; users != 1 {
+		t.Errorf("%d connections, want 1", users)
+	}
+}
+
 func TestRecoveryBeyondRetentionSaysNotRecovered(t *testing.T) {
 	ts := startServer(t, partyline.Options{Store: partyline.NewMemoryStore(5)})
 	for i := range 20 {

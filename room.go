@@ -403,19 +403,27 @@ func (r *room) enter(ctx context.Context, c *Conn, since *uint64) (*subscription
 		r.decrementLocked(ctx, c)
 		return nil, err
 	}
+	r.subscribe(c, sub, since != nil, recovered, users, count)
+	return sub, nil
+}
+
+// subscribe makes sub c's subscription and queues joined and online_users
+// (users, count), under the room's lock, so that the live chat that
+// follows is what joined's seq says: after it, or, when sub recovers,
+// after the replay.
+func (r *room) subscribe(c *Conn, sub *subscription, withRecovered, recovered bool, users []string, count int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !sub.recovering {
 		sub.after = r.last
 	}
-	joined := joinedMessage(r.name, r.last, since != nil, recovered, users, count)
+	joined := joinedMessage(r.name, r.last, withRecovered, recovered, users, count)
 	if sub.recovering {
 		joined.seq = sub.after // the client has the room up to since; the replay brings the rest
 	}
 	c.queue.push(joined)
 	r.subs[c] = sub
 	r.members = nil
-	return sub, nil
 }
 
 // connections counts the room's subscribers on this node.
@@ -431,6 +439,28 @@ func (r *room) rejoined(c *Conn, users []string, count int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c.queue.push(joinedMessage(r.name, r.last, false, false, users, count))
+}
+
+// resume restarts the delivery of the room to c, a member under old, from
+// since: a replay under way stops, then joined and online_users (users,
+// count) follow as for a join with since, and the subscription it returns
+// replays from there if the store still holds since+1. The caller holds
+// c's roomsMu, so c does not leave the room meanwhile.
+func (r *room) resume(ctx context.Context, c *Conn, old *subscription, since uint64, users []string, count int) (*subscription, error) {
+	if old.replayDone != nil {
+		close(old.left)
+		<-old.replayDone
+		r.mu.Lock()
+		old.left = nil // closed: exit must not close it again
+		r.mu.Unlock()
+	}
+	sub, recovered, err := r.recoveryPoint(ctx, &since)
+	if err != nil {
+		return nil, err
+	}
+	sub.typed, sub.lastTyping = old.typed, old.lastTyping
+	r.subscribe(c, sub, true, recovered, users, count)
+	return sub, nil
 }
 
 // mayRelayTyping reports whether a member's typing indicator may be
