@@ -96,6 +96,20 @@ func (q *sendQueue) push(m *message) {
 	q.act(slow, claimed, urge)
 }
 
+// pushPong queues m, a pong, in place of a pong still queued last: the
+// answer to a ping that follows another not yet answered may be the only
+// one (RFC 6455 §5.5.3), so a client's burst of pings fills no queue.
+func (q *sendQueue) pushPong(m *message) {
+	q.mu.Lock()
+	if n := len(q.msgs); n > 0 && q.msgs[n-1].control && !q.dropped {
+		q.msgs[n-1] = m
+		q.mu.Unlock()
+		return
+	}
+	q.mu.Unlock()
+	q.push(m)
+}
+
 // pushAll is push for several messages at once, all or none: one fan-out
 // pass's messages for the connection, which leave together.
 func (q *sendQueue) pushAll(msgs []*message) {

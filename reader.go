@@ -223,7 +223,7 @@ func (c *Conn) frame(op byte, payload []byte) bool {
 		c.close(CloseUnsupported, "binary frames are not supported")
 		keepReading = false
 	case ws.OpPing:
-		c.queue.push(pong(payload))
+		c.queue.pushPong(pong(payload))
 	case ws.OpClose:
 		c.peerClosed = true
 		code := CloseNormal // an empty close: no status received

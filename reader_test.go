@@ -206,6 +206,40 @@ func readServerFrameOp(br *bufio.Reader) (first byte, payload string, err error)
 	return header[0], string(b), nil
 }
 
+// TestBurstOfPings: pings sent faster than their pongs leave are answered
+// as RFC 6455 allows, the last at least, and the client is not taken for a
+// slow consumer however many there are.
+func TestBurstOfPings(t *testing.T) {
+	ts := startServer(t, partyline.Options{SendQueue: 16})
+	conn, br := ts.dialUpgraded(t, "/ws?username=alice")
+	var burst []byte
+	for i := range 600 {
+		burst = append(burst, maskedFrame(0x89, fmt.Sprint("p", i))...)
+	}
+	burst = append(burst, maskedText(`{"type":"ping"}`)...)
+	if _, err := conn.Write(burst); err != nil {
+		t.Fatal(err)
+	}
+	pongs, last := 0, ""
+	for {
+		first, payload, err := readServerFrameOp(br)
+		if err != nil {
+			t.Fatalf("after %d pongs: %v; want the answer to the last message", pongs, err)
+		}
+		switch {
+		case first == 0x88:
+			t.Fatalf("closed after %d pongs: %q", pongs, payload)
+		case first == 0x8A:
+			pongs, last = pongs+1, payload
+		case strings.Contains(payload, `"type":"pong"`):
+			if last != "p599" {
+				t.Errorf("%d pongs, the last for %q; want the last for p599", pongs, last)
+			}
+			return
+		}
+	}
+}
+
 // TestWhatFollowsAPing: the first arrival after a ping is read by the
 // poller itself when it is the pong alone; whatever else it is, a message,
 // a pong and a message in one packet, or the end of the stream, is handled
