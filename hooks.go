@@ -62,7 +62,9 @@ func (s *Server) askJoin(ctx context.Context, user, room string) error {
 }
 
 // askPublish asks the publish hook, if any, whether user may post c in
-// room, and returns what to post.
+// room, and returns what to post. A rewrite that could not be posted (no
+// content nor data, or data that is not JSON) is the backend's fault, not
+// the sender's: unavailable.
 func (s *Server) askPublish(ctx context.Context, user, room string, c Content) (Content, error) {
 	if s.opts.Hooks == nil {
 		return c, nil
@@ -71,7 +73,10 @@ func (s *Server) askPublish(ctx context.Context, user, room string, c Content) (
 	if err != nil {
 		return Content{}, err
 	}
-	return c, checkContent(c.Text, c.Data)
+	if err := checkContent(c.Text, c.Data); err != nil {
+		return Content{}, &Error{Code: CodeUnavailable, Message: "the publish hook answered a message that cannot be posted: " + ErrorMessage(err), Err: err}
+	}
+	return c, nil
 }
 
 // askConnect asks the connect hook, if any, who the client of r is. With a

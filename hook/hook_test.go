@@ -259,6 +259,8 @@ func TestPublishHook(t *testing.T) {
 			b.hang()
 		case "broken":
 			w.WriteHeader(http.StatusBadGateway)
+		case "emptied":
+			io.WriteString(w, `{"content":""}`) // nothing left to post
 		}
 	}
 	b.mu.Unlock()
@@ -268,9 +270,9 @@ func TestPublishHook(t *testing.T) {
 	bob := srv.dial(t, "/ws/lobby?username=bob", nil)
 	bob.Expect("joined")
 
-	for i, content := range []string{"spam", "rude", "crude", "slow", "broken"} {
+	for i, content := range []string{"spam", "rude", "crude", "slow", "broken", "emptied"} {
 		alice.Send(map[string]any{"type": "chat", "content": content, "id": i})
-		want := map[string]string{"spam": "forbidden", "rude": "forbidden", "crude": "forbidden", "slow": "unavailable", "broken": "unavailable"}[content]
+		want := map[string]string{"spam": "forbidden", "rude": "forbidden", "crude": "forbidden", "slow": "unavailable", "broken": "unavailable", "emptied": "unavailable"}[content]
 		e := alice.WaitFor("error")
 		if e.Str("code") != want || content == "spam" && e.Str("message") != "no spam here" {
 			t.Errorf("chat %q = %v, want %s", content, e, want)
