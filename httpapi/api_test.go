@@ -158,6 +158,22 @@ func TestHistoryOfEmptyRoomIsAnEmptyList(t *testing.T) {
 	}
 }
 
+// TestAnswerThatCannotBeEncoded: a stored message whose data is not JSON
+// (written by an older version, or by hand) makes history answer a whole
+// error, not a 200 cut short.
+func TestAnswerThatCannotBeEncoded(t *testing.T) {
+	store := partyline.NewMemoryStore(0)
+	if _, err := store.Append(t.Context(), partyline.Message{Room: "r", Username: "u", Content: "x", Data: json.RawMessage(`{broken`)}); err != nil {
+		t.Fatal(err)
+	}
+	ts := startServerWith(t, partyline.Options{Store: store}, httpapi.Options{})
+	resp := ts.do(t, "GET", "/api/rooms/r/messages", "")
+	var body struct{ Error struct{ Code string } }
+	if err := json.Unmarshal(resp.body, &body); err != nil || resp.status != http.StatusServiceUnavailable || body.Error.Code != "unavailable" {
+		t.Errorf("history with data that is not JSON: %d %q, want 503 unavailable", resp.status, resp.body)
+	}
+}
+
 func TestHistoryBadQueries(t *testing.T) {
 	ts := startServer(t, httpapi.Options{})
 	for _, tc := range []struct{ path, code string }{

@@ -149,9 +149,17 @@ func writeStatus(w http.ResponseWriter, status int, code, message string) {
 	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": message}})
 }
 
+// writeJSON answers with status and v as JSON. v is encoded first: what
+// cannot be (stored data that is not JSON, say) answers unavailable, never
+// the status with a body cut short.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, partyline.CodeUnavailable, "the answer could not be encoded: "+err.Error())
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	w.Write(append(body, '\n'))
 }
