@@ -62,9 +62,11 @@ type Options struct {
 	// means 24 h.
 	RetryFor time.Duration
 	// Owner names this node in the leases that make one node of a cluster
-	// the sender of each URL. Zero means a name of its own, random; give a
-	// stable one (the node's id) so that a restarted node takes its leases
-	// back at once instead of waiting for them to expire.
+	// the sender of each URL, and must be the node's alone: two Senders
+	// of one name would both send every event. Zero means a name of its
+	// own, random. A stable one (the node's id) lets a restarted node take
+	// its leases back at once instead of waiting for them to expire; a
+	// Sender that stops releases its leases either way.
 	Owner string
 	// Client sends the requests; nil means a client of the Sender's own.
 	// The Sender uses a copy that does not follow redirects.
@@ -336,6 +338,26 @@ func (l *loop) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		l.step(ctx)
 	}
+	l.release()
+}
+
+// releaseWait bounds the release of a lease as a Sender stops.
+const releaseWait = 2 * time.Second
+
+// release ends the URL's lease, if held, so that another node sends its
+// events at once rather than once the lease has expired: it is renewed
+// to expire now.
+func (l *loop) release() {
+	if !l.leased {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), releaseWait)
+	defer cancel()
+	now := l.s.now()
+	if _, err := l.s.log.LeaseSender(ctx, l.url, l.s.owner, now, now); err != nil {
+		l.log.Warn("webhook lease not released: another node sends once it expires", "err", err)
+	}
+	l.forget()
 }
 
 // step does the next thing to do, or waits until there is something.

@@ -234,33 +234,45 @@ func TestOneSenderPerURL(t *testing.T) {
 		t.Errorf("node-a sent %d events, want 5", sentA)
 	}
 
-	// node-a stops; its lease runs until it expires by the clock.
+	// node-a stops and releases its lease: node-b sends at once.
 	a.Close()
 	log.add(rc.URL, "evt_after")
 	b.Notify()
-	callsB := func() int {
-		log.mu.Lock()
-		defer log.mu.Unlock()
-		return log.leaseCalls["node-b"]
-	}
-	tried := callsB()
-	waitFor(t, "node-b to try the lease twice more", func() bool { return callsB() >= tried+2 })
-	if n := log.count(rc.URL); n != 1 {
-		t.Fatalf("%d events pending, want evt_after waiting for node-a's lease to expire", n)
-	}
-	clock.Add(testTiming.lease + time.Second)
-	waitFor(t, "node-b to take over", func() bool { return log.count(rc.URL) == 0 })
+	waitFor(t, "node-b to take over at once", func() bool { return log.count(rc.URL) == 0 })
 	if holder := log.holder(rc.URL); holder != "node-b" {
 		t.Errorf("lease held by %q, want node-b", holder)
 	}
 	if sentB, _, _ := obsB.counts(); sentB != 1 {
 		t.Errorf("node-b sent %d events, want only evt_after", sentB)
 	}
+
+	// node-b stops unable to release it, as a node that dies: its lease
+	// runs until it expires by the clock.
+	log.setFailing(true)
+	b.Close()
+	log.setFailing(false)
+	c, obsC := startSender(t, opts("node-c", &testObserver{}))
+	log.add(rc.URL, "evt_late")
+	c.Notify()
+	callsC := func() int {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		return log.leaseCalls["node-c"]
+	}
+	waitFor(t, "node-c to try the lease twice", func() bool { return callsC() >= 2 })
+	if n := log.count(rc.URL); n != 1 {
+		t.Fatalf("%d events pending, want evt_late waiting for node-b's lease to expire", n)
+	}
+	clock.Add(testTiming.lease + time.Second)
+	waitFor(t, "node-c to take over", func() bool { return log.count(rc.URL) == 0 })
+	if sentC, _, _ := obsC.counts(); sentC != 1 {
+		t.Errorf("node-c sent %d events, want only evt_late", sentC)
+	}
 	var got []string
 	for _, r := range rc.requests() {
 		got = append(got, r.ids...)
 	}
-	if want := append(ids("evt_", 5), "evt_after"); !slices.Equal(got, want) {
+	if want := append(ids("evt_", 5), "evt_after", "evt_late"); !slices.Equal(got, want) {
 		t.Errorf("receiver got %v, want each event once: %v", got, want)
 	}
 }

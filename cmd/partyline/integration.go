@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 
@@ -117,14 +116,15 @@ func startWebhooks(cfg *config, store partyline.Store, m *metrics.Metrics, log *
 	if !ok {
 		return partyline.WebhookOptions{}, nil, fmt.Errorf("webhook-url: the store %s cannot record events", cfg.Store)
 	}
-	host, _ := os.Hostname()
+	// The Sender names itself, at random: nodes named by their host and
+	// address could share a name (replicas given one hostname, listening
+	// on the same port), and both would send every event.
 	sender, err := webhook.New(webhook.Options{
 		Log:      eventLog,
 		URLs:     cfg.WebhookURLs.values,
 		Secret:   []byte(cfg.WebhookSecret),
 		Timeout:  cfg.WebhookTimeout,
 		RetryFor: cfg.WebhookRetryFor,
-		Owner:    host + "/" + cfg.Addr,
 		Logger:   log.With("subsystem", "webhook"),
 		Observer: m.Webhook(cfg.WebhookURLs.values),
 	})
