@@ -150,6 +150,19 @@ func TestForcedShutdownCancelsBackendCallsInFlight(t *testing.T) {
 	}
 }
 
+// TestRoomsCalledLikeTransports: /ws/sse is a WebSocket to the room sse,
+// and /ws/ws one to the room ws.
+func TestRoomsCalledLikeTransports(t *testing.T) {
+	ts := startServer(t, partyline.Options{})
+	for _, room := range []string{"sse", "ws"} {
+		c := ts.dialRaw(t, "/ws/"+room+"?username=alice", nil)
+		c.Expect("welcome")
+		if f := c.Expect("joined"); f.Str("room") != room {
+			t.Errorf("/ws/%s: joined %v, want the room %s", room, f, room)
+		}
+	}
+}
+
 func TestWelcomeAndURLRooms(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
 	c := ts.dialRaw(t, "/ws/first?user=alice&room=second&room=first", nil)

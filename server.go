@@ -120,10 +120,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// transportOf tells a request for /sse or /sse/… from one for /ws.
+// transportOf tells a request for /sse or /sse/{room or session} from one
+// for /ws or /ws/{room}, wherever the Server is mounted: by the segment
+// before the last, then by the last, so that a room may be called ws or
+// sse (/ws/sse is a WebSocket to the room sse).
 func transportOf(r *http.Request) string {
 	path := strings.TrimSuffix(r.URL.Path, "/")
-	if strings.HasSuffix(path, "/sse") || strings.Contains(path, "/sse/") {
+	parent, last := "", path
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		parent, last = path[:i], path[i+1:]
+	}
+	if j := strings.LastIndexByte(parent, '/'); j >= 0 {
+		parent = parent[j+1:]
+	}
+	switch {
+	case parent == "sse":
+		return TransportSSE
+	case parent == "ws":
+		return TransportWebSocket
+	case last == "sse":
 		return TransportSSE
 	}
 	return TransportWebSocket
