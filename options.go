@@ -3,6 +3,7 @@ package partyline
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -178,8 +179,12 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("max-rooms must be positive, got %d", o.MaxRooms)
 	case o.CompressionMinSize < 0:
 		return o, fmt.Errorf("compression-min-size must be positive, got %d", o.CompressionMinSize)
-	case o.MaxConnections < 0 || o.MaxConnectionsPerIP < 0:
-		return o, fmt.Errorf("max-connections must not be negative")
+	case o.MaxConnections < 0:
+		return o, fmt.Errorf("max-connections must not be negative, got %d", o.MaxConnections)
+	case o.MaxConnectionsPerIP < 0:
+		return o, fmt.Errorf("max-connections-per-ip must not be negative, got %d", o.MaxConnectionsPerIP)
+	case math.IsNaN(o.RateLimit) || math.IsInf(o.RateLimit, 0):
+		return o, fmt.Errorf("rate-limit must be a number of messages a second, got %v", o.RateLimit)
 	case o.DefaultRoom != "" && !ValidRoom(o.DefaultRoom):
 		return o, fmt.Errorf("default-room %q is not a valid room name", o.DefaultRoom)
 	}

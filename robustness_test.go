@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -299,6 +300,26 @@ func TestPublishRacingShutdown(t *testing.T) {
 		cancel()
 		if err := <-published; err != nil {
 			t.Fatalf("Publish: %v (the store took it; the broker's failure is not the caller's)", err)
+		}
+	}
+}
+
+func TestNewRefusesBadLimits(t *testing.T) {
+	for _, tc := range []struct {
+		opts partyline.Options
+		want string
+	}{
+		{partyline.Options{RateLimit: math.Inf(1)}, "rate-limit"},
+		{partyline.Options{RateLimit: math.NaN()}, "rate-limit"},
+		{partyline.Options{MaxConnectionsPerIP: -3}, "max-connections-per-ip"},
+		{partyline.Options{MaxConnections: -1}, "max-connections must"},
+	} {
+		srv, err := partyline.New(tc.opts)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%+v): error %v, want one naming %s", tc.opts, err, tc.want)
+		}
+		if srv != nil {
+			srv.Shutdown(context.Background())
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -163,9 +164,15 @@ func applyFile(fs *flag.FlagSet, path string) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	// Numbers are kept as written: a float64 would print 1048576 as 1.048576e+06.
 	var values map[string]any
-	if err := json.Unmarshal(data, &values); err != nil {
+	decoder := json.NewDecoder(bytes.NewReader(data))
+	decoder.UseNumber()
+	if err := decoder.Decode(&values); err != nil {
 		return fmt.Errorf("config: %s: not a JSON object: %w", path, err)
+	}
+	if _, err := decoder.Token(); err != io.EOF {
+		return fmt.Errorf("config: %s: not a JSON object: more follows it", path)
 	}
 	for name, value := range values {
 		f := fs.Lookup(name)
@@ -192,8 +199,8 @@ func fileValues(value any) []string {
 		return texts
 	case string:
 		return []string{v}
-	case float64:
-		return []string{fmt.Sprint(v)}
+	case json.Number:
+		return []string{v.String()}
 	default:
 		return []string{fmt.Sprint(v)}
 	}

@@ -50,6 +50,23 @@ func TestFlagsWinOverEnvironmentWhichWinsOverFile(t *testing.T) {
 	}
 }
 
+func TestFileNumbersAsWritten(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "partyline.json")
+	os.WriteFile(file, []byte(`{"max-message-size": 1048576, "history-size": 2000000, "api-key": 1234567}`), 0o600)
+	c, err := loadConfig([]string{"--config", file}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxMessageSize != 1048576 || c.HistorySize != 2000000 || c.APIKey != "1234567" {
+		t.Errorf("max-message-size %d, history-size %d, api-key %q; want the file's 1048576, 2000000 and 1234567",
+			c.MaxMessageSize, c.HistorySize, c.APIKey)
+	}
+	os.WriteFile(file, []byte(`{"addr": ":9000"} {"addr": ":9001"}`), 0o600)
+	if _, err := loadConfig([]string{"--config", file}, env(nil), io.Discard); err == nil {
+		t.Error("a file with a second object after the first was taken")
+	}
+}
+
 func TestBadSettingsNameTheSetting(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "bad.json")
 	os.WriteFile(file, []byte(`{"adress": ":1"}`), 0o600)
