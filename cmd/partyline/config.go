@@ -124,10 +124,16 @@ func (c *config) flagSet(output io.Writer) *flag.FlagSet {
 
 // loadConfig reads the settings: flags win over PARTYLINE_* environment
 // variables, which win over the config file, which wins over the defaults.
-func loadConfig(args []string, getenv func(string) string, output io.Writer) (*config, error) {
+// With --help it writes the settings to help and returns flag.ErrHelp; a
+// bad flag is an error of one line, without the settings.
+func loadConfig(args []string, getenv func(string) string, help io.Writer) (*config, error) {
 	c := &config{}
-	fs := c.flagSet(output)
+	fs := c.flagSet(io.Discard)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(help)
+			fs.Usage()
+		}
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -141,7 +147,7 @@ func loadConfig(args []string, getenv func(string) string, output io.Writer) (*c
 	}
 	// Apply the lower layers to a fresh set, then the flags again on top.
 	c = &config{}
-	fs = c.flagSet(output)
+	fs = c.flagSet(io.Discard)
 	if file != "" {
 		if err := applyFile(fs, file); err != nil {
 			return nil, err

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -25,9 +26,18 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "partyline:", err)
+		fmt.Fprintln(os.Stderr, errorLine(err))
 		os.Exit(1)
 	}
+}
+
+// errorLine is err as the program reports it, named once: the library's
+// errors name the package already.
+func errorLine(err error) string {
+	if msg := err.Error(); strings.HasPrefix(msg, "partyline: ") {
+		return msg
+	}
+	return "partyline: " + err.Error()
 }
 
 // run executes the command named by args[0], serve by default, until ctx is

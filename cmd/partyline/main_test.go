@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,8 +21,9 @@ func TestVersionAndHelp(t *testing.T) {
 		t.Fatalf("version: %q, %v", out.String(), err)
 	}
 	out.Reset()
-	if err := run(t.Context(), []string{"--help"}, &out, &out); err != nil {
-		t.Fatalf("--help: %v", err)
+	var errOut bytes.Buffer
+	if err := run(t.Context(), []string{"--help"}, &out, &errOut); err != nil || errOut.Len() > 0 {
+		t.Fatalf("--help: %v, and on stderr %q; want the settings on stdout", err, errOut.String())
 	}
 	for _, name := range []string{"-addr", "-store", "-broker", "-jwt-secret", "-send-queue", "-max-lag", "-history-size", "-config",
 		"-webhook-url", "-webhook-secret", "-webhook-events", "-webhook-leave-delay", "-webhook-timeout", "-webhook-retry-for",
@@ -32,6 +34,17 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 	if err := run(t.Context(), []string{"dance"}, &out, &out); err == nil {
 		t.Fatal("an unknown command succeeded")
+	}
+	out.Reset()
+	err := run(t.Context(), []string{"--send-queue", "abc"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "send-queue") || out.Len() > 0 {
+		t.Errorf("a bad flag: %v, and printed %d bytes; want one error naming send-queue and nothing printed", err, out.Len())
+	}
+	if line := errorLine(err); strings.Count(line, "partyline:") != 1 {
+		t.Errorf("reported as %q, want the program named once", line)
+	}
+	if line := errorLine(fmt.Errorf("partyline: %w", err)); strings.Count(line, "partyline:") != 1 {
+		t.Errorf("a library error reported as %q, want the program named once", line)
 	}
 }
 

@@ -24,7 +24,7 @@ import (
 // serve runs the server until ctx is cancelled, then shuts it down within
 // the shutdown grace.
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := loadConfig(args, os.Getenv, stderr)
+	cfg, err := loadConfig(args, os.Getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
