@@ -144,8 +144,13 @@ func transportOf(r *http.Request) string {
 	return TransportWebSocket
 }
 
-// serveWebSocket upgrades the request and serves the connection.
+// serveWebSocket upgrades the request and serves the connection. A method
+// other than GET is refused first, before the client is identified.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		writeHandshakeError(w, ws.Check(r).(*ws.HandshakeError))
+		return
+	}
 	admission, err := s.admit(r)
 	if err != nil {
 		s.opts.Metrics.Refused(ErrorCode(err))

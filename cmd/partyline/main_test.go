@@ -115,6 +115,18 @@ func TestServeAndShutDownGracefully(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+	for _, r := range []struct{ method, path string }{{"POST", "/ws"}, {"PUT", "/ws/lobby"}, {"PUT", "/sse/x"}, {"DELETE", "/sse"}} {
+		req, _ := http.NewRequest(r.method, "http://"+addr+r.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || !strings.Contains(string(body), `"method_not_allowed"`) {
+			t.Errorf("%s %s: %d %q, want 405 method_not_allowed", r.method, r.path, resp.StatusCode, body)
+		}
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("run after shutdown: %v", err)
 	}

@@ -113,7 +113,9 @@ var readHeaderTimeout = 10 * time.Second
 // timeouts that keep slow or idle HTTP clients from piling up.
 func newHTTPServer(cfg *config, srv *partyline.Server, metricsHandler http.Handler, log *slog.Logger) *http.Server {
 	mux := http.NewServeMux()
-	for _, pattern := range []string{"GET /ws", "GET /ws/{room}", "GET /sse", "GET /sse/{room}", "POST /sse/{session}"} {
+	// Every method reaches the Server, which answers those it does not
+	// serve with 405 method_not_allowed.
+	for _, pattern := range []string{"/ws", "/ws/{room}", "/sse", "/sse/{room}", "POST /sse/{session}"} {
 		mux.Handle(pattern, srv)
 	}
 	mux.Handle("/", web.Handler())
