@@ -291,10 +291,17 @@ func (s *MemoryStore) Recall(ctx context.Context, key string, now time.Time) ([]
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	stored, ok := s.recallLocked(key, now)
+	return stored, ok, nil
+}
+
+// recallLocked returns the messages committed with key, if it is live at
+// now.
+func (s *MemoryStore) recallLocked(key string, now time.Time) ([]Message, bool) {
 	if k, ok := s.webhooks.keys[key]; ok && now.Sub(k.created) < IdempotencyWindow {
-		return slices.Clone(k.messages), true, nil
+		return slices.Clone(k.messages), true
 	}
-	return nil, false, nil
+	return nil, false
 }
 
 // AppendOnce implements IdempotentStore. Keys older than IdempotencyWindow
@@ -305,10 +312,10 @@ func (s *MemoryStore) AppendOnce(ctx context.Context, key string, messages []Mes
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	w := &s.webhooks
-	if k, ok := w.keys[key]; ok && now.Sub(k.created) < IdempotencyWindow {
-		return slices.Clone(k.messages), true, nil
+	if earlier, live := s.recallLocked(key, now); live {
+		return earlier, true, nil
 	}
+	w := &s.webhooks
 	// Every message's event must marshal before the first is committed:
 	// all of them or none.
 	if len(w.urls[EventMessage]) > 0 {

@@ -271,16 +271,13 @@ func (s *Store) AppendOnce(ctx context.Context, key string, messages []partyline
 	var replayed bool
 	err := s.seqs.assign(func() (bumps []roomBump, err error) {
 		err = s.inTx(ctx, "append once", func(ctx context.Context, tx *sql.Tx) error {
-			var created int64
-			var result []byte
-			err := tx.QueryRowContext(ctx, `SELECT created_ms, result FROM idempotency_keys WHERE key = ?`, key).Scan(&created, &result)
+			earlier, live, err := recallKey(ctx, tx, key, now)
 			switch {
-			case err == nil && eventlog.IsLive(time.UnixMilli(created), now):
-				replayed = true
-				stored, err = eventlog.DecodeMessages(result)
+			case err != nil:
 				return err
-			case err != nil && !errors.Is(err, sql.ErrNoRows):
-				return err
+			case live:
+				stored, replayed = earlier, true
+				return nil
 			}
 			if bumps, err = s.storeMessages(ctx, tx, stored); err != nil {
 				return err
@@ -301,9 +298,17 @@ func (s *Store) AppendOnce(ctx context.Context, key string, messages []partyline
 
 // Recall implements partyline.IdempotentStore.
 func (s *Store) Recall(ctx context.Context, key string, now time.Time) ([]partyline.Message, bool, error) {
+	return recallKey(ctx, s.read, key, now)
+}
+
+// recallKey returns, through q (a read connection or the write
+// transaction), the messages committed with key, if it is live at now.
+func recallKey(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, key string, now time.Time) ([]partyline.Message, bool, error) {
 	var created int64
 	var result []byte
-	err := s.read.QueryRowContext(ctx, `SELECT created_ms, result FROM idempotency_keys WHERE key = ?`, key).Scan(&created, &result)
+	err := q.QueryRowContext(ctx, `SELECT created_ms, result FROM idempotency_keys WHERE key = ?`, key).Scan(&created, &result)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, false, nil

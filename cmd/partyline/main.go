@@ -34,10 +34,11 @@ func main() {
 // errorLine is err as the program reports it, named once: the library's
 // errors name the package already.
 func errorLine(err error) string {
-	if msg := err.Error(); strings.HasPrefix(msg, "partyline: ") {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "partyline: ") {
 		return msg
 	}
-	return "partyline: " + err.Error()
+	return "partyline: " + msg
 }
 
 // run executes the command named by args[0], serve by default, until ctx is

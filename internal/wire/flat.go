@@ -10,9 +10,10 @@ import "bytes"
 // (in any of its occurrences, as json.Unmarshal refuses each), or an
 // unknown key that json.Unmarshal would match to a field
 // case-insensitively. The id and the data, which outlive the frame, are
-// copied; raw's other values alias obj, for Decode to parse at once. Almost every
-// chat a client sends is flat and plain, and decoding it needs neither
-// reflection nor the deep stack json.Unmarshal grows in a new reader.
+// copied; raw's other values alias obj, for Decode to parse at once.
+// Almost every chat a client sends is flat and plain, and decoding it
+// needs neither reflection nor the deep stack json.Unmarshal grows in a
+// new reader.
 func decodeFlat(obj []byte, raw *inbound) bool {
 	var values [len(fieldNames)][]byte // the last of each field, as json.Unmarshal keeps
 	i := skipSpace(obj, 1)             // past the '{'
@@ -30,10 +31,10 @@ func decodeFlat(obj []byte, raw *inbound) bool {
 		if !ok {
 			return false
 		}
-		if field >= 0 && field < stringFields && value[0] != '"' {
-			return false
-		}
 		if field >= 0 {
+			if field < stringFields && value[0] != '"' {
+				return false
+			}
 			values[field] = value
 		}
 		if i = skipSpace(obj, next); obj[i] == ',' {
@@ -115,8 +116,8 @@ func fieldOf(key []byte) (field int, ok bool) {
 	return -1, true
 }
 
-// fill stores values, indexed as fieldNames, in raw, each string field's a
-// string. The raw values kept as they are, the id and the data, are
+// fill stores values, indexed as fieldNames, in raw; decodeFlat has
+// checked that the string fields hold strings. The id and the data are
 // copied: the frame they come from is the reader's buffer, reused for the
 // next frame, while a message's id and data live on in its ack and in the
 // store.
