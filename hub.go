@@ -483,7 +483,7 @@ func (h *hub) announcePresence(joined bool, room, user string) {
 	}
 	ctx, cancel := h.backendContext()
 	defer cancel()
-	h.presenceChanged(ctx, room, user, joined, "", -1)
+	h.presenceChanged(ctx, presenceDecision{room: room, user: user, joined: joined}, "", -1)
 }
 
 // counts returns the number of rooms and users with connections here.

@@ -25,6 +25,22 @@ type Presence interface {
 	Contains(ctx context.Context, room, user string) (bool, error)
 }
 
+// OrderedPresence is implemented by a Presence shared between nodes that
+// numbers its decisions in one order across the cluster. Two nodes announce
+// what they decide over the Broker, which may reorder: when a user's last
+// connection on one node leaves as their first on another arrives, a third
+// node could get user_joined before user_left. Each announcement carries
+// its decision's number, and a node drops one older than the latest it
+// delivered for the same user and room.
+type OrderedPresence interface {
+	// AddOrdered is Add that also returns, when first, the decision's
+	// number: greater than that of every decision before it in the cluster.
+	AddOrdered(ctx context.Context, room, user string) (first bool, number uint64, err error)
+	// RemoveOrdered is Remove that also returns, when last, the decision's
+	// number.
+	RemoveOrdered(ctx context.Context, room, user string) (last bool, number uint64, err error)
+}
+
 // PresenceRestorer is implemented by a Presence shared between nodes that
 // puts a node's users back after the others had dropped them (the node was
 // cut off for longer than the presence TTL). The hub calls StartRestore once;

@@ -30,7 +30,7 @@ func (s *Server) largeRoom(count int) bool {
 	return s.opts.PresenceListMax >= 0 && count > s.opts.PresenceListMax
 }
 
-// presenceChanged tells room's members that user joined it (or left): at
+// presenceChanged tells the room's members of d: at
 // once with user_joined or user_left while the room is small, or in the
 // room's next presence_diff when it is large or has a presence_diff under
 // way on this node, so that no change of a user overtakes an earlier one
@@ -38,9 +38,9 @@ func (s *Server) largeRoom(count int) bool {
 // or -1 when the caller does not know it. except is the session not to
 // tell (the one that joined or left). When the room cannot be counted the
 // change is announced at once, as in a small room.
-func (h *hub) presenceChanged(ctx context.Context, room, user string, joined bool, except string, count int) {
-	if !h.batchPresence(ctx, room, user, joined, count) {
-		h.publish(ctx, roomTopicPrefix+room, presenceEvent(joined, room, user, except, h.srv.opts.Now()))
+func (h *hub) presenceChanged(ctx context.Context, d presenceDecision, except string, count int) {
+	if !h.batchPresence(ctx, d.room, d.user, d.joined, count) {
+		h.publish(ctx, roomTopicPrefix+d.room, presenceEvent(d, except, h.srv.opts.Now()))
 	}
 }
 

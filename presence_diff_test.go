@@ -109,7 +109,7 @@ func TestDiffGoroutineEndsWhenQuiet(t *testing.T) {
 	ctx := context.Background()
 	change := func(user string) {
 		presence.Add(ctx, "big", user)
-		srv.hub.presenceChanged(ctx, "big", user, true, "", -1)
+		srv.hub.presenceChanged(ctx, presenceDecision{room: "big", user: user, joined: true}, "", -1)
 	}
 	running := func() bool {
 		srv.hub.diffMu.Lock()
@@ -170,12 +170,12 @@ func TestShutdownAnnouncesPendingDiffs(t *testing.T) {
 	for _, user := range []string{"a", "b", "c"} {
 		presence.Add(ctx, "big", user)
 	}
-	srv.hub.presenceChanged(ctx, "big", "b", true, "", -1) // announced at once
+	srv.hub.presenceChanged(ctx, presenceDecision{room: "big", user: "b", joined: true}, "", -1) // announced at once
 	waitFor := time.Now().Add(5 * time.Second)
 	for len(broker.diffs()) < 1 && time.Now().Before(waitFor) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	srv.hub.presenceChanged(ctx, "big", "c", true, "", -1) // waits for the interval
+	srv.hub.presenceChanged(ctx, presenceDecision{room: "big", user: "c", joined: true}, "", -1) // waits for the interval
 	start := time.Now()
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)

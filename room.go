@@ -54,6 +54,8 @@ type room struct {
 	members  []member // subs as a slice for fan-out; nil after a change
 	batch    []event  // what the current pass delivers, in order (fanout.go)
 	counts   []int64  // deliveries of each event of batch
+
+	presenceOrder presenceOrder // the latest presence change delivered per user
 }
 
 // subscription is one connection's membership of a room.
@@ -203,7 +205,9 @@ func (r *room) pass() (more bool) {
 // buffering early arrivals and filling gaps from the store.
 func (r *room) handleLocked(e event) {
 	if e.kind != eventChat {
-		r.batch = append(r.batch, e)
+		if e.kind != eventPresence || !r.stalePresenceLocked(e) {
+			r.batch = append(r.batch, e)
+		}
 		return
 	}
 	switch {
@@ -356,12 +360,14 @@ func chatEvent(m Message) event {
 	return event{kind: eventChat, seq: m.Seq, payload: wire.AppendChat(make([]byte, 0, wire.ChatLen(c)), c)}
 }
 
-// presenceEvent is a user_joined or user_left event of room.
-func presenceEvent(joined bool, room, user, except string, now time.Time) event {
+// presenceEvent is the user_joined or user_left event of d, its number in
+// seq (presence_order.go).
+func presenceEvent(d presenceDecision, except string, now time.Time) event {
 	return event{
 		kind:    eventPresence,
+		seq:     d.number,
 		except:  except,
-		payload: wire.AppendPresenceChange(nil, joined, room, user, now.UnixMilli()),
+		payload: wire.AppendPresenceChange(nil, d.joined, d.room, d.user, now.UnixMilli()),
 	}
 }
 
@@ -373,26 +379,24 @@ func (r *room) enter(ctx context.Context, c *Conn, since *uint64) (*subscription
 	r.presenceMu.Lock()
 	defer r.presenceMu.Unlock()
 	h := r.hub
-	first := false
+	var arrival *presenceDecision
 	if r.users[c.username]++; r.users[c.username] == 1 {
-		added, err := presenceCall(h, ctx, "add", func(ctx context.Context, p Presence) (bool, error) {
-			return p.Add(ctx, r.name, c.username)
-		})
-		if err != nil {
+		var err error
+		if arrival, err = h.enterPresence(ctx, r.name, c.username); err != nil {
 			delete(r.users, c.username)
 			return nil, err
 		}
-		if first = added; first {
+		if arrival != nil {
 			h.events.joined(r.name, c.username)
 		}
 	}
 	// The count after the arrival decides how it is announced.
 	users, count, err := r.onlineUsers(ctx)
-	if first {
+	if arrival != nil {
 		if err != nil {
 			count = -1 // unknown: announced anyway, so that the leave below follows it
 		}
-		h.presenceChanged(ctx, r.name, c.username, true, c.session, count)
+		h.presenceChanged(ctx, *arrival, c.session, count)
 	}
 	if err != nil {
 		r.decrementLocked(ctx, c)
@@ -545,16 +549,14 @@ func (r *room) decrementLocked(ctx context.Context, c *Conn) {
 		return
 	}
 	delete(r.users, c.username)
-	last, err := presenceCall(r.hub, ctx, "remove", func(ctx context.Context, p Presence) (bool, error) {
-		return p.Remove(ctx, r.name, c.username)
-	})
+	departure, err := r.hub.leavePresence(ctx, r.name, c.username)
 	if err != nil {
 		r.hub.srv.log.Warn("presence remove failed", "room", r.name, "user", c.username, "err", err)
 		return
 	}
-	if last {
+	if departure != nil {
 		r.hub.events.left(r.name, c.username)
-		r.hub.presenceChanged(ctx, r.name, c.username, false, c.session, -1)
+		r.hub.presenceChanged(ctx, *departure, c.session, -1)
 	}
 }
 

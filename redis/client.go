@@ -18,6 +18,7 @@
 //	partyline:presence:node:ID      set of "room\x00user" that node ID holds
 //	partyline:presence:room:lobby   hash: user → number of nodes holding it
 //	partyline:presence:rooms        set of rooms with at least one user
+//	partyline:presence:order        number of the latest first or last decision
 package redis
 
 import (

@@ -64,6 +64,7 @@ type pair struct{ room, user string }
 
 var (
 	_ partyline.Presence         = (*Presence)(nil)
+	_ partyline.OrderedPresence  = (*Presence)(nil)
 	_ partyline.PresenceRestorer = (*Presence)(nil)
 	_ partyline.PresenceExpirer  = (*Presence)(nil)
 	_ partyline.Counter          = (*Presence)(nil)
@@ -92,44 +93,59 @@ func newPresence(rdb *goredis.Client, opts Options) *Presence {
 
 // Add implements partyline.Presence.
 func (p *Presence) Add(ctx context.Context, room, user string) (bool, error) {
+	first, _, err := p.AddOrdered(ctx, room, user)
+	return first, err
+}
+
+// AddOrdered implements partyline.OrderedPresence.
+func (p *Presence) AddOrdered(ctx context.Context, room, user string) (bool, uint64, error) {
 	if err := p.check(room, user); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	p.exclusive.RLock()
 	defer p.exclusive.RUnlock()
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	res, err := addScript.Run(ctx, p.rdb, nil, p.prefix, p.node, p.windowMS(), room, user).Int64Slice()
-	if err == nil && len(res) != 2 {
+	if err == nil && len(res) != 3 {
 		err = fmt.Errorf("unexpected reply %v", res)
 	}
 	if err != nil {
 		// The script may have run: make sure the pair goes away.
 		p.retryLater(pair{room, user}, false)
-		return false, unavailable("presence add", err)
+		return false, 0, unavailable("presence add", err)
 	}
 	p.settle(pair{room, user}, true, res[1] == 0)
-	return res[0] == 1, nil
+	return res[0] == 1, uint64(res[2]), nil
 }
 
 // Remove implements partyline.Presence. When Redis cannot be reached the
 // pair is forgotten later by the heartbeat goroutine, which reports it to
 // the expiry callback if no node holds the user in the room then.
 func (p *Presence) Remove(ctx context.Context, room, user string) (bool, error) {
+	last, _, err := p.RemoveOrdered(ctx, room, user)
+	return last, err
+}
+
+// RemoveOrdered implements partyline.OrderedPresence.
+func (p *Presence) RemoveOrdered(ctx context.Context, room, user string) (bool, uint64, error) {
 	if err := p.check(room, user); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	p.exclusive.RLock()
 	defer p.exclusive.RUnlock()
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	last, err := removeScript.Run(ctx, p.rdb, nil, p.prefix, p.node, room, user).Int64()
+	res, err := removeScript.Run(ctx, p.rdb, nil, p.prefix, p.node, room, user).Int64Slice()
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("unexpected reply %v", res)
+	}
 	if err != nil {
 		p.retryLater(pair{room, user}, true)
-		return false, unavailable("presence remove", err)
+		return false, 0, unavailable("presence remove", err)
 	}
 	p.settle(pair{room, user}, false, false)
-	return last == 1, nil
+	return res[0] == 1, uint64(res[1]), nil
 }
 
 // Users implements partyline.Presence.

@@ -73,15 +73,15 @@ func (p *Presence) repair(ctx context.Context) []pair {
 	var gone []pair
 	for pr, report := range pending {
 		cctx, cancel := context.WithTimeout(ctx, p.timeout)
-		last, err := removeScript.Run(cctx, p.rdb, nil, p.prefix, p.node, pr.room, pr.user).Int64()
+		res, err := removeScript.Run(cctx, p.rdb, nil, p.prefix, p.node, pr.room, pr.user).Int64Slice()
 		cancel()
-		if err != nil {
+		if err != nil || len(res) != 2 {
 			break
 		}
 		p.mu.Lock()
 		delete(p.pending, pr)
 		p.mu.Unlock()
-		if last == 1 && report {
+		if res[0] == 1 && report {
 			gone = append(gone, pr)
 		}
 	}

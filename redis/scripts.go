@@ -21,6 +21,19 @@ local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- number returns the next number of the cluster's presence decisions:
+-- Redis's clock in microseconds, or one more than the last number when
+-- that is not behind it, so that the numbers keep growing even after Redis
+-- lost the last one.
+local function number()
+  local key = prefix .. 'presence:order'
+  local t = redis.call('TIME')
+  local n = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = tonumber(redis.call('GET', key) or '0')
+  if n <= last then n = last + 1 end
+  redis.call('SET', key, string.format('%d', n))
+  return n
+end
 local function hold(room, user)
   if redis.call('SADD', members, room .. '\0' .. user) == 0 then return 0 end
   redis.call('SADD', rooms, room)
@@ -48,21 +61,25 @@ return 0
 
 // addScript (ARGV[3] = window ms, ARGV[4] = room, ARGV[5] = user) records
 // that the node holds user in room, registering the node too. It returns
-// {first, known}: first is 1 when no node held the user there before, known
-// is 0 when the node had not been registered.
+// {first, known, number}: first is 1 when no node held the user there
+// before, known is 0 when the node had not been registered, and number is
+// the decision's number when first, else 0.
 var addScript = goredis.NewScript(scriptPrelude + `
 local known = redis.call('ZSCORE', nodes, node)
 redis.call('ZADD', nodes, now() + tonumber(ARGV[3]), node)
-local first = hold(ARGV[4], ARGV[5])
-if known then return {first, 1} end
-return {first, 0}
+local first, n = hold(ARGV[4], ARGV[5]), 0
+if first == 1 then n = number() end
+if known then return {first, 1, n} end
+return {first, 0, n}
 `)
 
 // removeScript (ARGV[3] = room, ARGV[4] = user) forgets that the node holds
-// user in room. It returns 1 when no node holds the user there any more.
+// user in room. It returns {last, number}: last is 1 when no node holds the
+// user there any more, and number is the decision's number then, else 0.
 var removeScript = goredis.NewScript(scriptPrelude + `
-if redis.call('SREM', members, ARGV[3] .. '\0' .. ARGV[4]) == 0 then return 0 end
-return drop(ARGV[3], ARGV[4])
+if redis.call('SREM', members, ARGV[3] .. '\0' .. ARGV[4]) == 0 then return {0, 0} end
+if drop(ARGV[3], ARGV[4]) == 0 then return {0, 0} end
+return {1, number()}
 `)
 
 // restoreScript (ARGV[3] = window ms, then room, user pairs) registers the

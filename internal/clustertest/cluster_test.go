@@ -1,6 +1,7 @@
 package clustertest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -118,12 +119,31 @@ func (n *node) dial(t *testing.T, user, pathAndQuery string) *client {
 }
 
 // countingBroker counts the events the real broker hands to the node, per
-// topic, to show that a node receives only what its clients need.
+// topic, to show that a node receives only what its clients need. It can
+// also hold back the node's announcements that a user left, to reorder
+// them as a broker may.
 type countingBroker struct {
 	partyline.Broker
 
-	mu     sync.Mutex // guards events
-	events map[string]int
+	mu         sync.Mutex // guards the following
+	events     map[string]int
+	holdLeaves time.Duration
+	heldLeaves int // how many announcements were held back
+}
+
+// Publish hands the event to the real broker, after holdLeaves if it
+// announces that a user left.
+func (b *countingBroker) Publish(ctx context.Context, topic string, payload []byte) error {
+	b.mu.Lock()
+	hold := b.holdLeaves
+	if hold > 0 && bytes.Contains(payload, []byte(`"type":"user_left"`)) {
+		b.heldLeaves++
+	} else {
+		hold = 0
+	}
+	b.mu.Unlock()
+	time.Sleep(hold)
+	return b.Broker.Publish(ctx, topic, payload)
 }
 
 func (b *countingBroker) Start(h partyline.BrokerHandler) error {
@@ -261,6 +281,47 @@ func TestPresenceAcrossNodes(t *testing.T) {
 		}
 		checkUsers(t, "RoomUsers on node "+n.name, users, "alice", "carol")
 	}
+}
+
+// TestPresenceHandoverOrder: a user's last connection on node A leaves as
+// their first on node B arrives, and A's user_left reaches the broker after
+// B's user_joined. A member on node C must end with the user online: the
+// stale user_left is dropped.
+func TestPresenceHandoverOrder(t *testing.T) {
+	cl := startCluster(t, 3)
+	a, b, c := cl.nodes[0], cl.nodes[1], cl.nodes[2]
+	const room = "lobby"
+	path := "/ws/" + room
+	carol := c.dial(t, "carol", path)
+	carol.expectJoin(room)
+	bobA := a.dial(t, "bob", path)
+	bobA.expectJoin(room)
+	carol.await("user_joined bob", userEvent("user_joined", room, "bob"))
+
+	const hold = 500 * time.Millisecond
+	a.broker.mu.Lock()
+	a.broker.holdLeaves = hold
+	a.broker.mu.Unlock()
+	bobA.close()
+	waitUntil(t, waitTime, "node A to decide that bob left", func() bool {
+		a.broker.mu.Lock()
+		defer a.broker.mu.Unlock()
+		return a.broker.heldLeaves == 1
+	})
+	bobB := b.dial(t, "bob", path)
+	bobB.expectJoin(room)
+	carol.await("bob's user_joined from node B", userEvent("user_joined", room, "bob"))
+
+	// Past the hold, node A's user_left has reached the broker; a chat sent
+	// after it marks where carol must have seen it if it were delivered.
+	time.Sleep(hold + 100*time.Millisecond)
+	bobB.send(map[string]any{"type": "chat", "room": room, "content": "marker"})
+	f := carol.await("bob's marker", func(f frame) bool { return f.Type == "chat" || f.Type == "user_left" })
+	if f.Type != "chat" {
+		t.Fatalf("carol got %v after bob's user_joined from node B, want the stale user_left dropped", f)
+	}
+	carol.send(map[string]any{"type": "presence", "room": room})
+	checkUsers(t, "carol's online_users", carol.awaitType("online_users").Users, "bob", "carol")
 }
 
 // userEvent matches a user_joined or user_left frame.

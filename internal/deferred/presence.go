@@ -11,6 +11,7 @@ import (
 // shared between nodes, such as redis.Presence.
 type SharedPresence interface {
 	partyline.Presence
+	partyline.OrderedPresence
 	partyline.Pinger
 	partyline.PresenceExpirer
 	partyline.PresenceRestorer
@@ -33,6 +34,7 @@ type Presence struct {
 
 var (
 	_ partyline.Presence         = (*Presence)(nil)
+	_ partyline.OrderedPresence  = (*Presence)(nil)
 	_ partyline.Pinger           = (*Presence)(nil)
 	_ partyline.PresenceExpirer  = (*Presence)(nil)
 	_ partyline.PresenceRestorer = (*Presence)(nil)
@@ -93,6 +95,15 @@ func (p *Presence) Add(ctx context.Context, room, user string) (bool, error) {
 	return real.Add(ctx, room, user)
 }
 
+// AddOrdered implements partyline.OrderedPresence.
+func (p *Presence) AddOrdered(ctx context.Context, room, user string) (bool, uint64, error) {
+	real, err := p.get()
+	if err != nil {
+		return false, 0, err
+	}
+	return real.AddOrdered(ctx, room, user)
+}
+
 // Remove implements partyline.Presence.
 func (p *Presence) Remove(ctx context.Context, room, user string) (bool, error) {
 	real, err := p.get()
@@ -100,6 +111,15 @@ func (p *Presence) Remove(ctx context.Context, room, user string) (bool, error) 
 		return false, err
 	}
 	return real.Remove(ctx, room, user)
+}
+
+// RemoveOrdered implements partyline.OrderedPresence.
+func (p *Presence) RemoveOrdered(ctx context.Context, room, user string) (bool, uint64, error) {
+	real, err := p.get()
+	if err != nil {
+		return false, 0, err
+	}
+	return real.RemoveOrdered(ctx, room, user)
 }
 
 // Users implements partyline.Presence.

@@ -107,6 +107,50 @@ func testConcurrent(t *testing.T, b Backend) {
 	}
 }
 
+// testOrdered checks an OrderedPresence's numbers: one for each first and
+// last decision, growing from each to the next whichever node made it, and
+// none for the others.
+func testOrdered(t *testing.T, b Backend) {
+	n := 1
+	if b.Cluster {
+		n = 2
+	}
+	ns := nodes(t, b, n)
+	a, ok := ns[0].(partyline.OrderedPresence)
+	if !ok {
+		t.Skip("not an OrderedPresence")
+	}
+	c := ns[len(ns)-1].(partyline.OrderedPresence)
+	ctx := testContext(t)
+	var latest uint64
+	decide := func(what string, f func() (bool, uint64, error), want bool) {
+		t.Helper()
+		decided, number, err := f()
+		switch {
+		case err != nil:
+			t.Fatalf("%s: %v", what, err)
+		case decided != want:
+			t.Fatalf("%s decided %v, want %v", what, decided, want)
+		case !decided && number != 0:
+			t.Fatalf("%s decided nothing, yet numbered it %d", what, number)
+		case decided && number <= latest:
+			t.Fatalf("%s numbered %d, after %d", what, number, latest)
+		}
+		latest = max(latest, number)
+	}
+	for round := range 5 {
+		decide("Add on a", func() (bool, uint64, error) { return a.AddOrdered(ctx, "lobby", "bob") }, true)
+		if b.Cluster {
+			decide("Add on c", func() (bool, uint64, error) { return c.AddOrdered(ctx, "lobby", "bob") }, false)
+			decide("Remove on a", func() (bool, uint64, error) { return a.RemoveOrdered(ctx, "lobby", "bob") }, false)
+		}
+		decide("Remove on c", func() (bool, uint64, error) { return c.RemoveOrdered(ctx, "lobby", "bob") }, true)
+		decide("Remove again", func() (bool, uint64, error) { return c.RemoveOrdered(ctx, "lobby", "bob") }, false)
+		room := fmt.Sprintf("room-%d", round)
+		decide("Add elsewhere", func() (bool, uint64, error) { return c.AddOrdered(ctx, room, "ann") }, true)
+	}
+}
+
 func testCount(t *testing.T, b Backend) {
 	p := counter(t, nodes(t, b, 1))
 	checkCount(t, p, "lobby", 0)
