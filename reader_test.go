@@ -311,25 +311,35 @@ func awaitPing(t *testing.T, br *bufio.Reader) {
 }
 
 // TestNotAHandshake: requests to /ws that cannot be upgraded get a JSON
-// error, and the slot they reserved is given back.
+// error, as RFC 6455 says even when the client could not be admitted
+// either, and the slot they reserved is given back.
 func TestNotAHandshake(t *testing.T) {
 	ts := startServer(t, partyline.Options{MaxConnections: 1})
-	httpURL := "http" + strings.TrimPrefix(ts.url, "ws") + "/ws?username=alice"
+	httpURL := "http" + strings.TrimPrefix(ts.url, "ws") + "/ws"
 	for _, tc := range []struct {
-		name, method, version string
-		status                int
-		code                  string
+		name, method, query, version string
+		header                       http.Header
+		status                       int
+		code                         string
 	}{
-		{"POST", http.MethodPost, "13", http.StatusMethodNotAllowed, "method_not_allowed"},
-		{"plain GET", http.MethodGet, "", http.StatusBadRequest, "bad_request"},
-		{"version 8", http.MethodGet, "8", http.StatusUpgradeRequired, "bad_request"},
+		{"POST", http.MethodPost, "?username=alice", "13", nil, http.StatusMethodNotAllowed, "method_not_allowed"},
+		{"plain GET", http.MethodGet, "?username=alice", "", nil, http.StatusBadRequest, "bad_request"},
+		{"version 8", http.MethodGet, "?username=alice", "8", nil, http.StatusUpgradeRequired, "bad_request"},
+		{"version 8, no username", http.MethodGet, "", "8", nil, http.StatusUpgradeRequired, "bad_request"},
+		{"two keys", http.MethodGet, "?username=alice", "13",
+			http.Header{"Sec-Websocket-Key": {"AAAAAAAAAAAAAAAAAAAAAA=="}}, http.StatusBadRequest, "bad_request"},
+		{"two versions", http.MethodGet, "?username=alice", "13",
+			http.Header{"Sec-Websocket-Version": {"13"}}, http.StatusBadRequest, "bad_request"},
 	} {
-		req, _ := http.NewRequest(tc.method, httpURL, nil)
+		req, _ := http.NewRequest(tc.method, httpURL+tc.query, nil)
 		if tc.version != "" {
 			req.Header.Set("Upgrade", "websocket")
 			req.Header.Set("Connection", "Upgrade")
 			req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
 			req.Header.Set("Sec-WebSocket-Version", tc.version)
+		}
+		for name, values := range tc.header {
+			req.Header[name] = append(req.Header[name], values...)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -147,19 +147,16 @@ func transportOf(r *http.Request) string {
 // serveWebSocket upgrades the request and serves the connection. A method
 // other than GET is refused first, before the client is identified.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		writeHandshakeError(w, ws.Check(r).(*ws.HandshakeError))
+	// A request that is not a handshake is answered as RFC 6455 says before
+	// its client is identified, so that it costs no hook call.
+	if err := ws.Check(r); err != nil {
+		writeHandshakeError(w, err.(*ws.HandshakeError))
 		return
 	}
 	admission, err := s.admit(r)
 	if err != nil {
 		s.opts.Metrics.Refused(ErrorCode(err))
 		WriteHTTPError(w, err)
-		return
-	}
-	if err := ws.Check(r); err != nil {
-		s.release(admission.ip)
-		writeHandshakeError(w, err.(*ws.HandshakeError))
 		return
 	}
 	raw, early, negotiated, err := ws.UpgradeWith(w, r, time.Now().Add(s.opts.WriteWait), ws.Options{Compression: s.opts.Compression})

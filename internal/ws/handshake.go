@@ -43,6 +43,8 @@ func Check(r *http.Request) error {
 		return badRequest(`no "websocket" in the Upgrade header`)
 	case !hasToken(r.Header["Connection"], "upgrade"):
 		return badRequest(`no "upgrade" in the Connection header`)
+	case len(r.Header.Values("Sec-WebSocket-Key")) > 1 || len(r.Header.Values("Sec-WebSocket-Version")) > 1:
+		return badRequest("Sec-WebSocket-Key and Sec-WebSocket-Version may appear once each")
 	case r.Header.Get("Sec-WebSocket-Version") != "13":
 		header := http.Header{}
 		header.Set("Sec-WebSocket-Version", "13")
