@@ -31,8 +31,14 @@ type framing interface {
 type webSocketFraming struct{}
 
 func (webSocketFraming) appendFrames(out [][]byte, msgs []*message, space *mergeSpace) [][]byte {
+	return appendMerged(out, msgs, space, maxMergedPayload)
+}
+
+// appendMerged appends msgs as uncompressed frames, merging the messages
+// that follow one another into frames of at most limit payload bytes.
+func appendMerged(out [][]byte, msgs []*message, space *mergeSpace, limit int) [][]byte {
 	for len(msgs) > 0 {
-		n, size := mergeable(msgs)
+		n, size := mergeable(msgs, limit)
 		if n < 2 {
 			out = append(out, msgs[0].webSocketFrame())
 			msgs = msgs[1:]
@@ -67,8 +73,9 @@ func (m *message) webSocketFrame() []byte {
 // deflateFraming frames messages for a WebSocket with permessage-deflate
 // (docs/protocol.md §12.2): a message of at least minSize bytes is
 // compressed, once for every compressed subscriber; shorter ones, for
-// which deflate saves little, go as webSocketFraming sends them, merged
-// when several are queued.
+// which deflate saves little, go uncompressed, merged when several are
+// queued into frames that stay below minSize, so that every frame of
+// minSize bytes or more is compressed.
 type deflateFraming struct{ minSize int }
 
 func (f deflateFraming) appendFrames(out [][]byte, msgs []*message, space *mergeSpace) [][]byte {
@@ -77,7 +84,7 @@ func (f deflateFraming) appendFrames(out [][]byte, msgs []*message, space *merge
 		for n < len(msgs) && (msgs[n].control || len(msgs[n].payload) < f.minSize) {
 			n++
 		}
-		out = webSocketFraming{}.appendFrames(out, msgs[:n], space)
+		out = appendMerged(out, msgs[:n], space, min(f.minSize-1, maxMergedPayload))
 		if n < len(msgs) {
 			out = append(out, msgs[n].framedAs(formatDeflate, compressedFrame))
 			n++
@@ -99,13 +106,13 @@ func compressedFrame(payload []byte) []byte { return ws.AppendCompressedText(nil
 const maxMergedPayload = mergeBufferSize - 4
 
 // mergeable returns how many messages at the head of msgs fit one merged
-// frame, and the merged payload's size, separators included. A control
-// frame is merged with nothing.
-func mergeable(msgs []*message) (n, size int) {
+// frame of at most limit payload bytes, and the merged payload's size,
+// separators included. A control frame is merged with nothing.
+func mergeable(msgs []*message, limit int) (n, size int) {
 	size = -1
 	for ; n < len(msgs); n++ {
 		next := size + 1 + len(msgs[n].payload)
-		if msgs[n].control || next > maxMergedPayload {
+		if msgs[n].control || next > limit {
 			break
 		}
 		size = next

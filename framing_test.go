@@ -2,6 +2,8 @@ package partyline
 
 import (
 	"bytes"
+	"compress/flate"
+	"io"
 	"strings"
 	"testing"
 
@@ -113,6 +115,46 @@ func BenchmarkWebSocketFraming(b *testing.B) {
 				space.release()
 			}
 		})
+	}
+}
+
+// TestDeflateFramingCompressesLargeFrames: with permessage-deflate, short
+// messages are merged only into frames below the minimum size, so that
+// every frame of the minimum size or more is compressed (SPEC §12.2), and
+// every payload still leaves once, in order.
+func TestDeflateFramingCompressesLargeFrames(t *testing.T) {
+	const minSize = 512
+	var msgs []*message
+	var want []string
+	for i := range 300 {
+		s := strings.Repeat(string(rune('a'+i%26)), 1+i*7%600)
+		msgs = append(msgs, msg(s))
+		want = append(want, s)
+	}
+	var space mergeSpace
+	defer space.release()
+	frames := deflateFraming{minSize: minSize}.appendFrames(nil, msgs, &space)
+	var lines []string
+	for _, f := range frames {
+		first, payload := parseServerFrame(t, f)
+		if first&0x40 != 0 {
+			inflated, err := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(payload), strings.NewReader("\x00\x00\xff\xff"))))
+			if err != nil && err != io.ErrUnexpectedEOF { // a message may end without a final block
+				t.Fatalf("inflating a frame: %v", err)
+			}
+			lines = append(lines, string(inflated))
+			continue
+		}
+		if len(payload) >= minSize {
+			t.Fatalf("an uncompressed frame of %d bytes, the minimum being %d", len(payload), minSize)
+		}
+		lines = append(lines, strings.Split(string(payload), "\n")...)
+	}
+	if strings.Join(lines, ",") != strings.Join(want, ",") {
+		t.Fatalf("the frames carry %d payloads, not the %d given, in order", len(lines), len(want))
+	}
+	if len(frames) >= len(msgs) {
+		t.Errorf("%d frames for %d messages: nothing was merged", len(frames), len(msgs))
 	}
 }
 

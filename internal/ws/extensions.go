@@ -6,36 +6,39 @@ import (
 )
 
 // deflateAnswer is the Sec-WebSocket-Extensions value that accepts
-// permessage-deflate: neither side keeps its LZ77 window from one message to
+// permessage-deflate (with server_max_window_bits added when offered):
+// neither side keeps its LZ77 window from one message to
 // the next (RFC 7692 §7.1.1), so a connection holds no compression state
 // between messages, and a message is compressed once for every subscriber.
 const deflateAnswer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 
 // NegotiateDeflate reports whether the permessage-deflate offers in header's
 // Sec-WebSocket-Extensions fields (RFC 7692 §5, §7.1) include one the server
-// can accept. It reads every field, each a comma-separated list of offers,
-// each an extension name and ";"-separated parameters whose values may be
-// quoted; names are compared without regard to case. Offers are tried in
-// order, and the first acceptable one is taken; an offer is declined when it
-// is malformed, names a parameter that is unknown or given twice, gives a
+// can accept, and returns the Sec-WebSocket-Extensions value that accepts
+// it. It reads every field, each a comma-separated list of offers, each an
+// extension name and ";"-separated parameters whose values may be quoted;
+// names are compared without regard to case. Offers are tried in order, and
+// the first acceptable one is taken; an offer is declined when it is
+// malformed, names a parameter that is unknown or given twice, gives a
 // parameter a value it may not have, or asks for server_max_window_bits
 // below 15: Go's compress/flate always compresses with a 32 KB window, so
 // it cannot honor a smaller one. client_max_window_bits, with or without a
 // value, is accepted: inflating with a 32 KB window reads what a smaller one
 // wrote, and the answer omits it (RFC 7692 §7.1.2.2).
 //
-// The answer to an accepted offer is always "permessage-deflate;
-// server_no_context_takeover; client_no_context_takeover" (UpgradeWith
-// writes it).
-func NegotiateDeflate(header http.Header) bool {
+// The answer is "permessage-deflate; server_no_context_takeover;
+// client_no_context_takeover", and "; server_max_window_bits=15" when the
+// offer asked for it, as RFC 7692 §7.1.2.1 requires of an answer that
+// accepts that parameter (UpgradeWith writes it).
+func NegotiateDeflate(header http.Header) (answer string, ok bool) {
 	for _, field := range header.Values("Sec-WebSocket-Extensions") {
 		for offer := range splitOffers(field) {
-			if acceptableDeflateOffer(offer) {
-				return true
+			if answer, ok := acceptableDeflateOffer(offer); ok {
+				return answer, true
 			}
 		}
 	}
-	return false
+	return "", false
 }
 
 // splitOffers yields the comma-separated offers in an extension header
@@ -72,12 +75,12 @@ func indexUnquoted(s string, sep byte) int {
 }
 
 // acceptableDeflateOffer reports whether offer, one element of an extension
-// list, is a permessage-deflate offer the server accepts (see
-// NegotiateDeflate).
-func acceptableDeflateOffer(offer string) bool {
+// list, is a permessage-deflate offer the server accepts, and returns the
+// answer that accepts it (see NegotiateDeflate).
+func acceptableDeflateOffer(offer string) (answer string, ok bool) {
 	name, params, more := strings.Cut(offer, ";")
 	if !strings.EqualFold(strings.TrimSpace(name), "permessage-deflate") {
-		return false
+		return "", false
 	}
 	seen := map[string]bool{}
 	for more {
@@ -85,11 +88,14 @@ func acceptableDeflateOffer(offer string) bool {
 		param, params, more = cutParam(params)
 		key, value, hasValue, ok := parseParam(param)
 		if !ok || seen[key] || !acceptableDeflateParam(key, value, hasValue) {
-			return false
+			return "", false
 		}
 		seen[key] = true
 	}
-	return true
+	if seen["server_max_window_bits"] {
+		return deflateAnswer + "; server_max_window_bits=15", true
+	}
+	return deflateAnswer, true
 }
 
 // cutParam cuts params, what follows a ";" in an offer, at its first ";"

@@ -3,6 +3,7 @@ package ws
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,10 +68,30 @@ func TestNegotiateDeflate(t *testing.T) {
 			for _, field := range tc.fields {
 				header.Add("Sec-WebSocket-Extensions", field)
 			}
-			if got := NegotiateDeflate(header); got != tc.want {
+			answer, got := NegotiateDeflate(header)
+			if got != tc.want {
 				t.Errorf("NegotiateDeflate(%q) = %v, want %v", tc.fields, got, tc.want)
 			}
+			if got && !strings.HasPrefix(answer, deflateAnswer) {
+				t.Errorf("NegotiateDeflate(%q) answers %q", tc.fields, answer)
+			}
 		})
+	}
+}
+
+// TestDeflateAnswer: an answer accepting server_max_window_bits includes it
+// (RFC 7692 §7.1.2.1); client_max_window_bits is left out (§7.1.2.2).
+func TestDeflateAnswer(t *testing.T) {
+	for offer, want := range map[string]string{
+		"permessage-deflate":                                               deflateAnswer,
+		"permessage-deflate; client_max_window_bits=10":                    deflateAnswer,
+		"permessage-deflate; server_max_window_bits=15":                    deflateAnswer + "; server_max_window_bits=15",
+		`permessage-deflate; Server_Max_Window_Bits="15"`:                  deflateAnswer + "; server_max_window_bits=15",
+		"permessage-deflate; server_max_window_bits=9, permessage-deflate": deflateAnswer,
+	} {
+		if answer, ok := NegotiateDeflate(http.Header{"Sec-Websocket-Extensions": {offer}}); !ok || answer != want {
+			t.Errorf("NegotiateDeflate(%q) = %q, %v; want %q", offer, answer, ok, want)
+		}
 	}
 }
 
@@ -85,6 +106,7 @@ func TestUpgradeWithAnswers(t *testing.T) {
 		want        string
 	}{
 		{"offered and allowed", true, "permessage-deflate; client_max_window_bits", deflateAnswer},
+		{"server_max_window_bits=15 offered", true, "permessage-deflate; server_max_window_bits=15", deflateAnswer + "; server_max_window_bits=15"},
 		{"offered, not allowed", false, "permessage-deflate", ""},
 		{"not offered", true, "", ""},
 		{"offer declined", true, "permessage-deflate; server_max_window_bits=10", ""},

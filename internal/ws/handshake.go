@@ -135,7 +135,11 @@ func UpgradeWith(w http.ResponseWriter, r *http.Request, deadline time.Time, opt
 	if err := Check(r); err != nil {
 		return nil, nil, Negotiated{}, err
 	}
-	agreed := Negotiated{Deflate: opts.Compression && NegotiateDeflate(r.Header)}
+	var agreed Negotiated
+	var extensions string
+	if opts.Compression {
+		extensions, agreed.Deflate = NegotiateDeflate(r.Header)
+	}
 	conn, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil, nil, Negotiated{}, fmt.Errorf("ws: hijack: %w", err)
@@ -147,7 +151,7 @@ func UpgradeWith(w http.ResponseWriter, r *http.Request, deadline time.Time, opt
 	}
 	err = conn.SetWriteDeadline(deadline)
 	if err == nil {
-		_, err = conn.Write(switchingProtocols(r, agreed))
+		_, err = conn.Write(switchingProtocols(r, extensions))
 	}
 	if err = errors.Join(err, conn.SetWriteDeadline(time.Time{})); err != nil {
 		conn.Close()
@@ -156,14 +160,15 @@ func UpgradeWith(w http.ResponseWriter, r *http.Request, deadline time.Time, opt
 	return conn, early, agreed, nil
 }
 
-// switchingProtocols is the 101 answer to r, accepting the extensions agreed.
-func switchingProtocols(r *http.Request, agreed Negotiated) []byte {
+// switchingProtocols is the 101 answer to r, with the Sec-WebSocket-Extensions
+// value given, if any.
+func switchingProtocols(r *http.Request, extensions string) []byte {
 	answer := "HTTP/1.1 101 Switching Protocols\r\n" +
 		"Upgrade: websocket\r\n" +
 		"Connection: Upgrade\r\n" +
 		"Sec-WebSocket-Accept: " + acceptKey(r.Header.Get("Sec-WebSocket-Key")) + "\r\n"
-	if agreed.Deflate {
-		answer += "Sec-WebSocket-Extensions: " + deflateAnswer + "\r\n"
+	if extensions != "" {
+		answer += "Sec-WebSocket-Extensions: " + extensions + "\r\n"
 	}
 	return []byte(answer + "\r\n")
 }
