@@ -35,6 +35,13 @@ const nodeTopicPrefix = "node:"
 // replies (docs/protocol.md, appendix).
 const commandWait = 2 * time.Second
 
+// inputWait bounds instead how long an input command waits when the broker
+// counted the nodes it reached: the node holding the stream replies once
+// it has handled the message, which may take the publish hook's time and
+// then the store's, while the others reply at once. So a message that is
+// slow to handle is not answered as if no node held its session.
+const inputWait = 30 * time.Second
+
 // commands is the hub's record of its cluster commands awaiting replies.
 // Its zero value is ready to use.
 type commands struct {
@@ -117,7 +124,11 @@ func (h *hub) command(ctx context.Context, user string, kind commandKind, room s
 	if err != nil {
 		return h.act(user, e), err
 	}
-	return h.tallied(ctx, t, receivers), nil
+	wait := commandWait
+	if kind == commandInput && receivers > 0 {
+		wait = inputWait
+	}
+	return h.tallied(ctx, t, receivers, wait), nil
 }
 
 // listenForReplies subscribes this node to its node topic, once.
@@ -160,10 +171,10 @@ func publishCount(ctx context.Context, b Broker, topic string, payload []byte) (
 }
 
 // tallied waits until receivers nodes have replied to t (when receivers is
-// negative, until commandWait passes), or until commandWait passes, ctx
-// ends or the hub stops, and returns the sum of the replies.
-func (h *hub) tallied(ctx context.Context, t *tally, receivers int) int {
-	timeout := time.NewTimer(commandWait)
+// negative, until wait passes), or until wait passes, ctx ends or the hub
+// stops, and returns the sum of the replies.
+func (h *hub) tallied(ctx context.Context, t *tally, receivers int, wait time.Duration) int {
+	timeout := time.NewTimer(wait)
 	defer timeout.Stop()
 	for {
 		sum, replies := h.commands.total(t)

@@ -439,10 +439,16 @@ func (r *room) connections() int {
 
 // rejoined sends a member that joins again joined and online_users, under
 // the room's lock, so that no chat after the joined seq comes before it.
+// While a replay is under way the member does not have the room up to that
+// seq yet: the replay moves its resume point (an SSE id), not joined.
 func (r *room) rejoined(c *Conn, users []string, count int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c.queue.push(joinedMessage(r.name, r.last, false, false, users, count))
+	joined := joinedMessage(r.name, r.last, false, false, users, count)
+	if sub := r.subs[c]; sub != nil && sub.recovering {
+		joined.mark = markNone
+	}
+	c.queue.push(joined)
 }
 
 // resume restarts the delivery of the room to c, a member under old, from

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -243,6 +244,38 @@ func TestStreamResumes(t *testing.T) {
 	third := openStream(t, base, "/sse?username=carol&last_event_id=lobby%3D5", nil)
 	if e := third.waitFor("joined"); e.data.Str("room") != "lobby" || e.data["recovered"] != true {
 		t.Errorf("joined %v, want lobby recovered", e.data)
+	}
+}
+
+// TestStreamRejoinDuringReplay: a join of a room whose replay is under
+// way answers joined without moving the stream's resume point past what
+// the replay has yet to bring; the replay's chats move it.
+func TestStreamRejoinDuringReplay(t *testing.T) {
+	store := &gatedStore{MemoryStore: partyline.NewMemoryStore(0), held: make(chan struct{}), release: make(chan struct{})}
+	srv, base := streamServer(t, partyline.Options{Store: store})
+	release := sync.OnceFunc(func() { close(store.release) })
+	t.Cleanup(release) // before the server stops, which waits for the replay
+	for i := range 10 {
+		srv.Publish(t.Context(), "rq", partyline.Publication{Content: fmt.Sprint(i)})
+	}
+	s := openStream(t, base, "/sse?username=alice", http.Header{"Last-Event-Id": {"rq=0"}})
+	if e := s.waitFor("joined"); e.data["recovered"] != true || e.id != "rq=0" {
+		t.Fatalf("joined %v with id %q, want recovered with id rq=0", e.data, e.id)
+	}
+	select {
+	case <-store.held:
+	case <-time.After(waitTime):
+		t.Fatal("the replay did not ask for its first page")
+	}
+	s.send(map[string]any{"type": "join", "room": "rq"})
+	if e := s.waitFor("joined"); e.hasID && e.id != "rq=0" {
+		t.Fatalf("joined again during the replay with id %q, which claims chats not yet sent", e.id)
+	}
+	release()
+	for want := uint64(1); want <= 10; want++ {
+		if e := s.waitFor("chat"); e.data.Num("seq") != want || e.id != fmt.Sprintf("rq=%d", want) {
+			t.Fatalf("chat %v with id %q, want seq %d with id rq=%d", e.data, e.id, want, want)
+		}
 	}
 }
 

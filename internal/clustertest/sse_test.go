@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -407,6 +408,35 @@ func TestStreamPostsReachTheirNode(t *testing.T) {
 		if status != http.StatusNotFound || code != "not_found" || took >= commandWait {
 			t.Fatalf("POST to the ended stream's session on node %s = %d %s after %s, want 404 not_found within %s", n.name, status, code, took, commandWait)
 		}
+	}
+}
+
+// TestStreamPostSlowToAllow: a chat POSTed to another node than its
+// stream's, which the publish hook takes longer than the cluster command
+// wait to allow, is answered 202 once allowed, not 404 as if no node held
+// the session.
+func TestStreamPostSlowToAllow(t *testing.T) {
+	redisURL, postgresURL := services(t)
+	const slow = commandWait + 500*time.Millisecond
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(slow)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer hook.Close()
+	id := suffix()
+	room := "slow-" + id
+	nodes := startNodes(t, []string{"A", "B"},
+		"--store", newSchema(t, postgresURL), "--broker", redisURL, "--presence-ttl", presenceTTL.String(),
+		"--hook-publish", hook.URL, "--hook-timeout", (2 * slow).String(), "--webhook-secret", "test-secret")
+	a, b := nodes[0], nodes[1]
+	alice := openSSE(t, a, "alice-"+id, "/sse/"+room, nil)
+	alice.expect("joined")
+	status, code, took := postSSE(t, b, alice.session, `{"type":"chat","room":"`+room+`","content":"slow","id":"slow"}`)
+	if status != http.StatusAccepted || took < slow {
+		t.Fatalf("POST to node B = %d %s after %s, want 202 once the hook allowed it, after %s", status, code, took, slow)
+	}
+	if ack := alice.await("the ack", func(e sseEvent) bool { return e.Type == "ack" || e.Type == "error" }); ack.Type != "ack" {
+		t.Fatalf("alice got %v, want the ack of her chat", ack.frame)
 	}
 }
 
