@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -144,7 +145,16 @@ func (c *Conn) turnAway() {
 // logger returns the server's logger with the connection's attributes. It is
 // built when needed, so a connection that logs nothing costs nothing.
 func (c *Conn) logger() *slog.Logger {
-	return c.srv.log.With("session", c.session, "user", c.username)
+	return c.srv.log.With("session", loggedSession(c.session), "user", c.username)
+}
+
+// loggedSession is what the log shows of a session: a stream's is a secret
+// handle for sending (sse.go), so only enough of it to tell streams apart.
+func loggedSession(session string) string {
+	if user, secret, ok := strings.Cut(session, sessionSeparator); ok && len(secret) > 8 {
+		return user + sessionSeparator + secret[:8] + "…"
+	}
+	return session
 }
 
 // debugging reports whether debug lines are logged at all.
@@ -192,7 +202,10 @@ func (c *Conn) ready(hangup bool) {
 // rooms of the URL. It returns false when the connection is closing.
 func (c *Conn) welcome() bool {
 	welcome := func() {
-		c.send(wire.AppendWelcome(nil, c.username, c.session, orEmpty(c.urlRooms), c.srv.opts.ServerName))
+		c.send(wire.AppendWelcome(nil, wire.Welcome{
+			Username: c.username, Session: c.session, Rooms: orEmpty(c.urlRooms),
+			Server: c.srv.opts.ServerName, MaxMessageSize: c.srv.opts.MaxMessageSize,
+		}))
 	}
 	if err := c.srv.hub.addUserConn(c.ctx(), c, welcome); err != nil {
 		welcome()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -537,5 +538,42 @@ func TestStreamIDsAreResumable(t *testing.T) {
 	}
 	if fmt.Sprint(got["lobby"], got["design"]) != "[3 4 5] [2 3]" {
 		t.Fatalf("resumed with the first id %q: lobby %v and design %v, want lobby 3..5 and design 2..3", first, got["lobby"], got["design"])
+	}
+}
+
+// lockedLog is an io.Writer for a test's logger, safe for the server's
+// goroutines.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestStreamSessionNotLogged: a stream's session, a secret handle for
+// sending, is never logged whole, even at debug level; enough of it is
+// to tell streams apart.
+func TestStreamSessionNotLogged(t *testing.T) {
+	var log lockedLog
+	srv, base := streamServer(t, partyline.Options{Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	s := openStream(t, base, "/sse?username=alice", nil)
+	s.body.Close()
+	waitUntil(t, "the stream to close", func() bool { return srv.Stats().Connections == 0 })
+	logged := log.String()
+	if strings.Contains(logged, s.session) {
+		t.Fatalf("the log holds the whole session %s:\n%s", s.session, logged)
+	}
+	if !strings.Contains(logged, s.session[:len("alice~")+8]) {
+		t.Fatalf("the log names no part of the session %s:\n%s", s.session, logged)
 	}
 }

@@ -180,7 +180,8 @@ out.wsTriesAfterBob = wsTries;
 const acks = await within(Promise.all(["one", "two", "three"].map((text) => alice.send("lobby", text))), "alice's sends");
 out.ackSeqs = acks.map((a) => a.seq);
 
-// Too large for the server: refused alone, with 413, and the stream goes on.
+// Too large for the server, as its welcome said: refused alone, and the
+// stream goes on.
 out.tooLarge = await alice.send("lobby", "x".repeat(5000)).then(() => "sent", (err) => err.code);
 
 // The network drops alice's stream; bob speaks while she is away.
@@ -211,27 +212,10 @@ process.exit(0);
 // with nothing lost or repeated.
 func TestClientFallsBackToSSE(t *testing.T) {
 	node, script := nodeScript(t, fallbackScript)
-	hub, err := partyline.New(partyline.Options{Transports: []string{partyline.TransportSSE}, MaxMessageSize: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	for _, pattern := range []string{"GET /ws", "GET /ws/{room}", "GET /sse", "GET /sse/{room}", "POST /sse/{session}"} {
-		mux.Handle(pattern, hub)
-	}
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := hub.Shutdown(ctx); err != nil {
-			t.Errorf("hub shutdown: %v", err)
-		}
-		srv.Close()
-	})
-
+	base := serveHub(t, partyline.Options{Transports: []string{partyline.TransportSSE}, MaxMessageSize: 4096})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, node, script, srv.URL).CombinedOutput()
+	out, err := exec.CommandContext(ctx, node, script, base).CombinedOutput()
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, out)
 	}
@@ -416,5 +400,179 @@ func TestClientSSEHeartbeat(t *testing.T) {
 		if !slices.Equal(got.Posted, tc.posted) || got.CloseCode != tc.closeCode {
 			t.Errorf("%s stream: the client posted %q and reconnected with code %v; want %q and %v", tc.mode, got.Posted, got.CloseCode, tc.posted, tc.closeCode)
 		}
+	}
+}
+
+// serveHub serves a hub made with opts on loopback, as the binary does,
+// stopped when t ends, and returns its http:// URL.
+func serveHub(t *testing.T, opts partyline.Options) string {
+	t.Helper()
+	hub, err := partyline.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	for _, pattern := range []string{"GET /ws", "GET /ws/{room}", "GET /sse", "GET /sse/{room}", "POST /sse/{session}"} {
+		mux.Handle(pattern, hub)
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := hub.Shutdown(ctx); err != nil {
+			t.Errorf("hub shutdown: %v", err)
+		}
+		srv.Close()
+	})
+	return srv.URL
+}
+
+// urlRoomScript runs alice, whose URL names her room, against a real
+// server. Her stream is cut, and she is held back from reconnecting while
+// bob posts three messages; then she resumes. It prints the seqs of her
+// message events and the resumed flags of her joined events.
+const urlRoomScript = `
+import { Partyline } from %q;
+const base = process.argv[2];
+const timeout = (ms, what) => new Promise((_, reject) => setTimeout(() => reject(new Error("timed out: " + what)), ms));
+const within = (p, what) => Promise.race([p, timeout(20000, what)]);
+const until = (client, room, seq, what) => within(new Promise((resolve) => {
+  const check = () => client.lastSeq(room) >= seq && resolve();
+  client.on("message", check);
+  check();
+}), what);
+
+let held = null; // while set, alice's new streams wait for it
+const cuts = [];
+const cuttable = async (url, init) => {
+  if (init?.method !== "POST") await held;
+  const res = await fetch(url, init);
+  if (init?.method === "POST" || !res.ok || !res.body) return res;
+  const cut = new AbortController();
+  const { readable, writable } = new TransformStream();
+  res.body.pipeTo(writable, { signal: cut.signal }).catch(() => {});
+  cuts.push(cut);
+  return new Response(readable, { status: res.status, headers: res.headers });
+};
+
+const alice = new Partyline({ url: base + "/ws/general", username: "alice", transports: ["sse"], fetch: cuttable });
+const seen = [];
+const joins = [];
+alice.on("message", (m) => seen.push(m.seq));
+alice.on("joined", (j) => joins.push(j.resumed));
+await within(alice.connect(), "alice's connect");
+const bob = new Partyline({ url: base + "/ws", username: "bob", rooms: ["general"], transports: ["sse"] });
+await within(bob.connect(), "bob's connect");
+for (const text of ["one", "two", "three"]) await within(bob.send("general", text), "bob's send");
+await until(alice, "general", 3, "alice to read three");
+
+let open;
+held = new Promise((resolve) => { open = resolve; });
+const down = new Promise((resolve) => alice.on("state", (s) => s.state === "reconnecting" && resolve()));
+cuts.at(-1).abort();
+await within(down, "alice to notice the cut");
+for (const text of ["four", "five", "six"]) await within(bob.send("general", text), "bob's send");
+open();
+await within(alice.connect(), "alice's reconnect");
+await until(alice, "general", 6, "alice to catch up");
+await new Promise((resolve) => setTimeout(resolve, 200)); // anything more would come now
+alice.close();
+bob.close();
+console.log(JSON.stringify({ seen, joins }));
+process.exit(0);
+`
+
+// TestClientResumesTheURLRoom: a client whose URL names its room resumes
+// it with nothing lost after a reconnect, although the server joins that
+// room by itself, from its latest seq, before the client's join with since
+// is answered.
+func TestClientResumesTheURLRoom(t *testing.T) {
+	node, script := nodeScript(t, urlRoomScript)
+	base := serveHub(t, partyline.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, node, script, base).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	var got struct {
+		Seen  []int
+		Joins []bool
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("node output %q: %v", out, err)
+	}
+	if want := []int{1, 2, 3, 4, 5, 6}; !slices.Equal(got.Seen, want) {
+		t.Errorf("alice's messages %v, want %v", got.Seen, want)
+	}
+	if want := []bool{false, true}; !slices.Equal(got.Joins, want) {
+		t.Errorf("alice's joined events, resumed: %v, want %v", got.Joins, want)
+	}
+}
+
+// tooBigScript connects over a fake WebSocket that welcomes without
+// saying how large a message the server takes, as earlier servers did,
+// joins and acks, and closes with 1009 when a chat over 1,000 bytes
+// arrives. The client sends a large chat, then a small one, then the
+// large one again. It prints how each ended and how many sockets opened.
+const tooBigScript = `
+import { Partyline } from %q;
+let sockets = 0;
+let seq = 0;
+const welcome = { type: "welcome", username: "alice", session: "1", rooms: [] };
+class Socket {
+  constructor() {
+    sockets++;
+    setTimeout(() => { this.onopen?.(); this.reply(welcome); }, 0);
+  }
+  reply(f) { setTimeout(() => this.onmessage?.({ data: JSON.stringify(f) }), 0); }
+  send(data) {
+    if (this.closing) return; // a server reads nothing after what it closed for
+    const f = JSON.parse(data);
+    if (f.type === "join") this.reply({ type: "joined", room: f.room, seq, ...(f.since !== undefined && { recovered: true }) });
+    if (f.type !== "chat") return;
+    if (f.content.length > 1000) {
+      this.closing = true;
+      setTimeout(() => this.onclose?.({ code: 1009, reason: "message too big" }), 0);
+      return;
+    }
+    seq++;
+    this.reply({ type: "chat", room: f.room, username: "alice", content: f.content, seq });
+    this.reply({ type: "ack", id: f.id, seq });
+  }
+  close() {}
+}
+const alice = new Partyline({ url: "ws://example.invalid/ws", username: "alice", rooms: ["lobby"], heartbeat: 0, minDelay: 10, WebSocket: Socket });
+await alice.connect();
+const ended = (p) => p.then((ack) => "acked " + ack.seq, (err) => err.code);
+const [big, small] = await Promise.all([ended(alice.send("lobby", "x".repeat(2000))), ended(alice.send("lobby", "small"))]);
+const again = await ended(alice.send("lobby", "y".repeat(2000)));
+console.log(JSON.stringify({ big, small, again, sockets }));
+alice.close();
+process.exit(0);
+`
+
+// TestClientRefusesWhatClosedWith1009: a chat that made the server close
+// with 1009 fails with too_large instead of being sent again after the
+// reconnect, which would close the connection again and again; the chat
+// sent after it goes through, and one as large is refused without a try.
+func TestClientRefusesWhatClosedWith1009(t *testing.T) {
+	node, script := nodeScript(t, tooBigScript)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, node, script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	var got struct {
+		Big, Small, Again string
+		Sockets           int
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("node output %q: %v", out, err)
+	}
+	if got.Big != "too_large" || got.Small != "acked 1" || got.Again != "too_large" || got.Sockets != 2 {
+		t.Errorf("large chat %q, small one %q, large again %q, over %d sockets; want too_large, acked 1, too_large, over 2",
+			got.Big, got.Small, got.Again, got.Sockets)
 	}
 }

@@ -63,16 +63,26 @@ func AppendHistory(b []byte, room string, messages []Chat) []byte {
 	return append(b, "]}"...)
 }
 
-// AppendWelcome appends the welcome frame, the first frame of a connection.
-func AppendWelcome(b []byte, username, session string, rooms []string, server string) []byte {
+// Welcome is what the welcome frame, the first of a connection, says.
+type Welcome struct {
+	Username, Session string
+	Rooms             []string // the URL's rooms
+	Server            string   // name/version
+	MaxMessageSize    int64    // the largest message the server takes, in bytes
+}
+
+// AppendWelcome appends the welcome frame w.
+func AppendWelcome(b []byte, w Welcome) []byte {
 	b = append(b, `{"type":"welcome","username":`...)
-	b = AppendString(b, username)
+	b = AppendString(b, w.Username)
 	b = append(b, `,"session":`...)
-	b = AppendString(b, session)
+	b = AppendString(b, w.Session)
 	b = append(b, `,"rooms":`...)
-	b = appendStrings(b, rooms)
+	b = appendStrings(b, w.Rooms)
 	b = append(b, `,"server":`...)
-	b = AppendString(b, server)
+	b = AppendString(b, w.Server)
+	b = append(b, `,"max_message_size":`...)
+	b = strconv.AppendInt(b, w.MaxMessageSize, 10)
 	return append(b, '}')
 }
 

@@ -103,6 +103,7 @@ const TRANSPORTS = ["websocket", "sse"];
 // Close codes of docs/protocol.md §4.
 const CLOSE_KICKED = 4003;
 const CLOSE_TOKEN = 4001;
+const CLOSE_TOO_BIG = 1009; // a message over the server's --max-message-size
 // The client's own, for connections it abandons; the server sends neither.
 const CLOSE_HEARTBEAT = 4000; // no answer to a ping
 const CLOSE_NO_WELCOME = 4002; // no welcome within openTimeout
@@ -176,6 +177,7 @@ export class Partyline extends EventTarget {
   #connectWaiters = [];
   #stopped = false;
   #welcome = null; // the current connection's welcome frame
+  #maxSize = 0; // the largest frame sent: maxMessageSize, or less if the server says so
   #wire = []; // frames waiting for rate budget: {frame, req}
   #wireTimer = 0;
   #tokens = 0;
@@ -544,6 +546,7 @@ export class Partyline extends EventTarget {
       }
     }
     this.#pending.clear();
+    if (code === CLOSE_TOO_BIG) this.#refuseLargest();
     this.#queue.sort((a, b) => a.n - b.n);
     for (const rec of this.#rooms.values()) {
       rec.joined = false;
@@ -602,6 +605,23 @@ export class Partyline extends EventTarget {
     // A connection that hangs, or opens but brings no welcome (a proxy that
     // buffers the event stream, say), does not get through either.
     this.#retry(code, reason, code === CLOSE_NO_WELCOME);
+  }
+
+  // #refuseLargest fails the largest chat that was on the wire when the
+  // server closed with 1009, which that chat must have caused: sent again
+  // after the reconnect it would only cause it again. Larger ones are
+  // refused locally from then on.
+  #refuseLargest() {
+    let largest = null;
+    let size = 0;
+    for (const req of this.#uncertain) {
+      const n = encoder.encode(JSON.stringify(req.frame)).length;
+      if (n > size) [largest, size] = [req, n];
+    }
+    if (!largest) return;
+    this.#uncertain = this.#uncertain.filter((req) => req !== largest);
+    this.#maxSize = Math.min(this.#maxSize || this.#opts.maxMessageSize, size - 1);
+    largest.reject(this.#tooLargeError());
   }
 
   // #retry schedules the next connection. When blocked, the transport just
@@ -749,9 +769,7 @@ export class Partyline extends EventTarget {
     if (this.#stopped) return Promise.reject(new PartylineError("closed", "client is closed"));
     const n = this.#nextId++;
     frame.id = `r${n}`;
-    if (encoder.encode(JSON.stringify(frame)).length > this.#opts.maxMessageSize) {
-      return Promise.reject(new PartylineError("too_large", `message larger than ${this.#opts.maxMessageSize} bytes`));
-    }
+    if (this.#tooLarge(frame)) return Promise.reject(this.#tooLargeError());
     return new Promise((resolve, reject) => {
       const req = { n, frame, resolve, reject, timer: 0, afterSeq: null };
       if (this.#welcomed && (immediate || !this.#resync)) {
@@ -766,9 +784,23 @@ export class Partyline extends EventTarget {
     });
   }
 
-  // #transmit puts a request on the wire of the current socket.
+  // #tooLarge reports whether frame is larger than the server takes.
+  #tooLarge(frame) {
+    return encoder.encode(JSON.stringify(frame)).length > (this.#maxSize || this.#opts.maxMessageSize);
+  }
+
+  #tooLargeError() {
+    return new PartylineError("too_large", `message larger than ${this.#maxSize || this.#opts.maxMessageSize} bytes`);
+  }
+
+  // #transmit puts a request on the wire of the current socket; one queued
+  // before the server said how large a message it takes may be refused now.
   #transmit(req) {
     const { frame } = req;
+    if (this.#tooLarge(frame)) {
+      req.reject(this.#tooLargeError());
+      return;
+    }
     if (frame.type === "chat") req.afterSeq = this.#rooms.get(frame.room)?.lastSeq ?? 0;
     this.#pending.set(frame.id, req);
     this.#write(frame, req);
@@ -825,6 +857,7 @@ export class Partyline extends EventTarget {
     const rec = this.#rooms.get(room);
     const frame = { type: "join", room, id: `r${this.#nextId++}` };
     if (rec.lastSeq !== null) frame.since = rec.lastSeq;
+    rec.resuming = rec.lastSeq !== null; // until the joined that answers since
     rec.joinId = frame.id;
     this.#write(frame);
   }
@@ -838,6 +871,7 @@ export class Partyline extends EventTarget {
   #addRoom(room) {
     const rec = {
       lastSeq: null, target: null, joined: false, waiters: [], typingAt: 0, typingTimer: 0, joinId: null,
+      resuming: false, // a join with since is on its way: the replay that answers it brings the chats
       users: [], count: 0, partial: false, // partial: users is not the whole room
       asking: false, // a presence request to fill a partial list is on its way
     };
@@ -876,6 +910,8 @@ export class Partyline extends EventTarget {
     this.#username = f.username;
     this.#session = f.session;
     this.#authFailures = 0;
+    const limit = f.max_message_size;
+    if (Number.isInteger(limit) && limit > 0) this.#maxSize = Math.min(this.#opts.maxMessageSize, limit);
     this.#emit("welcome", f);
     // Re-join every room, resuming where we left off; the replay and the
     // joins must finish before queued sends go out (chat needs the join).
@@ -898,6 +934,11 @@ export class Partyline extends EventTarget {
     if (!rec) rec = this.#addRoom(f.room); // joined by the server (URL or default room)
     const asked = rec.lastSeq;
     const resumed = asked !== null && typeof f.recovered === "boolean";
+    // The server joins a room of the URL (or its default room) by itself
+    // after welcome, from its latest seq: when we resume the room, the
+    // answer to our join with since is the one that counts.
+    if (rec.resuming && !resumed) return;
+    rec.resuming = false;
     const recovered = resumed ? f.recovered : null;
     let reset = false;
     if (resumed && f.recovered) {
@@ -926,6 +967,7 @@ export class Partyline extends EventTarget {
   #onChat(f) {
     const rec = this.#rooms.get(f.room);
     if (!rec) return; // a room we just left
+    if (rec.resuming) return; // the replay that answers our join with since brings it
     if (rec.lastSeq !== null && f.seq <= rec.lastSeq) return; // seen already
     rec.lastSeq = f.seq;
     if (this.#uncertain.length && f.username === this.#username) this.#settleUncertain(f);
@@ -1082,6 +1124,9 @@ export class Partyline extends EventTarget {
   #finishResync() {
     if (!this.#welcomed) return;
     this.#endResync();
+    // A room whose join went unanswered within the timeout takes live chats
+    // again rather than none.
+    for (const rec of this.#rooms.values()) rec.resuming = false;
     const unconfirmed = this.#uncertain.splice(0);
     const out = [...unconfirmed, ...this.#queue.splice(0)].sort((a, b) => a.n - b.n);
     this.#setState(State.CONNECTED, { attempt: 0 });
