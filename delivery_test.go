@@ -519,9 +519,23 @@ func (s *downStore) Ping(ctx context.Context) error {
 	return nil
 }
 
-func TestReadyNamesTheFailingStore(t *testing.T) {
+// downBroker is a memory broker whose Ping fails while down is set.
+type downBroker struct {
+	*partyline.MemoryBroker
+	down atomic.Bool
+}
+
+func (b *downBroker) Ping(ctx context.Context) error {
+	if b.down.Load() {
+		return fmt.Errorf("down: %w", partyline.ErrUnavailable)
+	}
+	return nil
+}
+
+func TestReadyNamesTheFailingBackends(t *testing.T) {
 	store := &downStore{MemoryStore: partyline.NewMemoryStore(0)}
-	ts := startServer(t, partyline.Options{Store: store})
+	broker := &downBroker{MemoryBroker: partyline.NewMemoryBroker()}
+	ts := startServer(t, partyline.Options{Store: store, Broker: broker})
 	if err := ts.Ready(t.Context()); err != nil {
 		t.Fatalf("Ready with a healthy store: %v", err)
 	}
@@ -529,6 +543,11 @@ func TestReadyNamesTheFailingStore(t *testing.T) {
 	if err := ts.Ready(t.Context()); err == nil || !strings.HasPrefix(err.Error(), "store:") {
 		t.Fatalf("Ready with the store down = %v, want an error naming the store", err)
 	}
+	broker.down.Store(true)
+	if err := ts.Ready(t.Context()); err == nil || !strings.HasPrefix(err.Error(), "store: ") || !strings.Contains(err.Error(), "\nbroker: ") {
+		t.Fatalf("Ready with the store and the broker down = %q, want an error naming both", err)
+	}
+	broker.down.Store(false)
 	store.down.Store(false)
 	if err := ts.Ready(t.Context()); err != nil {
 		t.Fatalf("Ready after the store came back: %v", err)

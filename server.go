@@ -3,6 +3,7 @@ package partyline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -521,20 +522,22 @@ func (s *Server) Stats() Stats {
 }
 
 // Ready reports whether the store, the broker and the presence answer; the
-// error names the first that does not. A probe, bounded by ctx alone: its
-// pings are not backend calls (backend.go), which would answer unavailable.
+// error joins one for each that does not, naming it (errors.Join). A
+// probe, bounded by ctx alone: its pings are not backend calls
+// (backend.go), which would answer unavailable.
 func (s *Server) Ready(ctx context.Context) error {
+	var down []error
 	for _, part := range []struct {
 		name    string
 		backend any
 	}{{"store", s.opts.Store}, {"broker", s.opts.Broker}, {"presence", s.opts.Presence}} {
 		if p, ok := part.backend.(Pinger); ok {
 			if err := p.Ping(ctx); err != nil {
-				return fmt.Errorf("%s: %w", part.name, err)
+				down = append(down, fmt.Errorf("%s: %w", part.name, err))
 			}
 		}
 	}
-	return nil
+	return errors.Join(down...)
 }
 
 // WriteHTTPError writes err as {"error":{"code":…,"message":…}} with the

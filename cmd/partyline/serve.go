@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -129,7 +130,8 @@ func newHTTPServer(cfg *config, srv *partyline.Server, metricsHandler http.Handl
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
 		if err := srv.Ready(ctx); err != nil {
-			partyline.WriteHTTPError(w, &partyline.Error{Code: partyline.CodeUnavailable, Message: err.Error()})
+			message := strings.ReplaceAll(err.Error(), "\n", "; ") // each backend that does not answer
+			partyline.WriteHTTPError(w, &partyline.Error{Code: partyline.CodeUnavailable, Message: message})
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
