@@ -150,6 +150,38 @@ func TestForcedShutdownCancelsBackendCallsInFlight(t *testing.T) {
 	}
 }
 
+// hungPresence is a memory presence whose removals hang, as over a Redis
+// that stopped answering, until their context ends.
+type hungPresence struct{ *partyline.MemoryPresence }
+
+func (p hungPresence) Remove(ctx context.Context, room, user string) (bool, error) {
+	<-ctx.Done()
+	return false, ctx.Err()
+}
+
+// TestForcedShutdownBoundsTheCallsAfter: when the grace runs out while a
+// room's many members wait in turn to leave a presence that hangs, their
+// removals share the one second left to calls after the abort, instead of
+// taking a second each.
+func TestForcedShutdownBoundsTheCallsAfter(t *testing.T) {
+	ts := startServer(t, partyline.Options{Presence: hungPresence{partyline.NewMemoryPresence()}})
+	const members = 20
+	for i := range members {
+		c := ts.dial(t, fmt.Sprintf("/ws?username=u%d&room=lobby", i))
+		c.Expect("joined")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := ts.Shutdown(ctx); err != context.DeadlineExceeded {
+		t.Fatalf("Shutdown = %v, want context.DeadlineExceeded", err)
+	}
+	// A second each would be members seconds.
+	if took := time.Since(start); took > members*time.Second/4 {
+		t.Fatalf("Shutdown took %v with %d members leaving a hung presence", took, members)
+	}
+}
+
 // TestRoomsCalledLikeTransports: /ws/sse is a WebSocket to the room sse,
 // and /ws/ws one to the room ws.
 func TestRoomsCalledLikeTransports(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,10 +32,11 @@ type hub struct {
 	reconnected chan struct{} // signalled when the broker has reconnected
 
 	// inFlight is the parent of the Store, Broker and Presence calls made
-	// for clients and by the hub; abortInFlight cancels it (see bound).
-	inFlight      context.Context
-	abortInFlight context.CancelFunc
-	ownDeadline   sharedDeadline // bounds the calls made with inFlight as parent
+	// for clients and by the hub; abort cancels it (see bound).
+	inFlight     context.Context
+	cancelFlight context.CancelFunc
+	abortedUntil atomic.Int64   // after abort: when the calls made since must end, Unix nanoseconds
+	ownDeadline  sharedDeadline // bounds the calls made with inFlight as parent
 
 	// taskMu guards stopped and quit's closing. Every tasks.Add is made
 	// under it, and stop sets stopped under it before it waits, so no
@@ -73,16 +75,16 @@ type hub struct {
 }
 
 func newHub(srv *Server) *hub {
-	inFlight, abort := context.WithCancel(context.Background())
+	inFlight, cancel := context.WithCancel(context.Background())
 	return &hub{
-		srv:           srv,
-		inFlight:      inFlight,
-		abortInFlight: abort,
-		quit:          make(chan struct{}),
-		reconnected:   make(chan struct{}, 1),
-		subs:          make(map[string]int),
-		rooms:         make(map[string]*room),
-		users:         make(map[string][]*Conn),
+		srv:          srv,
+		inFlight:     inFlight,
+		cancelFlight: cancel,
+		quit:         make(chan struct{}),
+		reconnected:  make(chan struct{}, 1),
+		subs:         make(map[string]int),
+		rooms:        make(map[string]*room),
+		users:        make(map[string][]*Conn),
 	}
 }
 
@@ -526,20 +528,28 @@ func (h *hub) stop() {
 	h.tasks.Wait()
 }
 
-// abortedBackendTimeout bounds each backend call made after a forced
-// shutdown has cancelled those in flight.
+// abortedBackendTimeout bounds the backend calls made after a forced
+// shutdown has cancelled those in flight: all of them together, from the
+// moment it did, so that however many a closing room makes in turn, they
+// keep the process no longer.
 const abortedBackendTimeout = time.Second
+
+// abort cancels the backend calls in flight, as a forced shutdown does.
+func (h *hub) abort() {
+	h.abortedUntil.Store(time.Now().Add(abortedBackendTimeout).UnixNano())
+	h.cancelFlight()
+}
 
 // bound bounds one backend call made for parent: it gets backendTimeout,
 // and a forced shutdown cancels it while it runs. A call made after that,
 // such as a closing connection's presence removal or a committed message's
-// announcement, is still tried, for abortedBackendTimeout at most. The
-// calls made with inFlight as parent, every client's chat among them,
-// share a deadline (sharedDeadline).
+// announcement, is still tried, until abortedBackendTimeout after the
+// abort. The calls made with inFlight as parent, every client's chat among
+// them, share a deadline (sharedDeadline).
 func (h *hub) bound(parent context.Context) (context.Context, context.CancelFunc) {
 	switch {
 	case h.inFlight.Err() != nil:
-		return context.WithTimeout(context.WithoutCancel(parent), abortedBackendTimeout)
+		return context.WithDeadline(context.WithoutCancel(parent), time.Unix(0, h.abortedUntil.Load()))
 	case parent == h.inFlight:
 		return h.ownDeadline.context(parent), func() {}
 	}

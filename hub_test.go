@@ -117,7 +117,7 @@ func TestWelcomeIsWrittenOutsideTheHubLock(t *testing.T) {
 // each, as every call had before).
 func BenchmarkBound(b *testing.B) {
 	h := newHub(nil)
-	defer h.abortInFlight()
+	defer h.cancelFlight()
 	for _, bc := range []struct {
 		name   string
 		parent context.Context

@@ -31,7 +31,9 @@ type Presence interface {
 // connection on one node leaves as their first on another arrives, a third
 // node could get user_joined before user_left. Each announcement carries
 // its decision's number, and a node drops one older than the latest it
-// delivered for the same user and room.
+// delivered for the same user and room. The Server calls these instead of
+// Add and Remove, so a type that wraps an OrderedPresence and changes Add
+// or Remove must change these too.
 type OrderedPresence interface {
 	// AddOrdered is Add that also returns, when first, the decision's
 	// number: greater than that of every decision before it in the cluster.

@@ -8,16 +8,14 @@ import (
 
 // MemoryPresence tracks presence for a server that runs alone.
 type MemoryPresence struct {
-	mu     sync.Mutex // guards the following
-	rooms  map[string]map[string]struct{}
-	number uint64 // of the latest first or last decision
+	mu    sync.Mutex // guards the following
+	rooms map[string]map[string]struct{}
 }
 
 var (
-	_ Presence        = (*MemoryPresence)(nil)
-	_ OrderedPresence = (*MemoryPresence)(nil)
-	_ RoomLister      = (*MemoryPresence)(nil)
-	_ Counter         = (*MemoryPresence)(nil)
+	_ Presence   = (*MemoryPresence)(nil)
+	_ RoomLister = (*MemoryPresence)(nil)
+	_ Counter    = (*MemoryPresence)(nil)
 )
 
 // NewMemoryPresence returns an empty presence.
@@ -27,12 +25,6 @@ func NewMemoryPresence() *MemoryPresence {
 
 // Add implements Presence.
 func (p *MemoryPresence) Add(ctx context.Context, room, user string) (bool, error) {
-	first, _, err := p.AddOrdered(ctx, room, user)
-	return first, err
-}
-
-// AddOrdered implements OrderedPresence.
-func (p *MemoryPresence) AddOrdered(ctx context.Context, room, user string) (bool, uint64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	users := p.rooms[room]
@@ -41,33 +33,25 @@ func (p *MemoryPresence) AddOrdered(ctx context.Context, room, user string) (boo
 		p.rooms[room] = users
 	}
 	if _, ok := users[user]; ok {
-		return false, 0, nil
+		return false, nil
 	}
 	users[user] = struct{}{}
-	p.number++
-	return true, p.number, nil
+	return true, nil
 }
 
 // Remove implements Presence.
 func (p *MemoryPresence) Remove(ctx context.Context, room, user string) (bool, error) {
-	last, _, err := p.RemoveOrdered(ctx, room, user)
-	return last, err
-}
-
-// RemoveOrdered implements OrderedPresence.
-func (p *MemoryPresence) RemoveOrdered(ctx context.Context, room, user string) (bool, uint64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	users := p.rooms[room]
 	if _, ok := users[user]; !ok {
-		return false, 0, nil
+		return false, nil
 	}
 	delete(users, user)
 	if len(users) == 0 {
 		delete(p.rooms, room)
 	}
-	p.number++
-	return true, p.number, nil
+	return true, nil
 }
 
 // Users implements Presence.

@@ -493,7 +493,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
-		s.hub.abortInFlight()
+		s.hub.abort()
 		var closing sync.WaitGroup
 		for _, c := range conns {
 			closing.Go(c.closeSocket) // at once: a TLS close may wait to send its alert

@@ -38,7 +38,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer b.close()
+	defer closeWithin(backendCloseWait, log, "the backends", b.close)
 	var srv *partyline.Server
 	m := metrics.New(nil, func() partyline.Stats { return srv.Stats() })
 	opts := cfg.options(b, log)
@@ -48,7 +48,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer stopWebhooks()
+	defer closeWithin(backendCloseWait, log, "the webhook sender", func() error { stopWebhooks(); return nil })
 	if opts.Hooks, err = cfg.hooks(log); err != nil {
 		return err
 	}
@@ -104,6 +104,28 @@ func runUntilDone(ctx context.Context, cfg *config, httpServer *http.Server, srv
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// backendCloseWait bounds how long the process waits, once the server has
+// stopped, for the webhook sender and then the backends to close: a
+// database that stopped answering can hold a pool's close for much longer
+// (pgx gives its cancel request 15 s), and what it would do is nothing a
+// stopping process needs, every acked message being committed already.
+const backendCloseWait = time.Second
+
+// closeWithin runs close and waits for it at most wait; what it has not
+// done by then is left to the end of the process.
+func closeWithin(wait time.Duration, log *slog.Logger, what string, close func() error) {
+	done := make(chan error, 1)
+	go func() { done <- close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Warn("closing "+what+" failed", "err", err)
+		}
+	case <-time.After(wait):
+		log.Warn("closing "+what+" takes too long; exiting without waiting", "waited", wait)
+	}
 }
 
 // readHeaderTimeout bounds how long a client may take to send its request

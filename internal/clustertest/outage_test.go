@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -181,5 +182,41 @@ func TestNodeBackAfterPresenceTTL(t *testing.T) {
 	})
 	if _, err := bob.awaitErr(presenceTTL, userEvent("user_joined", room, "alice")); err != nil {
 		t.Fatalf("alice is online again (node A re-registered her) but bob got no user_joined: %v", err)
+	}
+}
+
+// TestShutdownWithHungBackends: a node whose Redis and PostgreSQL both stop
+// answering is stopped with SIGTERM while a room of users leaves: it exits
+// soon after its shutdown grace, not after a second per user leaving
+// presence, nor after the database pool's own wait to cancel its queries.
+func TestShutdownWithHungBackends(t *testing.T) {
+	redisURL, postgresURL := services(t)
+	store := newSchema(t, postgresURL)
+	pg, rd := startProxy(t, hostOf(t, store)), startProxy(t, hostOf(t, redisURL))
+	const grace = time.Second
+	n := startNodes(t, []string{"A"}, "--store", withHost(t, store, pg.addr()), "--broker", withHost(t, redisURL, rd.addr()),
+		"--presence-ttl", presenceTTL.String(), "--shutdown-grace", grace.String())[0]
+	room := "hung-" + suffix()
+	for i := range 10 {
+		c := n.dial(t, fmt.Sprintf("u%d-%s", i, room), "/ws/"+room)
+		c.expectJoin(room)
+		if i == 0 {
+			c.chat(room, "stored") // PostgreSQL has a connection in the pool
+		}
+	}
+	pg.setHung(true)
+	rd.setHung(true)
+	start := time.Now()
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// The grace, then a second for what closing connections still try, and
+	// a second for the backends to close.
+	const bound = grace + 4*time.Second
+	select {
+	case <-n.exited:
+		t.Logf("exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+	case <-time.After(bound):
+		t.Fatalf("node A still running %v after SIGTERM with a grace of %v", bound, grace)
 	}
 }

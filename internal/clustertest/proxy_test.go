@@ -1,7 +1,6 @@
 package clustertest
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -10,7 +9,9 @@ import (
 
 // proxy is a TCP proxy on loopback in front of a service, for cutting one
 // node off from Redis or PostgreSQL while the others keep it: cut closes
-// every connection and refuses new ones, restore accepts again.
+// every connection and refuses new ones, restore accepts again. It can also
+// hang, as a service that stopped answering: connections stay open, new
+// ones are accepted, and no byte goes through either way.
 type proxy struct {
 	target string
 	ln     net.Listener
@@ -18,6 +19,7 @@ type proxy struct {
 
 	mu    sync.Mutex // guards the following
 	cut   bool
+	hung  bool
 	conns map[net.Conn]struct{}
 }
 
@@ -47,10 +49,16 @@ func (p *proxy) accept() {
 			return
 		}
 		p.mu.Lock()
-		cut := p.cut
+		cut, hung := p.cut, p.hung
+		if hung {
+			p.conns[client] = struct{}{} // held open, unanswered, until cut
+		}
 		p.mu.Unlock()
 		if cut {
 			client.Close()
+			continue
+		}
+		if hung {
 			continue
 		}
 		server, err := net.DialTimeout("tcp", p.target, time.Second)
@@ -66,15 +74,44 @@ func (p *proxy) accept() {
 	}
 }
 
-// pipe copies from src to dst until either fails, then closes both.
+// pipe copies from src to dst until either fails, then closes both. While
+// the proxy hangs, what it reads waits.
 func (p *proxy) pipe(dst, src net.Conn) {
-	io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		for p.hanging() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
 	p.mu.Lock()
 	delete(p.conns, dst)
 	delete(p.conns, src)
 	p.mu.Unlock()
+}
+
+// hanging reports whether the proxy hangs and is not cut.
+func (p *proxy) hanging() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hung && !p.cut
+}
+
+// setHung makes the proxy hang, or go on.
+func (p *proxy) setHung(hung bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hung = hung
 }
 
 // setCut cuts the proxy (closing every connection) or restores it.

@@ -11,7 +11,6 @@ import (
 // shared between nodes, such as redis.Presence.
 type SharedPresence interface {
 	partyline.Presence
-	partyline.OrderedPresence
 	partyline.Pinger
 	partyline.PresenceExpirer
 	partyline.PresenceRestorer
@@ -95,13 +94,18 @@ func (p *Presence) Add(ctx context.Context, room, user string) (bool, error) {
 	return real.Add(ctx, room, user)
 }
 
-// AddOrdered implements partyline.OrderedPresence.
+// AddOrdered implements partyline.OrderedPresence, numbering decisions as
+// the real presence does, if it does.
 func (p *Presence) AddOrdered(ctx context.Context, room, user string) (bool, uint64, error) {
 	real, err := p.get()
 	if err != nil {
 		return false, 0, err
 	}
-	return real.AddOrdered(ctx, room, user)
+	if o, ok := real.(partyline.OrderedPresence); ok {
+		return o.AddOrdered(ctx, room, user)
+	}
+	first, err := real.Add(ctx, room, user)
+	return first, 0, err
 }
 
 // Remove implements partyline.Presence.
@@ -113,13 +117,18 @@ func (p *Presence) Remove(ctx context.Context, room, user string) (bool, error) 
 	return real.Remove(ctx, room, user)
 }
 
-// RemoveOrdered implements partyline.OrderedPresence.
+// RemoveOrdered implements partyline.OrderedPresence, numbering decisions
+// as the real presence does, if it does.
 func (p *Presence) RemoveOrdered(ctx context.Context, room, user string) (bool, uint64, error) {
 	real, err := p.get()
 	if err != nil {
 		return false, 0, err
 	}
-	return real.RemoveOrdered(ctx, room, user)
+	if o, ok := real.(partyline.OrderedPresence); ok {
+		return o.RemoveOrdered(ctx, room, user)
+	}
+	last, err := real.Remove(ctx, room, user)
+	return last, 0, err
 }
 
 // Users implements partyline.Presence.

@@ -111,16 +111,12 @@ func testConcurrent(t *testing.T, b Backend) {
 // last decision, growing from each to the next whichever node made it, and
 // none for the others.
 func testOrdered(t *testing.T, b Backend) {
-	n := 1
-	if b.Cluster {
-		n = 2
-	}
-	ns := nodes(t, b, n)
+	ns := nodes(t, b, 2)
 	a, ok := ns[0].(partyline.OrderedPresence)
 	if !ok {
 		t.Skip("not an OrderedPresence")
 	}
-	c := ns[len(ns)-1].(partyline.OrderedPresence)
+	c := ns[1].(partyline.OrderedPresence)
 	ctx := testContext(t)
 	var latest uint64
 	decide := func(what string, f func() (bool, uint64, error), want bool) {
@@ -140,10 +136,8 @@ func testOrdered(t *testing.T, b Backend) {
 	}
 	for round := range 5 {
 		decide("Add on a", func() (bool, uint64, error) { return a.AddOrdered(ctx, "lobby", "bob") }, true)
-		if b.Cluster {
-			decide("Add on c", func() (bool, uint64, error) { return c.AddOrdered(ctx, "lobby", "bob") }, false)
-			decide("Remove on a", func() (bool, uint64, error) { return a.RemoveOrdered(ctx, "lobby", "bob") }, false)
-		}
+		decide("Add on c", func() (bool, uint64, error) { return c.AddOrdered(ctx, "lobby", "bob") }, false)
+		decide("Remove on a", func() (bool, uint64, error) { return a.RemoveOrdered(ctx, "lobby", "bob") }, false)
 		decide("Remove on c", func() (bool, uint64, error) { return c.RemoveOrdered(ctx, "lobby", "bob") }, true)
 		decide("Remove again", func() (bool, uint64, error) { return c.RemoveOrdered(ctx, "lobby", "bob") }, false)
 		room := fmt.Sprintf("room-%d", round)
