@@ -451,8 +451,15 @@ func (h *hub) HandleEvent(topic string, payload []byte) {
 	}
 }
 
+// presenceSettle is how long after the broker reconnects the rooms tell
+// their members who is online: time for the nodes' presence to be put back
+// if Redis lost it (redis.Presence retries its heartbeat within a second).
+const presenceSettle = 2 * time.Second
+
 // HandleReconnect implements BrokerHandler: every room checks the store for
-// messages the broker may have lost.
+// messages the broker may have lost, and, once presence has settled, tells
+// its members who is online, since presence changes announced meanwhile
+// were lost with the broker's connection.
 func (h *hub) HandleReconnect() {
 	signal(h.reconnected)
 	h.mu.RLock()
@@ -464,6 +471,20 @@ func (h *hub) HandleReconnect() {
 	for _, r := range rooms {
 		r.resync()
 	}
+	if !h.startTask() {
+		return
+	}
+	go func() {
+		defer h.tasks.Done()
+		select {
+		case <-time.After(presenceSettle):
+		case <-h.quit:
+			return
+		}
+		for _, r := range rooms {
+			r.refreshPresence()
+		}
+	}()
 }
 
 // presenceExpired announces that a dead node's user left room.

@@ -353,6 +353,22 @@ func (r *room) resync() {
 	}()
 }
 
+// refreshPresence sends every member online_users anew.
+func (r *room) refreshPresence() {
+	ctx, cancel := r.hub.backendContext()
+	defer cancel()
+	users, count, err := r.onlineUsers(ctx)
+	if err != nil {
+		return
+	}
+	m := newMessage(wire.AppendOnlineUsers(nil, r.name, users, count))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c := range r.subs {
+		c.queue.push(m)
+	}
+}
+
 // chatEvent turns a stored message into the event that announces it, its
 // frame written into a buffer sized for it (wire.ChatLen).
 func chatEvent(m Message) event {

@@ -19,6 +19,7 @@
 //	partyline:presence:room:lobby   hash: user → number of nodes holding it
 //	partyline:presence:rooms        set of rooms with at least one user
 //	partyline:presence:order        number of the latest first or last decision
+//	partyline:presence:reaped:ID    set for a day when node ID was reaped
 package redis
 
 import (

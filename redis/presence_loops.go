@@ -18,30 +18,40 @@ func (p *Presence) windowMS() int64 { return (p.ttl / 2).Milliseconds() }
 // period is how often the heartbeat and the reaper run.
 func (p *Presence) period() time.Duration { return p.ttl / 4 }
 
+// beatRetry is how soon a heartbeat that failed, or left repairs undone,
+// is tried again: so that once Redis is back after an outage, the node's
+// users are back in presence within about a second, not a quarter TTL.
+const beatRetry = time.Second
+
 // heartbeat refreshes this node's registration until ctx ends, and repairs
 // what Redis lost or what failed to reach it.
 func (p *Presence) heartbeat(ctx context.Context) {
 	defer p.wg.Done()
-	t := time.NewTicker(p.period())
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
-		p.beat(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-p.wakeBeat:
 		}
+		wait := p.period()
+		if !p.beat(ctx) {
+			wait = min(wait, beatRetry)
+		}
+		t.Reset(wait)
 	}
 }
 
-// beat refreshes this node's registration once, then repairs if needed.
-func (p *Presence) beat(ctx context.Context) {
+// beat refreshes this node's registration once, then repairs if needed. It
+// reports whether all went through.
+func (p *Presence) beat(ctx context.Context) bool {
 	cctx, cancel := context.WithTimeout(ctx, p.timeout)
 	known, err := heartbeatScript.Run(cctx, p.rdb, nil, p.prefix, p.node, p.windowMS()).Int64()
 	cancel()
 	if err != nil {
-		return
+		return false
 	}
 	p.mu.Lock()
 	if known == 0 {
@@ -49,9 +59,13 @@ func (p *Presence) beat(ctx context.Context) {
 	}
 	needed := p.restore || len(p.pending) > 0
 	p.mu.Unlock()
-	if needed {
-		p.report(p.repair(ctx))
+	if !needed {
+		return true
 	}
+	p.report(p.repair(ctx))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.restore && len(p.pending) == 0
 }
 
 // repair records this node's users again if Redis forgot the node, and
@@ -122,12 +136,15 @@ func (p *Presence) restoreAll(ctx context.Context, held []any) error {
 		}
 		p.reportRestored(back)
 	}
+	cctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
 	if len(held) == 0 {
-		cctx, cancel := context.WithTimeout(ctx, p.timeout)
-		defer cancel()
-		return restoreScript.Run(cctx, p.rdb, nil, p.prefix, p.node, p.windowMS()).Err()
+		if err := restoreScript.Run(cctx, p.rdb, nil, p.prefix, p.node, p.windowMS()).Err(); err != nil {
+			return err
+		}
 	}
-	return nil
+	// Restored: a later loss of Redis's data is no reaping.
+	return p.rdb.Del(cctx, p.prefix+"presence:reaped:"+p.node).Err()
 }
 
 // reaper reaps dead nodes until ctx ends.

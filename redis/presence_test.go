@@ -61,10 +61,15 @@ func TestPresenceRooms(t *testing.T) {
 // TestPresenceRestore checks that a node whose entries Redis lost (a
 // restart without persistence, or being reaped while cut off) records its
 // users again by itself.
+//
+// Nobody was told they left, so nobody is told they are back: the restore
+// reports nothing.
 func TestPresenceRestore(t *testing.T) {
 	u := testURL(t)
 	prefix := newPrefix(t, u)
 	p := open(t, u, redis.Options{Prefix: prefix, PresenceTTL: testTTL}).Presence()
+	restored := presencetest.NewExpiries()
+	p.StartRestore(restored.Expired)
 	mustAdd(t, p, "lobby", "bob")
 	mustAdd(t, p, "", "bob")
 	deleteKeys(t, u, prefix)
@@ -76,8 +81,39 @@ func TestPresenceRestore(t *testing.T) {
 	if got := users(t, p, ""); !slices.Equal(got, []string{"bob"}) {
 		t.Fatalf(`Users("") = %q, want [bob]`, got)
 	}
+	if n := restored.Total(); n != 0 {
+		t.Fatalf("%d pairs reported back online after Redis lost its data, want none", n)
+	}
 	if last, err := p.Remove(t.Context(), "lobby", "bob"); err != nil || !last {
 		t.Fatalf("Remove = %v, %v; want true, nil", last, err)
+	}
+}
+
+// TestPresenceRestoreAfterReaping: a node cut off from Redis for longer
+// than the TTL has its users reaped by another node, which reports them
+// gone; once back, the node records them again and reports them back
+// online, within about a second of Redis answering it again.
+func TestPresenceRestoreAfterReaping(t *testing.T) {
+	u := testURL(t)
+	prefix := newPrefix(t, u)
+	px := newProxy(t, hostOf(t, u))
+	p := open(t, withHost(t, u, px.addr), redis.Options{Prefix: prefix, PresenceTTL: testTTL, Timeout: outageTimeout}).Presence()
+	other := open(t, u, redis.Options{Prefix: prefix, PresenceTTL: testTTL}).Presence()
+	gone, back := presencetest.NewExpiries(), presencetest.NewExpiries()
+	other.StartExpiry(gone.Expired)
+	p.StartRestore(back.Expired)
+	mustAdd(t, p, "lobby", "bob")
+
+	px.cut()
+	if !waitFor(2*testTTL, func() bool { return gone.Count("lobby", "bob") == 1 }) {
+		t.Fatalf("the cut-off node's bob was not reaped within %v", 2*testTTL)
+	}
+	px.restore()
+	if !waitFor(3*time.Second, func() bool { return back.Count("lobby", "bob") == 1 }) {
+		t.Fatalf("bob was not reported back online within 3 s of Redis answering his node again")
+	}
+	if got := users(t, other, "lobby"); !slices.Equal(got, []string{"bob"}) {
+		t.Fatalf("Users(lobby) after the restore = %q, want [bob]", got)
 	}
 }
 

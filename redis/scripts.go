@@ -84,12 +84,16 @@ return {1, number()}
 
 // restoreScript (ARGV[3] = window ms, then room, user pairs) registers the
 // node and records that it holds each pair; pairs it holds already are left
-// alone. It returns, flattened, the pairs that thereby came back online.
+// alone. When the node was reaped, and the others announced its users'
+// departures, it returns, flattened, the pairs that thereby came back
+// online; when Redis lost its data instead, nobody was told they left, and
+// it returns none.
 var restoreScript = goredis.NewScript(scriptPrelude + `
 redis.call('ZADD', nodes, now() + tonumber(ARGV[3]), node)
+local reaped = redis.call('EXISTS', prefix .. 'presence:reaped:' .. node) == 1
 local back = {}
 for i = 4, #ARGV - 1, 2 do
-  if hold(ARGV[i], ARGV[i + 1]) == 1 then
+  if hold(ARGV[i], ARGV[i + 1]) == 1 and reaped then
     table.insert(back, ARGV[i])
     table.insert(back, ARGV[i + 1])
   end
@@ -108,7 +112,7 @@ return found
 `)
 
 // reapScript forgets everything node ARGV[2] holds if its expiry has passed,
-// and unregisters it. It returns the (room, user) pairs that thereby became
+// unregisters it, and marks it reaped for a day (restoreScript). It returns the (room, user) pairs that thereby became
 // absent, flattened; the script deletes what it reports, so exactly one
 // reaper reports each pair.
 var reapScript = goredis.NewScript(scriptPrelude + `
@@ -125,5 +129,6 @@ for _, m in ipairs(redis.call('SMEMBERS', members)) do
 end
 redis.call('DEL', members)
 redis.call('ZREM', nodes, node)
+redis.call('SET', prefix .. 'presence:reaped:' .. node, '1', 'EX', 86400)
 return gone
 `)

@@ -185,6 +185,29 @@ func TestNodeBackAfterPresenceTTL(t *testing.T) {
 	}
 }
 
+// TestPresenceAfterCutOff: while node A is cut off from Redis, a user of
+// node B leaves and another arrives; their announcements never reach A.
+// Once A is back, its clients are told who is online anew.
+func TestPresenceAfterCutOff(t *testing.T) {
+	cl := newCluster(t)
+	px := startProxy(t, hostOf(t, cl.redisURL))
+	a := cl.startNode(t, "A", withHost(t, cl.redisURL, px.addr()), cl.storeURL)
+	b := cl.startNode(t, "B", cl.redisURL, cl.storeURL)
+	const room = "refresh"
+	alice := a.dial(t, "alice", "/ws/"+room)
+	alice.expectJoin(room)
+	leaver := b.dial(t, "leaver", "/ws/"+room)
+	leaver.expectJoin(room)
+	alice.await("user_joined leaver", userEvent("user_joined", room, "leaver"))
+
+	px.setCut(true)
+	leaver.close()
+	b.dial(t, "comer", "/ws/"+room).expectJoin(room)
+	px.setCut(false)
+	f := alice.await("online_users after the cut", func(f frame) bool { return f.Type == "online_users" })
+	checkUsers(t, "alice's online_users after the cut", f.Users, "alice", "comer")
+}
+
 // TestShutdownWithHungBackends: a node whose Redis and PostgreSQL both stop
 // answering is stopped with SIGTERM while a room of users leaves: it exits
 // soon after its shutdown grace, not after a second per user leaving
