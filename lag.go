@@ -30,9 +30,9 @@ import (
 //     in the kernel is at least as old as the mark.
 //
 // A replay is exempt (§5.3): it is paced to the client however slow, and
-// the lag counts from the moment the client has read what the replay wrote
-// (queue.go's draining), so a resumed client is not evicted for the
-// replay's own backlog, again and again.
+// the lag counts from the moment the client has caught up (queue.go's
+// draining, and catchingUp below), so a resumed client is not evicted for
+// the replay's own backlog, again and again.
 
 // coarseClock is the monotonic clock (reader.go's monotonic) as last read
 // by a fan-out pass or a heartbeat tick: the lag rule's clock, read with a
@@ -71,7 +71,9 @@ type lagState struct {
 	markAt    int64 // the mark: when written was markBytes
 	markBytes int64
 	askedAt   int64 // when the kernel was last asked
-	replayed  int64 // written when the last replay ended
+	replayed  int64 // written when the last replay ended, then at the start of each catch-up round
+	roundAt   int64 // when the current catch-up round began
+	lastRound int64 // how long the previous catch-up round took; 0 in the first
 	busy      bool  // the kernel held unacknowledged bytes when last asked
 	// replayTaken: the last take was a replay's, whose frames were written
 	// after it set replayed; the first take after the replay counts them.
@@ -97,6 +99,7 @@ func (c *Conn) lagging(w work) bool {
 	}
 	if l.replayTaken { // what the replay's last takes wrote is written by now
 		l.replayed, l.replayTaken = l.written, false
+		l.roundAt, l.lastRound = now, 0
 	}
 	if c.rawConn == nil { // the kernel is not asked: the queue alone counts
 		if w.draining {
@@ -123,11 +126,11 @@ func (c *Conn) lagging(w work) bool {
 	}
 	delivered := l.written - int64(unacked)
 	l.busy = unacked > 0
+	if w.draining && l.catchingUp(delivered, now, maxLag) {
+		l.markAt, l.markBytes = now, l.written
+		return false
+	}
 	if w.draining {
-		if delivered < l.replayed { // the client is still catching up
-			l.markAt, l.markBytes = now, l.written
-			return false
-		}
 		c.queue.drained()
 	}
 	if delivered >= l.markBytes {
@@ -135,6 +138,29 @@ func (c *Conn) lagging(w work) bool {
 		return false
 	}
 	return now-l.markAt > maxLag
+}
+
+// catchingUp reports whether a client that has delivered bytes is still
+// catching up after a replay, in rounds: the first reads what the replay
+// wrote, and each next one what the live stream wrote while the last took
+// longer than the max lag. A client that reads faster than the room
+// shortens each round, and is caught up when one takes less than the max
+// lag. One whose round takes longer than the last and the max lag is not
+// catching up: the lag counts from that round's start.
+func (l *lagState) catchingUp(delivered, now, maxLag int64) bool {
+	round := now - l.roundAt
+	if delivered < l.replayed {
+		if l.lastRound == 0 || round <= max(l.lastRound, maxLag) {
+			return true
+		}
+		l.markAt, l.markBytes = l.roundAt, l.replayed
+		return false
+	}
+	if round > maxLag && l.written > l.replayed {
+		l.replayed, l.roundAt, l.lastRound = l.written, now, round
+		return true
+	}
+	return false
 }
 
 // slowConsumerReason is the reason of a 4009 close: it tells the client how

@@ -309,6 +309,96 @@ func TestSlowResumeIsPacedNotEvicted(t *testing.T) {
 	}
 }
 
+// TestCatchingUpIsNotEvicted resumes a subscriber that reads three times
+// faster than the room publishes, but whose
+// replay takes it seconds to read: meanwhile the live stream writes a
+// backlog several times the max lag behind it. It is catching up, in ever
+// shorter rounds, and is not evicted for it; once caught up, it gets every
+// message.
+func TestCatchingUpIsNotEvicted(t *testing.T) {
+	const total, maxLag = 100, 150 * time.Millisecond
+	metrics := &evictionCounter{}
+	ts := startServer(t, partyline.Options{MaxLag: maxLag, PingInterval: 100 * time.Millisecond, SendQueue: 16,
+		RateLimit: -1, Store: partyline.NewMemoryStore(0), Metrics: metrics})
+	content := strings.Repeat("z", 4<<10)
+	publish := func(i int) {
+		if _, err := ts.Publish(context.Background(), "lobby", partyline.Publication{Content: fmt.Sprint(i, content)}); err != nil {
+			t.Errorf("Publish: %v", err)
+		}
+	}
+	for i := range total { // 400 KB of history
+		publish(i)
+	}
+	c := ts.dialSmallBuffer(t, "/ws?username=late")
+	c.Expect("welcome")
+	c.Send(map[string]any{"type": "join", "room": "lobby", "since": 0})
+	if f := c.Expect("joined"); f["recovered"] != true {
+		t.Fatalf("join since 0: %v, want recovered", f)
+	}
+	c.Expect("online_users")
+	const live = 40
+	go func() { // 4 KB every 60 ms, a third of what the client reads
+		for i := total; i < total+live; i++ {
+			publish(i)
+			time.Sleep(60 * time.Millisecond)
+		}
+	}()
+	var seqs []uint64
+	for len(seqs) < total+live {
+		f, err := c.Read(waitTime)
+		if err != nil {
+			t.Fatalf("after %d chats (evictions %d): %v", len(seqs), metrics.evicted.Load(), err)
+		}
+		if f.Str("type") == "chat" {
+			seqs = append(seqs, f.Num("seq"))
+		}
+		time.Sleep(20 * time.Millisecond) // 200 KB/s
+	}
+	checkSeqs(t, "resumed subscriber", seqs, 1)
+	if n := metrics.evicted.Load(); n != 0 {
+		t.Fatalf("%d evictions of a subscriber catching up, want none", n)
+	}
+}
+
+// TestFallingBehindAfterResumeIsEvicted resumes a subscriber that reads
+// more slowly than the room publishes: after its replay, each round of
+// catching up takes longer than the last, so it is not catching up, and it
+// is evicted rather than left ever further behind.
+func TestFallingBehindAfterResumeIsEvicted(t *testing.T) {
+	const total, maxLag = 100, 150 * time.Millisecond
+	metrics := &evictionCounter{}
+	ts := startServer(t, partyline.Options{MaxLag: maxLag, PingInterval: 100 * time.Millisecond, SendQueue: 16,
+		RateLimit: -1, Store: partyline.NewMemoryStore(0), Metrics: metrics})
+	content := strings.Repeat("z", 4<<10)
+	for i := range total {
+		ts.Publish(context.Background(), "lobby", partyline.Publication{Content: fmt.Sprint(i, content)})
+	}
+	c := ts.dialSmallBuffer(t, "/ws?username=late")
+	c.Expect("welcome")
+	c.Send(map[string]any{"type": "join", "room": "lobby", "since": 0})
+	c.Expect("joined")
+	done := make(chan struct{})
+	defer close(done)
+	go func() { // 4 KB every 10 ms, twice what the client reads
+		for i := total; i < total+2000; i++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			ts.Publish(context.Background(), "lobby", partyline.Publication{Content: fmt.Sprint(i, content)})
+		}
+	}()
+	start := time.Now()
+	for metrics.evicted.Load() == 0 { // its close frame is behind megabytes in the kernel
+		if _, err := c.Read(waitTime); err != nil {
+			t.Fatalf("the subscriber falling behind ended with %v, not evicted", err)
+		}
+		time.Sleep(20 * time.Millisecond) // 200 KB/s
+	}
+	t.Logf("evicted %v after the resume", time.Since(start).Round(time.Millisecond))
+}
+
 // TestStuckAfterABurstIsEvicted sends a subscriber that has stopped reading
 // one burst, then nothing: the heartbeat's turn finds what still waits in
 // the kernel and evicts it.
