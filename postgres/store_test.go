@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/partyline/partyline"
@@ -250,5 +251,56 @@ func TestMessageAndEventCommitTogether(t *testing.T) {
 	}
 	if got, err := store.LastSeq(t.Context(), "r"); err != nil || got != 1 {
 		t.Errorf("LastSeq after an Append whose event failed = %d, %v; want 1, nil (rolled back together)", got, err)
+	}
+}
+
+// TestLockedRoomHoldsOnlyItself: while a transaction elsewhere holds one
+// room's row locked, appends to that room wait, and appends to other rooms
+// go through at once, however many of the locked room's are queued.
+func TestLockedRoomHoldsOnlyItself(t *testing.T) {
+	u := newSchema(t)
+	ctx := context.Background()
+	store, err := postgres.Open(ctx, u, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, room := range []string{"hot", "cold"} {
+		if _, err := store.Append(ctx, partyline.Message{Room: room, ID: room + "-0", Username: "u", Content: "first"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM partyline_rooms WHERE room = 'hot' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			store.Append(ctx, partyline.Message{Room: "hot", ID: fmt.Sprint("hot-", i+1), Username: "u", Content: "stuck"})
+		})
+	}
+	time.Sleep(200 * time.Millisecond) // the hot appends reach the writers
+	for i := range 3 {
+		quick, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := store.Append(quick, partyline.Message{Room: "cold", ID: fmt.Sprint("cold-", i+1), Username: "u", Content: "free"})
+		cancel()
+		if err != nil {
+			t.Fatalf("append %d to another room while hot's row is locked: %v", i, err)
+		}
+	}
+	tx.Rollback(ctx)
+	wg.Wait()
+	last, err := store.LastSeq(ctx, "hot")
+	if err != nil || last != 9 {
+		t.Fatalf("hot's last seq %d, %v after the lock went; want 9, nil", last, err)
 	}
 }

@@ -15,9 +15,17 @@ import (
 )
 
 // newQueue returns the group-commit queue of a Store whose writer
-// goroutines commit with commit.
+// goroutines commit with commit. A room's messages are committed by one
+// writer at a time, as their commits lock its row: a room whose row a
+// transaction elsewhere holds locked (another node's, cut off mid-commit)
+// then stalls one writer and its own messages, not every writer and every
+// room (SPEC §13).
 func newQueue(commit groupcommit.CommitFunc[partyline.Message], writers int) *groupcommit.Queue[partyline.Message] {
-	return groupcommit.New(commit, groupcommit.Options{Writers: writers, Timeout: appendTimeout})
+	return groupcommit.New(commit, groupcommit.Options[partyline.Message]{
+		Writers: writers,
+		Timeout: appendTimeout,
+		Key:     func(m partyline.Message) string { return m.Room },
+	})
 }
 
 // commit is a writer goroutine's commit: it stores batch in one

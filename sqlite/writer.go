@@ -13,7 +13,7 @@ import (
 // newQueue returns the group-commit queue of a Store whose writer goroutine
 // commits with commit.
 func newQueue(commit groupcommit.CommitFunc[partyline.Message]) *groupcommit.Queue[partyline.Message] {
-	return groupcommit.New(commit, groupcommit.Options{
+	return groupcommit.New(commit, groupcommit.Options[partyline.Message]{
 		Writers: 1, Timeout: writeTimeout, Linger: commitLinger, MaxLinger: commitMaxLinger,
 		Behind: partyline.WriteBacklog, StreamLinger: commitStreamLinger,
 	})

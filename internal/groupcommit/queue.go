@@ -28,7 +28,7 @@ const (
 // Options configures a Queue. The zero value is one writer, batches of up to
 // DefaultMaxBatch items, DefaultCapacity waiting items, and commits bounded
 // only by their callers' deadlines.
-type Options struct {
+type Options[T any] struct {
 	// Writers is how many goroutines commit batches at once; 0 means 1.
 	Writers int
 	// MaxBatch caps the items one commit carries; 0 means DefaultMaxBatch.
@@ -65,6 +65,13 @@ type Options struct {
 	// StreamLinger is the least a batch lingering in a stream waits when
 	// Behind reports less; 0 means Linger.
 	StreamLinger time.Duration
+	// Key, if set, names what committing an item locks (a room's row,
+	// say). No two writers then commit items of one key at once: an item
+	// whose key a writer is committing waits for that writer, which
+	// commits it in its next batch. So a key whose commits stall, as on a
+	// row that a transaction elsewhere holds locked, holds up one writer
+	// and its items, not every writer and every item.
+	Key func(T) string
 }
 
 // A writer counts the items it commits over rateWindow or more to judge
@@ -93,7 +100,11 @@ type Queue[T any] struct {
 	maxLinger    time.Duration // Options.MaxLinger, or linger when that is shorter
 	behind       func() time.Duration
 	streamLinger time.Duration // Options.StreamLinger, within linger and maxLinger
+	key          func(T) string
 	writers      sync.WaitGroup
+
+	keyMu  sync.Mutex            // guards owners and every writer's keys and held
+	owners map[string]*writer[T] // the writer committing each key (Options.Key)
 
 	mu       sync.RWMutex // guards closed; read-held while sending on queue
 	closed   bool
@@ -103,7 +114,7 @@ type Queue[T any] struct {
 
 // New returns a Queue that commits with commit, and starts its writer
 // goroutines, which run until Close.
-func New[T any](commit CommitFunc[T], opts Options) *Queue[T] {
+func New[T any](commit CommitFunc[T], opts Options[T]) *Queue[T] {
 	writers, capacity := opts.Writers, opts.Capacity
 	if writers <= 0 {
 		writers = 1
@@ -118,6 +129,8 @@ func New[T any](commit CommitFunc[T], opts Options) *Queue[T] {
 		linger:    opts.Linger,
 		maxLinger: max(opts.Linger, opts.MaxLinger),
 		behind:    opts.Behind,
+		key:       opts.Key,
+		owners:    make(map[string]*writer[T]),
 		queue:     make(chan *request[T], capacity),
 	}
 	q.streamLinger = min(max(opts.Linger, opts.StreamLinger), q.maxLinger)
@@ -125,7 +138,7 @@ func New[T any](commit CommitFunc[T], opts Options) *Queue[T] {
 		q.maxBatch = DefaultMaxBatch
 	}
 	for range writers {
-		q.writers.Go(q.runWriter)
+		q.writers.Go(func() { q.runWriter(&writer[T]{}) })
 	}
 	return q
 }
@@ -217,10 +230,17 @@ func (q *Queue[T]) Close() {
 	q.writers.Wait()
 }
 
+// writer is what a writer goroutine holds with Options.Key: the keys of
+// the batch it commits, and the requests waiting for it to commit them.
+type writer[T any] struct {
+	keys []string
+	held []*request[T]
+}
+
 // runWriter is one writer goroutine: it commits the queue batch by batch
-// until Close closes it. It reuses its batch buffers, and its linger timer,
-// from commit to commit.
-func (q *Queue[T]) runWriter() {
+// until Close closes it and nothing waits for it. It reuses its batch
+// buffers, and its linger timer, from commit to commit.
+func (q *Queue[T]) runWriter(w *writer[T]) {
 	var requests []*request[T]
 	var items []T
 	var lastCommitted time.Time // when the last commit ended
@@ -228,20 +248,91 @@ func (q *Queue[T]) runWriter() {
 	stream := pace{since: time.Now()}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	for first := range q.queue {
-		requests = q.drain(first.addTo(requests[:0]))
-		if q.linger > 0 && (gathered || first.queued.Before(lastCommitted) || stream.shared()) {
+	for {
+		requests = q.takeHeld(w, requests[:0])
+		if len(requests) == 0 {
+			first, ok := <-q.queue
+			if !ok {
+				return
+			}
+			requests = q.admit(w, requests, first)
+		}
+		requests = q.drain(w, requests)
+		if len(requests) > 0 && q.linger > 0 && (gathered || requests[0].queued.Before(lastCommitted) || stream.shared()) {
 			n := len(requests)
-			requests = q.lingerFor(requests, timer, q.lingerTime(&stream))
+			requests = q.lingerFor(w, requests, timer, q.lingerTime(&stream))
 			gathered = len(requests) > n
 		} else {
 			gathered = false
 		}
 		stream.count(len(requests), q.maxLinger)
 		items = q.commitBatch(requests, items[:0], &lastCommitted)
+		q.release(w)
 		clear(requests)
 		clear(items)
 	}
+}
+
+// admit claims req and appends it to batch, unless its caller already gave
+// up, or another writer is committing its key: then req waits for that
+// writer, in its held list.
+func (q *Queue[T]) admit(w *writer[T], batch []*request[T], req *request[T]) []*request[T] {
+	if !req.take() {
+		return batch
+	}
+	if q.key == nil {
+		return append(batch, req)
+	}
+	k := q.key(req.item)
+	q.keyMu.Lock()
+	defer q.keyMu.Unlock()
+	switch owner := q.owners[k]; owner {
+	case nil:
+		q.owners[k] = w
+		w.keys = append(w.keys, k)
+	case w:
+	default:
+		owner.held = append(owner.held, req)
+		return batch
+	}
+	return append(batch, req)
+}
+
+// takeHeld appends to batch the requests held for w, up to maxBatch.
+func (q *Queue[T]) takeHeld(w *writer[T], batch []*request[T]) []*request[T] {
+	if q.key == nil {
+		return batch
+	}
+	q.keyMu.Lock()
+	defer q.keyMu.Unlock()
+	n := min(len(w.held), q.maxBatch-len(batch))
+	batch = append(batch, w.held[:n]...)
+	w.held = append(w.held[:0], w.held[n:]...)
+	return batch
+}
+
+// release gives up the keys w committed, but those with requests held for
+// it: w commits those next.
+func (q *Queue[T]) release(w *writer[T]) {
+	if q.key == nil {
+		return
+	}
+	q.keyMu.Lock()
+	defer q.keyMu.Unlock()
+	waiting := make(map[string]bool, len(w.held))
+	for _, req := range w.held {
+		waiting[q.key(req.item)] = true
+	}
+	kept := w.keys[:0]
+	for _, k := range w.keys {
+		if waiting[k] {
+			kept = append(kept, k)
+		} else {
+			delete(q.owners, k)
+		}
+	}
+	clear(w.keys[len(kept):])
+	w.keys = kept
 }
 
 // lingerTime is how long a lingering batch waits: Linger, or in a stream
@@ -258,9 +349,9 @@ func (q *Queue[T]) lingerTime(stream *pace) time.Duration {
 }
 
 // lingerFor adds to batch the requests that arrive within wait, up to
-// maxBatch in all, leaving out those whose callers gave up. timer is the
-// writer's, stopped.
-func (q *Queue[T]) lingerFor(batch []*request[T], timer *time.Timer, wait time.Duration) []*request[T] {
+// maxBatch in all, leaving out those whose callers gave up (and, with
+// Options.Key, those another writer holds). timer is the writer's, stopped.
+func (q *Queue[T]) lingerFor(w *writer[T], batch []*request[T], timer *time.Timer, wait time.Duration) []*request[T] {
 	timer.Reset(wait)
 	defer timer.Stop()
 	for len(batch) < q.maxBatch {
@@ -269,7 +360,7 @@ func (q *Queue[T]) lingerFor(batch []*request[T], timer *time.Timer, wait time.D
 			if !ok {
 				return batch
 			}
-			batch = q.drain(req.addTo(batch))
+			batch = q.drain(w, q.admit(w, batch, req))
 		case <-timer.C:
 			return batch
 		}
@@ -309,15 +400,15 @@ func (p *pace) shared() bool {
 }
 
 // drain appends to batch what is queued, up to maxBatch in all, leaving
-// out requests whose callers gave up, without waiting.
-func (q *Queue[T]) drain(batch []*request[T]) []*request[T] {
+// out requests whose callers gave up (see admit), without waiting.
+func (q *Queue[T]) drain(w *writer[T], batch []*request[T]) []*request[T] {
 	for len(batch) < q.maxBatch {
 		select {
 		case req, ok := <-q.queue:
 			if !ok {
 				return batch
 			}
-			batch = req.addTo(batch)
+			batch = q.admit(w, batch, req)
 		default:
 			return batch
 		}
@@ -388,15 +479,6 @@ const (
 // take claims req for a batch; false means its caller already gave up.
 func (req *request[T]) take() bool {
 	return req.state.CompareAndSwap(queued, taken)
-}
-
-// addTo claims req and appends it to batch, or returns batch as it was
-// when req's caller already gave up.
-func (req *request[T]) addTo(batch []*request[T]) []*request[T] {
-	if req.take() {
-		batch = append(batch, req)
-	}
-	return batch
 }
 
 // abandon withdraws req from the queue; false means a writer already took

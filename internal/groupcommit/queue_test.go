@@ -37,7 +37,7 @@ type gate struct {
 
 // newQueue returns a Queue committing through a new gate. When t ends the
 // gate opens and the Queue closes.
-func newQueue(t *testing.T, opts Options) (*Queue[item], *gate) {
+func newQueue(t *testing.T, opts Options[item]) (*Queue[item], *gate) {
 	t.Helper()
 	g := &gate{started: make(chan call, 1000), release: make(chan error), open: make(chan struct{})}
 	q := New(g.commit, opts)
@@ -150,7 +150,7 @@ func waitLen(t *testing.T, q *Queue[item], n int) {
 }
 
 func TestAddsDuringACommitGoIntoTheNext(t *testing.T) {
-	q, g := newQueue(t, Options{})
+	q, g := newQueue(t, Options[item]{})
 	ctx := t.Context()
 	first := addAsync(ctx, q, 1)
 	if c := g.next(t); !slices.Equal(c.ids, []int{1}) {
@@ -170,7 +170,7 @@ func TestAddsDuringACommitGoIntoTheNext(t *testing.T) {
 }
 
 func TestMaxBatchSplitsTheQueue(t *testing.T) {
-	q, g := newQueue(t, Options{MaxBatch: 2})
+	q, g := newQueue(t, Options[item]{MaxBatch: 2})
 	ctx := t.Context()
 	results := []<-chan result{addAsync(ctx, q, 1)}
 	g.next(t)
@@ -191,7 +191,7 @@ func TestMaxBatchSplitsTheQueue(t *testing.T) {
 }
 
 func TestEachCallerGetsItsOwnItem(t *testing.T) {
-	q, g := newQueue(t, Options{})
+	q, g := newQueue(t, Options[item]{})
 	g.openUp()
 	const callers = 200
 	var results []<-chan result
@@ -210,7 +210,7 @@ func TestEachCallerGetsItsOwnItem(t *testing.T) {
 }
 
 func TestCommitErrorGoesToItsBatchOnly(t *testing.T) {
-	q, g := newQueue(t, Options{})
+	q, g := newQueue(t, Options[item]{})
 	ctx := t.Context()
 	first := addAsync(ctx, q, 1)
 	g.next(t)
@@ -228,7 +228,7 @@ func TestCommitErrorGoesToItsBatchOnly(t *testing.T) {
 }
 
 func TestGivenUpWhileQueuedIsNotCommitted(t *testing.T) {
-	q, g := newQueue(t, Options{Capacity: 2})
+	q, g := newQueue(t, Options[item]{Capacity: 2})
 	first := addAsync(t.Context(), q, 1)
 	g.next(t)
 
@@ -258,7 +258,7 @@ func TestGivenUpWhileQueuedIsNotCommitted(t *testing.T) {
 }
 
 func TestEndedContextIsNotQueued(t *testing.T) {
-	q, g := newQueue(t, Options{})
+	q, g := newQueue(t, Options[item]{})
 	g.openUp()
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -271,7 +271,7 @@ func TestEndedContextIsNotQueued(t *testing.T) {
 }
 
 func TestTakenItemWaitsForItsCommit(t *testing.T) {
-	q, g := newQueue(t, Options{})
+	q, g := newQueue(t, Options[item]{})
 	ctx, cancel := context.WithCancel(t.Context())
 	r := addAsync(ctx, q, 1)
 	g.next(t)
@@ -285,7 +285,7 @@ func TestTakenItemWaitsForItsCommit(t *testing.T) {
 
 func TestCommitDeadline(t *testing.T) {
 	const timeout = time.Hour
-	q, g := newQueue(t, Options{Timeout: timeout})
+	q, g := newQueue(t, Options[item]{Timeout: timeout})
 	g.openUp()
 	ctx := t.Context()
 	soon := time.Now().Add(time.Minute)
@@ -308,7 +308,7 @@ func TestCommitDeadline(t *testing.T) {
 		t.Errorf("commit of an Add without deadline has deadline %v (%v), want Timeout after it began", c.deadline, c.hasDeadline)
 	}
 
-	q0, g0 := newQueue(t, Options{})
+	q0, g0 := newQueue(t, Options[item]{})
 	g0.openUp()
 	if _, err := q0.Add(context.WithoutCancel(ctx), item{id: 3}); err != nil {
 		t.Fatal(err)
@@ -319,7 +319,7 @@ func TestCommitDeadline(t *testing.T) {
 }
 
 func TestCommitDeadlineIsTheBatchsLatest(t *testing.T) {
-	q, g := newQueue(t, Options{Timeout: time.Hour})
+	q, g := newQueue(t, Options[item]{Timeout: time.Hour})
 	ctx := t.Context()
 	first := addAsync(ctx, q, 1)
 	g.next(t)
@@ -342,7 +342,7 @@ func TestCommitDeadlineIsTheBatchsLatest(t *testing.T) {
 }
 
 func TestCloseCommitsQueuedThenRefuses(t *testing.T) {
-	q, g := newQueue(t, Options{})
+	q, g := newQueue(t, Options[item]{})
 	ctx := t.Context()
 	results := []<-chan result{addAsync(ctx, q, 1)}
 	g.next(t)
@@ -375,7 +375,7 @@ func TestCloseCommitsQueuedThenRefuses(t *testing.T) {
 
 func TestSeveralWritersCommitAtOnce(t *testing.T) {
 	const writers = 3
-	q, g := newQueue(t, Options{Writers: writers})
+	q, g := newQueue(t, Options[item]{Writers: writers})
 	ctx := t.Context()
 	var results []<-chan result
 	for id := 1; id <= writers; id++ {
@@ -430,7 +430,7 @@ func TestConcurrentAddsKeepTheContract(t *testing.T) {
 		}
 		return nil
 	}
-	q := New(commit, Options{Writers: 3, MaxBatch: 8, Capacity: 16})
+	q := New(commit, Options[item]{Writers: 3, MaxBatch: 8, Capacity: 16})
 	const callers, each = 32, 50
 	results := make(chan result, callers*each)
 	var wg sync.WaitGroup
@@ -480,7 +480,7 @@ func TestConcurrentAddsKeepTheContract(t *testing.T) {
 // each after the last commit, are committed at once; items queued while a
 // commit ran make the next batch linger, here until it is full.
 func TestLingerGathersWhatArrivesWhileBusy(t *testing.T) {
-	q, g := newQueue(t, Options{MaxBatch: 5, Linger: time.Hour})
+	q, g := newQueue(t, Options[item]{MaxBatch: 5, Linger: time.Hour})
 	ctx := t.Context()
 	for id := 1; id <= 3; id++ { // an hour's linger holds none of them
 		r := addAsync(ctx, q, id)
@@ -514,7 +514,7 @@ func TestLingerGathersWhatArrivesWhileBusy(t *testing.T) {
 func TestInAStreamEveryBatchLingers(t *testing.T) {
 	var behind atomic.Int64 // the linger in a stream
 	behind.Store(int64(10 * time.Millisecond))
-	q, g := newQueue(t, Options{MaxBatch: 3, Linger: 10 * time.Millisecond, MaxLinger: 2 * time.Hour,
+	q, g := newQueue(t, Options[item]{MaxBatch: 3, Linger: 10 * time.Millisecond, MaxLinger: 2 * time.Hour,
 		Behind: func() time.Duration { return time.Duration(behind.Load()) }})
 	ctx := t.Context()
 	results := []<-chan result{addAsync(ctx, q, 1)}
@@ -552,7 +552,7 @@ func TestInAStreamEveryBatchLingers(t *testing.T) {
 // each once the last is committed, fast enough to make a stream, is not
 // held up: its batches are of one.
 func TestALoneCallerNeverLingers(t *testing.T) {
-	q, g := newQueue(t, Options{Linger: time.Millisecond, MaxLinger: 2 * time.Hour,
+	q, g := newQueue(t, Options[item]{Linger: time.Millisecond, MaxLinger: 2 * time.Hour,
 		Behind: func() time.Duration { return time.Hour }}) // a linger would outlast the test
 	ctx := t.Context()
 	for id := 1; id <= 5; id++ { // the second ends a window: a stream
@@ -600,7 +600,7 @@ func TestLingerInAStream(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const linger = 10 * time.Millisecond
-			q, g := newQueue(t, Options{MaxBatch: 5, Linger: linger, MaxLinger: time.Hour,
+			q, g := newQueue(t, Options[item]{MaxBatch: 5, Linger: linger, MaxLinger: time.Hour,
 				Behind: tc.behind, StreamLinger: tc.streamLinger})
 			results := startLingering(t, q, g)
 			if c := g.next(t); !slices.Equal(c.ids, []int{2}) { // no stream yet
@@ -628,7 +628,7 @@ func TestLingerInAStream(t *testing.T) {
 }
 
 func TestAddReusesItsRequests(t *testing.T) {
-	q := New(func(context.Context, []item) error { return nil }, Options{})
+	q := New(func(context.Context, []item) error { return nil }, Options[item]{})
 	defer q.Close()
 	ctx := t.Context()
 	allocs := testing.AllocsPerRun(100, func() {
@@ -645,4 +645,69 @@ func TestAddReusesItsRequests(t *testing.T) {
 	if allocs > want {
 		t.Errorf("Add allocated %v times per call, want at most %v: its request and channel are reused", allocs, want)
 	}
+}
+
+// waitHeld waits until n requests wait for the writer holding their key.
+func waitHeld(t *testing.T, q *Queue[item], n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		q.keyMu.Lock()
+		held := 0
+		for _, w := range q.owners {
+			held += len(w.held)
+		}
+		q.keyMu.Unlock()
+		if held == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests held after 10s, want %d", held, n)
+		}
+	}
+}
+
+// TestKeyHoldsOneWriter: with Options.Key, an item whose key a writer is
+// committing waits for that writer, while another writer commits the
+// items of other keys; the first writer then commits it. Close commits
+// what waits so.
+func TestKeyHoldsOneWriter(t *testing.T) {
+	hot := func(it item) string {
+		if it.id < 100 {
+			return "hot"
+		}
+		return fmt.Sprint(it.id)
+	}
+	q, g := newQueue(t, Options[item]{Writers: 2, Key: hot})
+	ctx := context.Background()
+	first := addAsync(ctx, q, 1)
+	if c := g.next(t); !slices.Equal(c.ids, []int{1}) {
+		t.Fatalf("first commit %v, want [1]", c.ids)
+	}
+	second := addAsync(ctx, q, 2) // the same key: waits for the first writer
+	waitHeld(t, q, 1)
+	cold := addAsync(ctx, q, 100)
+	if c := g.next(t); !slices.Equal(c.ids, []int{100}) {
+		t.Fatalf("while the hot key's commit stalls, the next commit is %v, want [100] alone", c.ids)
+	}
+	g.release <- nil // the two commits under way, in either order
+	g.release <- nil
+	mustCommit(t, wait(t, cold))
+	mustCommit(t, wait(t, first))
+	if c := g.next(t); !slices.Equal(c.ids, []int{2}) {
+		t.Fatalf("after the hot key's commit, the next is %v, want [2]", c.ids)
+	}
+	g.release <- nil
+	mustCommit(t, wait(t, second))
+
+	// Close commits what waits for a writer's key.
+	third := addAsync(ctx, q, 3)
+	g.next(t)
+	fourth := addAsync(ctx, q, 4)
+	waitHeld(t, q, 1)
+	closed := make(chan struct{})
+	go func() { q.Close(); close(closed) }()
+	g.openUp()
+	<-closed
+	mustCommit(t, wait(t, third))
+	mustCommit(t, wait(t, fourth))
 }
