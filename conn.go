@@ -204,7 +204,7 @@ func (c *Conn) welcome() bool {
 	welcome := func() {
 		c.send(wire.AppendWelcome(nil, wire.Welcome{
 			Username: c.username, Session: c.session, Rooms: orEmpty(c.urlRooms),
-			Server: c.srv.opts.ServerName, MaxMessageSize: c.srv.opts.MaxMessageSize,
+			Server: c.srv.opts.ServerName, MaxMessageSize: c.srv.opts.MaxMessageSize, Epoch: c.srv.epoch,
 		}))
 	}
 	if err := c.srv.hub.addUserConn(c.ctx(), c, welcome); err != nil {

@@ -195,6 +195,22 @@ func TestRoomsCalledLikeTransports(t *testing.T) {
 	}
 }
 
+// TestWelcomeEpoch: with a store whose history ends with the process, the
+// welcome names its life, the same on every connection; with one that
+// outlives it, the welcome names none.
+func TestWelcomeEpoch(t *testing.T) {
+	ts := startServer(t, partyline.Options{Store: partyline.NewMemoryStore(0)})
+	a := ts.dialRaw(t, "/ws?user=alice", nil).Expect("welcome")
+	b := ts.dialRaw(t, "/ws?user=bob", nil).Expect("welcome")
+	if a.Str("epoch") == "" || a.Str("epoch") != b.Str("epoch") {
+		t.Fatalf("welcomes' epochs %q and %q, want one, the same", a.Str("epoch"), b.Str("epoch"))
+	}
+	durable := startServer(t, partyline.Options{Store: struct{ partyline.Store }{partyline.NewMemoryStore(0)}})
+	if w := durable.dialRaw(t, "/ws?user=alice", nil).Expect("welcome"); w["epoch"] != nil {
+		t.Fatalf("welcome %v from a store that is not Ephemeral, want no epoch", w)
+	}
+}
+
 func TestWelcomeAndURLRooms(t *testing.T) {
 	ts := startServer(t, partyline.Options{})
 	c := ts.dialRaw(t, "/ws/first?user=alice&room=second&room=first", nil)

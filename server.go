@@ -28,6 +28,7 @@ type Server struct {
 	poller    *poller.Poller // nil where there is none: each connection reads on its own goroutine
 	flushes   *flushList     // where its connections wait to be written (flush.go)
 	heartbeat *heartbeat
+	epoch     string // the Store's, if it is Ephemeral
 
 	wg       sync.WaitGroup // one per connection being served
 	stopping chan struct{}  // closed when Shutdown begins
@@ -68,6 +69,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.WriteDelay > 0 {
 		s.flushes = &flushList{delay: opts.WriteDelay}
+	}
+	if e, ok := opts.Store.(Ephemeral); ok {
+		s.epoch = e.Epoch()
 	}
 	s.hub = newHub(s)
 	if s.hub.events, err = newRecorder(s.hub, opts.Store, opts.Webhooks); err != nil {

@@ -90,6 +90,14 @@ type Store interface {
 	Close() error
 }
 
+// Ephemeral is implemented by a Store whose history does not outlive its
+// process, such as MemoryStore: Epoch names this life of it, a value the
+// Server sends in every welcome, so that a client that sees another knows
+// that every room's seqs started over.
+type Ephemeral interface {
+	Epoch() string
+}
+
 // Pinger is implemented by a Store, Broker or Presence that can tell whether
 // its backing service answers. /ready calls it.
 type Pinger interface {

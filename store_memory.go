@@ -8,7 +8,8 @@ import (
 // MemoryStore keeps history in memory: for tests, demos and `--store memory`.
 // Its seqs restart from 1 when the process does.
 type MemoryStore struct {
-	keep int
+	keep  int
+	epoch string // random: this store's life (Ephemeral)
 
 	mu       sync.Mutex // guards the following
 	rooms    map[string]*memoryRoom
@@ -20,13 +21,19 @@ type memoryRoom struct {
 	messages []Message // ascending seq, at most keep (when keep > 0)
 }
 
-var _ Store = (*MemoryStore)(nil)
+var (
+	_ Store     = (*MemoryStore)(nil)
+	_ Ephemeral = (*MemoryStore)(nil)
+)
 
 // NewMemoryStore returns a store keeping the newest keep messages per room;
 // keep 0 keeps all.
 func NewMemoryStore(keep int) *MemoryStore {
-	return &MemoryStore{keep: keep, rooms: make(map[string]*memoryRoom), webhooks: newMemoryWebhooks()}
+	return &MemoryStore{keep: keep, epoch: newMessageID(), rooms: make(map[string]*memoryRoom), webhooks: newMemoryWebhooks()}
 }
+
+// Epoch implements Ephemeral.
+func (s *MemoryStore) Epoch() string { return s.epoch }
 
 // Append implements Store.
 func (s *MemoryStore) Append(ctx context.Context, msg Message) (Message, error) {

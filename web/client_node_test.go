@@ -576,3 +576,76 @@ func TestClientRefusesWhatClosedWith1009(t *testing.T) {
 			got.Big, got.Small, got.Again, got.Sockets)
 	}
 }
+
+// epochScript connects over a fake WebSocket to a server whose history
+// ends with its process: the first connection's welcome names epoch "a",
+// and room lobby is at seq 5; the connection is lost, and the next welcome
+// names epoch "b", the room being at seq 1 again. It prints the joins the
+// client sent, its joined events, and the seqs of its message events.
+const epochScript = `
+import { Partyline } from %q;
+let sockets = 0;
+const joins = [];
+class Socket {
+  constructor() {
+    this.n = ++sockets;
+    setTimeout(() => { this.onopen?.(); this.reply({ type: "welcome", username: "alice", session: "1", rooms: [], epoch: this.n === 1 ? "a" : "b" }); }, 0);
+  }
+  reply(f) { setTimeout(() => this.onmessage?.({ data: JSON.stringify(f) }), 0); }
+  send(data) {
+    const f = JSON.parse(data);
+    if (f.type !== "join") return;
+    joins.push(f.since ?? null);
+    const seq = this.n === 1 ? 4 : 0;
+    this.reply({ type: "joined", room: f.room, seq, ...(f.since !== undefined && { recovered: true }) });
+    this.reply({ type: "chat", room: f.room, username: "bob", content: "hi", seq: this.n === 1 ? 5 : 1 });
+    if (this.n === 1) setTimeout(() => this.onclose?.({ code: 1006, reason: "" }), 20);
+  }
+  close() {}
+}
+const alice = new Partyline({ url: "ws://example.invalid/ws", username: "alice", rooms: ["lobby"], heartbeat: 0, minDelay: 10, WebSocket: Socket });
+const joined = [];
+const seqs = [];
+alice.on("joined", (j) => joined.push({ seq: j.seq, resumed: j.resumed, reset: j.reset }));
+alice.on("message", (m) => seqs.push(m.seq));
+await alice.connect();
+const deadline = Date.now() + 5000; // then print what came
+await new Promise((resolve) => { const check = () => ((sockets === 2 && seqs.length === 2) || Date.now() > deadline ? resolve() : setTimeout(check, 10)); check(); });
+console.log(JSON.stringify({ joins, joined, seqs }));
+alice.close();
+process.exit(0);
+`
+
+// TestClientSeesTheHistoryStartOver: when the welcome names another epoch
+// than before (a server with a memory store restarted), the client joins
+// its rooms afresh, without since, tells the app reset, and takes the new
+// seqs, which a resume would have dropped as seen.
+func TestClientSeesTheHistoryStartOver(t *testing.T) {
+	node, script := nodeScript(t, epochScript)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, node, script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	var got struct {
+		Joins  []*int
+		Joined []struct {
+			Seq            int
+			Resumed, Reset bool
+		}
+		Seqs []int
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("node output %q: %v", out, err)
+	}
+	if len(got.Joins) != 2 || got.Joins[0] != nil || got.Joins[1] != nil {
+		t.Errorf("joins sent with since %s, want none either time", out)
+	}
+	if len(got.Joined) != 2 || got.Joined[1].Reset != true || got.Joined[1].Resumed || got.Joined[0].Reset {
+		t.Errorf("joined events %+v, want the second reset, not resumed", got.Joined)
+	}
+	if !slices.Equal(got.Seqs, []int{5, 1}) {
+		t.Errorf("messages %v, want [5 1]: seq 1 of the new history", got.Seqs)
+	}
+}

@@ -69,6 +69,7 @@ type Welcome struct {
 	Rooms             []string // the URL's rooms
 	Server            string   // name/version
 	MaxMessageSize    int64    // the largest message the server takes, in bytes
+	Epoch             string   // the store's life when it does not outlive the process; "" for none
 }
 
 // AppendWelcome appends the welcome frame w.
@@ -83,6 +84,10 @@ func AppendWelcome(b []byte, w Welcome) []byte {
 	b = AppendString(b, w.Server)
 	b = append(b, `,"max_message_size":`...)
 	b = strconv.AppendInt(b, w.MaxMessageSize, 10)
+	if w.Epoch != "" {
+		b = append(b, `,"epoch":`...)
+		b = AppendString(b, w.Epoch)
+	}
 	return append(b, '}')
 }
 

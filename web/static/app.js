@@ -574,9 +574,10 @@ function start(session) {
     me = w.username; // the server's word (a JWT may name us)
     ui.meName.textContent = me;
   }));
-  c.on("joined", live(({ room, resumed, recovered }) => {
+  c.on("joined", live(({ room, resumed, recovered, reset }) => {
     const v = views.get(room) ?? newView(room);
     if (!active) select(room, { focus: false });
+    if (reset) clearView(v); // the server's history started over: what we show is gone
     if (!resumed) {
       loadHistory(v);
     } else if (recovered === false) {

@@ -178,6 +178,7 @@ export class Partyline extends EventTarget {
   #stopped = false;
   #welcome = null; // the current connection's welcome frame
   #maxSize = 0; // the largest frame sent: maxMessageSize, or less if the server says so
+  #epoch = null; // the server's history's life, when it does not outlive the server (welcome.epoch)
   #wire = []; // frames waiting for rate budget: {frame, req}
   #wireTimer = 0;
   #tokens = 0;
@@ -872,6 +873,7 @@ export class Partyline extends EventTarget {
     const rec = {
       lastSeq: null, target: null, joined: false, waiters: [], typingAt: 0, typingTimer: 0, joinId: null,
       resuming: false, // a join with since is on its way: the replay that answers it brings the chats
+      reset: false, // the server's history started over: the next joined says so
       users: [], count: 0, partial: false, // partial: users is not the whole room
       asking: false, // a presence request to fill a partial list is on its way
     };
@@ -912,6 +914,13 @@ export class Partyline extends EventTarget {
     this.#authFailures = 0;
     const limit = f.max_message_size;
     if (Number.isInteger(limit) && limit > 0) this.#maxSize = Math.min(this.#opts.maxMessageSize, limit);
+    // A server whose history ended with its process, restarted: every
+    // room's seqs started over, so the rooms are joined afresh.
+    const epoch = typeof f.epoch === "string" ? f.epoch : null;
+    if (this.#epoch !== null && epoch !== this.#epoch) {
+      for (const rec of this.#rooms.values()) Object.assign(rec, { lastSeq: null, reset: true });
+    }
+    this.#epoch = epoch;
     this.#emit("welcome", f);
     // Re-join every room, resuming where we left off; the replay and the
     // joins must finish before queued sends go out (chat needs the join).
@@ -944,10 +953,11 @@ export class Partyline extends EventTarget {
     if (resumed && f.recovered) {
       rec.target = f.seq > asked ? f.seq : null; // the replay ends at f.seq
     } else {
-      reset = resumed && f.seq < asked; // the room's seqs started over
+      reset = rec.reset || (resumed && f.seq < asked); // the room's seqs started over
       rec.lastSeq = f.seq;
       rec.target = null;
     }
+    rec.reset = false;
     rec.joined = true;
     this.#emit("joined", { room: f.room, seq: f.seq, resumed, recovered, reset });
     for (const w of rec.waiters.splice(0)) w.resolve({ room: f.room, seq: f.seq, resumed, recovered });
