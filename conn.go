@@ -57,6 +57,7 @@ type Conn struct {
 	peerClosed  bool        // the client's close frame has arrived; the writer reads it after readerDone
 	stream      bool        // a stream (sse.go): its client sends nothing on it; set before serving
 	deflate     bool        // permessage-deflate was negotiated; set before serving
+	closeCode   uint16      // set with closeReason (below); here, it fits the padding
 	expiry      *time.Timer // closes the connection when its token expires
 	idle        *time.Timer // closes the connection when it sends nothing
 
@@ -69,8 +70,7 @@ type Conn struct {
 	readerDone latch          // the reader has ended for good
 	writerDone latch          // the writer that sends the close has finished
 
-	closing     latch // fired by the first close or evict, which then sets the fields below
-	closeCode   int   // 0: the peer or the network closed first
+	closing     latch // fired by the first close or evict, which then sets closeCode (0: the peer or the network closed first) and closeReason
 	closeReason string
 }
 
@@ -299,7 +299,7 @@ func (c *Conn) close(code int, reason string) {
 	if !c.closing.fire() {
 		return
 	}
-	c.closeCode, c.closeReason = code, reason
+	c.closeCode, c.closeReason = uint16(code), reason
 	c.queue.requestClose(code == 0)
 }
 

@@ -2,6 +2,7 @@ package partyline
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -73,11 +74,14 @@ type lagState struct {
 	askedAt   int64 // when the kernel was last asked
 	replayed  int64 // written when the last replay ended, then at the start of each catch-up round
 	roundAt   int64 // when the current catch-up round began
-	lastRound int64 // how long the previous catch-up round took; 0 in the first
 	busy      bool  // the kernel held unacknowledged bytes when last asked
 	// replayTaken: the last take was a replay's, whose frames were written
 	// after it set replayed; the first take after the replay counts them.
 	replayTaken bool
+	// lastRound is how long the previous catch-up round took, in
+	// milliseconds, at least 1; 0 in the first. (Not an int64 of
+	// nanoseconds: here it fits the padding, and a Conn stays 512 bytes.)
+	lastRound int32
 }
 
 // lagging reports whether the connection has fallen more than the max lag
@@ -150,14 +154,15 @@ func (c *Conn) lagging(w work) bool {
 func (l *lagState) catchingUp(delivered, now, maxLag int64) bool {
 	round := now - l.roundAt
 	if delivered < l.replayed {
-		if l.lastRound == 0 || round <= max(l.lastRound, maxLag) {
+		if l.lastRound == 0 || round <= max(int64(l.lastRound)*int64(time.Millisecond), maxLag) {
 			return true
 		}
 		l.markAt, l.markBytes = l.roundAt, l.replayed
 		return false
 	}
 	if round > maxLag && l.written > l.replayed {
-		l.replayed, l.roundAt, l.lastRound = l.written, now, round
+		l.replayed, l.roundAt = l.written, now
+		l.lastRound = int32(min(max(round/int64(time.Millisecond), 1), math.MaxInt32))
 		return true
 	}
 	return false

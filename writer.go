@@ -276,7 +276,7 @@ func (c *Conn) writeClose(failed bool) {
 	}
 	if c.closeCode != 0 && !failed {
 		c.raw.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteWait))
-		if _, err := c.raw.Write(c.wire.closing(c.closeCode, c.closeReason)); err == nil {
+		if _, err := c.raw.Write(c.wire.closing(int(c.closeCode), c.closeReason)); err == nil {
 			c.awaitPeer()
 		}
 	}
