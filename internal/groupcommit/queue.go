@@ -103,8 +103,9 @@ type Queue[T any] struct {
 	key          func(T) string
 	writers      sync.WaitGroup
 
-	keyMu  sync.Mutex            // guards owners and every writer's keys and held
-	owners map[string]*writer[T] // the writer committing each key (Options.Key)
+	keyMu   sync.Mutex            // guards owners, orphans' list and every writer's keys and held
+	owners  map[string]*writer[T] // the writer committing each key (Options.Key)
+	orphans orphans[T]            // requests of keys whose commit failed, each key to commit alone
 
 	mu       sync.RWMutex // guards closed; read-held while sending on queue
 	closed   bool
@@ -131,6 +132,7 @@ func New[T any](commit CommitFunc[T], opts Options[T]) *Queue[T] {
 		behind:    opts.Behind,
 		key:       opts.Key,
 		owners:    make(map[string]*writer[T]),
+		orphans:   orphans[T]{wake: make(chan struct{}, 1)},
 		queue:     make(chan *request[T], capacity),
 	}
 	q.streamLinger = min(max(opts.Linger, opts.StreamLinger), q.maxLinger)
@@ -230,13 +232,6 @@ func (q *Queue[T]) Close() {
 	q.writers.Wait()
 }
 
-// writer is what a writer goroutine holds with Options.Key: the keys of
-// the batch it commits, and the requests waiting for it to commit them.
-type writer[T any] struct {
-	keys []string
-	held []*request[T]
-}
-
 // runWriter is one writer goroutine: it commits the queue batch by batch
 // until Close closes it and nothing waits for it. It reuses its batch
 // buffers, and its linger timer, from commit to commit.
@@ -249,90 +244,50 @@ func (q *Queue[T]) runWriter(w *writer[T]) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
-		requests = q.takeHeld(w, requests[:0])
-		if len(requests) == 0 {
-			first, ok := <-q.queue
-			if !ok {
-				return
+		var alone bool
+		requests, alone = q.waiting(w, requests[:0])
+		if !alone {
+			if len(requests) == 0 {
+				q.release(w, false) // a writer that waits for the queue holds no key
+				first, ok := q.next()
+				if !ok {
+					if q.orphaned() {
+						continue
+					}
+					return
+				}
+				if first == nil {
+					continue // woken for an orphan
+				}
+				requests = q.admit(w, requests, first)
 			}
-			requests = q.admit(w, requests, first)
-		}
-		requests = q.drain(w, requests)
-		if len(requests) > 0 && q.linger > 0 && (gathered || requests[0].queued.Before(lastCommitted) || stream.shared()) {
-			n := len(requests)
-			requests = q.lingerFor(w, requests, timer, q.lingerTime(&stream))
-			gathered = len(requests) > n
-		} else {
-			gathered = false
+			requests = q.drain(w, requests)
+			if len(requests) > 0 && q.linger > 0 && (gathered || requests[0].queued.Before(lastCommitted) || stream.shared()) {
+				n := len(requests)
+				requests = q.lingerFor(w, requests, timer, q.lingerTime(&stream))
+				gathered = len(requests) > n
+			} else {
+				gathered = false
+			}
 		}
 		stream.count(len(requests), q.maxLinger)
-		items = q.commitBatch(requests, items[:0], &lastCommitted)
-		q.release(w)
+		var err error
+		items, err = q.commitBatch(requests, items[:0], &lastCommitted)
+		q.release(w, err != nil)
 		clear(requests)
 		clear(items)
 	}
 }
 
-// admit claims req and appends it to batch, unless its caller already gave
-// up, or another writer is committing its key: then req waits for that
-// writer, in its held list.
-func (q *Queue[T]) admit(w *writer[T], batch []*request[T], req *request[T]) []*request[T] {
-	if !req.take() {
-		return batch
+// next waits for a request from the queue, or for an orphan to commit
+// (then it returns nil); ok is false once the queue is closed and empty.
+func (q *Queue[T]) next() (req *request[T], ok bool) {
+	select {
+	case req, ok = <-q.queue:
+		return req, ok
+	case <-q.orphans.wake:
+		return nil, true
 	}
-	if q.key == nil {
-		return append(batch, req)
-	}
-	k := q.key(req.item)
-	q.keyMu.Lock()
-	defer q.keyMu.Unlock()
-	switch owner := q.owners[k]; owner {
-	case nil:
-		q.owners[k] = w
-		w.keys = append(w.keys, k)
-	case w:
-	default:
-		owner.held = append(owner.held, req)
-		return batch
-	}
-	return append(batch, req)
-}
-
-// takeHeld appends to batch the requests held for w, up to maxBatch.
-func (q *Queue[T]) takeHeld(w *writer[T], batch []*request[T]) []*request[T] {
-	if q.key == nil {
-		return batch
-	}
-	q.keyMu.Lock()
-	defer q.keyMu.Unlock()
-	n := min(len(w.held), q.maxBatch-len(batch))
-	batch = append(batch, w.held[:n]...)
-	w.held = append(w.held[:0], w.held[n:]...)
-	return batch
-}
-
-// release gives up the keys w committed, but those with requests held for
-// it: w commits those next.
-func (q *Queue[T]) release(w *writer[T]) {
-	if q.key == nil {
-		return
-	}
-	q.keyMu.Lock()
-	defer q.keyMu.Unlock()
-	waiting := make(map[string]bool, len(w.held))
-	for _, req := range w.held {
-		waiting[q.key(req.item)] = true
-	}
-	kept := w.keys[:0]
-	for _, k := range w.keys {
-		if waiting[k] {
-			kept = append(kept, k)
-		} else {
-			delete(q.owners, k)
-		}
-	}
-	clear(w.keys[len(kept):])
-	w.keys = kept
 }
 
 // lingerTime is how long a lingering batch waits: Linger, or in a stream
@@ -418,10 +373,11 @@ func (q *Queue[T]) drain(w *writer[T], batch []*request[T]) []*request[T] {
 
 // commitBatch commits the items of requests, using items as the buffer
 // handed to commit, sets *committed to when the commit ended and reports
-// the outcome to each request. It returns the buffer for reuse.
-func (q *Queue[T]) commitBatch(requests []*request[T], items []T, committed *time.Time) []T {
+// the outcome to each request. It returns the buffer for reuse, and the
+// commit's error.
+func (q *Queue[T]) commitBatch(requests []*request[T], items []T, committed *time.Time) ([]T, error) {
 	if len(requests) == 0 {
-		return items
+		return items, nil
 	}
 	for _, req := range requests {
 		items = append(items, req.item)
@@ -438,7 +394,7 @@ func (q *Queue[T]) commitBatch(requests []*request[T], items []T, committed *tim
 		req.item = items[i]
 		req.done <- err
 	}
-	return items
+	return items, err
 }
 
 // deadline returns when a commit carrying batch must end: when the last of

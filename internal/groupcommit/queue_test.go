@@ -647,16 +647,27 @@ func TestAddReusesItsRequests(t *testing.T) {
 	}
 }
 
+// heldCount counts the requests that wait for the writer holding their
+// key, each writer's once however many keys it holds.
+func heldCount(q *Queue[item]) int {
+	q.keyMu.Lock()
+	defer q.keyMu.Unlock()
+	writers := map[*writer[item]]bool{}
+	held := 0
+	for _, w := range q.owners {
+		if !writers[w] {
+			writers[w] = true
+			held += len(w.held)
+		}
+	}
+	return held
+}
+
 // waitHeld waits until n requests wait for the writer holding their key.
 func waitHeld(t *testing.T, q *Queue[item], n int) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		q.keyMu.Lock()
-		held := 0
-		for _, w := range q.owners {
-			held += len(w.held)
-		}
-		q.keyMu.Unlock()
+		held := heldCount(q)
 		if held == n {
 			return
 		}
@@ -710,4 +721,141 @@ func TestKeyHoldsOneWriter(t *testing.T) {
 	<-closed
 	mustCommit(t, wait(t, third))
 	mustCommit(t, wait(t, fourth))
+}
+
+// TestKeyHeldCallerMayGiveUp: a request waiting for the writer of its key
+// is not yet taken, so its caller may give up, and is not committed.
+func TestKeyHeldCallerMayGiveUp(t *testing.T) {
+	q, g := newQueue(t, Options[item]{Writers: 2, Key: func(item) string { return "one" }})
+	first := addAsync(context.Background(), q, 1)
+	g.next(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if res := wait(t, addAsync(ctx, q, 2)); !errors.Is(res.err, context.DeadlineExceeded) {
+		t.Fatalf("Add held behind a stalled commit = %v, want its context's error", res.err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the held Add gave up after %v, not when its context ended", took)
+	}
+	g.release <- nil
+	mustCommit(t, wait(t, first))
+	third := addAsync(context.Background(), q, 3)
+	if c := g.next(t); !slices.Equal(c.ids, []int{3}) {
+		t.Fatalf("next commit %v, want [3]: the abandoned 2 is not committed", c.ids)
+	}
+	g.release <- nil
+	mustCommit(t, wait(t, third))
+}
+
+// TestKeyAfterFailureAlone: when a commit of two keys fails, the requests
+// that waited for its writer are committed one key at a time, so that the
+// key that fails does not fail the other's again.
+func TestKeyAfterFailureAlone(t *testing.T) {
+	parity := func(it item) string { return fmt.Sprint(it.id % 2) }
+	q, g := newQueue(t, Options[item]{Writers: 2, Key: func(it item) string {
+		if it.id >= 10 {
+			return fmt.Sprint("other", it.id)
+		}
+		return parity(it)
+	}})
+	ctx := context.Background()
+	busy := addRange(ctx, q, 10, 11) // both writers stalled
+	g.next(t)
+	g.next(t)
+	mixed := addRange(ctx, q, 1, 2) // wait in the queue for a writer
+	waitLen(t, q, 2)
+	g.release <- nil // one writer goes on, and takes 1 and 2 together
+	if c := g.next(t); !slices.Equal(c.ids, []int{1, 2}) {
+		t.Fatalf("commit %v, want [1 2]", c.ids)
+	}
+	g.release <- nil // the other writer goes on, and finds 3 and 4 claimed
+	later := addRange(ctx, q, 3, 4)
+	waitHeld(t, q, 2)
+	g.release <- errors.New("a row is locked")
+	for _, r := range mixed {
+		if res := wait(t, r); res.err == nil {
+			t.Fatalf("Add(%d) in the failed commit succeeded", res.id)
+		}
+	}
+	seen := map[int]bool{}
+	for range 2 {
+		c := g.next(t)
+		if len(c.ids) != 1 {
+			t.Fatalf("after the failure a commit of %v, want one key alone", c.ids)
+		}
+		seen[c.ids[0]] = true
+	}
+	if !seen[3] || !seen[4] {
+		t.Fatalf("commits after the failure %v, want [3] and [4]", seen)
+	}
+	g.openUp()
+	for _, r := range append(busy, later...) {
+		mustCommit(t, wait(t, r))
+	}
+}
+
+// TestKeysUnderStress runs many Adds over few keys through several
+// writers, with commits that fail or take a while and callers that give
+// up, then closes the queue: no two commits carry one key at once, every
+// Add returns, and what was committed got distinct seqs.
+func TestKeysUnderStress(t *testing.T) {
+	var mu sync.Mutex
+	inFlight := map[string]int{}
+	var lastSeq atomic.Int64
+	key := func(it item) string { return fmt.Sprint(it.id % 3) }
+	commit := func(ctx context.Context, batch []item) error {
+		keys := map[string]bool{}
+		for _, it := range batch {
+			keys[key(it)] = true
+		}
+		mu.Lock()
+		for k := range keys {
+			if inFlight[k]++; inFlight[k] > 1 {
+				t.Errorf("two commits of key %s at once", k)
+			}
+		}
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			for k := range keys {
+				inFlight[k]--
+			}
+			mu.Unlock()
+		}()
+		time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond)
+		if rand.IntN(10) == 0 {
+			return errors.New("failed")
+		}
+		for i := range batch {
+			batch[i].seq = lastSeq.Add(1)
+		}
+		return nil
+	}
+	q := New(commit, Options[item]{Writers: 4, Key: key, Capacity: 64})
+	var wg sync.WaitGroup
+	seqs := make(chan int64, 4000)
+	for g := range 40 {
+		wg.Go(func() {
+			for i := range 50 {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(1+rand.IntN(20))*time.Millisecond)
+				got, err := q.Add(ctx, item{id: g*100 + i})
+				cancel()
+				if err == nil {
+					seqs <- got.seq
+				}
+			}
+		})
+	}
+	wg.Wait()
+	q.Close()
+	close(seqs)
+	seen := map[int64]bool{}
+	for s := range seqs {
+		if s == 0 || seen[s] {
+			t.Fatalf("seq %d given twice, or none", s)
+		}
+		seen[s] = true
+	}
+	t.Logf("%d of 2000 committed", len(seen))
 }
