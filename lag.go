@@ -107,7 +107,7 @@ func (c *Conn) lagging(w work) bool {
 	}
 	if c.rawConn == nil { // the kernel is not asked: the queue alone counts
 		if w.draining {
-			c.queue.drained()
+			c.drained()
 		}
 		return false
 	}
@@ -124,7 +124,7 @@ func (c *Conn) lagging(w work) bool {
 	unacked, ok := unackedBytes(c.rawConn)
 	if !ok {
 		if w.draining {
-			c.queue.drained()
+			c.drained()
 		}
 		return false
 	}
@@ -135,7 +135,7 @@ func (c *Conn) lagging(w work) bool {
 		return false
 	}
 	if w.draining {
-		c.queue.drained()
+		c.drained()
 	}
 	if delivered >= l.markBytes {
 		l.markAt, l.markBytes = now, l.written
@@ -144,17 +144,28 @@ func (c *Conn) lagging(w work) bool {
 	return now-l.markAt > maxLag
 }
 
+// drained ends the draining after a replay: the lag counts from now on.
+func (c *Conn) drained() {
+	c.queue.drained()
+	c.lag.roundAt = 0
+}
+
 // catchingUp reports whether a client that has delivered bytes is still
 // catching up after a replay, in rounds: the first reads what the replay
 // wrote, and each next one what the live stream wrote while the last took
 // longer than the max lag. A client that reads faster than the room
 // shortens each round, and is caught up when one takes less than the max
-// lag. One whose round takes longer than the last and the max lag is not
-// catching up: the lag counts from that round's start.
+// lag. One whose round lasts as long as the last, and longer than the max
+// lag, is not catching up: the lag counts from that round's start. A
+// replay that wrote nothing (its frames were all taken before it began)
+// leaves nothing to catch up with.
 func (l *lagState) catchingUp(delivered, now, maxLag int64) bool {
+	if l.roundAt == 0 {
+		return false
+	}
 	round := now - l.roundAt
 	if delivered < l.replayed {
-		if l.lastRound == 0 || round <= max(int64(l.lastRound)*int64(time.Millisecond), maxLag) {
+		if l.lastRound == 0 || round < max(int64(l.lastRound)*int64(time.Millisecond), maxLag) {
 			return true
 		}
 		l.markAt, l.markBytes = l.roundAt, l.replayed

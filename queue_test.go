@@ -409,3 +409,45 @@ func clocksAt(d time.Duration) {
 	coarseClock.Store(now)
 	drivenClock.Store(now)
 }
+
+// TestCatchingUpRounds steps lagState.catchingUp through a resumed
+// client's catch-up: it is exempt while each round is shorter than the
+// last, caught up once one takes less than the max lag, not catching up
+// once one lasts as long as the last; and with no replay to catch up
+// with, never exempt.
+func TestCatchingUpRounds(t *testing.T) {
+	const maxLag, ms = int64(100 * time.Millisecond), int64(time.Millisecond)
+	var none lagState
+	none.written = 10_000
+	if none.catchingUp(2_000, 72*3600*1000*ms, maxLag) {
+		t.Fatal("exempt with no replay to catch up with")
+	}
+	l := lagState{written: 1_000, replayed: 1_000, roundAt: 1}
+	steps := []struct {
+		at, delivered, written int64
+		want                   bool
+	}{
+		{500 * ms, 600, 1_200, true},     // reading the replay: the first round is not bounded
+		{1000 * ms, 1_000, 1_400, true},  // the replay read in 1 s: next, the 400 bytes written meanwhile
+		{1300 * ms, 1_200, 1_450, true},  // 300 ms into a round after one of 1 s
+		{1500 * ms, 1_400, 1_500, true},  // round two took 500 ms: round three, for 100 bytes
+		{1550 * ms, 1_500, 1_510, false}, // 50 ms: caught up
+	}
+	for i, s := range steps {
+		l.written = s.written
+		if got := l.catchingUp(s.delivered, s.at, maxLag); got != s.want {
+			t.Fatalf("step %d: catchingUp = %v, want %v (%+v)", i, got, s.want, l)
+		}
+	}
+	slow := lagState{written: 1_000, replayed: 1_000, roundAt: 1}
+	slow.written = 2_000
+	if !slow.catchingUp(1_000, 1000*ms, maxLag) { // the replay read in 1 s; 1,000 more written
+		t.Fatal("not exempt after reading the replay")
+	}
+	if !slow.catchingUp(1_500, 1900*ms, maxLag) {
+		t.Fatal("not exempt 900 ms into a round after one of 1 s")
+	}
+	if slow.catchingUp(1_800, 2000*ms, maxLag) || slow.markAt != 1000*ms || slow.markBytes != 2_000 {
+		t.Fatalf("exempt, or marked %+v, after a round as long as the last: want the lag counted from its start", slow)
+	}
+}
