@@ -529,7 +529,16 @@ func (b *downBroker) Ping(ctx context.Context) error {
 	if b.down.Load() {
 		return fmt.Errorf("down: %w", partyline.ErrUnavailable)
 	}
-	return nil
+	return ctx.Err()
+}
+
+// hungStore is a memory store whose Ping hangs until its context ends, as
+// on a database that stopped answering.
+type hungStore struct{ *partyline.MemoryStore }
+
+func (hungStore) Ping(ctx context.Context) error {
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 func TestReadyNamesTheFailingBackends(t *testing.T) {
@@ -549,6 +558,12 @@ func TestReadyNamesTheFailingBackends(t *testing.T) {
 	}
 	broker.down.Store(false)
 	store.down.Store(false)
+	hung := startServer(t, partyline.Options{Store: hungStore{partyline.NewMemoryStore(0)}, Broker: &downBroker{MemoryBroker: partyline.NewMemoryBroker()}})
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if err := hung.Ready(ctx); err == nil || !strings.HasPrefix(err.Error(), "store: ") || strings.Contains(err.Error(), "broker") {
+		t.Fatalf("Ready with the store hung = %q, want an error naming the store alone", err)
+	}
 	if err := ts.Ready(t.Context()); err != nil {
 		t.Fatalf("Ready after the store came back: %v", err)
 	}

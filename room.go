@@ -56,6 +56,7 @@ type room struct {
 	counts   []int64  // deliveries of each event of batch
 
 	presenceOrder presenceOrder // the latest presence change delivered per user
+	presenceSeen  uint64        // presence events handled, for refreshPresence
 }
 
 // subscription is one connection's membership of a room.
@@ -205,9 +206,13 @@ func (r *room) pass() (more bool) {
 // buffering early arrivals and filling gaps from the store.
 func (r *room) handleLocked(e event) {
 	if e.kind != eventChat {
-		if e.kind != eventPresence || !r.stalePresenceLocked(e) {
-			r.batch = append(r.batch, e)
+		if e.kind == eventPresence {
+			if r.stalePresenceLocked(e) {
+				return
+			}
+			r.presenceSeen++
 		}
+		r.batch = append(r.batch, e)
 		return
 	}
 	switch {
@@ -353,19 +358,34 @@ func (r *room) resync() {
 	}()
 }
 
-// refreshPresence sends every member online_users anew.
+// refreshPresence sends every member online_users anew, unless the room
+// has none or the hub stops. A list that a presence event overtook while
+// it was asked for is asked for again, a few times at most, so that no
+// member gets a list older than an event it was sent.
 func (r *room) refreshPresence() {
 	ctx, cancel := r.hub.backendContext()
 	defer cancel()
-	users, count, err := r.onlineUsers(ctx)
-	if err != nil {
-		return
-	}
-	m := newMessage(wire.AppendOnlineUsers(nil, r.name, users, count))
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for c := range r.subs {
-		c.queue.push(m)
+	for range 3 {
+		r.mu.Lock()
+		seen, members := r.presenceSeen, len(r.subs)
+		r.mu.Unlock()
+		if members == 0 || r.hub.stopping() {
+			return
+		}
+		users, count, err := r.onlineUsers(ctx)
+		if err != nil {
+			return
+		}
+		r.mu.Lock()
+		if r.presenceSeen == seen {
+			m := newMessage(wire.AppendOnlineUsers(nil, r.name, users, count))
+			for c := range r.subs {
+				c.queue.push(m)
+			}
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
 	}
 }
 

@@ -530,17 +530,22 @@ func (s *Server) Stats() Stats {
 // probe, bounded by ctx alone: its pings are not backend calls
 // (backend.go), which would answer unavailable.
 func (s *Server) Ready(ctx context.Context) error {
-	var down []error
-	for _, part := range []struct {
+	parts := []struct {
 		name    string
 		backend any
-	}{{"store", s.opts.Store}, {"broker", s.opts.Broker}, {"presence", s.opts.Presence}} {
+	}{{"store", s.opts.Store}, {"broker", s.opts.Broker}, {"presence", s.opts.Presence}}
+	down := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, part := range parts {
 		if p, ok := part.backend.(Pinger); ok {
-			if err := p.Ping(ctx); err != nil {
-				down = append(down, fmt.Errorf("%s: %w", part.name, err))
-			}
+			wg.Go(func() { // at once: one that hangs must not use up the others' time
+				if err := p.Ping(ctx); err != nil {
+					down[i] = fmt.Errorf("%s: %w", part.name, err)
+				}
+			})
 		}
 	}
+	wg.Wait()
 	return errors.Join(down...)
 }
 
