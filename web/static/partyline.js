@@ -177,7 +177,7 @@ export class Partyline extends EventTarget {
   #connectWaiters = [];
   #stopped = false;
   #welcome = null; // the current connection's welcome frame
-  #maxSize = 0; // the largest frame sent: maxMessageSize, or less if the server says so
+  #maxSize = 0; // the largest frame sent, when less than maxMessageSize: the server's max_message_size, or what a 1009 taught
   #epoch = null; // the server's history's life, when it does not outlive the server (welcome.epoch)
   #wire = []; // frames waiting for rate budget: {frame, req}
   #wireTimer = 0;
@@ -527,9 +527,15 @@ export class Partyline extends EventTarget {
     if (lived >= STABLE_MS) this.#attempt = 0;
 
     // Requests that were on the wire: reads are asked again, chats are
-    // checked against the replay, the rest cannot be confirmed.
+    // checked against the replay, the rest cannot be confirmed. The one
+    // that closed the connection with 1009 fails alone.
+    const tooLarge = code === CLOSE_TOO_BIG ? this.#largest(this.#pending.values()) : null;
     for (const req of this.#pending.values()) {
       clearTimeout(req.timer);
+      if (req === tooLarge) {
+        req.reject(this.#tooLargeError());
+        continue;
+      }
       switch (req.frame.type) {
         case "history":
         case "presence":
@@ -547,7 +553,6 @@ export class Partyline extends EventTarget {
       }
     }
     this.#pending.clear();
-    if (code === CLOSE_TOO_BIG) this.#refuseLargest();
     this.#queue.sort((a, b) => a.n - b.n);
     for (const rec of this.#rooms.values()) {
       rec.joined = false;
@@ -608,21 +613,19 @@ export class Partyline extends EventTarget {
     this.#retry(code, reason, code === CLOSE_NO_WELCOME);
   }
 
-  // #refuseLargest fails the largest chat that was on the wire when the
-  // server closed with 1009, which that chat must have caused: sent again
-  // after the reconnect it would only cause it again. Larger ones are
-  // refused locally from then on.
-  #refuseLargest() {
+  // #largest returns the largest of the requests that were on the wire
+  // when the server closed with 1009, which that one must have caused: sent
+  // again after the reconnect it would only cause it again. Frames as large
+  // are refused locally from then on.
+  #largest(requests) {
     let largest = null;
     let size = 0;
-    for (const req of this.#uncertain) {
+    for (const req of requests) {
       const n = encoder.encode(JSON.stringify(req.frame)).length;
       if (n > size) [largest, size] = [req, n];
     }
-    if (!largest) return;
-    this.#uncertain = this.#uncertain.filter((req) => req !== largest);
-    this.#maxSize = Math.min(this.#maxSize || this.#opts.maxMessageSize, size - 1);
-    largest.reject(this.#tooLargeError());
+    if (largest) this.#maxSize = Math.min(this.#maxSize || this.#opts.maxMessageSize, size - 1);
+    return largest;
   }
 
   // #retry schedules the next connection. When blocked, the transport just
