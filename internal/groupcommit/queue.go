@@ -244,24 +244,12 @@ func (q *Queue[T]) runWriter(w *writer[T]) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
-		var alone bool
+		var alone, open bool
 		requests, alone = q.waiting(w, requests[:0])
 		if !alone {
-			if len(requests) == 0 {
-				q.release(w, false) // a writer that waits for the queue holds no key
-				first, ok := q.next()
-				if !ok {
-					if q.orphaned() {
-						continue
-					}
-					return
-				}
-				if first == nil {
-					continue // woken for an orphan
-				}
-				requests = q.admit(w, requests, first)
+			if requests, open = q.fromQueue(w, requests); !open {
+				return
 			}
-			requests = q.drain(w, requests)
 			if len(requests) > 0 && q.linger > 0 && (gathered || requests[0].queued.Before(lastCommitted) || stream.shared()) {
 				n := len(requests)
 				requests = q.lingerFor(w, requests, timer, q.lingerTime(&stream))
@@ -277,6 +265,25 @@ func (q *Queue[T]) runWriter(w *writer[T]) {
 		clear(requests)
 		clear(items)
 	}
+}
+
+// fromQueue adds to batch what is queued, up to maxBatch in all, waiting
+// for a first request when batch is empty, unless orphans wait (then it
+// returns batch empty, for the next turn). open is false once the queue is
+// closed and nothing waits.
+func (q *Queue[T]) fromQueue(w *writer[T], batch []*request[T]) (_ []*request[T], open bool) {
+	if len(batch) == 0 {
+		q.release(w, false) // a writer that waits for the queue holds no key
+		first, ok := q.next()
+		switch {
+		case !ok:
+			return batch, q.orphaned()
+		case first == nil: // woken for an orphan
+			return batch, true
+		}
+		batch = q.admit(w, batch, first)
+	}
+	return q.drain(w, batch), true
 }
 
 // next waits for a request from the queue, or for an orphan to commit
