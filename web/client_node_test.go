@@ -577,6 +577,49 @@ func TestClientRefusesWhatClosedWith1009(t *testing.T) {
 	}
 }
 
+// twiceJoinedScript connects, with lobby in its rooms, over a fake
+// WebSocket whose server joins lobby by itself after welcome, as for a
+// room in the URL, and answers the client's own join too. It prints how
+// many joined events the client emitted.
+const twiceJoinedScript = `
+import { Partyline } from %q;
+class Socket {
+  constructor() {
+    setTimeout(() => { this.onopen?.(); this.reply({ type: "welcome", username: "alice", session: "1", rooms: ["lobby"] }); this.reply({ type: "joined", room: "lobby", seq: 3 }); }, 0);
+  }
+  reply(f) { setTimeout(() => this.onmessage?.({ data: JSON.stringify(f) }), 0); }
+  send(data) {
+    const f = JSON.parse(data);
+    if (f.type === "join") this.reply({ type: "joined", room: f.room, seq: 3 });
+  }
+  close() {}
+}
+const alice = new Partyline({ url: "ws://example.invalid/ws/lobby", username: "alice", rooms: ["lobby"], heartbeat: 0, WebSocket: Socket });
+let joined = 0;
+alice.on("joined", () => joined++);
+await alice.connect();
+await new Promise((resolve) => setTimeout(resolve, 100));
+console.log(JSON.stringify({ joined }));
+alice.close();
+process.exit(0);
+`
+
+// TestClientJoinedOnce: a room the server joins by itself (the URL's) and
+// the client joins too is announced to the app once.
+func TestClientJoinedOnce(t *testing.T) {
+	node, script := nodeScript(t, twiceJoinedScript)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, node, script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	var got struct{ Joined int }
+	if err := json.Unmarshal(out, &got); err != nil || got.Joined != 1 {
+		t.Fatalf("joined events %s (%v), want one", out, err)
+	}
+}
+
 // epochScript connects over a fake WebSocket to a server whose history
 // ends with its process: the first connection's welcome names epoch "a",
 // and room lobby is at seq 5; the connection is lost, and the next welcome

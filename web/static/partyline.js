@@ -950,6 +950,8 @@ export class Partyline extends EventTarget {
     // after welcome, from its latest seq: when we resume the room, the
     // answer to our join with since is the one that counts.
     if (rec.resuming && !resumed) return;
+    // Joined already on this connection, by the server and by us: once.
+    if (rec.joined && !resumed) return;
     rec.resuming = false;
     const recovered = resumed ? f.recovered : null;
     let reset = false;
