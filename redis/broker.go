@@ -197,8 +197,21 @@ func (b *Broker) Unsubscribe(ctx context.Context, topic string) error {
 	b.setTopic(topic, false)
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
-	pubsub.Unsubscribe(ctx, b.prefix+topic)
-	return nil
+	// go-redis waits for its PubSub's lock, which the receiving goroutine
+	// holds while it reconnects to a Redis that hangs, without regard to
+	// ctx: wait for it on another goroutine, which ends when the lock is
+	// free or the PubSub closed, so that a closing room does not wait on.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pubsub.Unsubscribe(ctx, b.prefix+topic)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return unavailable("unsubscribe", ctx.Err())
+	}
 }
 
 // Ping implements partyline.Pinger.

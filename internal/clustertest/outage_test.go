@@ -220,22 +220,27 @@ func TestShutdownWithHungBackends(t *testing.T) {
 	n := startNodes(t, []string{"A"}, "--store", withHost(t, store, pg.addr()), "--broker", withHost(t, redisURL, rd.addr()),
 		"--presence-ttl", presenceTTL.String(), "--shutdown-grace", grace.String())[0]
 	room := "hung-" + suffix()
-	for i := range 10 {
-		c := n.dial(t, fmt.Sprintf("u%d-%s", i, room), "/ws/"+room)
-		c.expectJoin(room)
-		if i == 0 {
-			c.chat(room, "stored") // PostgreSQL has a connection in the pool
-		}
+	var clients []*client
+	for i := range 40 { // in 4 rooms, chatting when the backends hang
+		r := fmt.Sprint(room, i%4)
+		c := n.dial(t, fmt.Sprintf("u%d-%s", i, room), "/ws/"+r)
+		c.expectJoin(r)
+		clients = append(clients, c)
+	}
+	clients[0].chat(room+"0", "stored") // PostgreSQL has a connection in the pool
+	for i, c := range clients {
+		c.send(map[string]any{"type": "chat", "room": fmt.Sprint(room, i%4), "content": "in flight"})
 	}
 	pg.setHung(true)
 	rd.setHung(true)
+	time.Sleep(time.Second) // the Redis client notices, and reconnects to a Redis that hangs
 	start := time.Now()
 	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	// The grace, then a second for what closing connections still try, and
-	// a second for the backends to close.
-	const bound = grace + 4*time.Second
+	// The grace; the 5 s bound of a commit under way (a connection closes
+	// once its chat has its answer); a second for the backends to close.
+	const bound = grace + 6*time.Second
 	select {
 	case <-n.exited:
 		t.Logf("exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
