@@ -5,10 +5,10 @@ package groupcommit
 // that key that other writers take meanwhile wait in its held list, for
 // its next batch. A commit that fails may have failed for one of its keys
 // alone (a row locked elsewhere, say) while the others are sound, and
-// which is not known; so the requests held for the keys of a failed commit
-// become orphans, each key of which is then committed alone, in a batch of
-// its own, by whichever writer takes it. The key that fails fails alone,
-// and the others go on.
+// which is not known; so the keys of a failed commit are suspect until a
+// commit of theirs succeeds, and a suspect key's requests are orphans,
+// committed alone, one key to a batch, by whichever writer takes them. The
+// key that fails fails alone, and the others go on.
 
 // writer is what a writer goroutine holds: the keys of the batch it
 // commits, and the requests waiting for it to commit them.
@@ -35,17 +35,21 @@ func (q *Queue[T]) admit(w *writer[T], batch []*request[T], req *request[T]) []*
 }
 
 // claim makes w the writer of req's key if no other is, and reports
-// whether w is; if another is, req waits for it.
+// whether w is; if another is, req waits for it, and if the key is
+// suspect, req is an orphan.
 func (q *Queue[T]) claim(w *writer[T], req *request[T]) bool {
 	k := q.key(req.item)
 	q.keyMu.Lock()
 	defer q.keyMu.Unlock()
-	switch owner := q.owners[k]; owner {
-	case nil:
+	switch owner := q.owners[k]; {
+	case owner == nil && q.suspect[k]:
+		q.orphans.list = append(q.orphans.list, req)
+		q.signalOrphans()
+		return false
+	case owner == nil:
 		q.owners[k] = w
 		w.keys = append(w.keys, k)
-	case w:
-	default:
+	case owner != w:
 		owner.held = append(owner.held, req)
 		return false
 	}
@@ -62,8 +66,9 @@ func (req *request[T]) addTo(batch []*request[T]) []*request[T] {
 }
 
 // waiting appends to batch what waits for w: the requests held for it, up
-// to maxBatch, or else the orphans of one key, which w claims; alone says
-// that the batch is those orphans, to be committed without more.
+// to maxBatch (those of one suspect key alone), or else the orphans of one
+// key, which w claims; alone says that the batch is one suspect key's, to
+// be committed without more.
 func (q *Queue[T]) waiting(w *writer[T], batch []*request[T]) (_ []*request[T], alone bool) {
 	if q.key == nil {
 		return batch, false
@@ -71,14 +76,19 @@ func (q *Queue[T]) waiting(w *writer[T], batch []*request[T]) (_ []*request[T], 
 	q.keyMu.Lock()
 	defer q.keyMu.Unlock()
 	if len(w.held) > 0 {
-		i := 0
-		for ; i < len(w.held) && len(batch) < q.maxBatch; i++ {
-			batch = w.held[i].addTo(batch)
+		k := q.key(w.held[0].item)
+		alone = q.suspect[k]
+		kept := w.held[:0]
+		for _, req := range w.held {
+			if len(batch) == q.maxBatch || (alone && q.key(req.item) != k) {
+				kept = append(kept, req)
+			} else {
+				batch = req.addTo(batch)
+			}
 		}
-		rest := copy(w.held, w.held[i:])
-		clear(w.held[rest:])
-		w.held = w.held[:rest]
-		return batch, false
+		clear(w.held[len(kept):])
+		w.held = kept
+		return batch, alone
 	}
 	for len(q.orphans.list) > 0 {
 		k := q.key(q.orphans.list[0].item)
@@ -116,14 +126,22 @@ func (q *Queue[T]) orphaned() bool {
 }
 
 // release gives up the keys w committed, but those with requests held for
-// it, which w commits next, unless the commit failed: then the held
-// requests become orphans. q.keyMu must not be held.
+// it, which w commits next, unless the commit failed: then its keys are
+// suspect, and the held requests orphans. A commit that succeeded clears
+// its keys of suspicion. q.keyMu must not be held.
 func (q *Queue[T]) release(w *writer[T], failed bool) {
 	if q.key == nil {
 		return
 	}
 	q.keyMu.Lock()
 	defer q.keyMu.Unlock()
+	for _, k := range w.keys {
+		if failed {
+			q.suspect[k] = true
+		} else {
+			delete(q.suspect, k)
+		}
+	}
 	if failed && len(w.held) > 0 {
 		q.orphans.list = append(q.orphans.list, w.held...)
 		clear(w.held)

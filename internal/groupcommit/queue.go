@@ -103,9 +103,10 @@ type Queue[T any] struct {
 	key          func(T) string
 	writers      sync.WaitGroup
 
-	keyMu   sync.Mutex            // guards owners, orphans' list and every writer's keys and held
+	keyMu   sync.Mutex            // guards owners, suspect, orphans' list and every writer's keys and held
 	owners  map[string]*writer[T] // the writer committing each key (Options.Key)
-	orphans orphans[T]            // requests of keys whose commit failed, each key to commit alone
+	suspect map[string]bool       // keys whose last commit failed (keys.go)
+	orphans orphans[T]            // requests of suspect keys, each key to commit alone
 
 	mu       sync.RWMutex // guards closed; read-held while sending on queue
 	closed   bool
@@ -132,6 +133,7 @@ func New[T any](commit CommitFunc[T], opts Options[T]) *Queue[T] {
 		behind:    opts.Behind,
 		key:       opts.Key,
 		owners:    make(map[string]*writer[T]),
+		suspect:   make(map[string]bool),
 		orphans:   orphans[T]{wake: make(chan struct{}, 1)},
 		queue:     make(chan *request[T], capacity),
 	}

@@ -679,8 +679,7 @@ func waitHeld(t *testing.T, q *Queue[item], n int) {
 
 // TestKeyHoldsOneWriter: with Options.Key, an item whose key a writer is
 // committing waits for that writer, while another writer commits the
-// items of other keys; the first writer then commits it. Close commits
-// what waits so.
+// items of other keys; the first writer then commits it.
 func TestKeyHoldsOneWriter(t *testing.T) {
 	hot := func(it item) string {
 		if it.id < 100 {
@@ -700,17 +699,19 @@ func TestKeyHoldsOneWriter(t *testing.T) {
 	if c := g.next(t); !slices.Equal(c.ids, []int{100}) {
 		t.Fatalf("while the hot key's commit stalls, the next commit is %v, want [100] alone", c.ids)
 	}
-	g.release <- nil // the two commits under way, in either order
-	g.release <- nil
+	g.openUp() // the commits under way, and the next
 	mustCommit(t, wait(t, cold))
 	mustCommit(t, wait(t, first))
 	if c := g.next(t); !slices.Equal(c.ids, []int{2}) {
 		t.Fatalf("after the hot key's commit, the next is %v, want [2]", c.ids)
 	}
-	g.release <- nil
 	mustCommit(t, wait(t, second))
+}
 
-	// Close commits what waits for a writer's key.
+// TestKeyCloseCommitsWhatWaits: Close commits what waits for a writer's key.
+func TestKeyCloseCommitsWhatWaits(t *testing.T) {
+	q, g := newQueue(t, Options[item]{Writers: 2, Key: func(item) string { return "one" }})
+	ctx := context.Background()
 	third := addAsync(ctx, q, 3)
 	g.next(t)
 	fourth := addAsync(ctx, q, 4)
@@ -858,4 +859,43 @@ func TestKeysUnderStress(t *testing.T) {
 		seen[s] = true
 	}
 	t.Logf("%d of 2000 committed", len(seen))
+}
+
+// TestSuspectKeyFailsAlone: after a commit of a key fails, the key is
+// committed alone until a commit of it succeeds, so that the requests of
+// other keys queued meanwhile are not failed with it again.
+func TestSuspectKeyFailsAlone(t *testing.T) {
+	q, g := newQueue(t, Options[item]{Key: func(it item) string { return fmt.Sprint(it.id % 2) }})
+	ctx := context.Background()
+	first := addAsync(ctx, q, 2)
+	g.next(t)
+	queued := addRange(ctx, q, 3, 4) // 4 has the failing key, 3 another
+	waitLen(t, q, 2)
+	g.release <- errors.New("a row is locked")
+	if res := wait(t, first); res.err == nil {
+		t.Fatal("the failed commit's Add succeeded")
+	}
+	for range 2 {
+		if c := g.next(t); len(c.ids) != 1 {
+			t.Fatalf("after a failure of its key, a commit of %v, want each key alone", c.ids)
+		}
+		g.release <- nil
+	}
+	for _, r := range queued {
+		mustCommit(t, wait(t, r))
+	}
+	// Its commit succeeded: the key goes with others again.
+	again := addAsync(ctx, q, 6)
+	g.next(t)
+	more := addRange(ctx, q, 7, 8)
+	waitLen(t, q, 2)
+	g.release <- nil
+	mustCommit(t, wait(t, again))
+	if c := g.next(t); !slices.Equal(c.ids, []int{7, 8}) {
+		t.Fatalf("after a success, commit %v, want [7 8] together", c.ids)
+	}
+	g.release <- nil
+	for _, r := range more {
+		mustCommit(t, wait(t, r))
+	}
 }
