@@ -482,7 +482,7 @@ func (h *hub) HandleReconnect() {
 			return
 		}
 		for _, r := range rooms {
-			r.refreshPresence()
+			r.refreshPresence(nil)
 		}
 	}()
 }

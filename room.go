@@ -56,7 +56,18 @@ type room struct {
 	counts   []int64  // deliveries of each event of batch
 
 	presenceOrder presenceOrder // the latest presence change delivered per user
-	presenceSeen  uint64        // presence events handled, for refreshPresence
+	presenceSeen  uint64        // presence events delivered
+	// recentPresence holds the latest presence events delivered, the nth
+	// at n % its length: a joiner gets those delivered while its
+	// online_users was asked for (enter).
+	recentPresence [8]recentEvent
+}
+
+// recentEvent is a presence event as delivered: its frame, and the session
+// it was not delivered to.
+type recentEvent struct {
+	msg    *message
+	except string
 }
 
 // subscription is one connection's membership of a room.
@@ -210,7 +221,8 @@ func (r *room) handleLocked(e event) {
 			if r.stalePresenceLocked(e) {
 				return
 			}
-			r.presenceSeen++
+			r.presenceSeen++ // delivered in this pass, under this lock (pass)
+			r.recentPresence[r.presenceSeen%uint64(len(r.recentPresence))] = recentEvent{e.msg, e.except}
 		}
 		r.batch = append(r.batch, e)
 		return
@@ -358,11 +370,12 @@ func (r *room) resync() {
 	}()
 }
 
-// refreshPresence sends every member online_users anew, unless the room
-// has none or the hub stops. A list that a presence event overtook while
-// it was asked for is asked for again, a few times at most, so that no
-// member gets a list older than an event it was sent.
-func (r *room) refreshPresence() {
+// refreshPresence sends online_users anew to only, or to every member
+// when only is nil, unless the room has none or the hub stops. A list that
+// a presence event overtook while it was asked for is asked for again, a
+// few times at most, so that no member gets a list older than an event it
+// was sent.
+func (r *room) refreshPresence(only *Conn) {
 	ctx, cancel := r.hub.backendContext()
 	defer cancel()
 	for range 3 {
@@ -380,7 +393,9 @@ func (r *room) refreshPresence() {
 		if r.presenceSeen == seen {
 			m := newMessage(wire.AppendOnlineUsers(nil, r.name, users, count))
 			for c := range r.subs {
-				c.queue.push(m)
+				if only == nil || c == only {
+					c.queue.push(m)
+				}
 			}
 			r.mu.Unlock()
 			return
@@ -427,6 +442,7 @@ func (r *room) enter(ctx context.Context, c *Conn, since *uint64) (*subscription
 		}
 	}
 	// The count after the arrival decides how it is announced.
+	seen := r.presenceEvents()
 	users, count, err := r.onlineUsers(ctx)
 	if arrival != nil {
 		if err != nil {
@@ -443,15 +459,45 @@ func (r *room) enter(ctx context.Context, c *Conn, since *uint64) (*subscription
 		r.decrementLocked(ctx, c)
 		return nil, err
 	}
-	r.subscribe(c, sub, since != nil, recovered, users, count)
+	if missed := r.subscribe(c, sub, since != nil, recovered, users, count, seen); missed {
+		r.refreshPresence(c)
+	}
 	return sub, nil
+}
+
+// presenceEvents returns how many presence events the room has delivered.
+func (r *room) presenceEvents() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.presenceSeen
+}
+
+// sendRecentPresenceLocked sends c, a new member, the presence events
+// delivered since the room had delivered seen, which went to the members
+// before c was one, after the online_users that may predate them. It
+// reports whether some are no longer held: c then needs a list anew. r.mu
+// must be held.
+func (r *room) sendRecentPresenceLocked(c *Conn, seen uint64) (missed bool) {
+	held := uint64(len(r.recentPresence))
+	for n := seen + 1; n <= r.presenceSeen; n++ {
+		if r.presenceSeen-n >= held {
+			missed = true
+			continue
+		}
+		if e := r.recentPresence[n%held]; e.except != c.session {
+			c.queue.push(e.msg)
+		}
+	}
+	return missed
 }
 
 // subscribe makes sub c's subscription and queues joined and online_users
 // (users, count), under the room's lock, so that the live chat that
 // follows is what joined's seq says: after it, or, when sub recovers,
-// after the replay.
-func (r *room) subscribe(c *Conn, sub *subscription, withRecovered, recovered bool, users []string, count int) {
+// after the replay; then the presence events delivered since the room had
+// delivered seen (sendRecentPresenceLocked), reporting whether some were
+// no longer held.
+func (r *room) subscribe(c *Conn, sub *subscription, withRecovered, recovered bool, users []string, count int, seen uint64) (missed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !sub.recovering {
@@ -464,6 +510,7 @@ func (r *room) subscribe(c *Conn, sub *subscription, withRecovered, recovered bo
 	c.queue.push(joined)
 	r.subs[c] = sub
 	r.members = nil
+	return r.sendRecentPresenceLocked(c, seen)
 }
 
 // connections counts the room's subscribers on this node.
@@ -505,7 +552,7 @@ func (r *room) resume(ctx context.Context, c *Conn, old *subscription, since uin
 		return nil, err
 	}
 	sub.typed, sub.lastTyping = old.typed, old.lastTyping
-	r.subscribe(c, sub, true, recovered, users, count)
+	r.subscribe(c, sub, true, recovered, users, count, r.presenceEvents())
 	return sub, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +39,8 @@ type cluster struct {
 	nodes    []*node
 
 	presenceListMax int // Options.PresenceListMax of the nodes started next
+	// wrapPresence, if set, wraps the Presence of the nodes started next.
+	wrapPresence func(partyline.Presence) partyline.Presence
 }
 
 // startCluster starts n nodes named A, B, C, … and stops them when t ends.
@@ -74,10 +77,14 @@ func (cl *cluster) startNode(t *testing.T, name, redisURL, storeURL string) *nod
 	}
 	logs := &logBuffer{}
 	broker := &countingBroker{Broker: rc.Broker(), events: make(map[string]int)}
+	var presence partyline.Presence = rc.Presence()
+	if cl.wrapPresence != nil {
+		presence = cl.wrapPresence(presence)
+	}
 	srv, err := partyline.New(partyline.Options{
 		Store:           store,
 		Broker:          broker,
-		Presence:        rc.Presence(),
+		Presence:        presence,
 		RateLimit:       -1,
 		PresenceListMax: cl.presenceListMax,
 		Logger:          slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -322,6 +329,50 @@ func TestPresenceHandoverOrder(t *testing.T) {
 	}
 	carol.send(map[string]any{"type": "presence", "room": room})
 	checkUsers(t, "carol's online_users", carol.awaitType("online_users").Users, "bob", "carol")
+}
+
+// stalePresence is a Presence whose next Users call, once armed, answers
+// what it found and then waits for release: the list of a joiner that
+// another node's presence change overtakes.
+type stalePresence struct {
+	partyline.Presence
+	armed          atomic.Bool
+	asked, release chan struct{}
+}
+
+func (p *stalePresence) Users(ctx context.Context, room string) ([]string, error) {
+	users, err := p.Presence.Users(ctx, room)
+	if p.armed.CompareAndSwap(true, false) {
+		close(p.asked)
+		<-p.release
+	}
+	return users, err
+}
+
+// TestJoinerGetsWhatOvertookItsList: carol's user_joined, from node B,
+// reaches node A's members while bob's online_users is being asked for on
+// node A; bob gets it too, after his list.
+func TestJoinerGetsWhatOvertookItsList(t *testing.T) {
+	cl := newCluster(t)
+	stale := &stalePresence{asked: make(chan struct{}), release: make(chan struct{})}
+	cl.wrapPresence = func(p partyline.Presence) partyline.Presence { stale.Presence = p; return stale }
+	a := cl.startNode(t, "A", cl.redisURL, cl.storeURL)
+	cl.wrapPresence = nil
+	b := cl.startNode(t, "B", cl.redisURL, cl.storeURL)
+	const room = "overtaken"
+	alice := a.dial(t, "alice", "/ws/"+room)
+	alice.expectJoin(room)
+	stale.armed.Store(true)
+	bobJoined := make(chan *client, 1)
+	go func() { bobJoined <- a.dial(t, "bob", "/ws/"+room) }()
+	<-stale.asked // bob's list is alice and bob
+	b.dial(t, "carol", "/ws/"+room).expectJoin(room)
+	alice.await("user_joined carol", userEvent("user_joined", room, "carol"))
+	close(stale.release)
+	bob := <-bobJoined
+	_, online := bob.expectJoin(room)
+	checkUsers(t, "bob's online_users", online.Users, "alice", "bob")
+	bob.await("user_joined carol", userEvent("user_joined", room, "carol"))
 }
 
 // userEvent matches a user_joined or user_left frame.
