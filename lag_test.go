@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -259,32 +260,46 @@ func TestLaggingSubscriberIsEvicted(t *testing.T) {
 	waitUntil(t, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= baseline+2 })
 }
 
-// TestSlowResumeIsPacedNotEvicted resumes a subscriber that reads far more
-// slowly than the replay could go: what waits for it in the kernel is
-// several times the max lag old all along. The replay is paced to it, and
-// it is not evicted, during the replay nor for the replay's backlog once
-// live; it gets every message, then live ones.
-func TestSlowResumeIsPacedNotEvicted(t *testing.T) {
-	const total, maxLag = 100, 150 * time.Millisecond
-	metrics := &evictionCounter{}
-	ts := startServer(t, partyline.Options{MaxLag: maxLag, PingInterval: 100 * time.Millisecond, SendQueue: 16,
+// resumeMaxLag is the max lag of the servers the resume tests start.
+const resumeMaxLag = 150 * time.Millisecond
+
+// resumeHistory is how many 4 KB messages lobby holds when a resume test's
+// client joins it: 400 KB, more than the client's socket holds.
+const resumeHistory = 100
+
+// resumeLate starts a server whose room lobby holds resumeHistory
+// messages, and joins it with since 0 from a client with a small receive
+// buffer. publish(i) posts the i-th 4 KB message to lobby.
+func resumeLate(t *testing.T) (ts *testServer, c *wstest.Client, metrics *evictionCounter, publish func(i int)) {
+	t.Helper()
+	metrics = &evictionCounter{}
+	ts = startServer(t, partyline.Options{MaxLag: resumeMaxLag, PingInterval: 100 * time.Millisecond, SendQueue: 16,
 		RateLimit: -1, Store: partyline.NewMemoryStore(0), Metrics: metrics})
-	content := strings.Repeat("z", 4<<10) // 400 KB of history
-	for i := range total {
+	content := strings.Repeat("z", 4<<10)
+	publish = func(i int) {
 		if _, err := ts.Publish(context.Background(), "lobby", partyline.Publication{Content: fmt.Sprint(i, content)}); err != nil {
-			t.Fatalf("Publish: %v", err)
+			t.Errorf("Publish: %v", err)
 		}
 	}
-	c := ts.dialSmallBuffer(t, "/ws?username=late")
+	for i := range resumeHistory {
+		publish(i)
+	}
+	c = ts.dialSmallBuffer(t, "/ws?username=late")
 	c.Expect("welcome")
 	c.Send(map[string]any{"type": "join", "room": "lobby", "since": 0})
 	if f := c.Expect("joined"); f["recovered"] != true {
 		t.Fatalf("join since 0: %v, want recovered", f)
 	}
 	c.Expect("online_users")
-	start := time.Now()
+	return ts, c, metrics, publish
+}
+
+// readSlowly reads frames from c at about 200 KB/s of 4 KB messages, until
+// it has n chats, and returns their seqs.
+func readSlowly(t *testing.T, c *wstest.Client, n int, metrics *evictionCounter) []uint64 {
+	t.Helper()
 	var seqs []uint64
-	for len(seqs) < total {
+	for len(seqs) < n {
 		f, err := c.Read(waitTime)
 		if err != nil {
 			t.Fatalf("after %d chats (evictions %d): %v", len(seqs), metrics.evicted.Load(), err)
@@ -292,17 +307,29 @@ func TestSlowResumeIsPacedNotEvicted(t *testing.T) {
 		if f.Str("type") == "chat" {
 			seqs = append(seqs, f.Num("seq"))
 		}
-		time.Sleep(20 * time.Millisecond) // 200 KB/s: the kernel's 64 KB wait 300 ms
+		time.Sleep(20 * time.Millisecond)
 	}
+	return seqs
+}
+
+// TestSlowResumeIsPacedNotEvicted resumes a subscriber that reads far more
+// slowly than the replay could go: what waits for it in the kernel is
+// several times the max lag old all along. The replay is paced to it, and
+// it is not evicted, during the replay nor for the replay's backlog once
+// live; it gets every message, then live ones.
+func TestSlowResumeIsPacedNotEvicted(t *testing.T) {
+	ts, c, metrics, _ := resumeLate(t)
+	start := time.Now()
+	seqs := readSlowly(t, c, resumeHistory, metrics) // the kernel's 64 KB wait 300 ms
 	t.Logf("replay read in %v", time.Since(start))
 	checkSeqs(t, "resumed subscriber", seqs, 1)
 	// Live again: a message still arrives, and the client is still there.
-	time.Sleep(2 * maxLag)
+	time.Sleep(2 * resumeMaxLag)
 	if _, err := ts.Publish(context.Background(), "lobby", partyline.Publication{Content: "live"}); err != nil {
 		t.Fatal(err)
 	}
-	if f := c.WaitFor("chat"); f.Num("seq") != total+1 {
-		t.Fatalf("live message %v, want seq %d", f, total+1)
+	if f := c.WaitFor("chat"); f.Num("seq") != resumeHistory+1 {
+		t.Fatalf("live message %v, want seq %d", f, resumeHistory+1)
 	}
 	if n := metrics.evicted.Load(); n != 0 {
 		t.Fatalf("%d evictions during and after a paced replay, want none", n)
@@ -310,51 +337,20 @@ func TestSlowResumeIsPacedNotEvicted(t *testing.T) {
 }
 
 // TestCatchingUpIsNotEvicted resumes a subscriber that reads three times
-// faster than the room publishes, but whose
-// replay takes it seconds to read: meanwhile the live stream writes a
-// backlog several times the max lag behind it. It is catching up, in ever
-// shorter rounds, and is not evicted for it; once caught up, it gets every
-// message.
+// faster than the room publishes, but whose replay takes it seconds to
+// read: meanwhile the live stream writes a backlog several times the max
+// lag behind it. It is catching up, in ever shorter rounds, and is not
+// evicted for it; once caught up, it gets every message.
 func TestCatchingUpIsNotEvicted(t *testing.T) {
-	const total, maxLag = 100, 150 * time.Millisecond
-	metrics := &evictionCounter{}
-	ts := startServer(t, partyline.Options{MaxLag: maxLag, PingInterval: 100 * time.Millisecond, SendQueue: 16,
-		RateLimit: -1, Store: partyline.NewMemoryStore(0), Metrics: metrics})
-	content := strings.Repeat("z", 4<<10)
-	publish := func(i int) {
-		if _, err := ts.Publish(context.Background(), "lobby", partyline.Publication{Content: fmt.Sprint(i, content)}); err != nil {
-			t.Errorf("Publish: %v", err)
-		}
-	}
-	for i := range total { // 400 KB of history
-		publish(i)
-	}
-	c := ts.dialSmallBuffer(t, "/ws?username=late")
-	c.Expect("welcome")
-	c.Send(map[string]any{"type": "join", "room": "lobby", "since": 0})
-	if f := c.Expect("joined"); f["recovered"] != true {
-		t.Fatalf("join since 0: %v, want recovered", f)
-	}
-	c.Expect("online_users")
+	_, c, metrics, publish := resumeLate(t)
 	const live = 40
 	go func() { // 4 KB every 60 ms, a third of what the client reads
-		for i := total; i < total+live; i++ {
+		for i := resumeHistory; i < resumeHistory+live; i++ {
 			publish(i)
 			time.Sleep(60 * time.Millisecond)
 		}
 	}()
-	var seqs []uint64
-	for len(seqs) < total+live {
-		f, err := c.Read(waitTime)
-		if err != nil {
-			t.Fatalf("after %d chats (evictions %d): %v", len(seqs), metrics.evicted.Load(), err)
-		}
-		if f.Str("type") == "chat" {
-			seqs = append(seqs, f.Num("seq"))
-		}
-		time.Sleep(20 * time.Millisecond) // 200 KB/s
-	}
-	checkSeqs(t, "resumed subscriber", seqs, 1)
+	checkSeqs(t, "resumed subscriber", readSlowly(t, c, resumeHistory+live, metrics), 1)
 	if n := metrics.evicted.Load(); n != 0 {
 		t.Fatalf("%d evictions of a subscriber catching up, want none", n)
 	}
@@ -365,30 +361,21 @@ func TestCatchingUpIsNotEvicted(t *testing.T) {
 // catching up takes longer than the last, so it is not catching up, and it
 // is evicted rather than left ever further behind.
 func TestFallingBehindAfterResumeIsEvicted(t *testing.T) {
-	const total, maxLag = 100, 150 * time.Millisecond
-	metrics := &evictionCounter{}
-	ts := startServer(t, partyline.Options{MaxLag: maxLag, PingInterval: 100 * time.Millisecond, SendQueue: 16,
-		RateLimit: -1, Store: partyline.NewMemoryStore(0), Metrics: metrics})
-	content := strings.Repeat("z", 4<<10)
-	for i := range total {
-		ts.Publish(context.Background(), "lobby", partyline.Publication{Content: fmt.Sprint(i, content)})
-	}
-	c := ts.dialSmallBuffer(t, "/ws?username=late")
-	c.Expect("welcome")
-	c.Send(map[string]any{"type": "join", "room": "lobby", "since": 0})
-	c.Expect("joined")
+	_, c, metrics, publish := resumeLate(t)
 	done := make(chan struct{})
+	var publishing sync.WaitGroup
+	defer publishing.Wait() // after done is closed: no publish outlives the test
 	defer close(done)
-	go func() { // 4 KB every 10 ms, twice what the client reads
-		for i := total; i < total+2000; i++ {
+	publishing.Go(func() { // 4 KB every 10 ms, twice what the client reads
+		for i := resumeHistory; i < resumeHistory+2000; i++ {
 			select {
 			case <-done:
 				return
 			case <-time.After(10 * time.Millisecond):
 			}
-			ts.Publish(context.Background(), "lobby", partyline.Publication{Content: fmt.Sprint(i, content)})
+			publish(i)
 		}
-	}()
+	})
 	start := time.Now()
 	for metrics.evicted.Load() == 0 { // its close frame is behind megabytes in the kernel
 		if _, err := c.Read(waitTime); err != nil {

@@ -42,6 +42,24 @@ func nodeScript(t *testing.T, script string) (node, file string) {
 	return node, file
 }
 
+// runNode runs script (see nodeScript) with args, within a minute, and
+// decodes what it printed, one JSON object, into out. It returns the
+// output, for messages.
+func runNode(t *testing.T, script string, out any, args ...string) []byte {
+	t.Helper()
+	node, file := nodeScript(t, script)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	printed, err := exec.CommandContext(ctx, node, append([]string{file}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, printed)
+	}
+	if err := json.Unmarshal(printed, out); err != nil {
+		t.Fatalf("node output %q: %v", printed, err)
+	}
+	return printed
+}
+
 // closeScript drives partyline.js in Node over a fake transport that opens
 // and is closed at once with the given code and reason: a WebSocket closed
 // with them, or an event stream whose last event is a close event carrying
@@ -211,14 +229,7 @@ process.exit(0);
 // after losing the stream tries WebSocket again, then resumes over SSE
 // with nothing lost or repeated.
 func TestClientFallsBackToSSE(t *testing.T) {
-	node, script := nodeScript(t, fallbackScript)
 	base := serveHub(t, partyline.Options{Transports: []string{partyline.TransportSSE}, MaxMessageSize: 4096})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, node, script, base).CombinedOutput()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, out)
-	}
 	var got struct {
 		Transport       string
 		WSTriesAtFirst  int
@@ -230,9 +241,7 @@ func TestClientFallsBackToSSE(t *testing.T) {
 		TransportAtEnd  string
 		Seen            []string
 	}
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("node output %q: %v", out, err)
-	}
+	out := runNode(t, fallbackScript, &got, base)
 	t.Logf("node: %s", out)
 	if got.Transport != "sse" || got.WSTriesAtFirst != 2 {
 		t.Errorf("alice connected over %q after %d WebSocket tries, want sse after 2 (one, and its recheck)", got.Transport, got.WSTriesAtFirst)
@@ -487,21 +496,12 @@ process.exit(0);
 // room by itself, from its latest seq, before the client's join with since
 // is answered.
 func TestClientResumesTheURLRoom(t *testing.T) {
-	node, script := nodeScript(t, urlRoomScript)
 	base := serveHub(t, partyline.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, node, script, base).CombinedOutput()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, out)
-	}
 	var got struct {
 		Seen  []int
 		Joins []bool
 	}
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("node output %q: %v", out, err)
-	}
+	runNode(t, urlRoomScript, &got, base)
 	if want := []int{1, 2, 3, 4, 5, 6}; !slices.Equal(got.Seen, want) {
 		t.Errorf("alice's messages %v, want %v", got.Seen, want)
 	}
@@ -557,20 +557,11 @@ process.exit(0);
 // reconnect, which would close the connection again and again; the chat
 // sent after it goes through, and one as large is refused without a try.
 func TestClientRefusesWhatClosedWith1009(t *testing.T) {
-	node, script := nodeScript(t, tooBigScript)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, node, script).CombinedOutput()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, out)
-	}
 	var got struct {
 		Big, Small, Again string
 		Sockets           int
 	}
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("node output %q: %v", out, err)
-	}
+	runNode(t, tooBigScript, &got)
 	if got.Big != "too_large" || got.Small != "acked 1" || got.Again != "too_large" || got.Sockets != 2 {
 		t.Errorf("large chat %q, small one %q, large again %q, over %d sockets; want too_large, acked 1, too_large, over 2",
 			got.Big, got.Small, got.Again, got.Sockets)
@@ -607,16 +598,9 @@ process.exit(0);
 // TestClientJoinedOnce: a room the server joins by itself (the URL's) and
 // the client joins too is announced to the app once.
 func TestClientJoinedOnce(t *testing.T) {
-	node, script := nodeScript(t, twiceJoinedScript)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, node, script).CombinedOutput()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, out)
-	}
 	var got struct{ Joined int }
-	if err := json.Unmarshal(out, &got); err != nil || got.Joined != 1 {
-		t.Fatalf("joined events %s (%v), want one", out, err)
+	if out := runNode(t, twiceJoinedScript, &got); got.Joined != 1 {
+		t.Fatalf("joined events %s, want one", out)
 	}
 }
 
@@ -664,13 +648,6 @@ process.exit(0);
 // its rooms afresh, without since, tells the app reset, and takes the new
 // seqs, which a resume would have dropped as seen.
 func TestClientSeesTheHistoryStartOver(t *testing.T) {
-	node, script := nodeScript(t, epochScript)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, node, script).CombinedOutput()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, out)
-	}
 	var got struct {
 		Joins  []*int
 		Joined []struct {
@@ -679,9 +656,7 @@ func TestClientSeesTheHistoryStartOver(t *testing.T) {
 		}
 		Seqs []int
 	}
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("node output %q: %v", out, err)
-	}
+	out := runNode(t, epochScript, &got)
 	if len(got.Joins) != 2 || got.Joins[0] != nil || got.Joins[1] != nil {
 		t.Errorf("joins sent with since %s, want none either time", out)
 	}

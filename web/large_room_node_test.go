@@ -1,14 +1,8 @@
 package web
 
 import (
-	"context"
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
-	"os/exec"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/partyline/partyline"
 )
@@ -102,31 +96,7 @@ type roomView struct {
 // it whole by applying the diffs, and once the room is small again and a
 // change is named, the partial client asks presence and has the whole list.
 func TestClientLargeRoom(t *testing.T) {
-	node, script := nodeScript(t, largeRoomScript)
-	hub, err := partyline.New(partyline.Options{PresenceListMax: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	for _, pattern := range []string{"GET /sse", "GET /sse/{room}", "POST /sse/{session}"} {
-		mux.Handle(pattern, hub)
-	}
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := hub.Shutdown(ctx); err != nil {
-			t.Errorf("hub shutdown: %v", err)
-		}
-		srv.Close()
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, node, script, srv.URL).CombinedOutput()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, out)
-	}
-	t.Logf("node: %s", out)
+	base := serveHub(t, partyline.Options{PresenceListMax: 2})
 	var got struct {
 		Alice2, Carol3, Alice3, Carol4, Alice4     roomView
 		CarolDaveLeft, AliceDaveLeft, CarolBobLeft roomView
@@ -134,9 +104,7 @@ func TestClientLargeRoom(t *testing.T) {
 		CarolDiffs                                 []int
 		CarolChanges, CarolSent                    []string
 	}
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("node output %q: %v", out, err)
-	}
+	t.Logf("node: %s", runNode(t, largeRoomScript, &got, base))
 	whole := func(what string, v roomView, users ...string) {
 		t.Helper()
 		if !slices.Equal(v.Users, users) || v.Count != len(users) || v.Partial {

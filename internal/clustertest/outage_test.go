@@ -114,15 +114,23 @@ func TestPostgresOutage(t *testing.T) {
 	}
 }
 
+// startCutOffPair starts nodes A and B of a new cluster, A reaching Redis
+// through a proxy that the test can cut.
+func startCutOffPair(t *testing.T) (px *proxy, a, b *node) {
+	t.Helper()
+	cl := newCluster(t)
+	px = startProxy(t, hostOf(t, cl.redisURL))
+	a = cl.startNode(t, "A", withHost(t, cl.redisURL, px.addr()), cl.storeURL)
+	b = cl.startNode(t, "B", cl.redisURL, cl.storeURL)
+	return px, a, b
+}
+
 // TestNodeCutOffFromRedis: node A loses Redis while node B keeps it. A
 // still acks its clients' chats (stored, delivered on A). When Redis is
 // back, B's clients must get them too, even if the room stays quiet (the
 // hub re-announces the room's latest message until a publish goes through).
 func TestNodeCutOffFromRedis(t *testing.T) {
-	cl := newCluster(t)
-	px := startProxy(t, hostOf(t, cl.redisURL))
-	a := cl.startNode(t, "A", withHost(t, cl.redisURL, px.addr()), cl.storeURL)
-	b := cl.startNode(t, "B", cl.redisURL, cl.storeURL)
+	px, a, b := startCutOffPair(t)
 	const room = "cut"
 	subA := a.dial(t, "suba", "/ws/"+room)
 	subA.expectJoin(room)
@@ -163,10 +171,7 @@ func TestNodeCutOffFromRedis(t *testing.T) {
 // user_left. When A is back its users are online again, and the others must
 // hear user_joined, or their clients' lists stay wrong.
 func TestNodeBackAfterPresenceTTL(t *testing.T) {
-	cl := newCluster(t)
-	px := startProxy(t, hostOf(t, cl.redisURL))
-	a := cl.startNode(t, "A", withHost(t, cl.redisURL, px.addr()), cl.storeURL)
-	b := cl.startNode(t, "B", cl.redisURL, cl.storeURL)
+	px, a, b := startCutOffPair(t)
 	const room = "partition"
 	alice := a.dial(t, "alice", "/ws/"+room)
 	alice.expectJoin(room)
@@ -189,10 +194,7 @@ func TestNodeBackAfterPresenceTTL(t *testing.T) {
 // node B leaves and another arrives; their announcements never reach A.
 // Once A is back, its clients are told who is online anew.
 func TestPresenceAfterCutOff(t *testing.T) {
-	cl := newCluster(t)
-	px := startProxy(t, hostOf(t, cl.redisURL))
-	a := cl.startNode(t, "A", withHost(t, cl.redisURL, px.addr()), cl.storeURL)
-	b := cl.startNode(t, "B", cl.redisURL, cl.storeURL)
+	px, a, b := startCutOffPair(t)
 	const room = "refresh"
 	alice := a.dial(t, "alice", "/ws/"+room)
 	alice.expectJoin(room)

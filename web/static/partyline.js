@@ -621,10 +621,9 @@ export class Partyline extends EventTarget {
     let largest = null;
     let size = 0;
     for (const req of requests) {
-      const n = encoder.encode(JSON.stringify(req.frame)).length;
-      if (n > size) [largest, size] = [req, n];
+      if (req.size > size) [largest, size] = [req, req.size];
     }
-    if (largest) this.#maxSize = Math.min(this.#maxSize || this.#opts.maxMessageSize, size - 1);
+    if (largest) this.#maxSize = Math.min(this.#limit(), size - 1);
     return largest;
   }
 
@@ -773,9 +772,10 @@ export class Partyline extends EventTarget {
     if (this.#stopped) return Promise.reject(new PartylineError("closed", "client is closed"));
     const n = this.#nextId++;
     frame.id = `r${n}`;
-    if (this.#tooLarge(frame)) return Promise.reject(this.#tooLargeError());
+    const size = encoder.encode(JSON.stringify(frame)).length; // measured once: the limit may fall later
+    if (size > this.#limit()) return Promise.reject(this.#tooLargeError());
     return new Promise((resolve, reject) => {
-      const req = { n, frame, resolve, reject, timer: 0, afterSeq: null };
+      const req = { n, frame, size, resolve, reject, timer: 0, afterSeq: null };
       if (this.#welcomed && (immediate || !this.#resync)) {
         this.#transmit(req);
       } else if (!this.#opts.queue && !this.#welcomed) {
@@ -788,20 +788,20 @@ export class Partyline extends EventTarget {
     });
   }
 
-  // #tooLarge reports whether frame is larger than the server takes.
-  #tooLarge(frame) {
-    return encoder.encode(JSON.stringify(frame)).length > (this.#maxSize || this.#opts.maxMessageSize);
+  // #limit is the largest frame the server takes, as far as the client knows.
+  #limit() {
+    return this.#maxSize || this.#opts.maxMessageSize;
   }
 
   #tooLargeError() {
-    return new PartylineError("too_large", `message larger than ${this.#maxSize || this.#opts.maxMessageSize} bytes`);
+    return new PartylineError("too_large", `message larger than ${this.#limit()} bytes`);
   }
 
   // #transmit puts a request on the wire of the current socket; one queued
   // before the server said how large a message it takes may be refused now.
   #transmit(req) {
     const { frame } = req;
-    if (this.#tooLarge(frame)) {
+    if (req.size > this.#limit()) {
       req.reject(this.#tooLargeError());
       return;
     }
