@@ -144,16 +144,34 @@ func TestClientObeysCloseCodes(t *testing.T) {
 	}
 }
 
-// fallbackScript runs two clients against a real server that serves only
-// SSE. alice's WebSocket is refused before it opens, as behind a proxy
-// that refuses upgrades; her fetch lets the script cut her event stream, as
-// a network would. bob uses SSE only. It prints what it saw as JSON.
-const fallbackScript = `
+// realServerPrelude starts the scripts run against a real server, whose
+// URL is their argument: within bounds a promise in time, and cuttable is
+// a fetch whose event streams the script can cut (cuts, one per stream)
+// and hold back from opening while held is a pending promise.
+const realServerPrelude = `
 import { Partyline } from %q;
 const base = process.argv[2];
 const timeout = (ms, what) => new Promise((_, reject) => setTimeout(() => reject(new Error("timed out: " + what)), ms));
 const within = (p, what) => Promise.race([p, timeout(20000, what)]);
+let held = null;
+const cuts = [];
+const cuttable = async (url, init) => {
+  if (init?.method !== "POST") await held;
+  const res = await fetch(url, init);
+  if (init?.method === "POST" || !res.ok || !res.body) return res;
+  const cut = new AbortController();
+  const { readable, writable } = new TransformStream();
+  res.body.pipeTo(writable, { signal: cut.signal }).catch(() => {});
+  cuts.push(cut);
+  return new Response(readable, { status: res.status, headers: res.headers });
+};
+`
 
+// fallbackScript runs two clients against a real server that serves only
+// SSE. alice's WebSocket is refused before it opens, as behind a proxy
+// that refuses upgrades; her fetch lets the script cut her event stream, as
+// a network would. bob uses SSE only. It prints what it saw as JSON.
+const fallbackScript = realServerPrelude + `
 let wsTries = 0;
 class RefusedSocket {
   constructor() {
@@ -163,16 +181,6 @@ class RefusedSocket {
   send() {}
   close() {}
 }
-const cuts = []; // one per event stream: aborts it
-const cuttable = async (url, init) => {
-  const res = await fetch(url, init);
-  if (init?.method === "POST" || !res.ok || !res.body) return res;
-  const cut = new AbortController();
-  const { readable, writable } = new TransformStream();
-  res.body.pipeTo(writable, { signal: cut.signal }).catch(() => {});
-  cuts.push(cut);
-  return new Response(readable, { status: res.status, headers: res.headers });
-};
 
 const out = {};
 const alice = new Partyline({
@@ -440,29 +448,12 @@ func serveHub(t *testing.T, opts partyline.Options) string {
 // server. Her stream is cut, and she is held back from reconnecting while
 // bob posts three messages; then she resumes. It prints the seqs of her
 // message events and the resumed flags of her joined events.
-const urlRoomScript = `
-import { Partyline } from %q;
-const base = process.argv[2];
-const timeout = (ms, what) => new Promise((_, reject) => setTimeout(() => reject(new Error("timed out: " + what)), ms));
-const within = (p, what) => Promise.race([p, timeout(20000, what)]);
+const urlRoomScript = realServerPrelude + `
 const until = (client, room, seq, what) => within(new Promise((resolve) => {
   const check = () => client.lastSeq(room) >= seq && resolve();
   client.on("message", check);
   check();
 }), what);
-
-let held = null; // while set, alice's new streams wait for it
-const cuts = [];
-const cuttable = async (url, init) => {
-  if (init?.method !== "POST") await held;
-  const res = await fetch(url, init);
-  if (init?.method === "POST" || !res.ok || !res.body) return res;
-  const cut = new AbortController();
-  const { readable, writable } = new TransformStream();
-  res.body.pipeTo(writable, { signal: cut.signal }).catch(() => {});
-  cuts.push(cut);
-  return new Response(readable, { status: res.status, headers: res.headers });
-};
 
 const alice = new Partyline({ url: base + "/ws/general", username: "alice", transports: ["sse"], fetch: cuttable });
 const seen = [];
